@@ -1,0 +1,44 @@
+# mtasts: `make demo` runs the main job on the lab; `make test` runs every test.
+# Both create the environment first (uv, from PyPI, into .venv).
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(HOME)/.local/bin/uv
+endif
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(PYTHON)
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: demo test lint typecheck unit bench env clean
+
+$(UV):
+	$(PYTHON) -m pip install --user --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras --group dev
+	@touch $@
+
+env: .venv/.synced
+
+demo: .venv/.synced
+	$(RUN) bash examples/demo.sh
+
+lint: .venv/.synced
+	$(RUN) ruff check src tests bench
+	$(RUN) ruff format --check src tests bench
+	$(RUN) lint-imports
+
+typecheck: .venv/.synced
+	$(RUN) mypy
+
+unit: .venv/.synced
+	$(RUN) pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: .venv/.synced
+	$(RUN) python -m bench
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

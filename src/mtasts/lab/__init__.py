@@ -1,0 +1,1 @@
+"""The simulated mail internet: real DNS, HTTPS and SMTP servers on loopback."""

@@ -1,0 +1,1 @@
+"""Shared I/O adapters: DNS, HTTPS, TLS."""
