@@ -1,0 +1,261 @@
+"""Postfix socketmap requests and the TLS policy replies we give (pure: request -> reply).
+
+Protocol (Postfix socketmap_table(5)): the client sends the netstring
+``<name> <key>``; the server answers one netstring ``<status> <data>`` where status is
+``OK`` (data = the table value), ``NOTFOUND`` (data empty), ``TEMP``/``TIMEOUT``/``PERM``
+(data = a reason). For ``smtp_tls_policy_maps`` the key is the next-hop destination and
+the value a TLS policy: a security level followed by ``name=value`` attributes
+(postconf(5) smtp_tls_policy_maps; TLSRPT_README for the Postfix 3.10 attributes).
+
+Nothing that came from the network (the key, or a policy's ``mx`` values, or its lines)
+reaches Postfix unless it passed a check here that it cannot add attributes: host names
+are re-validated as lower-case LDH names, policy lines must be printable and free of
+``{``/``}``, and the reason of an error reply is ours, never the peer's text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from mtasts.errors import DomainNameError, MtastsError
+from mtasts.names import MxPattern, normalize_domain
+from mtasts.postfix.netstring import encode
+
+
+class SocketmapError(MtastsError):
+    """A request that is framed correctly but is not ``<name> <key>``."""
+
+    default_code = "socketmap.request"
+    default_rfc = "socketmap_table(5)"
+
+
+class Status(StrEnum):
+    """The reply status words of socketmap_table(5)."""
+
+    OK = "OK"
+    NOTFOUND = "NOTFOUND"
+    TEMP = "TEMP"
+    TIMEOUT = "TIMEOUT"
+    PERM = "PERM"
+
+
+class DaneLevel(StrEnum):
+    """What to answer instead of ``secure`` when the MX hosts have DNSSEC-validated TLSA."""
+
+    DANE_ONLY = "dane-only"  # Postfix must use DANE; MX hosts without usable TLSA fail
+    DANE = "dane"  # DANE where usable, else Postfix's opportunistic TLS
+
+
+# --- structural views of what the resolver returns (mtasts.sts.lookup / .policy) ----------
+
+
+class PolicyLike(Protocol):
+    @property
+    def mode(self) -> object: ...
+    @property
+    def mx(self) -> Sequence[MxPattern]: ...
+    @property
+    def raw_lines(self) -> Sequence[str]: ...
+
+
+class LookupLike(Protocol):
+    @property
+    def domain(self) -> str: ...
+    @property
+    def status(self) -> object: ...
+    @property
+    def policy(self) -> PolicyLike | None: ...
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One socketmap query: the map ``name`` (last field of the map spec) and the ``key``."""
+
+    name: str
+    key: str
+
+
+def parse_request(payload: bytes) -> Request:
+    """Split a netstring payload ``<name> <key>`` (socketmap_table(5) "Protocol")."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SocketmapError("socketmap request is not UTF-8") from None
+    name, sep, key = text.partition(" ")
+    if not sep or not name or not key:
+        raise SocketmapError(
+            f"socketmap request {text[:64]!r} is not '<name> <key>'; "
+            "point smtp_tls_policy_maps at socketmap:inet:HOST:PORT:NAME"
+        )
+    return Request(name, key)
+
+
+def format_request(request: Request) -> bytes:
+    """Inverse of :func:`parse_request`, framed: what Postfix sends."""
+    return encode(f"{request.name} {request.key}".encode())
+
+
+def policy_domain_for_key(key: str) -> str | None:
+    """The Policy Domain to look up for a next-hop key, or ``None`` for "no policy".
+
+    - ``.example.com``: Postfix's parent-domain walk after a NOTFOUND; RFC 8461 §3.4
+      forbids applying a parent's policy to a subdomain, so never.
+    - ``[host]``, ``[host]:port``, ``[192.0.2.1]``: a bracketed next hop has no MX lookup,
+      so it has no Policy Domain (RFC 8461 §3.4 covers address literals; for a bracketed
+      host name it is silent: we answer no policy, as an operator who pinned the host
+      has chosen its TLS level in Postfix).
+    - ``example.com:587``: an unbracketed next hop with a port still gets its MX looked
+      up; the domain is ``example.com``.
+    - an IP address: no policy. Keys arrive in the recipient's case (Postfix does not
+      fold them): ``Example.COM`` is ``example.com``.
+    """
+    key = key.strip()
+    if not key or key.startswith(".") or key.startswith("["):
+        return None
+    host = key
+    if host.count(":") == 1:
+        host, _, port = host.partition(":")
+        if not port.isdigit():
+            return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    try:
+        return normalize_domain(host)
+    except DomainNameError:
+        return None
+
+
+# --- replies ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: Status
+    data: str = ""
+
+    def encode(self) -> bytes:
+        """The netstring Postfix reads; ``NOTFOUND`` keeps its trailing space."""
+        return encode(f"{self.status} {self.data}".encode())
+
+
+NOTFOUND = Reply(Status.NOTFOUND)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOptions:
+    """Per-zone rendering switches (a zone = one socketmap name)."""
+
+    servername: bool = True  # Postfix >= 3.4; off for older Postfix
+    tlsrpt: bool = False  # Postfix >= 3.10 TLSRPT attributes
+    strict_testing: bool = False  # enforce 'testing' policies too (not RFC 8461 §5)
+    dane_level: DaneLevel = DaneLevel.DANE_ONLY
+
+
+# A host name Postfix can take as a match= item: lower-case LDH labels, no empty label.
+_SAFE_HOST = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+# A policy line for "{ policy_string = ... }": printable, no braces (they end the attribute).
+_SAFE_LINE = re.compile(r"[^\x00-\x1f\x7f{}]+")
+
+
+def match_item(pattern: MxPattern) -> str:
+    """The ``match=`` item for one ``mx`` pattern.
+
+    RFC 8461 §4.1: ``*.example.com`` matches exactly one left-most label. Postfix's
+    ``match=.example.com`` matches a certificate name in any subdomain of example.com, of
+    any depth (tls_verify.c; shown with Postfix 3.7 in tests/postfix/test_postfix_e2e.py),
+    and a Postfix TLS policy cannot say "exactly one label". We render ``.example.com``:
+    a little looser than the RFC for the certificate name only. The MX *host* is held to
+    the RFC by Postfix >= 3.10.5 from the ``mx_host_pattern`` attributes (tlsrpt on).
+    """
+    host = pattern.domain
+    if not _SAFE_HOST.fullmatch(host) or len(host) > 253:
+        raise SocketmapError(f"mx pattern {str(pattern)!r} is not a host name Postfix can match")
+    return "." + host if pattern.wildcard else host
+
+
+def _mode(policy: PolicyLike) -> str:
+    return str(policy.mode)
+
+
+def render(
+    lookup: LookupLike,
+    options: ReplyOptions = ReplyOptions(),
+    *,
+    dane: bool = False,
+) -> Reply:
+    """The reply for one lookup.
+
+    - status ``undetermined`` (nothing known, DNS failed): ``TEMP``; Postfix defers and
+      retries, which is safer than downgrading a domain whose policy we could not read.
+    - an ``enforce`` policy (or ``testing`` with ``strict_testing``): ``OK secure
+      match=... [servername=hostname] [TLSRPT attributes]``, or the DANE level when
+      ``dane`` says the MX hosts publish DNSSEC-validated TLSA (RFC 8461 §2: MTA-STS must
+      not override DANE).
+    - anything else (testing, none, no policy, failed fetch with nothing cached; RFC 8461
+      §5 and §3.3): ``NOTFOUND``, so Postfix applies its own default level.
+    """
+    status = str(lookup.status)
+    if status == "undetermined":
+        return Reply(Status.TEMP, "MTA-STS policy could not be determined; try again later")
+    policy = lookup.policy
+    if status != "sts" or policy is None:
+        return NOTFOUND
+    mode = _mode(policy)
+    if not (mode == "enforce" or (mode == "testing" and options.strict_testing)):
+        return NOTFOUND
+    if dane:
+        return Reply(Status.OK, str(options.dane_level))
+    return _secure(lookup.domain, policy, options)
+
+
+def _secure(domain: str, policy: PolicyLike, options: ReplyOptions) -> Reply:
+    items: list[str] = []
+    try:
+        for pattern in policy.mx:
+            item = match_item(pattern)
+            if item not in items:
+                items.append(item)
+    except SocketmapError as exc:
+        return Reply(Status.TEMP, f"unusable MTA-STS policy for this domain ({exc.code})")
+    if not items:  # an enforce policy needs mx (RFC 8461 §3.2); never send "match="
+        return Reply(Status.TEMP, "MTA-STS enforce policy without mx patterns")
+    parts = ["secure", "match=" + ":".join(items)]
+    if options.servername:
+        parts.append("servername=hostname")
+    if options.tlsrpt:
+        parts.extend(tlsrpt_attributes(domain, policy))
+    return Reply(Status.OK, " ".join(parts))
+
+
+def tlsrpt_attributes(domain: str, policy: PolicyLike) -> list[str]:
+    """Postfix 3.10 TLSRPT attributes for an STS policy (TLSRPT_README, "MTA-STS Support").
+
+    ``policy_string`` items are the policy's own lines (RFC 8460 §4.4: "the string
+    representation of the policy"), not a re-rendering; a line that is blank or could
+    break Postfix's ``{ name = value }`` syntax is left out.
+    """
+    safe_domain = domain if _SAFE_HOST.fullmatch(domain) else None
+    out = ["policy_type=sts"]
+    if safe_domain:
+        out.append(f"policy_domain={safe_domain}")
+    for pattern in policy.mx:
+        if _SAFE_HOST.fullmatch(pattern.domain):
+            out.append(f"mx_host_pattern={pattern}")
+    for raw in policy.raw_lines:
+        line = raw.strip()
+        if line and _SAFE_LINE.fullmatch(line):
+            out.append(f"{{ policy_string = {line} }}")
+    return out
