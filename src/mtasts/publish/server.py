@@ -1,0 +1,164 @@
+"""``mtasts serve policy``: a small asyncio HTTP/1.1 server for ``/.well-known/mta-sts.txt``.
+
+It serves many Policy Domains by Host header, over HTTPS (``--cert/--key``) or plain HTTP
+behind a TLS-terminating proxy (nginx, Caddy). What it answers is decided by the pure
+``mtasts.publish.site.respond``; this module only reads requests, bounded in size and time.
+
+I/O module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtasts.errors import ConfigError
+from mtasts.publish.site import Response, Site, render, respond
+
+MAX_HEAD_BYTES = 8192  # request line + headers
+MAX_POLICY_BYTES = 65536  # RFC 8461 §3.3 suggests senders cap bodies at 64 KB
+READ_TIMEOUT = 10.0
+
+
+def _read_policy(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the policy file {path}: {exc.strerror}") from exc
+    if len(data) > MAX_POLICY_BYTES:
+        raise ConfigError(f"{path} is {len(data)} bytes; senders stop reading at 64 KB")
+    return data
+
+
+def _domain_key(name: str, source: object) -> str:
+    domain = name.strip().lower().rstrip(".")
+    if not domain or "/" in domain or " " in domain:
+        raise ConfigError(f"{source}: {name!r} is not a domain name")
+    if domain.startswith("mta-sts."):
+        raise ConfigError(
+            f"{source}: name the policy domain ({domain[8:]}), not the policy host ({domain})"
+        )
+    return domain
+
+
+def load_directory(directory: Path) -> Site:
+    """Policies from ``DIR/<domain>.txt`` (e.g. ``DIR/example.com.txt``)."""
+    if not directory.is_dir():
+        raise ConfigError(f"{directory} is not a directory")
+    policies = {
+        _domain_key(path.name[: -len(".txt")], directory): _read_policy(path)
+        for path in sorted(directory.glob("*.txt"))
+        if path.is_file()
+    }
+    if not policies:
+        raise ConfigError(f"{directory} holds no <domain>.txt policy file")
+    return Site(policies)
+
+
+def load_config(path: Path) -> Site:
+    """Policies from a TOML file: ``[policies]`` mapping domain -> policy file path.
+
+    Relative paths are read relative to the config file.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    unknown = set(data) - {"policies"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; only [policies]")
+    table = data.get("policies")
+    if not isinstance(table, Mapping) or not table:
+        raise ConfigError(f'{path}: needs a [policies] table: "example.com" = "policy.txt"')
+    policies: dict[str, bytes] = {}
+    for name, file in table.items():
+        if not isinstance(file, str):
+            raise ConfigError(f"{path}: the policy of {name} must be a file path")
+        policies[_domain_key(name, path)] = _read_policy(path.parent / file)
+    return Site(policies)
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server context: TLS 1.2+ (RFC 8461 §7.2), the given certificate chain and key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the certificate {cert} / key {key}: {exc}") from exc
+    return context
+
+
+async def _read_head(reader: asyncio.StreamReader) -> list[str] | None:
+    """Request line and header lines, or None when the request is malformed or too big."""
+    try:
+        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        return None
+    try:
+        return raw.decode("latin-1").split("\r\n")[:-2]
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        return None
+
+
+_BAD_REQUEST = Response(400, "Bad Request", (("Content-Length", "0"),), b"")
+
+
+@dataclass
+class PolicyServer:
+    """Serves ``site``; ``reload()`` swaps in new policies without a restart."""
+
+    site: Site
+    tls: ssl.SSLContext | None = None
+    _server: asyncio.Server | None = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            lines = await _read_head(reader)
+            response = _BAD_REQUEST
+            if lines:
+                parts = lines[0].split(" ")
+                if len(parts) == 3 and parts[2].startswith("HTTP/1."):
+                    host = None
+                    for line in lines[1:]:
+                        name, sep, value = line.partition(":")
+                        if sep and name.strip().lower() == "host":
+                            host = value.strip()
+                            break
+                    response = respond(self.site, parts[0], parts[1], host)
+            writer.write(render(response))
+            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen; returns the bound address (port 0 picks a free port)."""
+        self._server = await asyncio.start_server(
+            self._handle, host, port, ssl=self.tls, limit=MAX_HEAD_BYTES
+        )
+        bound = self._server.sockets[0].getsockname()
+        return str(bound[0]), int(bound[1])
+
+    def reload(self, site: Site) -> None:
+        self.site = site
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> PolicyServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
