@@ -1,0 +1,167 @@
+"""HTTPS in the lab: policy hosts that misbehave on purpose, and the TLS-RPT receiver.
+
+A minimal HTTP/1.1 responder (one request per connection, ``Connection: close``): a
+framework would not let a host send a wrong Content-Type, an endless body or a status
+line after a delay, which is the point here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from typing import Any
+
+from mtasts.lab.certs import sni_of
+from mtasts.lab.scenario import PolicyHostSpec
+
+WELL_KNOWN = "/.well-known/mta-sts.txt"
+_MAX_HEAD = 64 * 1024
+_MAX_BODY = 16 * 1024 * 1024
+_READ_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """One request a lab HTTPS server received (headers with lower-case names)."""
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    sni: str | None
+    tls_version: str | None
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    @property
+    def host(self) -> str | None:
+        return self.header("host")
+
+
+async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> HttpRequest:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
+    if len(head) > _MAX_HEAD:
+        raise ConnectionError("request head too large")
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, *_ = [*lines[0].split(" "), "", ""]
+    headers = tuple(
+        (k.strip().lower(), v.strip())
+        for k, sep, v in (line.partition(":") for line in lines[1:] if line)
+        if sep
+    )
+    fields = dict(headers)
+    body = b""
+    if fields.get("transfer-encoding", "").lower() == "chunked":
+        while len(body) <= _MAX_BODY:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+    elif "content-length" in fields:
+        length = min(int(fields["content-length"]), _MAX_BODY)
+        body = await asyncio.wait_for(reader.readexactly(length), _READ_TIMEOUT)
+    ssl_object = writer.get_extra_info("ssl_object")
+    version = ssl_object.version() if ssl_object is not None else None
+    return HttpRequest(method, path, headers, body, sni_of(ssl_object), version)
+
+
+def reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def status_line(status: int) -> bytes:
+    return f"HTTP/1.1 {status} {reason(status)}\r\n".encode()
+
+
+class PolicyHost:
+    """``mta-sts.<domain>``: serves the policy byte for byte, or misbehaves per its spec."""
+
+    def __init__(self, domain: str, policy: str | bytes | None, spec: PolicyHostSpec) -> None:
+        self.domain = domain
+        self.policy = policy
+        self.spec = spec
+        self.requests: list[HttpRequest] = []
+
+    def update(self, **changes: Any) -> None:
+        self.spec = replace(self.spec, **changes)
+
+    def body(self) -> bytes | None:
+        if self.policy is None:
+            return None
+        body = self.policy.encode() if isinstance(self.policy, str) else self.policy
+        body += self.spec.body_extra.encode()
+        if self.spec.oversize > len(body):
+            filler = b"# padding to make the policy oversized\n" * (self.spec.oversize // 39 + 1)
+            body += filler[: self.spec.oversize - len(body)]
+        return body
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader, writer)
+        self.requests.append(request)
+        spec = self.spec
+        if spec.delay_ms:
+            await asyncio.sleep(spec.delay_ms / 1000)
+        body = self.body() if request.path.split("?")[0] == WELL_KNOWN else None
+        status = spec.status
+        if spec.redirect_to and status == 200:
+            status = 301
+        elif body is None and status == 200:
+            status, body = 404, b"not found\n"
+        body = body if body is not None else reason(status).encode() + b"\n"
+        head = status_line(status)
+        if spec.content_type:
+            head += f"Content-Type: {spec.content_type}\r\n".encode()
+        if spec.redirect_to:
+            head += f"Location: {spec.redirect_to}\r\n".encode()
+        if not spec.endless:
+            head += f"Content-Length: {len(body)}\r\n".encode()
+        writer.write(head + b"Connection: close\r\n\r\n")
+        if request.method == "HEAD":
+            body = b""
+        if spec.slow_ms:
+            step = max(1, spec.drip_bytes)
+            for i in range(0, len(body), step):
+                writer.write(body[i : i + step])
+                await writer.drain()
+                await asyncio.sleep(spec.slow_ms / 1000)
+        else:
+            writer.write(body)
+        while spec.endless:
+            writer.write(b"# and more\n" * 1024)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        await writer.drain()
+
+
+class TlsRptHttps:
+    """The https TLS-RPT receiver: stores every request; answers from a status sequence
+    (the last status repeats), e.g. ``(500, 200)`` fails once then accepts."""
+
+    def __init__(self, name: str, statuses: tuple[int, ...] = (200,)) -> None:
+        self.name = name
+        self.statuses = list(statuses)
+        self.posts: list[HttpRequest] = []
+        self.url = ""
+
+    def set_statuses(self, statuses: list[int] | tuple[int, ...]) -> None:
+        self.statuses = list(statuses) or [200]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await read_request(reader, writer)
+        self.posts.append(request)
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        body = reason(status).encode() + b"\n"
+        writer.write(
+            status_line(status)
+            + b"Content-Type: text/plain\r\n"
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()

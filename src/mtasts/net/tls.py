@@ -1,0 +1,28 @@
+"""The one place client SSLContexts are made (policy fetch, MX probes, report delivery).
+
+Certificate verification and host-name checks are always on: MTA-STS exists to make
+them mandatory (RFC 8461 §3.3 for the policy host, §4.2 for the MX).
+"""
+
+from __future__ import annotations
+
+import ssl
+from ssl import TLSVersion
+
+
+def client_context(
+    ca_file: str | None = None, *, minimum_version: TLSVersion = TLSVersion.TLSv1_2
+) -> ssl.SSLContext:
+    """A verifying client context trusting ``ca_file`` (PEM) or, if None, the system store.
+
+    ``minimum_version`` defaults to TLS 1.2 (RFC 8461 §4.2, RFC 8996). Asking for less
+    also lowers OpenSSL's security level to 0, without which OpenSSL 3 refuses TLS 1.0
+    and 1.1 whatever the minimum says; that is only for probing legacy hosts.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    if minimum_version < TLSVersion.TLSv1_2:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+    ctx.minimum_version = minimum_version
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
