@@ -10,6 +10,7 @@ shape, a negative count) is an error and the value is ``None``.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -230,14 +231,28 @@ def _detail(obj: object, path: str, reader: _Reader) -> FailureDetail:
         raise _fail("report.failed-session-count.missing", f"{path} has no failed-session-count")
     return FailureDetail(
         result_type=reader.text(kind, f"{path}.result-type"),
-        sending_mta_ip=reader.optional_text(obj, "sending-mta-ip", path),
+        sending_mta_ip=_ip(reader.optional_text(obj, "sending-mta-ip", path), path, reader),
         receiving_mx_hostname=reader.optional_text(obj, "receiving-mx-hostname", path),
         receiving_mx_helo=reader.optional_text(obj, "receiving-mx-helo", path),
-        receiving_ip=reader.optional_text(obj, "receiving-ip", path),
+        receiving_ip=_ip(reader.optional_text(obj, "receiving-ip", path), path, reader),
         failed_session_count=reader.count(count, f"{path}.failed-session-count"),
         additional_information=reader.optional_text(obj, "additional-information", path),
         failure_reason_code=reader.optional_text(obj, "failure-reason-code", path),
     )
+
+
+def _ip(text: str | None, path: str, reader: _Reader) -> str | None:
+    """RFC 8460 §4.4 ip-address; IPv6 is kept in its RFC 5952 form (E-69: accept others)."""
+    if text is None:
+        return None
+    try:
+        canonical = str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        reader.warn("report.ip.invalid", f"{path}: {text!r} is not an IP address; kept as is")
+        return text
+    if canonical != text:
+        reader.warn("report.ip.not-canonical", f"{path}: {text!r} read as {canonical} (RFC 5952)")
+    return canonical
 
 
 def _policy_type(value: object, path: str, reader: _Reader) -> PolicyType:
