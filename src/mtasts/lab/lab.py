@@ -356,3 +356,23 @@ class Lab:
         if fixed:
             raise ValueError(f"{', '.join(sorted(fixed))} cannot change while the lab runs")
         self.policy_hosts[normalize(domain)].update(**changes)
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, address, what runs there) for every lab host, for people reading it."""
+        rows = [
+            (NS_NAME, self.nameserver[0], f"DNS udp+tcp :{self.dns_port}"),
+            (REPORTS_NAME, self.address(REPORTS_NAME), f"TLS-RPT https :{self.https_port}"),
+            (MAILBOX_NAME, self.address(MAILBOX_NAME), f"TLS-RPT mailbox smtp :{self.smtp_port}"),
+        ]
+        for domain, host in sorted(self.policy_hosts.items()):
+            s = host.spec
+            what = f"policy host https :{self.https_port} status={s.status} cert={s.cert}"
+            what += "" if s.listen else " (not listening)"
+            rows.append((f"mta-sts.{domain}", self.address(f"mta-sts.{domain}"), what))
+        for name, mx in sorted(self.mx_hosts.items()):
+            tls = "STARTTLS" if mx.tls_context is not None else "no STARTTLS"
+            what = f"MX smtp :{self.smtp_port} {tls}"
+            if name in self.attackers:
+                what += f", behind attacker {self.attackers[name].kind}"
+            rows.append((name, self.address(name), what))
+        return rows
