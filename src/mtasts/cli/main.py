@@ -24,6 +24,10 @@ def _register() -> None:
     from mtasts.cli import lint
 
     cli.add_command(lint.lint)
+    cli.add_command(__import__("mtasts.cli.tlsrpt", fromlist=["tlsrpt"]).tlsrpt)
+    from mtasts.cli.lab import lab as lab_group
+
+    cli.add_command(lab_group)
 
 
 _register()
