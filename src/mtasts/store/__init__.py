@@ -1,0 +1,1 @@
+"""SQL storage (SQLAlchemy 2 Core): SQLite by default, PostgreSQL for MTA fleets."""

@@ -1,0 +1,201 @@
+"""One store URL -> one async database: SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+``sqlite:///path`` (the default, one machine) and ``postgresql://user@host/db`` (several
+MTA hosts reporting as one organisation) are accepted as operators write them.
+
+SQLAlchemy 2 Core describes the schema and builds every statement, compiled for the
+URL's dialect; the statements run on aiosqlite / asyncpg directly. (SQLAlchemy's own
+asyncio layer needs the greenlet package, which is not a dependency of this project.)
+Tables are created with ``CREATE TABLE IF NOT EXISTS`` from the metadata (the
+``metadata.create_all`` equivalent): there are no Alembic migrations yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from sqlalchemy import MetaData
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql import ClauseElement
+
+from mtasts.errors import ConfigError
+
+Row = dict[str, Any]
+
+
+def parse_store_url(url: str) -> tuple[str, str]:
+    """``(kind, target)``: ``("sqlite", path)`` or ``("postgresql", dsn)``; ConfigError else."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.split("+", 1)[0]
+    if sep and scheme == "sqlite" and rest.startswith("/"):
+        return "sqlite", unquote(rest[1:]) or ":memory:"
+    if sep and scheme in ("postgresql", "postgres"):
+        return "postgresql", f"postgresql://{rest}"
+    raise ConfigError(
+        f"store URL {url!r} is not supported: use sqlite:///path/to/file.db "
+        "or postgresql://user@host/database"
+    )
+
+
+class Database(Protocol):
+    """The few operations the stores need, on either backend."""
+
+    dialect: Dialect
+
+    async def fetch(self, stmt: ClauseElement) -> list[Row]: ...
+
+    async def execute(self, stmt: ClauseElement) -> int: ...
+
+    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+    async def create_all(self, metadata: MetaData) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _compile(dialect: Dialect, stmt: ClauseElement, keys: Sequence[str] | None = None) -> Any:
+    return stmt.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+
+
+def _params(compiled: Any, row: Mapping[str, Any] | None = None) -> list[Any]:
+    values = compiled.construct_params(row)
+    return [values[k] for k in compiled.positiontup]
+
+
+def _ddl(dialect: Dialect, metadata: MetaData) -> list[str]:
+    out = []
+    for table in metadata.sorted_tables:
+        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        out += [
+            str(CreateIndex(ix, if_not_exists=True).compile(dialect=dialect))
+            for ix in table.indexes
+        ]
+    return out
+
+
+class SqliteDatabase:
+    dialect: Dialect = sqlite.dialect(paramstyle="qmark")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: Any = None
+
+    async def _get(self) -> Any:
+        if self._conn is None:
+            import aiosqlite
+
+            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
+            # WAL lets `mtasts tlsrpt reports` read while the collector writes;
+            # busy_timeout makes a second writer wait instead of "database is locked".
+            for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
+                await self._conn.execute(f"PRAGMA {pragma}")
+        return self._conn
+
+    async def fetch(self, stmt: ClauseElement) -> list[Row]:
+        conn = await self._get()
+        c = _compile(self.dialect, stmt)
+        async with conn.execute(str(c), _params(c)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
+    async def execute(self, stmt: ClauseElement) -> int:
+        conn = await self._get()
+        c = _compile(self.dialect, stmt)
+        async with conn.execute(str(c), _params(c)) as cur:
+            return int(cur.rowcount)
+
+    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        conn = await self._get()
+        c = _compile(self.dialect, stmt, list(rows[0]))
+        await conn.executemany(str(c), [_params(c, r) for r in rows])
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        conn = await self._get()
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+
+    async def create_all(self, metadata: MetaData) -> None:
+        conn = await self._get()
+        for ddl in _ddl(self.dialect, metadata):
+            await conn.execute(ddl)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+class PostgresDatabase:
+    dialect: Dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+
+    def __init__(self, dsn: str, schema: str | None = None) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self._conn: Any = None
+
+    async def _get(self) -> Any:
+        if self._conn is None:
+            import asyncpg  # type: ignore[import-untyped]
+
+            settings = {"search_path": self.schema} if self.schema else None
+            self._conn = await asyncpg.connect(self.dsn, server_settings=settings)
+        return self._conn
+
+    async def fetch(self, stmt: ClauseElement) -> list[Row]:
+        conn = await self._get()
+        c = _compile(self.dialect, stmt)
+        return [dict(r) for r in await conn.fetch(str(c), *_params(c))]
+
+    async def execute(self, stmt: ClauseElement) -> int:
+        conn = await self._get()
+        c = _compile(self.dialect, stmt)
+        status = await conn.execute(str(c), *_params(c))
+        tail = str(status).rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        conn = await self._get()
+        c = _compile(self.dialect, stmt, list(rows[0]))
+        await conn.executemany(str(c), [_params(c, r) for r in rows])
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        conn = await self._get()
+        async with conn.transaction():
+            yield
+
+    async def create_all(self, metadata: MetaData) -> None:
+        conn = await self._get()
+        async with conn.transaction():
+            for ddl in _ddl(self.dialect, metadata):
+                await conn.execute(ddl)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+def open_database(url: str, *, schema: str | None = None) -> Database:
+    """The database named by ``url``; ``schema`` (PostgreSQL only) sets the search_path."""
+    kind, target = parse_store_url(url)
+    if kind == "sqlite":
+        return SqliteDatabase(target)
+    return PostgresDatabase(target, schema)

@@ -1,0 +1,247 @@
+"""Queries for TLS-RPT sending: counter upserts, a day's counters, the delivery journal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mtasts.store.engine import Database, open_database
+from mtasts.store.schema import deliveries, failure_counters, metadata, outbox, policy_counters
+from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey, failure_id
+from mtasts.tlsrpt.results import PolicyType
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxReport:
+    """A built report waiting in the journal, with its destinations."""
+
+    day: date
+    domain: str
+    report_id: str
+    filename: str
+    body: bytes
+    tlsrpt_record: str
+    destinations: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One (report, destination) row of the journal."""
+
+    day: date
+    domain: str
+    destination: str
+    status: str
+    attempts: int
+    not_before: int
+    first_attempt_at: int | None
+    delivered_at: int | None
+    last_error: str
+
+
+def _insert(db: Database, table: Table) -> Any:
+    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class TlsRptStore:
+    """TLS-RPT counters and the delivery journal in one SQL database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str, *, schema: str | None = None) -> TlsRptStore:
+        return cls(open_database(url, schema=schema))
+
+    async def create(self) -> None:
+        """Create the tables if they do not exist (no Alembic: see engine.py)."""
+        await self.db.create_all(metadata)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # --- counters ----------------------------------------------------------------------
+
+    async def add_counters(self, counters: Counters) -> int:
+        """Add ``counters`` in one transaction: one upsert per counter. Returns upserts."""
+        prows: dict[PolicyKey, dict[str, Any]] = {}
+        for key in counters.policy_keys():
+            prows[key] = {
+                "day": key.day.isoformat(),
+                "policy_id": key.policy_id,
+                "domain": key.domain,
+                "tlsrpt_record": key.tlsrpt_record,
+                "policy_type": key.policy_type.value,
+                "policy_domain": key.policy_domain,
+                "policy_string": orjson.dumps(list(key.policy_string)).decode(),
+                "mx_host": orjson.dumps(list(key.mx_host)).decode(),
+                "successful": counters.successes.get(key, 0),
+                "failed": counters.failures.get(key, 0),
+            }
+        frows = [
+            {
+                "day": key.day.isoformat(),
+                "policy_id": prows[key]["policy_id"],
+                "failure_id": failure_id(f),
+                "result_type": f.result_type,
+                "sending_mta_ip": f.sending_mta_ip,
+                "receiving_mx_hostname": f.receiving_mx_hostname,
+                "receiving_mx_helo": f.receiving_mx_helo,
+                "receiving_ip": f.receiving_ip,
+                "additional_information": f.additional_information,
+                "failure_reason_code": f.failure_reason_code,
+                "count": n,
+            }
+            for (key, f), n in counters.details.items()
+        ]
+        pins = _insert(self.db, policy_counters)
+        pstmt = pins.on_conflict_do_update(
+            index_elements=["day", "policy_id"],
+            set_={
+                "successful": policy_counters.c.successful + pins.excluded.successful,
+                "failed": policy_counters.c.failed + pins.excluded.failed,
+            },
+        )
+        fins = _insert(self.db, failure_counters)
+        fstmt = fins.on_conflict_do_update(
+            index_elements=["day", "policy_id", "failure_id"],
+            set_={"count": failure_counters.c["count"] + fins.excluded["count"]},
+        )
+        async with self.db.transaction():
+            await self.db.executemany(pstmt, list(prows.values()))
+            await self.db.executemany(fstmt, frows)
+        return len(prows) + len(frows)
+
+    async def load_day(self, day: date) -> Counters:
+        """All counters of one UTC day, as :class:`Counters` (for aggregation)."""
+        out = Counters()
+        keys: dict[str, PolicyKey] = {}
+        iso = day.isoformat()
+        for r in await self.db.fetch(select(policy_counters).where(policy_counters.c.day == iso)):
+            key = PolicyKey(
+                day=day,
+                domain=r["domain"],
+                tlsrpt_record=r["tlsrpt_record"],
+                policy_type=PolicyType(r["policy_type"]),
+                policy_domain=r["policy_domain"],
+                policy_string=tuple(orjson.loads(r["policy_string"])),
+                mx_host=tuple(orjson.loads(r["mx_host"])),
+            )
+            keys[r["policy_id"]] = key
+            if r["successful"]:
+                out.successes[key] = r["successful"]
+            if r["failed"]:
+                out.failures[key] = r["failed"]
+        q = select(failure_counters).where(failure_counters.c.day == iso)
+        for r in await self.db.fetch(q):
+            fkey = FailureKey(
+                result_type=r["result_type"],
+                sending_mta_ip=r["sending_mta_ip"],
+                receiving_mx_hostname=r["receiving_mx_hostname"],
+                receiving_mx_helo=r["receiving_mx_helo"],
+                receiving_ip=r["receiving_ip"],
+                additional_information=r["additional_information"],
+                failure_reason_code=r["failure_reason_code"],
+            )
+            out.details[keys[r["policy_id"]], fkey] = r["count"]
+        return out
+
+    async def days(self) -> list[date]:
+        """The UTC days that have counters, oldest first."""
+        q = select(policy_counters.c.day).distinct().order_by(policy_counters.c.day)
+        return [date.fromisoformat(r["day"]) for r in await self.db.fetch(q)]
+
+    # --- delivery journal --------------------------------------------------------------
+
+    async def enqueue(self, reports: Sequence[OutboxReport], now: int) -> int:
+        """Journal built reports and their destinations in one transaction; an existing
+        (day, domain) is kept unchanged (a restart never rebuilds or re-queues a report).
+        Returns the number of reports added."""
+        added = 0
+        async with self.db.transaction():
+            for rep in reports:
+                iso = rep.day.isoformat()
+                ins = _insert(self.db, outbox).values(
+                    day=iso,
+                    domain=rep.domain,
+                    report_id=rep.report_id,
+                    filename=rep.filename,
+                    body=rep.body,
+                    tlsrpt_record=rep.tlsrpt_record,
+                    created_at=now,
+                )
+                if not await self.db.execute(ins.on_conflict_do_nothing()):
+                    continue
+                added += 1
+                rows = [
+                    {
+                        "day": iso,
+                        "domain": rep.domain,
+                        "destination": d,
+                        "status": "pending",
+                        "attempts": 0,
+                        "not_before": now,
+                        "first_attempt_at": None,
+                        "delivered_at": None,
+                        "last_error": "",
+                    }
+                    for d in dict.fromkeys(rep.destinations)
+                ]
+                await self.db.executemany(_insert(self.db, deliveries), rows)
+        return added
+
+    async def has_outbox(self, day: date) -> set[str]:
+        """Domains whose report for ``day`` is already journaled."""
+        q = select(outbox.c.domain).where(outbox.c.day == day.isoformat())
+        return {r["domain"] for r in await self.db.fetch(q)}
+
+    async def report(self, day: date, domain: str) -> OutboxReport:
+        """One journaled report with its destinations."""
+        iso = day.isoformat()
+        (r,) = await self.db.fetch(
+            select(outbox).where(and_(outbox.c.day == iso, outbox.c.domain == domain))
+        )
+        dests = await self.db.fetch(
+            select(deliveries.c.destination).where(
+                and_(deliveries.c.day == iso, deliveries.c.domain == domain)
+            )
+        )
+        return OutboxReport(
+            day=day,
+            domain=domain,
+            report_id=r["report_id"],
+            filename=r["filename"],
+            body=bytes(r["body"]),
+            tlsrpt_record=r["tlsrpt_record"],
+            destinations=tuple(d["destination"] for d in dests),
+        )
+
+    async def deliveries(self, *, due_at: int | None = None) -> list[Delivery]:
+        """Journal rows; with ``due_at``, only pending rows whose time has come."""
+        q = select(deliveries).order_by(deliveries.c.not_before, deliveries.c.domain)
+        if due_at is not None:
+            q = q.where(and_(deliveries.c.status == "pending", deliveries.c.not_before <= due_at))
+        return [
+            Delivery(**{**r, "day": date.fromisoformat(r["day"])}) for r in await self.db.fetch(q)
+        ]
+
+    async def update_delivery(self, d: Delivery, **values: Any) -> None:
+        """Write the new state of one journal row (committed before the caller goes on)."""
+        await self.db.execute(
+            update(deliveries)
+            .where(
+                and_(
+                    deliveries.c.day == d.day.isoformat(),
+                    deliveries.c.domain == d.domain,
+                    deliveries.c.destination == d.destination,
+                )
+            )
+            .values(**values)
+        )

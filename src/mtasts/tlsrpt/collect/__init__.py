@@ -1,0 +1,1 @@
+"""Collection of TLS session outcomes: libtlsrpt datagrams, Postfix logs, Python API."""

@@ -1,0 +1,125 @@
+"""In-memory pre-aggregation of session outcomes (pure: no I/O, the day comes in).
+
+The collector adds every decoded datagram here and flushes the counters to the store in
+batches, so the database sees one upsert per counter per flush, not one per message.
+
+Keys (RFC 8460 §4: one report per policy domain per UTC day):
+
+* :class:`PolicyKey` = (UTC day, delivery domain, TLSRPT record seen, policy type,
+  policy domain, policy-string lines, mx-host patterns) -> successful / failed sessions;
+* (:class:`PolicyKey`, :class:`FailureKey`) -> failed-session-count, where
+  :class:`FailureKey` = (result type, sending IP, MX host, MX HELO, receiving IP,
+  additional information, failure reason code).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+import orjson
+
+from mtasts.tlsrpt.collect.datagram import FailureOutcome, SessionOutcome
+from mtasts.tlsrpt.results import PolicyType
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyKey:
+    """One applied policy on one UTC day, as the report will show it."""
+
+    day: date
+    domain: str  # the delivery (recipient) domain: whose _smtp._tls gets the report
+    tlsrpt_record: str  # the record the MTA saw ("" when it passed none)
+    policy_type: PolicyType
+    policy_domain: str
+    policy_string: tuple[str, ...]
+    mx_host: tuple[str, ...]
+
+    @property
+    def policy_id(self) -> str:
+        """A stable 64-hex id of everything but the day (the store's key column)."""
+        ident = [
+            self.domain,
+            self.tlsrpt_record,
+            self.policy_type.value,
+            self.policy_domain,
+            list(self.policy_string),
+            list(self.mx_host),
+        ]
+        return hashlib.sha256(orjson.dumps(ident)).hexdigest()
+
+
+FailureKey = FailureOutcome
+"""A failure-details row's identity: all its fields but the count."""
+
+
+def failure_id(key: FailureKey) -> str:
+    """A stable 64-hex id of a failure key (the store's key column)."""
+    ident = [
+        key.result_type,
+        key.sending_mta_ip,
+        key.receiving_mx_hostname,
+        key.receiving_mx_helo,
+        key.receiving_ip,
+        key.additional_information,
+        key.failure_reason_code,
+    ]
+    return hashlib.sha256(orjson.dumps(ident)).hexdigest()
+
+
+@dataclass(slots=True)
+class Counters:
+    """Mutable counters; :meth:`drain` hands a snapshot to the store and starts afresh."""
+
+    successes: Counter[PolicyKey] = field(default_factory=Counter)
+    failures: Counter[PolicyKey] = field(default_factory=Counter)
+    details: Counter[tuple[PolicyKey, FailureKey]] = field(default_factory=Counter)
+    sessions: int = 0  # datagrams / sessions added since the last drain
+
+    def add(self, day: date, outcome: SessionOutcome) -> None:
+        """Count one session: each policy +1 success or +1 failure, each failure +1."""
+        self.sessions += 1
+        for p in outcome.policies:
+            key = PolicyKey(
+                day,
+                outcome.domain,
+                outcome.tlsrpt_record,
+                p.policy_type,
+                p.policy_domain,
+                p.policy_string,
+                p.mx_host,
+            )
+            # libtlsrpt "f" is the final result of the policy; a success may still carry
+            # failure details (doc/example.txt): they are counted, the session is not.
+            if p.failed:
+                self.failures[key] += 1
+            else:
+                self.successes[key] += 1
+            for f in p.failures:
+                self.details[key, f] += 1
+
+    def merge(self, other: Counters) -> None:
+        """Add ``other`` into these counters (a failed flush is put back this way)."""
+        self.successes.update(other.successes)
+        self.failures.update(other.failures)
+        self.details.update(other.details)
+        self.sessions += other.sessions
+
+    def drain(self) -> Counters:
+        """Return the current counters and reset these to empty."""
+        snap = Counters(self.successes, self.failures, self.details, self.sessions)
+        self.successes, self.failures, self.details = Counter(), Counter(), Counter()
+        self.sessions = 0
+        return snap
+
+    def policy_keys(self) -> set[PolicyKey]:
+        return set(self.successes) | set(self.failures) | {k for k, _ in self.details}
+
+    def __len__(self) -> int:
+        """Number of distinct counters (upserts a flush will make)."""
+        return len(self.policy_keys()) + len(self.details)
+
+    def __bool__(self) -> bool:
+        return bool(self.successes or self.failures or self.details)

@@ -1,0 +1,95 @@
+"""TLS-RPT counters and delivery journal on SQLite and PostgreSQL (one schema)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from mtasts.errors import ConfigError
+from mtasts.store.engine import parse_store_url
+from mtasts.store.tlsrpt import OutboxReport, TlsRptStore
+from mtasts.tlsrpt.collect.counters import Counters
+from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
+from mtasts.tlsrpt.results import PolicyType
+
+DAY = date(2026, 11, 22)
+FAIL = FailureOutcome("certificate-expired", "192.0.2.1", "mx.a.example", "", "198.51.100.7")
+
+
+def _counters(n_ok: int, n_fail: int, day: date = DAY) -> Counters:
+    c = Counters()
+    ok = PolicyOutcome(
+        PolicyType.STS, "a.example", ("version: STSv1", "mode: enforce"), ("mx.a.example",)
+    )
+    bad = PolicyOutcome(
+        ok.policy_type, ok.policy_domain, ok.policy_string, ok.mx_host, True, (FAIL,)
+    )
+    for _ in range(n_ok):
+        c.add(day, SessionOutcome("a.example", "v=TLSRPTv1; rua=mailto:r@a.example", (ok,)))
+    for _ in range(n_fail):
+        c.add(day, SessionOutcome("a.example", "v=TLSRPTv1; rua=mailto:r@a.example", (bad,)))
+    return c
+
+
+async def test_flush_is_one_upsert_per_counter_and_adds_up(store: TlsRptStore) -> None:
+    """Two flushes of the same counters add (restart safe), never overwrite."""
+    assert await store.add_counters(_counters(3, 2)) == 2
+    assert await store.add_counters(_counters(4, 1)) == 2
+    got = await store.load_day(DAY)
+    (key,) = got.policy_keys()
+    assert (got.successes[key], got.failures[key], got.details[key, FAIL]) == (7, 3, 3)
+    assert key.policy_string == ("version: STSv1", "mode: enforce")
+    assert key.mx_host == ("mx.a.example",)
+    assert await store.days() == [DAY]
+
+
+async def test_days_are_separate(store: TlsRptStore) -> None:
+    await store.add_counters(_counters(1, 0, date(2026, 11, 21)))
+    await store.add_counters(_counters(1, 0))
+    assert await store.days() == [date(2026, 11, 21), DAY]
+    assert sum((await store.load_day(DAY)).successes.values()) == 1
+
+
+async def test_journal_keeps_the_first_report_and_its_destinations(store: TlsRptStore) -> None:
+    rep = OutboxReport(
+        DAY,
+        "a.example",
+        "id1",
+        "f.json.gz",
+        b"\x1f\x8b..",
+        "rec",
+        ("mailto:r@a.example", "https://r.example/t"),
+    )
+    assert await store.enqueue([rep], now=100) == 1
+    again = OutboxReport(DAY, "a.example", "id2", "g.json.gz", b"other", "rec", ("x",))
+    assert await store.enqueue([again], now=200) == 0  # a restart never rebuilds it
+    assert await store.has_outbox(DAY) == {"a.example"}
+    stored = await store.report(DAY, "a.example")
+    assert (stored.report_id, stored.body) == ("id1", b"\x1f\x8b..")
+    due = await store.deliveries(due_at=100)
+    assert {d.destination for d in due} == set(rep.destinations)
+    await store.update_delivery(due[0], status="sent", attempts=1, delivered_at=101)
+    assert len(await store.deliveries(due_at=10_000)) == 1
+    assert await store.deliveries(due_at=99) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///var/lib/x.db", ("sqlite", "var/lib/x.db")),  # relative, as SQLAlchemy
+        ("sqlite:////var/lib/x.db", ("sqlite", "/var/lib/x.db")),  # absolute
+        ("sqlite+aiosqlite:////x.db", ("sqlite", "/x.db")),
+        ("postgresql://u@h/db", ("postgresql", "postgresql://u@h/db")),
+        ("postgres://u@h/db", ("postgresql", "postgresql://u@h/db")),
+        ("postgresql+asyncpg://u@h/db", ("postgresql", "postgresql://u@h/db")),
+    ],
+)
+def test_store_urls(url: str, expected: tuple[str, str]) -> None:
+    assert parse_store_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "/var/lib/x.db", "redis://h", "sqlite:x.db"])
+def test_unsupported_store_urls_name_the_fix(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        parse_store_url(url)

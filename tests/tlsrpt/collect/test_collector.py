@@ -1,0 +1,140 @@
+"""The collector over a real unix datagram socket: every datagram sent is counted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from mtasts.store.tlsrpt import TlsRptStore
+from mtasts.tlsrpt.collect.collector import Collector, bind_socket
+
+OK = orjson.dumps(
+    {
+        "dpv": "1",
+        "d": "a.example",
+        "pr": "v=TLSRPTv1; rua=mailto:r@a.example",
+        "policies": [
+            {
+                "policy-type": 2,
+                "policy-domain": "a.example",
+                "policy-string": [
+                    "version: STSv1",
+                    "mode: enforce",
+                    "mx: mx.a.example",
+                    "max_age: 86400",
+                ],
+                "mx-host": ["mx.a.example"],
+                "t": 0,
+                "f": 0,
+            }
+        ],
+    }
+)
+FAIL = orjson.dumps(
+    {
+        "dpv": "1",
+        "d": "b.example",
+        "pr": "",
+        "policies": [
+            {
+                "policy-type": 9,
+                "failure-details": [
+                    {"c": 201, "s": "192.0.2.1", "n": "mx.b.example", "r": "198.51.100.7"}
+                ],
+                "t": 1,
+                "f": 1,
+            }
+        ],
+    }
+)
+
+
+def _send(path: Path, datagrams: list[bytes]) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        for d in datagrams:
+            s.sendto(d, str(path))
+
+
+async def test_n_datagrams_sent_n_counted(tmp_path: Path) -> None:
+    """1000 good, 500 failures, 3 junk -> 1500 sessions in the store, 3 rejected."""
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    await store.create()
+    sock_path = tmp_path / "tlsrpt.sock"
+    sock = bind_socket(sock_path)
+    col = Collector(sock, store, flush_interval=0.05, flush_every=200)
+    task = asyncio.create_task(col.run())
+    await asyncio.sleep(0)
+    batch = [OK] * 1000 + [FAIL] * 500 + [b"junk", b"{}", b'{"d":"x.example"}']
+    await asyncio.to_thread(_send, sock_path, batch)
+    for _ in range(200):
+        if col.stats.accepted + sum(col.stats.rejected.values()) == len(batch):
+            break
+        await asyncio.sleep(0.02)
+    col.stop()
+    await task
+    sock.close()
+    assert col.stats.accepted == 1500
+    assert dict(col.stats.rejected) == {
+        "datagram.bad-json": 1,
+        "datagram.missing-field": 1,
+        "datagram.no-policies": 1,
+    }
+    got = await store.load_day(datetime.now(UTC).date())
+    await store.close()
+    assert sum(got.successes.values()) == 1000
+    assert sum(got.failures.values()) == 500
+    assert sum(got.details.values()) == 500
+
+
+def test_sigterm_flushes_and_a_restart_keeps_counting(tmp_path: Path) -> None:
+    """`mtasts tlsrpt collect` as a process: SIGTERM flushes everything; run twice, add up."""
+    sock_path = tmp_path / "tlsrpt.sock"
+    store = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {**os.environ, "MTASTS_TLSRPT_STORE": store}
+    for _ in range(2):
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from mtasts.cli.main import main; main()",
+                "tlsrpt",
+                "collect",
+                "--socket",
+                str(sock_path),
+                "--flush-interval",
+                "3600",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        while not sock_path.exists():
+            assert time.monotonic() < deadline, "collector did not bind its socket"
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.02)
+        time.sleep(0.1)
+        _send(sock_path, [OK] * 300)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err
+        assert "300 datagrams counted" in err
+        assert not sock_path.exists()
+
+    async def check() -> int:
+        s = TlsRptStore.open(store)
+        got = await s.load_day(datetime.now(UTC).date())
+        await s.close()
+        return sum(got.successes.values())
+
+    assert asyncio.run(check()) == 600

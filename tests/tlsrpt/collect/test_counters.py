@@ -1,0 +1,107 @@
+"""In-memory pre-aggregation: one counter per (day, policy) and per (day, policy, failure)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mtasts.tlsrpt.collect.counters import Counters, PolicyKey
+from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
+from mtasts.tlsrpt.results import PolicyType
+
+DAY = date(2026, 11, 22)
+STS = PolicyOutcome(PolicyType.STS, "a.example", ("version: STSv1",), ("mx.a.example",))
+MISMATCH = FailureOutcome("certificate-host-mismatch", "192.0.2.1", "mx.a.example")
+
+
+def _session(*policies: PolicyOutcome) -> SessionOutcome:
+    return SessionOutcome("a.example", "v=TLSRPTv1; rua=mailto:r@a.example", policies)
+
+
+def test_same_policy_same_day_is_one_counter() -> None:
+    c = Counters()
+    for _ in range(5):
+        c.add(DAY, _session(STS))
+    c.add(DAY, _session(PolicyOutcome(**{**_fields(STS), "failed": True, "failures": (MISMATCH,)})))
+    (key,) = c.policy_keys()
+    assert (c.successes[key], c.failures[key], c.details[key, MISMATCH]) == (5, 1, 1)
+    assert len(c) == 2  # two upserts: the policy row and the failure row
+    assert c.sessions == 6
+
+
+def test_days_and_policies_are_separate_counters() -> None:
+    c = Counters()
+    c.add(DAY, _session(STS))
+    c.add(date(2026, 11, 23), _session(STS))
+    other = PolicyOutcome(PolicyType.STS, "a.example", ("version: STSv1", "mode: enforce"))
+    c.add(DAY, _session(other))
+    assert len(c.policy_keys()) == 3
+
+
+def test_success_with_failure_details_counts_details_not_a_failed_session() -> None:
+    """libtlsrpt doc/example.txt: a success may carry failures (e.g. first MX failed)."""
+    c = Counters()
+    c.add(DAY, _session(PolicyOutcome(**{**_fields(STS), "failures": (MISMATCH,)})))
+    (key,) = c.policy_keys()
+    assert (c.successes[key], c.failures[key], c.details[key, MISMATCH]) == (1, 0, 1)
+
+
+def test_drain_resets_and_merge_puts_back() -> None:
+    c = Counters()
+    c.add(DAY, _session(STS))
+    snap = c.drain()
+    assert not c
+    assert c.sessions == 0
+    c.add(DAY, _session(STS))
+    snap.merge(c)
+    assert sum(snap.successes.values()) == 2
+    assert snap.sessions == 2
+
+
+def test_policy_id_is_stable_and_day_independent() -> None:
+    k1 = PolicyKey(DAY, "a.example", "", PolicyType.STS, "a.example", ("x",), ())
+    k2 = PolicyKey(date(2027, 1, 1), "a.example", "", PolicyType.STS, "a.example", ("x",), ())
+    k3 = PolicyKey(DAY, "a.example", "", PolicyType.STS, "a.example", ("x", ""), ())
+    assert k1.policy_id == k2.policy_id != k3.policy_id
+    assert len(k1.policy_id) == 64
+
+
+def _fields(p: PolicyOutcome) -> dict[str, object]:
+    return {s: getattr(p, s) for s in PolicyOutcome.__slots__}
+
+
+_pol = st.builds(
+    PolicyOutcome,
+    st.sampled_from(list(PolicyType)),
+    st.sampled_from(["a.example", "b.example"]),
+    st.sampled_from([(), ("version: STSv1",)]),
+    st.just(()),
+    st.booleans(),
+    st.lists(st.sampled_from([MISMATCH, FailureOutcome("starttls-not-supported")]), max_size=3).map(
+        tuple
+    ),
+)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([DAY, date(2026, 11, 23)]), st.lists(_pol, min_size=1, max_size=3)
+        ),
+        max_size=40,
+    )
+)
+def test_counts_are_preserved(sessions: list[tuple[date, list[PolicyOutcome]]]) -> None:
+    """Sum of counters == number of policy outcomes / failures fed in, whatever the split."""
+    c = Counters()
+    half = Counters()
+    for i, (day, pols) in enumerate(sessions):
+        (c if i % 2 else half).add(day, _session(*pols))
+    c.merge(half)
+    pols = [p for _, ps in sessions for p in ps]
+    assert sum(c.successes.values()) == sum(not p.failed for p in pols)
+    assert sum(c.failures.values()) == sum(p.failed for p in pols)
+    assert sum(c.details.values()) == sum(len(p.failures) for p in pols)
+    assert c.sessions == len(sessions)
