@@ -121,6 +121,8 @@ def _extension_problem(name: str, value: str) -> str | None:
         return f"{name!r} is not a valid field name (letters, digits, '_', '-', '.'; max 32)"
     if not value:
         return f"field {name!r} has an empty value"
+    if value[0] == " " or value[-1] == " ":
+        return f"the value of {name!r} starts or ends with a space"
     for char in value:
         code = ord(char)
         if not (
