@@ -1,0 +1,154 @@
+"""[daemon] settings and the postfix-mta-sts-resolver YAML translation (as parsed dicts)."""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+import pytest
+
+from mtasts.errors import ConfigError
+from mtasts.postfix.config import DaemonConfig, Listen, daemon_config_from_table
+from mtasts.postfix.pmsr import from_pmsr
+from mtasts.postfix.socketmap import DaneLevel, ReplyOptions
+
+EXAMPLE = """
+[daemon]
+listen = ["127.0.0.1:8461", "unix:/var/spool/postfix/private/mtasts"]
+unix_mode = "0660"
+lookup_timeout = 20
+dane = true
+dane_level = "dane"
+metrics = "127.0.0.1:9461"
+
+[daemon.default_zone]
+tlsrpt = true
+
+[daemon.zones.strict]
+strict_testing = true
+
+[daemon.zones.old]
+servername = false
+"""
+
+
+def test_example_config_reads_as_documented() -> None:
+    cfg = daemon_config_from_table(tomllib.loads(EXAMPLE)["daemon"])
+    assert [str(x) for x in cfg.listen] == [
+        "127.0.0.1:8461",
+        "unix:/var/spool/postfix/private/mtasts",
+    ]
+    assert cfg.unix_mode == 0o660
+    assert cfg.lookup_timeout == 20.0
+    assert cfg.dane
+    assert cfg.metrics == "127.0.0.1:9461"
+    assert cfg.default_zone == ReplyOptions(tlsrpt=True, dane_level=DaneLevel.DANE)
+    # zones inherit the default zone, then override
+    assert cfg.zones["strict"] == ReplyOptions(
+        tlsrpt=True, strict_testing=True, dane_level=DaneLevel.DANE
+    )
+    assert cfg.zones["old"].servername is False
+
+
+def test_empty_table_gives_the_defaults() -> None:
+    assert daemon_config_from_table({}) == DaemonConfig()
+
+
+BAD: list[dict[str, Any]] = [
+    {"listen": ["8461"]},  # no host
+    {"listen": ["unix:relative.sock"]},  # unix socket path must be absolute
+    {"listen": ["127.0.0.1:99999"]},  # port out of range
+    {"lookup_timeout": -1},  # negative seconds
+    {"lookup_timeout": True},  # a bool is not seconds
+    {"dane": "yes"},  # not a boolean
+    {"dane_level": "secure"},  # not a DANE level
+    {"unix_mode": "rw-rw-rw-"},  # not octal
+    {"listne": ["127.0.0.1:8461"]},  # typo: unknown keys are errors
+    {"zones": {"x": {"require_sni": False}}},  # pmsr's name, not ours: caught
+]
+
+
+@pytest.mark.parametrize("table", BAD)
+def test_bad_settings_raise_config_error(table: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        daemon_config_from_table(table)
+
+
+def test_listen_forms() -> None:
+    assert Listen.parse("inet:127.0.0.1:8461") == Listen("127.0.0.1", 8461)
+    assert Listen.parse("[::1]:8461") == Listen("::1", 8461)
+    assert Listen.parse("unix:/run/m.sock") == Listen(path="/run/m.sock")
+
+
+# --- postfix-mta-sts-resolver's YAML, as yaml.safe_load returns it -------------------------
+
+PMSR_FULL = {
+    "host": "0.0.0.0",
+    "port": 18461,
+    "reuse_port": True,
+    "shutdown_timeout": 20,
+    "cache_grace": 60,
+    "cache": {"type": "sqlite", "options": {"filename": "/var/lib/mta-sts/cache.db"}},
+    "default_zone": {"strict_testing": False, "timeout": 4, "tlsrpt": True},
+    "zones": {"myzone": {"strict_testing": True, "timeout": 4, "require_sni": False}},
+}
+
+
+def test_pmsr_full_example_translates() -> None:
+    got = from_pmsr(PMSR_FULL)
+    assert got.daemon.listen == (Listen("0.0.0.0", 18461),)
+    assert got.daemon.shutdown_grace == 20.0
+    assert got.daemon.default_zone == ReplyOptions(tlsrpt=True)
+    assert got.daemon.zones["myzone"] == ReplyOptions(
+        servername=False, tlsrpt=True, strict_testing=True
+    )
+    assert got.fetch_timeout == 4.0
+    assert got.cache_url == "sqlite:////var/lib/mta-sts/cache.mtasts.db"
+    assert any(n.startswith("cache_grace") for n in got.notes)
+
+
+PMSR_TABLE = [
+    # (pmsr document, listen, cache URL)
+    ({}, Listen("127.0.0.1", 8461), None),  # pmsr's defaults
+    (
+        {"path": "/var/spool/postfix/mta-sts.sock", "mode": 0o666},
+        Listen(path="/var/spool/postfix/mta-sts.sock"),
+        None,
+    ),
+    (
+        {"cache": {"type": "internal", "options": {"cache_size": 10000}}},
+        Listen("127.0.0.1", 8461),
+        "memory:",
+    ),
+    (
+        {"cache": {"type": "redis", "options": {"url": "redis://127.0.0.1/0"}}},
+        Listen("127.0.0.1", 8461),
+        "redis://127.0.0.1/0",
+    ),
+    (
+        {"cache": {"type": "postgres", "options": {"dsn": "postgresql://u@h/db"}}},
+        Listen("127.0.0.1", 8461),
+        "postgresql://u@h/db",
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "listen", "cache_url"), PMSR_TABLE)
+def test_pmsr_table(doc: dict[str, Any], listen: Listen, cache_url: str | None) -> None:
+    got = from_pmsr(doc)
+    assert got.daemon.listen == (listen,)
+    assert got.cache_url == cache_url
+
+
+PMSR_BAD: list[dict[str, Any]] = [
+    {"cache": {"type": "redis_sentinel", "options": {}}},  # not supported: says what to use
+    {"cache": {"type": "memcached"}},  # no such pmsr cache type
+    {"cache": {"type": "sqlite", "options": {}}},  # sqlite without a filename
+    {"path": "relative.sock"},  # unix path not absolute
+]
+
+
+@pytest.mark.parametrize("doc", PMSR_BAD)
+def test_pmsr_bad_documents_raise_config_error(doc: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        from_pmsr(doc)
