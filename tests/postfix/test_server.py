@@ -1,0 +1,218 @@
+"""The socketmap daemon's connection handling, over real TCP and unix sockets.
+
+The policy source here is a table behind the daemon's ``PolicySource`` port (the
+resolver itself is exercised end to end in test_daemon_lab.py and test_postfix_e2e.py);
+these tests pin ordering, framing, timeouts, shutdown and readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mtasts.postfix.netstring import NetstringDecoder, encode
+from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
+from mtasts.postfix.socketmap import ReplyOptions
+from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
+from mtasts.sts.policy import parse_policy
+
+ENFORCE = "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n"
+
+
+class TableSource:
+    """Answers from a dict; ``delays`` make chosen domains slow; counts calls."""
+
+    def __init__(self, delays: dict[str, float] | None = None) -> None:
+        self.delays = delays or {}
+        self.calls: list[str] = []
+
+    async def lookup(self, domain: str) -> PolicyLookup:
+        self.calls.append(domain)
+        if domain in self.delays:
+            await asyncio.sleep(self.delays[domain])
+        if domain == "broken.test":
+            raise RuntimeError("cache backend down")
+        if domain.endswith("example.test") or domain.startswith("slow"):
+            policy = parse_policy(ENFORCE)
+            return PolicyLookup(domain, LookupStatus.STS, Source.CACHE, policy=policy)
+        return PolicyLookup(domain, LookupStatus.NO_POLICY, Source.CACHE)
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.decoder = NetstringDecoder(100_000)
+        self.got: list[bytes] = []
+
+    async def send(self, *requests: str) -> None:
+        self.writer.write(b"".join(encode(r.encode()) for r in requests))
+        await self.writer.drain()
+
+    async def replies(self, n: int) -> list[str]:
+        while len(self.got) < n:
+            data = await asyncio.wait_for(self.reader.read(65536), 5)
+            if not data:
+                break
+            self.got += self.decoder.feed(data)
+        out, self.got = self.got[:n], self.got[n:]
+        return [r.decode() for r in out]
+
+    async def ask(self, request: str) -> str:
+        await self.send(request)
+        (reply,) = await self.replies(1)
+        return reply
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[SocketmapServer]:
+    srv = SocketmapServer(
+        TableSource({"slow.test": 0.3}),
+        ServerSettings(
+            zones={
+                "strict": ReplyOptions(strict_testing=True),
+                "old": ReplyOptions(servername=False),
+            },
+            lookup_timeout=1.0,
+            answer_ttl=0.0,
+        ),
+    )
+    yield srv
+    await srv.close()
+
+
+async def tcp_client(srv: SocketmapServer) -> Client:
+    host, port = await srv.listen_tcp("127.0.0.1", 0)
+    return Client(*await asyncio.open_connection(host, port))
+
+
+SECURE = "OK secure match=mx1.example.test servername=hostname"
+
+
+async def test_tcp_many_requests_on_one_connection(server: SocketmapServer) -> None:
+    c = await tcp_client(server)
+    assert await c.ask("postfix example.test") == SECURE
+    assert await c.ask("postfix Example.TEST") == SECURE  # keys are case-insensitive
+    assert await c.ask("postfix .example.test") == "NOTFOUND "  # parent walk
+    assert await c.ask("postfix [mx1.example.test]") == "NOTFOUND "
+    assert await c.ask("postfix nopolicy.test") == "NOTFOUND "
+    assert await c.ask("old example.test") == "OK secure match=mx1.example.test"
+    await c.close()
+
+
+async def test_pipelined_replies_keep_request_order(server: SocketmapServer) -> None:
+    """A slow lookup first: the fast answers behind it wait, and come back in order."""
+    c = await tcp_client(server)
+    await c.send("postfix slow.test", "postfix example.test", "postfix .test", "postfix x.test")
+    replies = await c.replies(4)
+    assert replies == [
+        "OK secure match=mx1.example.test servername=hostname",
+        SECURE,
+        "NOTFOUND ",
+        "NOTFOUND ",
+    ]
+    await c.close()
+
+
+async def test_request_split_into_single_bytes(server: SocketmapServer) -> None:
+    c = await tcp_client(server)
+    for byte in encode(b"postfix example.test"):
+        c.writer.write(bytes([byte]))
+        await c.writer.drain()
+    assert await c.replies(1) == [SECURE]
+    await c.close()
+
+
+async def test_broken_backend_defers_instead_of_downgrading(server: SocketmapServer) -> None:
+    c = await tcp_client(server)
+    assert (await c.ask("postfix broken.test")).startswith("TEMP ")
+    await c.close()
+
+
+async def test_lookup_slower_than_the_limit_answers_timeout() -> None:
+    srv = SocketmapServer(
+        TableSource({"slow.test": 5}), ServerSettings(lookup_timeout=0.2, answer_ttl=0)
+    )
+    c = await tcp_client(srv)
+    assert await c.ask("postfix slow.test") == "TIMEOUT MTA-STS policy lookup timed out"
+    await c.close()
+    await srv.close()
+
+
+async def test_bad_framing_closes_the_connection(server: SocketmapServer) -> None:
+    c = await tcp_client(server)
+    c.writer.write(b"3:abcX")
+    await c.writer.drain()
+    assert await asyncio.wait_for(c.reader.read(), 5) == b""
+    await c.close()
+
+
+async def test_malformed_request_gets_perm(server: SocketmapServer) -> None:
+    c = await tcp_client(server)
+    assert await c.ask("postfix") == "PERM malformed socketmap request"
+    await c.close()
+
+
+async def test_idle_connection_is_closed() -> None:
+    srv = SocketmapServer(TableSource(), ServerSettings(idle_timeout=0.2))
+    c = await tcp_client(srv)
+    assert await c.ask("postfix example.test") == SECURE
+    assert await asyncio.wait_for(c.reader.read(), 5) == b""
+    await c.close()
+    await srv.close()
+
+
+async def test_unix_socket_with_mode_postfix_can_use(tmp_path: Path) -> None:
+    srv = SocketmapServer(TableSource())
+    path = str(tmp_path / "policy.sock")
+    await srv.listen_unix(path, 0o666)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+    c = Client(*await asyncio.open_unix_connection(path))
+    assert await c.ask("postfix example.test") == SECURE
+    await c.close()
+    await srv.close()
+    assert not Path(path).exists()  # noqa: ASYNC240 (removed on shutdown)
+
+
+async def test_graceful_close_finishes_requests_in_flight() -> None:
+    srv = SocketmapServer(TableSource({"slow.test": 0.3}), ServerSettings(shutdown_grace=5))
+    c = await tcp_client(srv)
+    await c.send("postfix slow.test")
+    await asyncio.sleep(0.05)
+    closing = asyncio.create_task(srv.close())
+    assert await c.replies(1) == ["OK secure match=mx1.example.test servername=hostname"]
+    await closing
+    await c.close()
+
+
+async def test_answer_cache_serves_repeat_requests_without_a_lookup() -> None:
+    source = TableSource()
+    srv = SocketmapServer(source, ServerSettings(answer_ttl=60))
+    c = await tcp_client(srv)
+    for _ in range(3):
+        assert await c.ask("postfix example.test") == SECURE
+    assert source.calls == ["example.test"]
+    srv.forget("example.test")
+    assert await c.ask("postfix example.test") == SECURE
+    assert source.calls == ["example.test", "example.test"]
+    assert srv.metrics.answers["answer-cache"] == 2
+    await c.close()
+    await srv.close()
+
+
+def test_sd_notify_sends_ready_datagram(tmp_path: Path) -> None:
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        assert sd_notify("READY=1", {"NOTIFY_SOCKET": path})
+        assert sock.recv(100) == b"READY=1"
+    assert not sd_notify("READY=1", {})
