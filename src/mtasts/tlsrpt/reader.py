@@ -285,7 +285,7 @@ def _policy_strings(value: object, kind: PolicyType, path: str, reader: _Reader)
                 inner = json.loads(line)
             except (ValueError, RecursionError):
                 inner = None
-            if isinstance(inner, list) and all(isinstance(i, str) for i in inner):
+            if isinstance(inner, list) and inner and all(isinstance(i, str) for i in inner):
                 reader.warn(
                     "report.policy-string.json-encoded",
                     f"{path}.policy-string holds a JSON array in a string; unpacked",
