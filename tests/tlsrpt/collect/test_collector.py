@@ -138,3 +138,51 @@ def test_sigterm_flushes_and_a_restart_keeps_counting(tmp_path: Path) -> None:
         return sum(got.successes.values())
 
     assert asyncio.run(check()) == 600
+
+
+def test_reports_cli_shows_what_was_collected(tmp_path: Path) -> None:
+    """`mtasts tlsrpt reports --json`: the day's reports in RFC wire form."""
+    from click.testing import CliRunner
+
+    from mtasts.cli.main import cli
+    from mtasts.tlsrpt.collect.datagram import decode_datagram
+
+    store_url = f"sqlite:///{tmp_path / 'c.db'}"
+    day = datetime.now(UTC).date()
+
+    async def fill() -> None:
+        from mtasts.tlsrpt.collect.counters import Counters
+
+        c = Counters()
+        for d in [OK] * 3 + [FAIL]:
+            c.add(day, decode_datagram(d))
+        s = TlsRptStore.open(store_url)
+        await s.create()
+        await s.add_counters(c)
+        await s.close()
+
+    asyncio.run(fill())
+    args = [
+        "tlsrpt",
+        "reports",
+        "--day",
+        day.isoformat(),
+        "--store",
+        store_url,
+        "--organization",
+        "Example",
+        "--contact",
+        "tlsrpt@sender.example",
+    ]
+    res = CliRunner().invoke(cli, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    out = orjson.loads(res.output)
+    assert [r["policies"][0]["policy"]["policy-domain"] for r in out] == ["a.example", "b.example"]
+    assert out[0]["policies"][0]["summary"]["total-successful-session-count"] == 3
+    assert out[1]["policies"][0]["failure-details"][0]["result-type"] == "starttls-not-supported"
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0
+    assert "starttls-not-supported: 1" in table.output
+    bad = CliRunner().invoke(cli, [*args[:2], "--day", "22/11/2026", *args[4:]])
+    assert bad.exit_code == 2
+    assert "YYYY-MM-DD" in bad.output
