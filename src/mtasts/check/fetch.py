@@ -1,0 +1,182 @@
+"""The checker's HTTPS fetch of a policy, keeping every piece of evidence.
+
+``mtasts.net.https`` is the sender's fetch: it turns every problem into one error, as a
+sender must. An administrator needs more: the redirect target, every Content-Type header
+(duplicates included), Cache-Control, the certificate even when it fails, the TLS
+version, the elapsed time, and the first bytes of an oversized body. So this adapter
+uses the same pieces (``DnsClient`` for addresses, httpx with redirects off, SNI = the
+policy host, a byte cap while streaming, deadlines) but records instead of raising.
+
+I/O module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import ssl
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+
+from mtasts import __version__
+from mtasts.check.evidence import Lookup, PolicyResponse, TlsOutcome
+from mtasts.check.tlsinfo import (
+    describe,
+    legacy_context,
+    outcome_of,
+    reading_context,
+    verifying_context,
+    with_chain_error,
+)
+from mtasts.errors import DnsError
+from mtasts.net.dns import DnsClient
+
+WELL_KNOWN = "/.well-known/mta-sts.txt"
+MAX_BYTES = 65536  # RFC 8461 §3.3: senders may stop at 64 KB
+USER_AGENT = f"mtasts-check/{__version__} (+RFC 8461)"
+
+
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def _get(
+    address: str, host: str, port: int, context: ssl.SSLContext, seconds: float
+) -> tuple[PolicyResponse, ssl.SSLObject | None]:
+    ip = ipaddress.ip_address(address)
+    literal = f"[{address}]" if ip.version == 6 else address
+    shown = host if port == 443 else f"{host}:{port}"
+    url = f"https://{shown}{WELL_KNOWN}"
+    headers = {
+        "Host": shown,
+        "User-Agent": USER_AGENT,
+        "Accept-Encoding": "identity",
+        "Connection": "close",
+    }
+    client = httpx.AsyncClient(
+        verify=context,
+        follow_redirects=False,  # RFC 8461 §3.3
+        trust_env=False,
+        timeout=httpx.Timeout(seconds),
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+    async with (
+        client,
+        client.stream(
+            "GET",
+            f"https://{literal}:{port}{WELL_KNOWN}",
+            headers=headers,
+            extensions={"sni_hostname": host},
+        ) as response,
+    ):
+        stream = response.extensions.get("network_stream")
+        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        body = bytearray()
+        truncated = False
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) > MAX_BYTES:
+                truncated = True
+                del body[MAX_BYTES:]
+                break
+        result = PolicyResponse(
+            url=url,
+            host=host,
+            addresses=(address,),
+            status=response.status_code,
+            headers=tuple(response.headers.multi_items()),
+            body=bytes(body),
+            truncated=truncated,
+        )
+        return result, ssl_object
+
+
+async def _legacy_version(address: str, host: str, port: int, seconds: float) -> str:
+    with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+        async with asyncio.timeout(seconds):
+            _, writer = await asyncio.open_connection(
+                address, port, ssl=legacy_context(), server_hostname=host
+            )
+        ssl_object = writer.get_extra_info("ssl_object")
+        writer.close()
+        return (ssl_object.version() or "") if ssl_object is not None else ""
+    return ""
+
+
+async def fetch_policy_evidence(
+    dns: DnsClient,
+    domain: str,
+    *,
+    port: int = 443,
+    ca_file: str | Path | None = None,
+    seconds: float = 30.0,
+) -> PolicyResponse:
+    """GET ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` from its first address."""
+    host = f"mta-sts.{domain}"
+    shown = host if port == 443 else f"{host}:{port}"
+    base = PolicyResponse(url=f"https://{shown}{WELL_KNOWN}", host=host)
+    started = time.monotonic()
+    try:
+        addresses = await dns.addresses(host)
+    except DnsError as exc:
+        outcome = Lookup.TIMEOUT if exc.code == "dns.timeout" else Lookup.SERVFAIL
+        return replace(base, address_outcome=outcome, error=exc.message, error_kind="dns")
+    if not addresses:
+        return replace(base, address_outcome=Lookup.NXDOMAIN, error="no address", error_kind="dns")
+    address = addresses[0]
+    base = replace(base, addresses=addresses)
+    try:
+        async with asyncio.timeout(seconds):
+            result = await _fetch(address, host, port, ca_file, seconds, base)
+    except TimeoutError:
+        result = replace(
+            base, error=f"no complete answer within {seconds:g} s", error_kind="timeout"
+        )
+    return replace(result, addresses=addresses, elapsed=time.monotonic() - started)
+
+
+async def _fetch(
+    address: str,
+    host: str,
+    port: int,
+    ca_file: str | Path | None,
+    seconds: float,
+    base: PolicyResponse,
+) -> PolicyResponse:
+    try:
+        result, ssl_object = await _get(address, host, port, verifying_context(ca_file), seconds)
+        return replace(result, tls=outcome_of(ssl_object, chain_ok=True))
+    except httpx.HTTPError as exc:
+        verify = _cause(exc, ssl.SSLCertVerificationError)
+        other_ssl = _cause(exc, ssl.SSLError)
+        if isinstance(verify, ssl.SSLCertVerificationError):
+            chain_error = verify
+        elif other_ssl is not None:
+            legacy = await _legacy_version(address, host, port, min(seconds, 10.0))
+            tls = TlsOutcome(handshake_error=describe(other_ssl), legacy_version=legacy)
+            return replace(base, tls=tls, error=describe(other_ssl), error_kind="tls")
+        elif isinstance(exc, httpx.TimeoutException):
+            return replace(base, error=f"timed out ({type(exc).__name__})", error_kind="timeout")
+        elif isinstance(exc, httpx.ConnectError):
+            return replace(base, error=describe(exc), error_kind="connect")
+        else:
+            return replace(base, error=describe(exc), error_kind="http")
+    # The chain failed: fetch again without verifying, to show the certificate and the
+    # rest of the chain of problems (senders stop at the first one).
+    try:
+        result, ssl_object = await _get(address, host, port, reading_context(), seconds)
+    except httpx.HTTPError as exc:
+        tls = TlsOutcome(chain_ok=False, chain_error=str(chain_error.verify_message))
+        return replace(base, tls=tls, error=describe(exc), error_kind="tls")
+    return replace(
+        result, tls=with_chain_error(outcome_of(ssl_object, chain_ok=False), chain_error)
+    )

@@ -1,0 +1,159 @@
+"""The SMTP STARTTLS probe: connect to an MX, EHLO, STARTTLS, read the TLS facts, QUIT.
+
+Port 25 unless ``MTASTS_SMTP_PORT`` says otherwise (the lab). Every read is bounded in
+size (a line of at most 1000 octets, RFC 5321 §4.5.3.1.5, and at most 100 lines per
+reply) and in time, so a hostile or broken MX cannot hold the checker.
+
+I/O module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from mtasts.check.evidence import SmtpProbe, TlsOutcome
+from mtasts.check.tlsinfo import (
+    describe,
+    legacy_context,
+    outcome_of,
+    reading_context,
+    verifying_context,
+    with_chain_error,
+)
+
+MAX_LINE = 1024
+MAX_LINES = 100
+EHLO_NAME = "mtasts-check.invalid"  # RFC 6761: a name that never resolves to anyone
+
+
+class SmtpFailure(Exception):
+    pass
+
+
+async def _reply(reader: asyncio.StreamReader, seconds: float) -> tuple[int, list[str]]:
+    """One SMTP reply: its code and text lines (RFC 5321 §4.2)."""
+    lines: list[str] = []
+    async with asyncio.timeout(seconds):
+        while len(lines) < MAX_LINES:
+            try:
+                raw = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                raise SmtpFailure("the server closed the connection") from exc
+            except asyncio.LimitOverrunError as exc:
+                raise SmtpFailure("the server sent an over-long line") from exc
+            line = raw.decode("latin-1").rstrip("\r\n")
+            if len(line) < 3 or not line[:3].isdigit():
+                raise SmtpFailure(f"not an SMTP reply: {line[:80]!r}")
+            lines.append(line[4:])
+            if line[3:4] != "-":
+                return int(line[:3]), lines
+    raise SmtpFailure("the server sent an endless reply")
+
+
+async def _open(
+    address: str, port: int, seconds: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async with asyncio.timeout(seconds):
+        return await asyncio.open_connection(address, port, limit=MAX_LINE)
+
+
+async def _session(
+    host: str,
+    address: str,
+    port: int,
+    context: ssl.SSLContext | None,
+    seconds: float,
+    probe: SmtpProbe,
+) -> tuple[SmtpProbe, ssl.SSLObject | None]:
+    """One SMTP session up to (and, with ``context``, through) STARTTLS."""
+    reader, writer = await _open(address, port, seconds)
+    probe = replace(probe, connected=True)
+    try:
+        code, lines = await _reply(reader, seconds)
+        probe = replace(probe, banner=" ".join(lines)[:200])
+        if code != 220:
+            raise SmtpFailure(f"greeting {code} {' '.join(lines)[:120]}")
+        writer.write(f"EHLO {EHLO_NAME}\r\n".encode())
+        code, lines = await _reply(reader, seconds)
+        if code != 250:
+            raise SmtpFailure(f"EHLO answered {code} {' '.join(lines)[:120]}")
+        offered = any(line.upper().split(" ")[0] == "STARTTLS" for line in lines[1:])
+        probe = replace(probe, starttls_offered=offered)
+        if not offered or context is None:
+            return probe, None
+        writer.write(b"STARTTLS\r\n")
+        code, lines = await _reply(reader, seconds)
+        if code != 220:
+            return replace(probe, starttls_offered=False, starttls_reply=f"{code}"), None
+        async with asyncio.timeout(seconds):
+            await writer.start_tls(context, server_hostname=host)
+        ssl_object = writer.get_extra_info("ssl_object")
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            writer.write(b"QUIT\r\n")
+            async with asyncio.timeout(1.0):
+                await writer.drain()
+        return probe, ssl_object
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+
+
+async def probe_mx(
+    host: str,
+    address: str,
+    *,
+    port: int = 25,
+    ca_file: str | Path | None = None,
+    seconds: float = 20.0,
+) -> SmtpProbe:
+    """Probe one MX ``host`` at ``address``; every failure is recorded, never raised."""
+    started = time.monotonic()
+    probe = SmtpProbe(host=host, address=address, port=port)
+    try:
+        probe = await _probe(host, address, port, ca_file, seconds, probe)
+    except TimeoutError:
+        probe = replace(probe, error=f"no answer within {seconds:g} s", error_kind="timeout")
+    except SmtpFailure as exc:
+        probe = replace(probe, error=str(exc), error_kind="smtp")
+    except (OSError, ssl.SSLError) as exc:
+        probe = replace(probe, error=describe(exc), error_kind="connect")
+    return replace(probe, elapsed=time.monotonic() - started)
+
+
+async def _probe(
+    host: str,
+    address: str,
+    port: int,
+    ca_file: str | Path | None,
+    seconds: float,
+    probe: SmtpProbe,
+) -> SmtpProbe:
+    try:
+        checked, ssl_object = await _session(
+            host, address, port, verifying_context(ca_file), seconds, probe
+        )
+        if ssl_object is None:
+            return checked
+        return replace(checked, tls=outcome_of(ssl_object, chain_ok=True))
+    except ssl.SSLCertVerificationError as exc:
+        chain_error = exc
+    except ssl.SSLError as exc:
+        handshake_error = describe(exc)
+        legacy = ""
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, SmtpFailure):
+            _, old = await _session(host, address, port, legacy_context(), seconds, probe)
+            legacy = (old.version() or "") if old is not None else ""
+        outcome = TlsOutcome(handshake_error=handshake_error, legacy_version=legacy)
+        return replace(probe, connected=True, starttls_offered=True, tls=outcome)
+    # The chain failed: read the certificate without verifying, to show what is wrong.
+    checked, ssl_object = await _session(host, address, port, reading_context(), seconds, probe)
+    return replace(
+        checked, tls=with_chain_error(outcome_of(ssl_object, chain_ok=False), chain_error)
+    )
