@@ -1,0 +1,473 @@
+"""The tolerant report reader: each deviation repaired and named, hard failures as errors."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import time
+import zlib
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mtasts.tlsrpt.report import read_report, report_from_json, write_report
+
+BASE: dict[str, Any] = {
+    "organization-name": "Org",
+    "date-range": {
+        "start-datetime": "2024-01-09T00:00:00Z",
+        "end-datetime": "2024-01-09T23:59:59Z",
+    },
+    "contact-info": "tlsrpt@org.example",
+    "report-id": "r1",
+    "policies": [
+        {
+            "policy": {
+                "policy-type": "sts",
+                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.example.net"],
+                "policy-domain": "example.net",
+                "mx-host": ["mx.example.net"],
+            },
+            "summary": {"total-successful-session-count": 5, "total-failure-session-count": 2},
+            "failure-details": [
+                {
+                    "result-type": "certificate-expired",
+                    "sending-mta-ip": "192.0.2.1",
+                    "receiving-mx-hostname": "mx.example.net",
+                    "receiving-ip": "198.51.100.7",
+                    "failed-session-count": 2,
+                }
+            ],
+        }
+    ],
+}
+
+
+def mutate(change: Callable[[dict[str, Any]], object]) -> bytes:
+    report = copy.deepcopy(BASE)
+    change(report)
+    return json.dumps(report).encode()
+
+
+def _policy(r: dict[str, Any]) -> dict[str, Any]:
+    return r["policies"][0]["policy"]  # type: ignore[no-any-return]
+
+
+def _detail(r: dict[str, Any]) -> dict[str, Any]:
+    return r["policies"][0]["failure-details"][0]  # type: ignore[no-any-return]
+
+
+def test_the_base_report_needs_no_repair() -> None:
+    """The fixture every deviation below starts from is conformant."""
+    linted = read_report(mutate(lambda r: None))
+    assert linted.valid
+    assert linted.warnings == ()
+
+
+REPAIRS: list[tuple[Callable[[dict[str, Any]], object], list[str]]] = [
+    # E-63: no time zone (Microsoft 2023)
+    (
+        lambda r: r["date-range"].update({"start-datetime": "2024-01-09T00:00:00"}),
+        ["report.date.no-timezone"],
+    ),
+    # a space instead of 'T'
+    (
+        lambda r: r["date-range"].update({"start-datetime": "2024-01-09 00:00:00Z"}),
+        ["report.date.not-rfc3339"],
+    ),
+    # a date with no time
+    (
+        lambda r: r["date-range"].update({"start-datetime": "2024-01-09"}),
+        ["report.date.no-time", "report.date.no-timezone"],
+    ),
+    # a leap second
+    (
+        lambda r: r["date-range"].update({"end-datetime": "2016-12-31T23:59:60Z"}),
+        ["report.date.leap-second", "report.date-range.reversed"],
+    ),
+    # E-61: mx-host a string (RFC App. B before erratum 6241)
+    (lambda r: _policy(r).update({"mx-host": "mx.example.net"}), ["report.mx-host.string"]),
+    # mx-host missing on an sts policy (Microsoft)
+    (lambda r: _policy(r).pop("mx-host"), ["report.mx-host.missing"]),
+    # the prose name used as the key
+    (
+        lambda r: _policy(r).update({"mx-host-pattern": _policy(r).pop("mx-host")}),
+        ["report.key.alias"],
+    ),
+    # E-62: policy-domain missing (Postfix + sys4)
+    (lambda r: _policy(r).pop("policy-domain"), ["report.policy-domain.missing"]),
+    # policy-domain in upper case with a trailing dot
+    (
+        lambda r: _policy(r).update({"policy-domain": "Example.NET."}),
+        ["report.policy-domain.not-canonical"],
+    ),
+    # policy-string a bare string
+    (
+        lambda r: _policy(r).update({"policy-string": "version: STSv1"}),
+        ["report.policy-string.string"],
+    ),
+    # policy-string missing (Mail.ru)
+    (lambda r: _policy(r).pop("policy-string"), ["report.policy-string.missing"]),
+    # TLSA RRset as JSON inside one string (Microsoft)
+    (
+        lambda r: _policy(r).update(
+            {"policy-type": "tlsa", "mx-host": [], "policy-string": ['["3 1 1 AB","3 1 1 CD"]']}
+        ),
+        ["report.policy-string.json-encoded"],
+    ),
+    # policy-type in upper case
+    (lambda r: _policy(r).update({"policy-type": "STS"}), ["report.policy-type.case"]),
+    # contact-info null (Stalwart) / missing
+    (lambda r: r.update({"contact-info": None}), ["report.contact-info.missing"]),
+    (lambda r: r.pop("contact-info"), ["report.contact-info.missing"]),
+    (lambda r: r.pop("organization-name"), ["report.organization-name.missing"]),
+    (lambda r: r.pop("report-id"), ["report.report-id.missing"]),
+    # E-66: an unregistered result type is kept
+    (
+        lambda r: _detail(r).update({"result-type": "quantum-failure"}),
+        ["report.result-type.unregistered"],
+    ),
+    (
+        lambda r: _detail(r).update({"result-type": "Certificate-Expired"}),
+        ["report.result-type.case"],
+    ),
+    # E-70: counts that disagree with the details
+    (
+        lambda r: r["policies"][0]["summary"].update({"total-failure-session-count": 1}),
+        ["report.counts.mismatch"],
+    ),
+    # a count missing from the summary (stalwartlabs rpt03): derived
+    (
+        lambda r: r["policies"][0]["summary"].pop("total-failure-session-count"),
+        ["report.summary.missing"],
+    ),
+    (lambda r: r["policies"][0].pop("summary"), ["report.summary.missing"]),
+    # counts as strings or floats
+    (lambda r: _detail(r).update({"failed-session-count": "2"}), ["report.count.string"]),
+    (lambda r: _detail(r).update({"failed-session-count": 2.0}), ["report.count.float"]),
+    # E-65: empty strings and nulls for optional fields (parsedmarc#915)
+    (lambda r: _detail(r).update({"sending-mta-ip": ""}), ["report.value.empty"]),
+    (lambda r: _detail(r).update({"receiving-ip": None}), ["report.value.empty"]),
+    # E-69: non-canonical IPv6 is read in RFC 5952 form
+    (
+        lambda r: _detail(r).update({"sending-mta-ip": "2001:DB8:0:0::1"}),
+        ["report.ip.not-canonical"],
+    ),
+    (lambda r: _detail(r).update({"sending-mta-ip": "mx.example"}), ["report.ip.invalid"]),
+    # the prose name of additional-information (parsedmarc <= 10)
+    (
+        lambda r: _detail(r).update({"additional-info-uri": "https://x.example/"}),
+        ["report.key.alias"],
+    ),
+    # E-68: policies as an object
+    (lambda r: r.update({"policies": r["policies"][0]}), ["report.policies.object"]),
+    (
+        lambda r: r["policies"][0].update({"failure-details": _detail(r)}),
+        ["report.failure-details.object"],
+    ),
+    (lambda r: r.update({"policies": []}), ["report.policies.empty"]),
+    # unknown keys are ignored and named
+    (lambda r: r.update({"x-extra": 1}), ["report.key.unknown"]),
+    # a non-string where text is expected
+    (lambda r: r.update({"report-id": 12345}), ["report.value.type"]),
+]
+
+
+@pytest.mark.parametrize(("change", "codes"), REPAIRS)
+def test_each_deviation_is_repaired_and_named(
+    change: Callable[[dict[str, Any]], object], codes: list[str]
+) -> None:
+    """The reader accepts the deviation and records exactly the repairs it made."""
+    linted = read_report(mutate(change))
+    assert linted.errors == ()
+    assert linted.value is not None
+    assert sorted(n.code for n in linted.warnings) == sorted(codes)
+
+
+ERRORS: list[tuple[bytes, str]] = [
+    (b"", "report.format.unknown"),  # nothing at all
+    (b"hello world", "report.format.unknown"),  # neither JSON, gzip nor mail
+    (b"{not json", "report.json.invalid"),  # broken JSON
+    (b"[1, 2]", "report.shape"),  # an array, not a report object
+    (b'{"a": NaN}', "report.json.invalid"),  # NaN is not JSON
+    (b"[" * 100_000 + b"]" * 100_000, "report.json.too-deep"),  # a nesting bomb
+    (gzip.compress(b"{}")[:10] + b"\xff" * 20, "report.gzip.invalid"),  # corrupt deflate data
+    (gzip.compress(b'{"a": 1}')[:-12], "report.gzip.truncated"),  # cut-off gzip
+    # date-range missing / malformed
+    (mutate(lambda r: r.pop("date-range")), "report.date.missing"),
+    (mutate(lambda r: r["date-range"].pop("end-datetime")), "report.date.missing"),
+    (
+        mutate(lambda r: r["date-range"].update({"start-datetime": "yesterday"})),
+        "report.date.invalid",
+    ),
+    (
+        mutate(lambda r: r["date-range"].update({"start-datetime": "2024-02-30T00:00:00Z"})),
+        "report.date.invalid",
+    ),
+    (
+        mutate(lambda r: r["date-range"].update({"start-datetime": 1704758400})),
+        "report.date.invalid",
+    ),
+    # policies missing or of the wrong type
+    (mutate(lambda r: r.pop("policies")), "report.policies.missing"),
+    (mutate(lambda r: r.update({"policies": "sts"})), "report.policies.missing"),
+    (mutate(lambda r: r["policies"][0].pop("policy")), "report.policy.missing"),
+    (mutate(lambda r: _policy(r).update({"policy-type": "dmarc"})), "report.policy-type.unknown"),
+    (mutate(lambda r: _policy(r).pop("policy-type")), "report.policy-type.missing"),
+    (mutate(lambda r: _policy(r).update({"mx-host": [["nested"]]})), "report.shape"),
+    # counts that cannot be repaired
+    (mutate(lambda r: _detail(r).update({"failed-session-count": -1})), "report.count.negative"),
+    (
+        mutate(lambda r: _detail(r).update({"failed-session-count": 2**53})),
+        "report.count.too-large",
+    ),
+    (mutate(lambda r: _detail(r).update({"failed-session-count": 1.5})), "report.count.type"),
+    (mutate(lambda r: _detail(r).update({"failed-session-count": True})), "report.count.type"),
+    (mutate(lambda r: _detail(r).update({"failed-session-count": "many"})), "report.count.type"),
+    (
+        mutate(lambda r: _detail(r).pop("failed-session-count")),
+        "report.failed-session-count.missing",
+    ),
+    (mutate(lambda r: _detail(r).pop("result-type")), "report.result-type.missing"),
+    (
+        mutate(
+            lambda r: r["policies"][0]["summary"].update({"total-successful-session-count": -5})
+        ),
+        "report.count.negative",
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "code"), ERRORS)
+def test_hard_failures_are_errors_not_exceptions(data: bytes, code: str) -> None:
+    """What cannot be repaired gives value None and one error with a stable code."""
+    linted = read_report(data)
+    assert linted.value is None
+    assert [n.code for n in linted.errors] == [code]
+
+
+def test_duplicate_keys_keep_the_first_and_warn() -> None:
+    """E-67: I-JSON forbids duplicate names; the first wins and it is never silent."""
+    data = write_report(read_report(mutate(lambda r: None)).value)  # type: ignore[arg-type]
+    doubled = data.replace(b'"report-id":"r1"', b'"report-id":"r1","report-id":"r2"')
+    linted = read_report(doubled)
+    assert linted.value is not None
+    assert linted.value.report_id == "r1"
+    assert [n.code for n in linted.warnings] == ["report.json.duplicate-key"]
+
+
+def test_bom_and_bad_utf8_are_repaired() -> None:
+    """A UTF-8 BOM is dropped and invalid UTF-8 replaced, each with a warning."""
+    base = mutate(lambda r: None)
+    assert [n.code for n in read_report(b"\xef\xbb\xbf" + base).warnings] == ["report.json.bom"]
+    bad = base.replace(b'"Org"', b'"Org\xff"')
+    linted = read_report(bad)
+    assert linted.value is not None
+    assert linted.value.organization_name == "Org\ufffd"
+    assert [n.code for n in linted.warnings] == ["report.json.not-utf8"]
+
+
+def test_lone_surrogates_are_replaced_so_the_report_can_be_written() -> None:
+    """I-JSON: a \\ud800 escape is replaced, so the strict writer never fails on it."""
+    linted = read_report(mutate(lambda r: r.update({"report-id": "a\ud800b"})))
+    assert linted.value is not None
+    assert [n.code for n in linted.warnings] == ["report.json.invalid-unicode"]
+    write_report(linted.value)
+
+
+# --- gzip -----------------------------------------------------------------------------------
+
+
+def _gzip_of_zeros(size: int) -> bytes:
+    """A gzip member of ``size`` zero bytes, built by streaming (never in memory whole)."""
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = bytes(1 << 20)
+    parts = [deflater.compress(block) for _ in range(size // len(block))]
+    parts.append(deflater.flush())
+    return b"".join(parts)
+
+
+def test_a_gzip_bomb_is_refused_quickly() -> None:
+    """1 GiB of zeros compressed to ~1 MB stops at the cap: report.too-large, fast."""
+    bomb = _gzip_of_zeros(1 << 30)
+    assert len(bomb) < 2 * 2**20
+    started = time.monotonic()
+    linted = read_report(bomb)
+    assert time.monotonic() - started < 5
+    assert [n.code for n in linted.errors] == ["report.too-large"]
+
+
+def test_max_bytes_applies_to_raw_and_decompressed_sizes() -> None:
+    """The bound covers the input itself and what it inflates to."""
+    data = mutate(lambda r: None)
+    assert read_report(data, max_bytes=len(data)).valid
+    assert read_report(data, max_bytes=len(data) - 1).errors[0].code == "report.too-large"
+    packed = gzip.compress(data)
+    assert read_report(packed, max_bytes=len(data)).valid
+    assert read_report(packed, max_bytes=len(data) - 1).errors[0].code == "report.too-large"
+
+
+def test_multi_member_gzip_and_trailing_data() -> None:
+    """E-76: every gzip member is read; bytes after the gzip data are ignored with a warning."""
+    data = mutate(lambda r: None)
+    half = len(data) // 2
+    two_members = gzip.compress(data[:half]) + gzip.compress(data[half:])
+    assert read_report(two_members).valid
+    linted = read_report(gzip.compress(data) + b"junk")
+    assert linted.valid
+    assert [n.code for n in linted.warnings] == ["report.gzip.trailing-data"]
+
+
+def test_gzip_file_name_is_ignored() -> None:
+    """RPT-6.3-a: the FNAME in a gzip header (here a path) is never used."""
+    import io
+
+    buffer = io.BytesIO()
+    with gzip.GzipFile(filename="../../etc/passwd", mode="wb", fileobj=buffer, mtime=0) as f:
+        f.write(mutate(lambda r: None))
+    linted = read_report(buffer.getvalue())
+    assert linted.valid
+    assert linted.warnings == ()
+
+
+# --- e-mail ---------------------------------------------------------------------------------
+
+
+def _mail(
+    payload: bytes,
+    maintype: str = "application",
+    subtype: str = "tlsrpt+gzip",
+    *,
+    domain: str | None = "example.net",
+    submitter: str | None = "org.example",
+    report_type: str = "tlsrpt",
+) -> bytes:
+    message = EmailMessage()
+    message["From"] = "tlsrpt@org.example"
+    message["To"] = "reports@example.net"
+    message["Subject"] = "Report Domain: example.net Submitter: org.example Report-ID: <r1@org>"
+    if domain is not None:
+        message["TLS-Report-Domain"] = domain
+    if submitter is not None:
+        message["TLS-Report-Submitter"] = submitter
+    message.set_content("This is an aggregate TLS report.")
+    message.add_attachment(payload, maintype=maintype, subtype=subtype, filename="r.json.gz")
+    message.replace_header("Content-Type", f'multipart/report; report-type="{report_type}"')
+    message.set_boundary("BOUNDARY")
+    return message.as_bytes()
+
+
+def test_a_conformant_report_mail_reads_without_warnings() -> None:
+    """RPT-5.3-b: multipart/report with an application/tlsrpt+gzip part."""
+    linted = read_report(_mail(gzip.compress(mutate(lambda r: None))))
+    assert linted.valid
+    assert linted.warnings == ()
+
+
+MAIL_VARIANTS: list[tuple[dict[str, Any], bool, list[str]]] = [
+    ({"subtype": "tlsrpt+json"}, False, []),  # uncompressed JSON part
+    ({"subtype": "gzip"}, True, ["report.mail.media-type"]),  # application/gzip
+    ({"subtype": "json"}, False, ["report.mail.media-type"]),  # application/json
+    ({"subtype": "octet-stream"}, True, ["report.mail.media-type"]),  # generic binary
+    ({"subtype": "tlsrpt+gzip"}, False, ["report.mail.media-type-mismatch"]),  # says gzip, is JSON
+    ({"report_type": "dmarc"}, True, ["report.mail.report-type"]),  # wrong report-type
+    ({"domain": None}, True, ["report.mail.tls-report-domain.missing"]),  # no header (E-72)
+    ({"submitter": None}, True, ["report.mail.tls-report-submitter.missing"]),  # no header
+    ({"submitter": "other.example"}, True, ["report.mail.submitter-mismatch"]),  # E-72
+    ({"domain": "other.example"}, True, ["report.mail.domain-mismatch"]),  # body wins (§5.6)
+]
+
+
+@pytest.mark.parametrize(("options", "compress", "codes"), MAIL_VARIANTS)
+def test_report_mail_variants_are_accepted_with_warnings(
+    options: dict[str, Any], compress: bool, codes: list[str]
+) -> None:
+    """E-76: media-type and header deviations real senders show are read and named."""
+    body = mutate(lambda r: None)
+    linted = read_report(_mail(gzip.compress(body) if compress else body, **options))
+    assert linted.valid
+    assert [n.code for n in linted.warnings] == codes
+
+
+def test_missing_policy_domain_is_taken_from_the_mail_header() -> None:
+    """E-62: with no policy-domain in the body, TLS-Report-Domain fills it (warned)."""
+    body = mutate(lambda r: _policy(r).pop("policy-domain"))
+    linted = read_report(_mail(gzip.compress(body)))
+    assert linted.value is not None
+    assert linted.value.policies[0].policy_domain == "example.net"
+    assert [n.code for n in linted.warnings] == ["report.policy-domain.missing"]
+
+
+def test_a_mail_without_a_report_part_is_an_error() -> None:
+    """A mail whose only attachment is text has no report: report.mail.no-report."""
+    data = _mail(b"hello", maintype="text", subtype="plain")
+    assert [n.code for n in read_report(data).errors] == ["report.mail.no-report"]
+
+
+def test_a_single_part_report_mail_is_accepted() -> None:
+    """A message whose whole body is the gzip report (no multipart) is read, warned."""
+    message = EmailMessage()
+    message["From"] = "tlsrpt@org.example"
+    message["TLS-Report-Domain"] = "example.net"
+    message["TLS-Report-Submitter"] = "org.example"
+    message.set_content(
+        gzip.compress(mutate(lambda r: None)), maintype="application", subtype="tlsrpt+gzip"
+    )
+    linted = read_report(message.as_bytes())
+    assert linted.valid
+    assert [n.code for n in linted.warnings] == ["report.mail.not-multipart-report"]
+
+
+# --- fuzzing --------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.binary(max_size=2000))
+def test_read_report_never_raises_on_arbitrary_bytes(data: bytes) -> None:
+    """Untrusted bytes (RFC 8460 §7) give a Linted value, never an exception."""
+    linted = read_report(data)
+    assert (linted.value is None) == bool(linted.errors)
+
+
+@given(st.binary(max_size=300))
+def test_read_report_never_raises_on_mail_or_gzip_lookalikes(data: bytes) -> None:
+    """Bytes that start like a mail or a gzip stream are handled without exceptions."""
+    read_report(b"Content-Type: multipart/report; boundary=x\r\n\r\n--x\r\n" + data)
+    read_report(b"\x1f\x8b\x08\x00" + data)
+
+
+@given(
+    st.sampled_from(["organization-name", "date-range", "contact-info", "report-id", "policies"]),
+    json_values,
+)
+def test_report_from_json_never_raises_on_odd_values(key: str, value: object) -> None:
+    """Any JSON value in any top-level slot is repaired or refused, never raised."""
+    report = copy.deepcopy(BASE)
+    report[key] = value
+    linted = report_from_json(report)
+    assert (linted.value is None) == bool(linted.errors)
+
+
+@given(json_values)
+def test_report_from_json_never_raises_inside_a_policy(value: object) -> None:
+    """Any JSON value in place of a policy, summary or detail field never raises."""
+    for target in ("policy", "summary", "failure-details"):
+        report = copy.deepcopy(BASE)
+        report["policies"][0][target] = value
+        report_from_json(report)
+    for key in ("result-type", "failed-session-count", "sending-mta-ip"):
+        report = copy.deepcopy(BASE)
+        _detail(report)[key] = value
+        report_from_json(report)
