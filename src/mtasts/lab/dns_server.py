@@ -55,7 +55,8 @@ class Zone:
             return
         origin = dns.name.root
         self.records[key] = [
-            dns.rdata.from_text(dns.rdataclass.IN, t, v, origin=origin) for v in values
+            dns.rdata.from_text(dns.rdataclass.IN, t, v, origin=origin, relativize=False)
+            for v in values
         ]
 
     def add(self, name: str, rdtype: str, values: list[str]) -> None:

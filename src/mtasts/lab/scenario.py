@@ -194,7 +194,9 @@ class _Reader:
                     if seen == index:
                         start = n
                         break
-        pattern = re.compile(rf'(?<![\w"-])"?{re.escape(key)}"?\s*=')
+        k = re.escape(key)
+        # `key = ...` (also inside an inline table) or a table header `[key]` / `[[key]]`
+        pattern = re.compile(rf'(?<![\w"-])"?{k}"?\s*=|^\s*\[\[?\s*{k}\s*[\].]')
         for n in range(start, len(self.lines)):
             if pattern.search(self.lines[n]):
                 return n + 1

@@ -1,0 +1,174 @@
+"""The lab DNS server, seen by dnspython as an independent client (UDP and TCP)."""
+
+from __future__ import annotations
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+SCENARIO = """
+[[domain]]
+name = "good.test"
+mx = ["mx1.good.test", "mx2.good.test"]
+sts = ["v=STSv1; ", "id=1"]
+policy = "version: STSv1\\nmode: enforce\\nmx: mx1.good.test\\nmax_age: 86400\\n"
+tlsrpt = [["v=TLSRPTv1; rua=mailto:a@good.test"], ["v=TLSRPTv1; rua=mailto:b@good.test"]]
+dnssec = true
+tlsa = ["3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+
+[[domain]]
+name = "plain.test"
+mx = ["mx.plain.test"]
+
+[[dns]]
+name = "_mta-sts.gone.test"
+fault = "nxdomain"
+
+[[dns]]
+name = "_mta-sts.broken.test"
+fault = "servfail"
+
+[[dns]]
+name = "_mta-sts.slow.test"
+fault = "timeout"
+
+[[dns]]
+name = "_mta-sts.alias.test"
+cname = "_mta-sts.good.test"
+
+[[dns]]
+name = "v6.test"
+aaaa = ["::1"]
+txt = "hello"
+"""
+
+
+async def ask(lab, name: str, rdtype: str, *, tcp: bool = False, wait: float = 2.0):
+    host, port = lab.nameserver
+    query = dns.message.make_query(name, rdtype)
+    if tcp:
+        return await dns.asyncquery.tcp(query, host, port=port, timeout=wait)
+    return await dns.asyncquery.udp(query, host, port=port, timeout=wait)
+
+
+def txt_strings(response) -> list[tuple[bytes, ...]]:
+    return sorted(tuple(r.strings) for rrset in response.answer for r in rrset)
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
+async def test_records_from_the_scenario(lab_factory, tcp: bool) -> None:
+    """MX in preference order, A for hosts and policy host, TXT with several strings."""
+    lab = await lab_factory(SCENARIO)
+    mx = await ask(lab, "good.test", "MX", tcp=tcp)
+    assert sorted((r.preference, r.exchange.to_text()) for r in mx.answer[0]) == [
+        (10, "mx1.good.test."),
+        (20, "mx2.good.test."),
+    ]
+    a = await ask(lab, "mta-sts.good.test", "A", tcp=tcp)
+    assert [r.address for r in a.answer[0]] == [lab.address("mta-sts.good.test")]
+    a = await ask(lab, "mx2.good.test", "A", tcp=tcp)
+    assert [r.address for r in a.answer[0]] == [lab.address("mx2.good.test")]
+    sts = await ask(lab, "_mta-sts.good.test", "TXT", tcp=tcp)
+    assert txt_strings(sts) == [(b"v=STSv1; ", b"id=1")]  # one record, two strings
+
+
+async def test_several_records(lab_factory) -> None:
+    """A list of lists is an RRset of several TXT records."""
+    lab = await lab_factory(SCENARIO)
+    r = await ask(lab, "_smtp._tls.good.test", "TXT")
+    assert txt_strings(r) == [
+        (b"v=TLSRPTv1; rua=mailto:a@good.test",),
+        (b"v=TLSRPTv1; rua=mailto:b@good.test",),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "rdtype", "rcode", "answers"),
+    [
+        ("_mta-sts.plain.test", "TXT", dns.rcode.NXDOMAIN, 0),  # no record: name absent
+        ("nowhere.test", "A", dns.rcode.NXDOMAIN, 0),  # unknown name
+        ("_mta-sts.gone.test", "TXT", dns.rcode.NXDOMAIN, 0),  # forced NXDOMAIN
+        ("_mta-sts.broken.test", "TXT", dns.rcode.SERVFAIL, 0),  # forced SERVFAIL
+        ("mx1.good.test", "TXT", dns.rcode.NOERROR, 0),  # NODATA: name exists, type does not
+        ("_tls.good.test", "TXT", dns.rcode.NOERROR, 0),  # empty non-terminal: NODATA
+        ("v6.test", "AAAA", dns.rcode.NOERROR, 1),
+    ],
+)
+async def test_rcodes(lab_factory, name: str, rdtype: str, rcode: int, answers: int) -> None:
+    """NXDOMAIN, SERVFAIL and NODATA are told apart as a real authoritative server does."""
+    lab = await lab_factory(SCENARIO)
+    r = await ask(lab, name, rdtype)
+    assert r.rcode() == rcode
+    assert len(r.answer) == answers
+
+
+async def test_timeout_fault_never_answers(lab_factory) -> None:
+    """A name with fault=timeout gets no answer over UDP or TCP; the client times out."""
+    lab = await lab_factory(SCENARIO)
+    with pytest.raises(dns.exception.Timeout):
+        await ask(lab, "_mta-sts.slow.test", "TXT", wait=0.2)
+    with pytest.raises(dns.exception.Timeout):
+        await ask(lab, "_mta-sts.slow.test", "TXT", tcp=True, wait=0.2)
+    assert [q.name for q in lab.dns_queries] == ["_mta-sts.slow.test"] * 2
+
+
+async def test_cname_is_followed_in_zone(lab_factory) -> None:
+    """A CNAME answer carries the target's records too."""
+    lab = await lab_factory(SCENARIO)
+    r = await ask(lab, "_mta-sts.alias.test", "TXT")
+    assert [rrset.rdtype for rrset in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.TXT]
+
+
+async def test_ad_bit_only_for_signed_names(lab_factory) -> None:
+    """dnssec = true sets AD on answers for the domain and names below it, not others."""
+    lab = await lab_factory(SCENARIO)
+    assert (await ask(lab, "_mta-sts.good.test", "TXT")).flags & dns.flags.AD
+    assert (await ask(lab, "mx1.good.test", "A")).flags & dns.flags.AD
+    assert not (await ask(lab, "mx.plain.test", "A")).flags & dns.flags.AD
+    lab.set_dnssec("plain.test", True)
+    assert (await ask(lab, "mx.plain.test", "A")).flags & dns.flags.AD
+
+
+async def test_tlsa_records_for_each_mx(lab_factory) -> None:
+    """A domain's tlsa records are published at _25._tcp.<mx> for each of its MX."""
+    lab = await lab_factory(SCENARIO)
+    r = await ask(lab, "_25._tcp.mx2.good.test", "TLSA")
+    (tlsa,) = r.answer[0]
+    assert (tlsa.usage, tlsa.selector, tlsa.mtype) == (3, 1, 1)
+
+
+async def test_live_changes(lab_factory) -> None:
+    """set_txt and set_dns_fault take effect on the next query."""
+    lab = await lab_factory(SCENARIO)
+    lab.set_txt("_mta-sts.good.test", ["v=STSv1; id=2"])
+    assert txt_strings(await ask(lab, "_mta-sts.good.test", "TXT")) == [(b"v=STSv1; id=2",)]
+    lab.set_dns_fault("_mta-sts.good.test", "servfail")
+    assert (await ask(lab, "_mta-sts.good.test", "TXT")).rcode() == dns.rcode.SERVFAIL
+    lab.set_dns_fault("_mta-sts.good.test", None)
+    lab.set_txt("_mta-sts.good.test", [])
+    assert (await ask(lab, "_mta-sts.good.test", "TXT")).rcode() == dns.rcode.NXDOMAIN
+    lab.set_records("new.test", "A", ["127.9.9.9"])
+    assert (await ask(lab, "new.test", "A")).answer[0][0].address == "127.9.9.9"
+
+
+async def test_long_txt_is_split_into_255_byte_strings(lab_factory) -> None:
+    """A TXT string over 255 bytes becomes several strings (and a large answer goes by TCP)."""
+    lab = await lab_factory(SCENARIO)
+    lab.set_txt("big.test", ["x" * 600])
+    r = await ask(lab, "big.test", "TXT", tcp=True)
+    assert [len(s) for s in r.answer[0][0].strings] == [255, 255, 90]
+
+
+async def test_queries_are_recorded(lab_factory) -> None:
+    """lab.dns_queries lists name, type and transport of every question."""
+    lab = await lab_factory(SCENARIO)
+    await ask(lab, "good.test", "MX")
+    await ask(lab, "good.test", "MX", tcp=True)
+    assert [(q.name, q.rdtype, q.transport) for q in lab.dns_queries] == [
+        ("good.test", "MX", "udp"),
+        ("good.test", "MX", "tcp"),
+    ]
