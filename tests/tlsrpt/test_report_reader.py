@@ -471,3 +471,38 @@ def test_report_from_json_never_raises_inside_a_policy(value: object) -> None:
         report = copy.deepcopy(BASE)
         _detail(report)[key] = value
         report_from_json(report)
+
+
+DATES = [
+    ("2024-01-09T02:00:00+02:00", "2024-01-09T00:00:00+00:00", []),  # an offset: converted
+    ("2024-01-08T19:00:00-05:00", "2024-01-09T00:00:00+00:00", []),  # a negative offset
+    ("2024-01-09t00:00:00z", "2024-01-09T00:00:00+00:00", []),  # lower case (RFC 3339 note)
+    ("2024-01-09T00:00:00.250Z", "2024-01-09T00:00:00.250000+00:00", []),  # a fraction
+    ("2024-01-09T02:00:00+0200", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),
+    ("2024-01-09T00:00:00 UTC", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),
+    ("2024-01-09T00:00Z", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),  # no secs
+]
+
+
+@pytest.mark.parametrize(("text", "instant", "codes"), DATES)
+def test_start_datetime_forms(text: str, instant: str, codes: list[str]) -> None:
+    """RFC 3339 forms and near misses all become the same UTC instant; misses are named."""
+    linted = read_report(mutate(lambda r: r["date-range"].update({"start-datetime": text})))
+    assert linted.value is not None
+    assert linted.value.date_range_start.isoformat() == instant
+    assert [n.code for n in linted.warnings] == codes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-01-09T00:00:00+24:00",  # an offset of a whole day
+        "2024-13-01T00:00:00Z",  # month 13
+        "2024-01-09T25:00:00Z",  # hour 25
+        "２０２４-01-09T00:00:00Z",  # full-width digits
+    ],
+)
+def test_impossible_datetimes_are_errors(text: str) -> None:
+    """A date-time that names no real instant is report.date.invalid."""
+    linted = read_report(mutate(lambda r: r["date-range"].update({"start-datetime": text})))
+    assert [n.code for n in linted.errors] == ["report.date.invalid"]

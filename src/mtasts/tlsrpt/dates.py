@@ -24,7 +24,8 @@ _RFC = "RFC 3339 §5.6"
 _DATE_TIME = re.compile(
     r"\s*(?P<date>\d{4}-\d{2}-\d{2})"
     r"(?:(?P<sep>[Tt ])(?P<h>\d{2}):(?P<m>\d{2})(?::(?P<s>\d{2})(?P<frac>\.\d+)?)?)?"
-    r"\s*(?P<zone>[Zz]|[+-]\d{2}:?\d{2}|UTC|GMT)?\s*"
+    r"\s*(?P<zone>[Zz]|[+-]\d{2}:?\d{2}|UTC|GMT)?\s*",
+    re.ASCII,
 )
 
 Warn = Callable[[str, str, str], None]
