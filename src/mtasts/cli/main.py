@@ -28,6 +28,9 @@ def _register() -> None:
     from mtasts.cli.lab import lab as lab_group
 
     cli.add_command(lab_group)
+    cli.add_command(__import__("mtasts.cli.check", fromlist=["check"]).check)
+    cli.add_command(__import__("mtasts.cli.policy", fromlist=["policy"]).policy)
+    cli.add_command(__import__("mtasts.cli.serve", fromlist=["serve"]).serve)
 
 
 _register()

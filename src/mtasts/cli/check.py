@@ -1,0 +1,122 @@
+"""``mtasts check DOMAIN...``: check a receiving domain's whole MTA-STS and TLS-RPT chain.
+
+Exit codes follow the monitoring-plugin convention (Nagios, Icinga, Sensu): 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN, the worst over all domains given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from mtasts.check.finding import DomainReport, Severity, Status, worst_status
+from mtasts.check.runner import Limits, Target, check_domains
+from mtasts.cli.render import print_json
+from mtasts.config import load_settings
+from mtasts.errors import MtastsError
+
+_STYLE = {
+    Severity.OK: ("OK", "green"),
+    Severity.WARNING: ("WARN", "yellow"),
+    Severity.CRITICAL: ("CRIT", "bold red"),
+    Severity.UNKNOWN: ("UNKN", "magenta"),
+}
+_STATUS_STYLE = {
+    Status.OK: "green",
+    Status.WARNING: "yellow",
+    Status.CRITICAL: "bold red",
+    Status.UNKNOWN: "magenta",
+}
+
+
+def _table(report: DomainReport, *, problems_only: bool) -> Table:
+    status = report.status
+    table = Table(
+        title=f"{report.domain}: [{_STATUS_STYLE[status]}]{status.name}[/]",
+        title_justify="left",
+        show_lines=False,
+        expand=False,
+    )
+    table.add_column("", no_wrap=True)
+    table.add_column("check", no_wrap=True, style="cyan")
+    table.add_column("finding")
+    for finding in report.findings:
+        if problems_only and finding.severity is Severity.OK:
+            continue
+        label, style = _STYLE[finding.severity]
+        message = finding.message + (f" [dim]({finding.rfc})[/dim]" if finding.rfc else "")
+        table.add_row(f"[{style}]{label}[/]", finding.id, message)
+    return table
+
+
+def _target(timeout: float | None) -> Target:
+    settings = load_settings()
+    limits = Limits() if timeout is None else Limits(domain=timeout)
+    return Target(
+        nameserver=settings.nameserver,
+        ca_file=settings.ca_file,
+        https_port=settings.https_port,
+        smtp_port=settings.smtp_port,
+        limits=limits,
+    )
+
+
+def _run(domains: Sequence[str], target: Target, progress: bool) -> list[DomainReport]:
+    if not progress:
+        return asyncio.run(check_domains(domains, target))
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("checking", total=len(domains))
+
+        def done(report: DomainReport) -> None:
+            bar.update(task, advance=1, description=f"checked {report.domain}")
+
+        return asyncio.run(check_domains(domains, target, on_done=done))
+
+
+@click.command()
+@click.argument("domains", nargs=-1, required=True, metavar="DOMAIN...")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per domain.")
+@click.option(
+    "--problems", "problems_only", is_flag=True, help="Show only warnings and worse (not OK)."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 600),
+    default=None,
+    help="Seconds allowed per domain (default 90). Each MX and the policy fetch have their "
+    "own shorter deadlines.",
+)
+def check(
+    domains: tuple[str, ...], as_json: bool, problems_only: bool, timeout: float | None
+) -> None:
+    """Check DOMAIN's MTA-STS record, policy host, policy, every MX's STARTTLS, and TLS-RPT.
+
+    \b
+    Honours MTASTS_NAMESERVER, MTASTS_CA_FILE, MTASTS_HTTPS_PORT, MTASTS_SMTP_PORT.
+    Exit codes (monitoring-plugin convention, worst over all domains):
+    0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not be determined).
+    """
+    try:
+        target = _target(timeout)
+    except MtastsError as exc:
+        click.echo(f"mtasts check: {exc}", err=True)
+        sys.exit(int(Status.UNKNOWN))
+    progress = len(domains) > 1 and not as_json and sys.stderr.isatty()
+    try:
+        reports = _run(domains, target, progress)
+    except KeyboardInterrupt:
+        click.echo("mtasts check: interrupted", err=True)
+        sys.exit(int(Status.UNKNOWN))
+    if as_json:
+        print_json([r.to_json() for r in reports])
+    else:
+        console = Console(highlight=False)
+        for report in reports:
+            console.print(_table(report, problems_only=problems_only))
+    sys.exit(int(worst_status(r.status for r in reports)))
