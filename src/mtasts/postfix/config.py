@@ -5,7 +5,7 @@ Example::
     [daemon]
     listen = ["127.0.0.1:8461", "unix:/var/spool/postfix/private/mtasts"]
     unix_mode = "0666"          # smtp(8) connects as user postfix
-    lookup_timeout = 30         # seconds; below Postfix's fixed 100 s
+    lookup_timeout = 75         # seconds; > the 60 s fetch limit, < Postfix's 100 s
     idle_timeout = 300
     answer_ttl = 1              # reuse a rendered answer this long; 0 = never
     shutdown_grace = 10
@@ -68,7 +68,7 @@ class Listen:
 class DaemonConfig:
     listen: tuple[Listen, ...] = tuple(Listen.parse(x) for x in DEFAULT_LISTEN)
     unix_mode: int = 0o666
-    lookup_timeout: float = 30.0
+    lookup_timeout: float = 75.0
     idle_timeout: float = 300.0
     answer_ttl: float = 1.0
     shutdown_grace: float = 10.0
@@ -178,7 +178,7 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
     return DaemonConfig(
         listen=tuple(Listen.parse(x) for x in listen),
         unix_mode=unix_mode,
-        lookup_timeout=_seconds(table, "lookup_timeout", 30.0, where),
+        lookup_timeout=_seconds(table, "lookup_timeout", 75.0, where),
         idle_timeout=_seconds(table, "idle_timeout", 300.0, where),
         answer_ttl=_seconds(table, "answer_ttl", 1.0, where),
         shutdown_grace=_seconds(table, "shutdown_grace", 10.0, where),

@@ -58,8 +58,9 @@ class ServerSettings:
     zones: Mapping[str, ReplyOptions] = field(default_factory=dict)
     default_zone: ReplyOptions = field(default_factory=ReplyOptions)
     max_request: int = DEFAULT_MAX_REQUEST
-    #: below Postfix's fixed 100 s, so Postfix sees our TIMEOUT, not its own
-    lookup_timeout: float = 30.0
+    #: above the resolver's whole-fetch limit (60 s) so a slow policy host ends as a
+    #: failed fetch (deliver, RFC 8461 §3.3), below Postfix's fixed 100 s
+    lookup_timeout: float = 75.0
     #: close a connection idle this long (Postfix closes its own after 10 s)
     idle_timeout: float = 300.0
     #: reuse a rendered answer this long (seconds; 0 = never)

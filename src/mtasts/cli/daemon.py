@@ -1,0 +1,413 @@
+"""``mtasts daemon``: the Postfix socketmap TLS policy daemon; ``mtasts cache``: one domain's entry.
+
+Settings come from mtasts.toml (``[daemon]`` plus the resolver's nameserver, ca_file,
+[cache], [timeouts]), then ``MTASTS_*`` variables, then these options; or, to switch
+from postfix-mta-sts-resolver in one step, from its YAML (``--pmsr-config``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import orjson
+
+from mtasts.config import DEFAULT_PATH, Settings, load_settings
+from mtasts.errors import ConfigError, MtastsError
+from mtasts.postfix.config import DaemonConfig, Listen, daemon_config_from_table
+from mtasts.postfix.pmsr import load_pmsr_file
+from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
+from mtasts.postfix.socketmap import DaneLevel
+
+log = logging.getLogger("mtasts.daemon")
+
+
+def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings, DaemonConfig]:
+    """Resolver settings and ``[daemon]`` from one TOML file (``path``, $MTASTS_CONFIG, default).
+
+    mtasts.config reads the resolver's keys; it does not know ``[daemon]`` yet, so the
+    file is split here and its other keys handed over as overrides (file < env < CLI
+    order is kept by applying the environment first for those keys).
+    """
+    if path is None and os.environ.get("MTASTS_CONFIG"):
+        path = Path(os.environ["MTASTS_CONFIG"])
+    if path is None and DEFAULT_PATH.is_file():
+        path = DEFAULT_PATH
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    daemon_table = data.pop("daemon", {})
+    file_values: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            file_values.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            file_values[key] = value
+    env = {k: v for k, v in os.environ.items() if k != "MTASTS_CONFIG"}
+    settings = load_settings(os.devnull, environ=env, overrides={})
+    # file first, then environment, then the command line
+    merged = {**file_values, **_env_values(settings), **overrides}
+    return load_settings(os.devnull, environ={}, overrides=merged), daemon_config_from_table(
+        daemon_table
+    )
+
+
+def _env_values(env_settings: Settings) -> dict[str, Any]:
+    """The settings the environment set (those differing from defaults)."""
+    out: dict[str, Any] = {}
+    default = Settings()
+    if env_settings.nameserver != default.nameserver:
+        out["nameserver"] = env_settings.nameserver
+    if env_settings.ca_file != default.ca_file:
+        out["ca_file"] = env_settings.ca_file
+    if env_settings.https_port != default.https_port:
+        out["https_port"] = env_settings.https_port
+    if env_settings.smtp_port != default.smtp_port:
+        out["smtp_port"] = env_settings.smtp_port
+    if env_settings.cache.url != default.cache.url:
+        out["cache.url"] = env_settings.cache.url
+    for name in ("dns", "connect", "read", "total"):
+        if getattr(env_settings.timeouts, name) != getattr(default.timeouts, name):
+            out[f"timeouts.{name}"] = getattr(env_settings.timeouts, name)
+    return out
+
+
+async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
+    """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping."""
+    from mtasts.postfix.admin import Admin
+    from mtasts.postfix.dane import DaneProbe
+    from mtasts.sts.resolver import Resolver
+
+    resolver = await Resolver.open(settings)
+    resolver.start()
+    dane = DaneProbe(settings.nameserver, timeout=settings.timeouts.dns) if cfg.dane else None
+    server = SocketmapServer(
+        resolver,
+        ServerSettings(
+            zones=cfg.zones,
+            default_zone=cfg.default_zone,
+            lookup_timeout=cfg.lookup_timeout,
+            idle_timeout=cfg.idle_timeout,
+            answer_ttl=cfg.answer_ttl,
+            shutdown_grace=cfg.shutdown_grace,
+        ),
+        dane=dane,
+    )
+    admin = Admin(server, resolver, dane.forget if dane is not None else None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for listen in cfg.listen:
+            if listen.path:
+                await server.listen_unix(listen.path, cfg.unix_mode)
+            else:
+                await server.listen_tcp(listen.host, listen.port)
+        if cfg.metrics:
+            m = Listen.parse(cfg.metrics)
+            await admin.listen(m.host, m.port)
+        sd_notify("READY=1")
+        log.info("ready: cache=%s dane=%s", resolver.cache.url, cfg.dane)
+        await stop.wait()
+        log.info("stopping")
+        sd_notify("STOPPING=1")
+    finally:
+        await server.close()
+        await admin.close()
+        await resolver.aclose()
+
+
+def _run(coro_factory: Any, use_uvloop: bool) -> None:
+    if use_uvloop:
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop not installed; using asyncio's loop")
+        else:
+            uvloop.run(coro_factory())
+            return
+    asyncio.run(coro_factory())
+
+
+@click.command("daemon")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"mtasts.toml ([daemon] and resolver settings). Default: $MTASTS_CONFIG, {DEFAULT_PATH}.",
+)
+@click.option(
+    "--pmsr-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read postfix-mta-sts-resolver's YAML (/etc/mta-sts-daemon.yml) instead of [daemon].",
+)
+@click.option(
+    "--listen",
+    multiple=True,
+    help="HOST:PORT or unix:/PATH; repeat for several. Default 127.0.0.1:8461.",
+)
+@click.option(
+    "--unix-mode", help="Octal mode of unix sockets (default 0666: smtp(8) is user postfix)."
+)
+@click.option("--lookup-timeout", type=float, help="Seconds before answering TIMEOUT (default 75).")
+@click.option("--idle-timeout", type=float, help="Close connections idle this long (default 300).")
+@click.option(
+    "--answer-ttl", type=float, help="Reuse a rendered answer this long (default 1; 0 off)."
+)
+@click.option(
+    "--shutdown-grace", type=float, help="Seconds to finish requests on SIGTERM (default 10)."
+)
+@click.option(
+    "--dane/--no-dane", default=None, help="Answer DANE where MX hosts have validated TLSA."
+)
+@click.option("--dane-level", type=click.Choice(["dane-only", "dane"]), help="DANE answer.")
+@click.option(
+    "--tlsrpt/--no-tlsrpt", default=None, help="Postfix 3.10 TLSRPT attributes (default zone)."
+)
+@click.option(
+    "--servername/--no-servername", default=None, help="servername=hostname (Postfix >= 3.4)."
+)
+@click.option(
+    "--strict-testing/--no-strict-testing", default=None, help="Enforce 'testing' policies too."
+)
+@click.option("--metrics", help="HOST:PORT for /metrics and /cache (loopback!); '' = off.")
+@click.option("--uvloop/--no-uvloop", default=None, help="Use uvloop when installed (default on).")
+@click.option(
+    "--nameserver", help="DNS server HOST:PORT (default: resolv.conf). Env MTASTS_NAMESERVER."
+)
+@click.option("--ca-file", help="CA bundle for policy hosts. Env MTASTS_CA_FILE.")
+@click.option(
+    "--cache", "cache_url", help="Cache URL: memory:, sqlite:///PATH, redis://... Env MTASTS_CACHE."
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def daemon(
+    config_path: Path | None,
+    pmsr_config: Path | None,
+    listen: tuple[str, ...],
+    unix_mode: str | None,
+    lookup_timeout: float | None,
+    idle_timeout: float | None,
+    answer_ttl: float | None,
+    shutdown_grace: float | None,
+    dane: bool | None,
+    dane_level: str | None,
+    tlsrpt: bool | None,
+    servername: bool | None,
+    strict_testing: bool | None,
+    metrics: str | None,
+    uvloop: bool | None,
+    nameserver: str | None,
+    ca_file: str | None,
+    cache_url: str | None,
+    log_level: str,
+) -> None:
+    """Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.
+
+    \b
+    main.cf:  smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
+    Signals:  SIGTERM/SIGINT finish requests in flight, then exit 0.
+    Exit codes: 0 stopped; 1 configuration error.
+    """
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    overrides = {"nameserver": nameserver, "ca_file": ca_file, "cache.url": cache_url}
+    try:
+        settings, cfg = read_config(config_path, overrides)
+        if pmsr_config is not None:
+            imported = load_pmsr_file(pmsr_config)
+            for note in imported.notes:
+                log.warning("pmsr config: %s", note)
+            cfg = imported.daemon
+            extra = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
+            settings = load_settings(
+                os.devnull,
+                environ={},
+                overrides={**_settings_values(settings), **extra, **overrides},
+            )
+        cfg = _apply_options(
+            cfg,
+            listen=listen,
+            unix_mode=unix_mode,
+            lookup_timeout=lookup_timeout,
+            idle_timeout=idle_timeout,
+            answer_ttl=answer_ttl,
+            shutdown_grace=shutdown_grace,
+            dane=dane,
+            dane_level=dane_level,
+            tlsrpt=tlsrpt,
+            servername=servername,
+            strict_testing=strict_testing,
+            metrics=metrics,
+            uvloop=uvloop,
+        )
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _run(lambda: run_daemon(cfg, settings), cfg.uvloop)
+
+
+def _settings_values(s: Settings) -> dict[str, Any]:
+    return {
+        "nameserver": s.nameserver,
+        "ca_file": s.ca_file,
+        "https_port": s.https_port,
+        "smtp_port": s.smtp_port,
+        "cache.url": s.cache.url,
+        "timeouts.dns": s.timeouts.dns,
+        "timeouts.connect": s.timeouts.connect,
+        "timeouts.read": s.timeouts.read,
+        "timeouts.total": s.timeouts.total,
+    }
+
+
+def _apply_options(cfg: DaemonConfig, **opts: Any) -> DaemonConfig:
+    """Command-line options over the file's values (None = not given)."""
+    changes: dict[str, Any] = {}
+    if opts["listen"]:
+        changes["listen"] = tuple(Listen.parse(x) for x in opts["listen"])
+    if opts["unix_mode"] is not None:
+        try:
+            changes["unix_mode"] = int(opts["unix_mode"], 8)
+        except ValueError:
+            raise ConfigError(f"--unix-mode {opts['unix_mode']!r} is not octal") from None
+    for key in ("lookup_timeout", "idle_timeout", "answer_ttl", "shutdown_grace", "dane", "uvloop"):
+        if opts[key] is not None:
+            changes[key] = opts[key]
+    if opts["metrics"] is not None:
+        if opts["metrics"]:
+            Listen.parse(opts["metrics"])
+        changes["metrics"] = opts["metrics"]
+    zone = cfg.default_zone
+    zone_changes: dict[str, Any] = {}
+    for key in ("tlsrpt", "servername", "strict_testing"):
+        if opts[key] is not None:
+            zone_changes[key] = opts[key]
+    if opts["dane_level"] is not None:
+        zone_changes["dane_level"] = DaneLevel(opts["dane_level"])
+    if zone_changes:
+        changes["default_zone"] = replace(zone, **zone_changes)
+        changes["zones"] = {n: replace(z, **zone_changes) for n, z in cfg.zones.items()}
+    return replace(cfg, **changes)
+
+
+# --- mtasts cache show|purge|refresh DOMAIN ---------------------------------------------
+
+
+@click.group("cache")
+def cache() -> None:
+    """Show, purge or refresh one domain's cached MTA-STS policy.
+
+    \b
+    With --daemon URL (the daemon's [daemon] metrics address) the running daemon does
+    it, which also drops its rendered answer; without, the configured cache is opened
+    directly (sqlite/redis/postgresql; a memory: cache lives only inside the daemon).
+    Exit codes: 0 done; 1 not found or failed.
+    """
+
+
+_daemon_option = click.option(
+    "--daemon",
+    "daemon_url",
+    envvar="MTASTS_DAEMON_URL",
+    help="Daemon control URL, e.g. http://127.0.0.1:9461. Env MTASTS_DAEMON_URL.",
+)
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="mtasts.toml (for the cache URL).",
+)
+
+
+def _emit(status: int, data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    if status != 200:
+        sys.exit(1)
+
+
+def _via_daemon(url: str, method: str, path: str) -> None:
+    try:
+        response = httpx.request(method, url.rstrip("/") + path, timeout=90)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the daemon at {url}: {exc}") from exc
+    _emit(response.status_code, response.json())
+
+
+async def _direct(config_path: Path | None, action: str, domain: str) -> tuple[int, Any]:
+    from mtasts.names import normalize_domain
+    from mtasts.sts.cache.base import entry_to_json
+    from mtasts.sts.resolver import Resolver
+
+    settings, _ = read_config(config_path, {})
+    if settings.cache.url.startswith("memory:"):
+        raise ConfigError(
+            "the memory: cache lives inside the daemon: pass --daemon http://HOST:PORT "
+            "(its [daemon] metrics address), or configure a shared [cache] url"
+        )
+    name = normalize_domain(domain)
+    resolver = await Resolver.open(settings)
+    try:
+        if action == "show":
+            entry = await resolver.cache.get(name)
+            if entry is None:
+                return 404, {"domain": name, "error": "not in the cache"}
+            return 200, entry_to_json(entry)
+        if action == "purge":
+            await resolver.cache.delete(name)
+            return 200, {"domain": name, "purged": True}
+        return 200, (await resolver.refresh(name)).to_json()
+    finally:
+        await resolver.aclose()
+
+
+def _cache_command(action: str, method: str, suffix: str, doc: str) -> click.Command:
+    @click.command(action, help=doc)
+    @click.argument("domain")
+    @_daemon_option
+    @_config_option
+    def command(domain: str, daemon_url: str | None, config_path: Path | None) -> None:
+        if daemon_url:
+            _via_daemon(daemon_url, method, f"/cache/{domain}{suffix}")
+            return
+        try:
+            status, data = asyncio.run(_direct(config_path, action, domain))
+        except MtastsError as exc:
+            raise click.ClickException(str(exc)) from exc
+        _emit(status, data)
+
+    return command
+
+
+cache.add_command(_cache_command("show", "GET", "", "Print DOMAIN's cache entry as JSON."))
+cache.add_command(_cache_command("purge", "DELETE", "", "Forget DOMAIN's cache entry."))
+cache.add_command(
+    _cache_command("refresh", "POST", "/refresh", "Re-check DOMAIN now; print the lookup.")
+)
+
+
+def register(group: click.Group) -> None:
+    """Add ``daemon`` and ``cache`` to the ``mtasts`` group."""
+    group.add_command(daemon)
+    group.add_command(cache)

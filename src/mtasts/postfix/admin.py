@@ -1,0 +1,119 @@
+"""The daemon's HTTP side door: Prometheus metrics and one domain's cache entry.
+
+``GET /metrics``                 Prometheus text format
+``GET /cache/DOMAIN``            the cached entry as JSON (404 when none)
+``DELETE /cache/DOMAIN``         purge it (and the daemon's rendered answer)
+``POST /cache/DOMAIN/refresh``   re-check DNS / re-fetch now; returns the lookup as JSON
+
+It has no authentication: bind it to loopback (the default) or a unix-only host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from mtasts.errors import DomainNameError
+from mtasts.names import normalize_domain
+from mtasts.postfix.server import SocketmapServer
+from mtasts.sts.cache.base import entry_to_json
+from mtasts.sts.resolver import Resolver
+
+log = logging.getLogger("mtasts.daemon")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+class Admin:
+    def __init__(
+        self,
+        server: SocketmapServer,
+        resolver: Resolver,
+        forget: Callable[[str], None] | None = None,
+    ) -> None:
+        self.server = server
+        self.resolver = resolver
+        self.forget = forget
+        self._listener: asyncio.AbstractServer | None = None
+
+    async def listen(self, host: str, port: int) -> tuple[str, int]:
+        self._listener = await asyncio.start_server(self._handle, host, port)
+        name = self._listener.sockets[0].getsockname()
+        log.info("metrics and cache control on http://%s:%s/", name[0], name[1])
+        return str(name[0]), int(name[1])
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+            method, _, rest = head.decode("latin-1").partition(" ")
+            path = rest.partition(" ")[0]
+            status, ctype, body = await self.route(method, path)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            writer.close()
+            return
+        writer.write(
+            f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+
+    async def route(self, method: str, path: str) -> tuple[int, str, bytes]:
+        """(status, content type, body) for one request."""
+        if path == "/metrics":
+            if method != "GET":
+                return _json(405, {"error": "use GET"})
+            return 200, "text/plain; version=0.0.4", self.server.metrics.render().encode()
+        parts = path.strip("/").split("/")
+        if len(parts) not in (2, 3) or parts[0] != "cache":
+            return _json(404, {"error": "try /metrics or /cache/DOMAIN"})
+        try:
+            domain = normalize_domain(parts[1])
+        except DomainNameError as exc:
+            return _json(400, {"error": exc.message})
+        action: dict[tuple[str, int], Callable[[str], Awaitable[tuple[int, str, bytes]]]] = {
+            ("GET", 2): self.show,
+            ("DELETE", 2): self.purge,
+            ("POST", 3): self.refresh,
+        }
+        handler = action.get((method, len(parts)))
+        if handler is None or (len(parts) == 3 and parts[2] != "refresh"):
+            return _json(405, {"error": "GET or DELETE /cache/DOMAIN, POST /cache/DOMAIN/refresh"})
+        return await handler(domain)
+
+    async def show(self, domain: str) -> tuple[int, str, bytes]:
+        entry = await self.resolver.cache.get(domain)
+        if entry is None:
+            return _json(404, {"domain": domain, "error": "not in the cache"})
+        return _json(200, entry_to_json(entry))
+
+    async def purge(self, domain: str) -> tuple[int, str, bytes]:
+        await self.resolver.cache.delete(domain)
+        self._forget(domain)
+        return _json(200, {"domain": domain, "purged": True})
+
+    async def refresh(self, domain: str) -> tuple[int, str, bytes]:
+        lookup = await self.resolver.refresh(domain)
+        self._forget(domain)
+        return _json(200, lookup.to_json())
+
+    def _forget(self, domain: str) -> None:
+        self.server.forget(domain)
+        if self.forget is not None:
+            self.forget(domain)
+
+
+def _json(status: int, data: Any) -> tuple[int, str, bytes]:
+    return status, "application/json", orjson.dumps(data, option=orjson.OPT_INDENT_2)
