@@ -106,6 +106,11 @@ REPAIRS: list[tuple[Callable[[dict[str, Any]], object], list[str]]] = [
         lambda r: _policy(r).update({"policy-domain": "Example.NET."}),
         ["report.policy-domain.not-canonical"],
     ),
+    # E-71: a U-label policy-domain is kept and named
+    (
+        lambda r: _policy(r).update({"policy-domain": "bücher.example"}),
+        ["report.policy-domain.u-label"],
+    ),
     # policy-string a bare string
     (
         lambda r: _policy(r).update({"policy-string": "version: STSv1"}),
