@@ -167,6 +167,13 @@ async def _fetch(
         elif isinstance(exc, httpx.TimeoutException):
             return replace(base, error=f"timed out ({type(exc).__name__})", error_kind="timeout")
         elif isinstance(exc, httpx.ConnectError):
+            # A server that hangs up during the handshake (rather than refusing the
+            # connection) may only speak an old TLS version: ask it with one.
+            if _cause(exc, ConnectionRefusedError) is None:
+                legacy = await _legacy_version(address, host, port, min(seconds, 10.0))
+                if legacy:
+                    tls = TlsOutcome(handshake_error=describe(exc), legacy_version=legacy)
+                    return replace(base, tls=tls, error=describe(exc), error_kind="tls")
             return replace(base, error=describe(exc), error_kind="connect")
         else:
             return replace(base, error=describe(exc), error_kind="http")

@@ -35,6 +35,11 @@ class SmtpFailure(Exception):
     pass
 
 
+class HandshakeFailed(Exception):
+    """The TLS handshake after STARTTLS failed for a reason other than the certificate
+    (no common protocol version, an alert, the server hanging up)."""
+
+
 async def _reply(reader: asyncio.StreamReader, seconds: float) -> tuple[int, list[str]]:
     """One SMTP reply: its code and text lines (RFC 5321 §4.2)."""
     lines: list[str] = []
@@ -90,8 +95,13 @@ async def _session(
         code, lines = await _reply(reader, seconds)
         if code != 220:
             return replace(probe, starttls_offered=False, starttls_reply=f"{code}"), None
-        async with asyncio.timeout(seconds):
-            await writer.start_tls(context, server_hostname=host)
+        try:
+            async with asyncio.timeout(seconds):
+                await writer.start_tls(context, server_hostname=host)
+        except ssl.SSLCertVerificationError:
+            raise
+        except (ssl.SSLError, OSError) as exc:
+            raise HandshakeFailed(describe(exc)) from exc
         ssl_object = writer.get_extra_info("ssl_object")
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             writer.write(b"QUIT\r\n")
@@ -144,10 +154,10 @@ async def _probe(
         return replace(checked, tls=outcome_of(ssl_object, chain_ok=True))
     except ssl.SSLCertVerificationError as exc:
         chain_error = exc
-    except ssl.SSLError as exc:
-        handshake_error = describe(exc)
+    except HandshakeFailed as exc:
+        handshake_error = str(exc)
         legacy = ""
-        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, SmtpFailure):
+        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, SmtpFailure, HandshakeFailed):
             _, old = await _session(host, address, port, legacy_context(), seconds, probe)
             legacy = (old.version() or "") if old is not None else ""
         outcome = TlsOutcome(handshake_error=handshake_error, legacy_version=legacy)
