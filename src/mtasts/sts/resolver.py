@@ -1,0 +1,280 @@
+"""The sender's MTA-STS resolver: cache + discovery + refresh rules -> :class:`PolicyLookup`.
+
+I/O orchestration around the pure rules of :mod:`mtasts.sts.refresh`. It never raises
+for a network outcome: every outcome is a :class:`PolicyLookup`.
+
+* A lookup with a usable cached answer returns it at once; if that answer is due for a
+  re-check, the re-check runs in the background (a slow policy host never holds a
+  caller that has a cached answer).
+* Concurrent lookups of one domain share one resolution (single flight): one TXT query
+  and at most one HTTPS fetch however many callers wait.
+* Cold cache (RFC 8461 §5.1 leaves it open whether to wait): the caller waits for the
+  resolution, bounded by the fetch's total timeout; with ``cold_wait`` set, the caller
+  gets UNDETERMINED after that many seconds while the resolution goes on and caches
+  its result for the next lookup.
+* Policies of domains still in use are refreshed before they expire
+  (:meth:`Resolver.refresh_due`, run periodically by :meth:`Resolver.start`), at most
+  ``concurrency`` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from mtasts.config import Settings
+from mtasts.errors import FetchError, Notice, PolicyError
+from mtasts.names import normalize_domain
+from mtasts.net.dns import DnsClient
+from mtasts.net.https import HttpsClient, Timeouts
+from mtasts.net.tls import client_context
+from mtasts.sts.cache import PolicyCache, open_cache
+from mtasts.sts.cache.memory import MemoryCache
+from mtasts.sts.discover import discover, fetch_policy
+from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
+from mtasts.sts.refresh import (
+    DEFAULT_RULES,
+    Action,
+    CacheEntry,
+    Freshness,
+    RefreshRules,
+    after_fetch_failed,
+    after_fetch_ok,
+    alert_worthy,
+    answer,
+    decide,
+    freshness,
+    policy_answer,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+#: A domain counts as "in use" (proactively refreshed) this long after its last lookup.
+IN_USE_WINDOW = 7 * 86400.0
+
+
+class Resolver:
+    """Look up MTA-STS policies the way RFC 8461 §3-§5 asks a sender to."""
+
+    def __init__(
+        self,
+        dns: DnsClient,
+        https: HttpsClient,
+        cache: PolicyCache | None = None,
+        *,
+        clock: Clock = time.time,
+        rules: RefreshRules = DEFAULT_RULES,
+        concurrency: int = 32,
+        cold_wait: float | None = None,
+    ) -> None:
+        self.dns = dns
+        self.https = https
+        self.cache: PolicyCache = cache if cache is not None else MemoryCache()
+        self.clock = clock
+        self.rules = rules
+        self.cold_wait = cold_wait
+        self._limit = asyncio.Semaphore(concurrency)
+        self._inflight: dict[str, asyncio.Task[PolicyLookup]] = {}
+        self._background: set[asyncio.Task[PolicyLookup]] = set()
+        self._in_use: dict[str, float] = {}
+        self._proactive: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @classmethod
+    async def open(cls, settings: Settings | None = None, **options: object) -> Resolver:
+        """A resolver built from :class:`~mtasts.config.Settings` (its DNS, CA, port, cache)."""
+        settings = settings or Settings()
+        t = settings.timeouts
+        dns = DnsClient(settings.nameserver, timeout=t.dns)
+        https = HttpsClient(
+            dns,
+            client_context(str(settings.ca_file) if settings.ca_file else None),
+            port=settings.https_port,
+            timeouts=Timeouts(connect=t.connect, read=t.read, total=t.total),
+        )
+        cache = await open_cache(settings.cache.url)
+        return cls(dns, https, cache, **options)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Resolver:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop background work and release the HTTPS client and the cache (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._proactive is not None:
+            self._proactive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._proactive
+        pending = set(self._background) | set(self._inflight.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await self.https.aclose()
+        await self.cache.aclose()
+
+    # --- lookups ----------------------------------------------------------------------
+
+    async def lookup(self, domain: str) -> PolicyLookup:
+        """The policy that applies to ``domain`` now. Raises only DomainNameError."""
+        name = normalize_domain(domain)
+        now = self.clock()
+        self._in_use[name] = now
+        entry = await self.cache.get(name)
+        state = freshness(entry, now, self.rules)
+        if state is not Freshness.MISS:
+            assert entry is not None
+            cached = answer(entry, now)
+            if cached is not None:
+                if state is Freshness.STALE:
+                    self._revalidate(name)
+                return cached
+        task = self._flight(name)
+        if self.cold_wait is None:
+            return await asyncio.shield(task)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.cold_wait)
+        except TimeoutError:
+            return PolicyLookup(
+                domain=name,
+                status=LookupStatus.UNDETERMINED,
+                source=Source.FETCHED,
+                detail=f"still resolving after {self.cold_wait:g} s; try again shortly",
+                cause=Notice("lookup.pending", "the policy is still being fetched"),
+            )
+
+    async def refresh(self, domain: str) -> PolicyLookup:
+        """Re-check ``domain`` now (TXT, then fetch if the rules say so) and wait for it."""
+        return await asyncio.shield(self._flight(normalize_domain(domain)))
+
+    def _flight(self, name: str) -> asyncio.Task[PolicyLookup]:
+        task = self._inflight.get(name)
+        if task is None:
+            task = asyncio.create_task(self._resolve(name), name=f"mta-sts {name}")
+            self._inflight[name] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(name, None))
+        return task
+
+    def _revalidate(self, name: str) -> None:
+        if name in self._inflight:
+            return
+        task = asyncio.create_task(self._limited(name), name=f"mta-sts refresh {name}")
+        self._inflight[name] = task
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(lambda _t: self._inflight.pop(name, None))
+
+    async def _limited(self, name: str) -> PolicyLookup:
+        async with self._limit:
+            return await self._resolve(name)
+
+    async def _resolve(self, name: str) -> PolicyLookup:
+        """One resolution: TXT, the refresh decision, maybe a fetch; the cache updated."""
+        entry = await self.cache.get(name)
+        txt = await discover(self.dns, name)
+        now = self.clock()
+        decision = decide(entry, txt, now, domain=name, rules=self.rules)
+        log.debug("%s: %s (%s)", name, decision.action, decision.reason)
+        if decision.action is Action.UNDETERMINED:
+            return PolicyLookup(
+                domain=name,
+                status=LookupStatus.UNDETERMINED,
+                source=Source.FETCHED,
+                detail=txt.notice.message if txt.notice else "the DNS lookup failed",
+                cause=txt.notice,
+            )
+        assert decision.entry is not None
+        if decision.action is not Action.FETCH:
+            await self.cache.set(decision.entry)
+            source = Source.FETCHED if decision.action is Action.NO_POLICY else Source.CACHE
+            return answer(decision.entry, now, source) or _unusable(decision.entry)
+        return await self._fetch(decision.entry, now)
+
+    async def _fetch(self, entry: CacheEntry, now: float) -> PolicyLookup:
+        record_id = entry.txt_id
+        assert record_id is not None
+        try:
+            fetched = await fetch_policy(self.https, entry.domain)
+        except (FetchError, PolicyError) as exc:
+            done = self.clock()
+            failed = after_fetch_failed(
+                entry, record_id, exc.notice(), exc.result_type, done, self.rules
+            )
+            await self.cache.set(failed)
+            if alert_worthy(failed):
+                # RFC 8461 §3.3 / §10.2: alert when a refresh fails unless mode is none.
+                log.warning(
+                    "MTA-STS policy refresh for %s failed: %s; the cached policy applies until %s",
+                    entry.domain,
+                    exc,
+                    failed.expires_at,
+                )
+            return answer(failed, done, Source.FETCHED) or _unusable(failed)
+        done = self.clock()
+        stored = after_fetch_ok(entry, record_id, fetched.policy, fetched.raw_text, done)
+        await self.cache.set(stored)
+        return policy_answer(stored, Source.FETCHED)
+
+    async def wait_idle(self) -> None:
+        """Wait until no background re-check is running (tests, short-lived commands)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # --- proactive refresh ------------------------------------------------------------
+
+    async def refresh_due(self) -> int:
+        """One proactive pass: re-check every in-use domain whose entry is due.
+
+        Returns how many re-checks ran; waits for them (at most ``concurrency`` at once).
+        """
+        now = self.clock()
+        started: list[asyncio.Task[PolicyLookup]] = []
+        for name, last_used in list(self._in_use.items()):
+            if now - last_used > IN_USE_WINDOW:
+                del self._in_use[name]
+                continue
+            entry = await self.cache.get(name)
+            if freshness(entry, now, self.rules) is Freshness.STALE:
+                self._revalidate(name)
+                task = self._inflight.get(name)
+                if task is not None:
+                    started.append(task)
+        await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    def start(self, interval: float = 300.0) -> None:
+        """Run :meth:`refresh_due` every ``interval`` seconds until :meth:`aclose`."""
+        if self._proactive is None:
+            self._proactive = asyncio.create_task(self._proactive_loop(interval))
+
+    async def _proactive_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh_due()
+            except Exception:  # keep refreshing; one bad pass must not stop the loop
+                log.exception("proactive MTA-STS refresh pass failed")
+
+
+def _unusable(entry: CacheEntry) -> PolicyLookup:
+    return PolicyLookup(
+        domain=entry.domain,
+        status=LookupStatus.UNDETERMINED,
+        source=Source.FETCHED,
+        detail="no usable policy state (this is a bug; please report it)",
+    )
