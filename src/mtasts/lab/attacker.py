@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import warnings
 
 from mtasts.lab.scenario import AttackerKind
 
@@ -64,7 +65,9 @@ class Attacker:
         upstream.check_hostname = False
         upstream.verify_mode = ssl.CERT_NONE  # an attacker does not care
         upstream.set_ciphers("DEFAULT:@SECLEVEL=0")
-        upstream.minimum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            upstream.minimum_version = ssl.TLSVersion.TLSv1
         self.upstream_context = upstream
 
     async def handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,11 +101,13 @@ class LabPki:
         low, high = tls_version(min_version), tls_version(max_version)
         if (low and low < ssl.TLSVersion.TLSv1_2) or (high and high < ssl.TLSVersion.TLSv1_2):
             ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-            ctx.minimum_version = ssl.TLSVersion.TLSv1
-        if low:
-            ctx.minimum_version = low
-        if high:
-            ctx.maximum_version = high
+            low = low or ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # old TLS is the point here
+            if low:
+                ctx.minimum_version = low
+            if high:
+                ctx.maximum_version = high
 
         def on_sni(
             obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, current: ssl.SSLContext

@@ -60,6 +60,10 @@ class Listeners:
                 # connection (ssl.SSLError, TimeoutError and ConnectionError are OSErrors;
                 # IncompleteReadError is an EOFError).
                 pass
+            except asyncio.CancelledError:
+                # The lab is stopping. Ending normally (not "cancelled") keeps asyncio's
+                # stream callback from logging the cancellation as an error.
+                pass
             finally:
                 self.writers.discard(writer)
                 writer.close()

@@ -7,6 +7,7 @@ them mandatory (RFC 8461 §3.3 for the policy host, §4.2 for the MX).
 from __future__ import annotations
 
 import ssl
+import warnings
 from ssl import TLSVersion
 
 
@@ -22,7 +23,10 @@ def client_context(
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
     if minimum_version < TLSVersion.TLSv1_2:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-    ctx.minimum_version = minimum_version
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.0/1.1; a caller asking for them probes on purpose.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = minimum_version
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
