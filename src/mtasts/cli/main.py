@@ -31,6 +31,7 @@ def _register() -> None:
     cli.add_command(__import__("mtasts.cli.check", fromlist=["check"]).check)
     cli.add_command(__import__("mtasts.cli.policy", fromlist=["policy"]).policy)
     cli.add_command(__import__("mtasts.cli.serve", fromlist=["serve"]).serve)
+    cli.add_command(__import__("mtasts.cli.query", fromlist=["query"]).query)
 
 
 _register()
