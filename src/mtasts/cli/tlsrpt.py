@@ -165,3 +165,137 @@ def _render(out: list[dict[str, Any]]) -> None:
     console().print(table)
     if not out:
         console().print("no TLS sessions were counted on that day")
+
+
+def _report_options(f: Any) -> Any:
+    f = click.option(
+        "--contact",
+        envvar="MTASTS_TLSRPT_CONTACT",
+        required=True,
+        help="contact-info address; its domain is the TLS-Report-Submitter (RFC 8460 §5.3).",
+    )(f)
+    return click.option(
+        "--organization",
+        envvar="MTASTS_TLSRPT_ORGANIZATION",
+        required=True,
+        help="organization-name of the reports (RFC 8460 §4.4).",
+    )(f)
+
+
+@tlsrpt.command("send")
+@click.option("--day", help="UTC day YYYY-MM-DD to send (default: yesterday).")
+@click.option(
+    "--daemon",
+    is_flag=True,
+    help="Run for ever: after each UTC midnight send the finished day, retrying for 24 h.",
+)
+@click.option("--store", default=DEFAULT_STORE, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@_report_options
+@click.option(
+    "--relay",
+    default="127.0.0.1:25",
+    show_default=True,
+    envvar="MTASTS_TLSRPT_RELAY",
+    help="host:port of the SMTP relay that takes report mail (your MTA).",
+)
+@click.option("--relay-starttls", is_flag=True, help="Use STARTTLS to the relay.")
+@click.option(
+    "--from", "sender", envvar="MTASTS_TLSRPT_FROM", help="From address (default: --contact)."
+)
+@click.option(
+    "--dkim-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="MTASTS_TLSRPT_DKIM_KEY",
+    help="PEM private key that DKIM-signs report mail (RFC 8460 §3 MUST).",
+)
+@click.option(
+    "--dkim-selector", default="tlsrpt", show_default=True, envvar="MTASTS_TLSRPT_DKIM_SELECTOR"
+)
+@click.option(
+    "--dkim-domain", envvar="MTASTS_TLSRPT_DKIM_DOMAIN", help="d= (default: the submitter domain)."
+)
+@click.option(
+    "--spread",
+    type=click.FloatRange(0, 86400),
+    default=None,
+    help="Seconds over which first attempts are spread (default 0, --daemon 14400).",
+)
+@click.option(
+    "--retry-base",
+    type=click.IntRange(1, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds before the first retry; each later one waits twice as long.",
+)
+def send(
+    day: str | None,
+    daemon: bool,
+    store: str,
+    organization: str,
+    contact: str,
+    relay: str,
+    relay_starttls: bool,
+    sender: str | None,
+    dkim_key: Path | None,
+    dkim_selector: str,
+    dkim_domain: str | None,
+    spread: float | None,
+    retry_base: int,
+) -> None:
+    """Deliver the reports (https POST and DKIM-signed mail), journaled and retried.
+
+    Without --daemon: journal the day's reports, try every destination that is due, and
+    exit 0 if nothing is left pending, 1 otherwise (run again, or run --daemon).
+    """
+    from mtasts.config import load_settings, parse_hostport
+    from mtasts.errors import MtastsError
+    from mtasts.tlsrpt.aggregate import ReportSettings
+    from mtasts.tlsrpt.deliver import DkimKey, SendSettings
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        cfg = load_settings()
+        report = ReportSettings(organization, contact)
+        key = None
+        if dkim_key is not None:
+            key = DkimKey(dkim_domain or report.submitter, dkim_selector, dkim_key.read_bytes())
+        settings = SendSettings(
+            report=report,
+            relay=parse_hostport(relay, default_port=25, what="--relay"),
+            relay_starttls=relay_starttls,
+            sender_address=sender or "",
+            dkim=key,
+            ca_file=str(cfg.ca_file) if cfg.ca_file else None,
+            nameserver=cfg.nameserver,
+            spread=spread if spread is not None else (14400.0 if daemon else 0.0),
+            first_retry=retry_base,
+        )
+        pending = asyncio.run(_send(store, settings, _day(day), daemon))
+    except (MtastsError, OSError) as exc:
+        fail(str(exc), code=1)
+        return
+    if pending:
+        raise SystemExit(1)
+
+
+async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> int:
+    import time
+
+    from mtasts.store.tlsrpt import TlsRptStore
+    from mtasts.tlsrpt.deliver import Sender
+
+    store = TlsRptStore.open(store_url)
+    await store.create()
+    sender = Sender(store, settings)
+    try:
+        if daemon:
+            await sender.run_forever()
+        attempts = await sender.send_days([day], int(time.time()))
+        out = console()
+        for a in attempts:
+            mark = "[green]sent[/green]" if a.ok else f"[red]{a.status}[/red] {a.error}"
+            out.print(f"{a.domain} -> {a.destination}: {mark}", highlight=False)
+        return sum(1 for d in await store.deliveries() if d.status == "pending")
+    finally:
+        await sender.aclose()
+        await store.close()
