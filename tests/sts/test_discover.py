@@ -186,13 +186,7 @@ FETCH_FAILURES = [
 
 @pytest.mark.parametrize(
     ("scenario", "error", "code", "result_type"),
-    [
-        # The lab sets TLS 1.0/1.1 minimums, which Python flags as deprecated.
-        pytest.param(
-            s, e, c, r, id=name, marks=pytest.mark.filterwarnings("ignore::DeprecationWarning")
-        )
-        for name, s, e, c, r in FETCH_FAILURES
-    ],
+    [pytest.param(s, e, c, r, id=name) for name, s, e, c, r in FETCH_FAILURES],
 )
 async def test_fetch_failures_map_to_result_types(
     lab_factory: LabFactory,
