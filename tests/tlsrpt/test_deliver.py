@@ -271,3 +271,226 @@ def test_message_has_no_report_loop_markers_missing() -> None:
     assert msg["TLS-Required"] == "No"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["From"] == "tlsrpt@sender.test"
+
+
+# --- end to end, as processes: collect -> send -> lab receivers ---------------------------
+
+
+async def _run(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    import os
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import main; main()",
+        *args,
+        env={**os.environ, **lab.env, **(env or {})},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+def _send_env(lab: Lab, tmp_path, store_url: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    key = tmp_path / "dkim.pem"
+    key.write_bytes(PEM)
+    return {
+        "MTASTS_TLSRPT_STORE": store_url,
+        "MTASTS_TLSRPT_ORGANIZATION": "Example Sender",
+        "MTASTS_TLSRPT_CONTACT": "tlsrpt@sender.test",
+        "MTASTS_TLSRPT_RELAY": f"{lab.address('mail.lab.test')}:{lab.smtp_port}",
+        "MTASTS_TLSRPT_DKIM_KEY": str(key),
+        "MTASTS_TLSRPT_DKIM_SELECTOR": "sel",
+    }
+
+
+async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """libtlsrpt datagrams -> `collect` -> `send` (twice: 500 then 200) -> lab receivers."""
+    import os
+    import signal
+    import socket
+    import sys
+
+    import orjson
+
+    store_url = f"sqlite:///{tmp_path / 'e2e.db'}"
+    sock_path = tmp_path / "tlsrpt.sock"
+    record = f"v=TLSRPTv1; rua={lab.tlsrpt_https.url},mailto:tls-reports@lab.test"
+    ok = orjson.dumps(
+        {
+            "dpv": "1",
+            "d": "a.test",
+            "pr": record,
+            "policies": [
+                {
+                    "policy-type": 2,
+                    "policy-domain": "a.test",
+                    "policy-string": list(LINES),
+                    "mx-host": ["mx1.a.test"],
+                    "t": 0,
+                    "f": 0,
+                }
+            ],
+        }
+    )
+    bad = orjson.dumps(
+        {
+            "dpv": "1",
+            "d": "a.test",
+            "pr": record,
+            "policies": [
+                {
+                    "policy-type": 2,
+                    "policy-domain": "a.test",
+                    "policy-string": list(LINES),
+                    "mx-host": ["mx1.a.test"],
+                    "failure-details": [
+                        {
+                            "c": 203,
+                            "s": "192.0.2.1",
+                            "n": "mx1.a.test",
+                            "r": "127.0.0.9",
+                            "f": "X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT",
+                        }
+                    ],
+                    "t": 1,
+                    "f": 1,
+                }
+            ],
+        }
+    )
+    collector = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import main; main()",
+        "tlsrpt",
+        "collect",
+        "--socket",
+        str(sock_path),
+        "--store",
+        store_url,
+        env={**os.environ},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    for _ in range(500):
+        if sock_path.exists():
+            break
+        await asyncio.sleep(0.02)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        for d in [ok] * 40 + [bad] * 2:
+            s.sendto(d, str(sock_path))
+    await asyncio.sleep(0.2)
+    collector.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(collector.communicate(), 30)
+    assert collector.returncode == 0, err
+    assert b"42 datagrams counted" in err
+
+    lab.tlsrpt_https.set_statuses([500, 200])
+    env = _send_env(lab, tmp_path, store_url)
+    today = datetime.now(UTC).date().isoformat()
+    code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--retry-base", "1", env=env)
+    assert code == 1, out  # the https destination is still pending
+    assert "500" in out
+    await asyncio.sleep(1.3)
+    code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--retry-base", "1", env=env)
+    assert code == 0, out
+    code, out = await _run(lab, "tlsrpt", "send", "--day", today, env=env)
+    assert code == 0, out
+    assert len(lab.tlsrpt_https.posts) == 2  # one 500, then the report once
+    assert len(lab.tlsrpt_mailbox.received) == 1
+    via_https = read_report(lab.tlsrpt_https.posts[-1].body).value
+    mail = email.message_from_bytes(
+        lab.tlsrpt_mailbox.received[0].data, policy=email.policy.default
+    )
+    via_mail = read_report(next(iter(mail.iter_attachments())).get_content()).value
+    assert via_https == via_mail
+    (pol,) = via_https.policies  # type: ignore[union-attr]
+    assert (pol.total_successful_session_count, pol.total_failure_session_count) == (40, 2)
+    (detail,) = pol.failure_details
+    assert (detail.result_type, detail.failed_session_count) == ("certificate-not-trusted", 2)
+    assert detail.failure_reason_code == "X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT"
+    assert await asyncio.to_thread(_dkim_verify, lab.tlsrpt_mailbox.received[0].data, lab)
+
+
+async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`send --daemon` killed with SIGKILL mid-retry, restarted: each report once."""
+    import os
+    import signal
+    import sys
+    from datetime import timedelta
+
+    scenario = healthy_domain("a.test") + healthy_domain("b.test")
+    async with running_lab(scenario) as lab:
+        lab.set_txt("_smtp._tls.a.test", [f"v=TLSRPTv1; rua={lab.tlsrpt_https.url}"])
+        lab.set_txt(
+            "_smtp._tls.b.test",
+            [f"v=TLSRPTv1; rua={lab.tlsrpt_https.url},mailto:tls-reports@lab.test"],
+        )
+        txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={PUB}"
+        lab.set_txt(
+            "sel._domainkey.sender.test", [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))]
+        )
+        lab.tlsrpt_https.set_statuses([500, 500, 200])
+        yesterday = datetime.now(UTC).date() - timedelta(days=1)
+        store_url = f"sqlite:///{tmp_path / 'k.db'}"
+        store = TlsRptStore.open(store_url)
+        await store.create()
+        c = Counters()
+        for domain in ("a.test", "b.test"):
+            pol = PolicyOutcome(PolicyType.STS, domain, LINES, (f"mx1.{domain}",))
+            for _ in range(5):
+                c.add(yesterday, SessionOutcome(domain, "", (pol,)))
+        await store.add_counters(c)
+        env = {**os.environ, **lab.env, **_send_env(lab, tmp_path, store_url)}
+        args = [
+            sys.executable,
+            "-c",
+            "from mtasts.cli.main import main; main()",
+            "tlsrpt",
+            "send",
+            "--daemon",
+            "--spread",
+            "0",
+            "--retry-base",
+            "1",
+        ]
+
+        async def start() -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            )
+
+        daemon = await start()
+        for _ in range(1000):
+            if lab.tlsrpt_https.posts:
+                break
+            await asyncio.sleep(0.01)
+        daemon.send_signal(signal.SIGKILL)  # mid-run: a 500 answered, retries pending
+        await daemon.wait()
+        daemon = await start()
+        for _ in range(1500):
+            rows = await store.deliveries()
+            if rows and all(r.status == "sent" for r in rows):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.5)  # anything duplicated would arrive now
+        daemon.send_signal(signal.SIGKILL)
+        await daemon.wait()
+        rows = await store.deliveries()
+        await store.close()
+        assert sorted((r.domain, r.destination.split(":")[0], r.status) for r in rows) == [
+            ("a.test", "https", "sent"),
+            ("b.test", "https", "sent"),
+            ("b.test", "mailto", "sent"),
+        ]
+        ids = [read_report(p.body).value.report_id for p in lab.tlsrpt_https.posts]  # type: ignore[union-attr]
+        # posts 1-2 were answered 500, posts 3-4 were the only 200s: one per domain
+        assert len(ids) == 4
+        assert sorted(ids[2:]) == [
+            f"{yesterday:%Y%m%d}.a.test@sender.test",
+            f"{yesterday:%Y%m%d}.b.test@sender.test",
+        ]
+        assert len(lab.tlsrpt_mailbox.received) == 1
