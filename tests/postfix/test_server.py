@@ -216,3 +216,19 @@ def test_sd_notify_sends_ready_datagram(tmp_path: Path) -> None:
         assert sd_notify("READY=1", {"NOTIFY_SOCKET": path})
         assert sock.recv(100) == b"READY=1"
     assert not sd_notify("READY=1", {})
+
+
+def test_server_runs_on_uvloop() -> None:
+    """The daemon's default loop: uvloop transports are not asyncio.Transport subclasses."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> str:
+        srv = SocketmapServer(TableSource())
+        c = await tcp_client(srv)
+        try:
+            return await c.ask("postfix example.test")
+        finally:
+            await c.close()
+            await srv.close()
+
+    assert uvloop.run(scenario()) == SECURE

@@ -60,7 +60,8 @@ def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings,
     env = {k: v for k, v in os.environ.items() if k != "MTASTS_CONFIG"}
     settings = load_settings(os.devnull, environ=env, overrides={})
     # file first, then environment, then the command line
-    merged = {**file_values, **_env_values(settings), **overrides}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    merged = {**file_values, **_env_values(settings), **given}
     return load_settings(os.devnull, environ={}, overrides=merged), daemon_config_from_table(
         daemon_table
     )
@@ -122,7 +123,12 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             m = Listen.parse(cfg.metrics)
             await admin.listen(m.host, m.port)
         sd_notify("READY=1")
-        log.info("ready: cache=%s dane=%s", resolver.cache.url, cfg.dane)
+        log.info(
+            "ready: nameserver=%s cache=%s dane=%s",
+            settings.nameserver or "resolv.conf",
+            resolver.cache.url,
+            cfg.dane,
+        )
         await stop.wait()
         log.info("stopping")
         sd_notify("STOPPING=1")

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 from mtasts.postfix.metrics import Metrics
 from mtasts.postfix.netstring import DEFAULT_MAX_REQUEST, NetstringDecoder, NetstringError
@@ -241,8 +241,8 @@ class _Connection(asyncio.Protocol):
         self.can_write.set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it
+        self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
         self.server.metrics.connections += 1
         self._arm_idle()

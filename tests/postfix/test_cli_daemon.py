@@ -1,0 +1,95 @@
+"""``mtasts daemon`` as a process: settings precedence, systemd readiness, SIGTERM, cache ops."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mtasts.cli.daemon import read_config
+from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.postfix.netstring import NetstringDecoder, encode
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def test_file_then_environment_then_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "mtasts.toml"
+    cfg.write_text(
+        'nameserver = "127.0.0.9:5300"\n[cache]\nurl = "memory:"\n'
+        '[daemon]\nlisten = ["127.0.0.1:18461"]\n[daemon.default_zone]\ntlsrpt = true\n'
+    )
+    monkeypatch.delenv("MTASTS_CONFIG", raising=False)
+    monkeypatch.setenv("MTASTS_CACHE", "sqlite:///x.db")
+    # as click passes them: options not given are None and must not mask the environment
+    options = {"nameserver": "127.0.0.8:53", "ca_file": None, "cache.url": None}
+    settings, daemon = read_config(cfg, options)
+    assert settings.nameserver == ("127.0.0.8", 53)  # option beats file
+    assert settings.cache.url == "sqlite:///x.db"  # environment beats file
+    assert str(daemon.listen[0]) == "127.0.0.1:18461"
+    assert daemon.default_zone.tlsrpt
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _ask(port: int, request: str) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(encode(request.encode()))
+    await writer.drain()
+    dec = NetstringDecoder(100_000)
+    while not (got := dec.feed(await asyncio.wait_for(reader.read(4096), 20))):
+        pass
+    writer.close()
+    return got[0].decode()
+
+
+async def test_daemon_process_ready_answers_purges_and_stops(tmp_path: Path) -> None:
+    """READY=1 on NOTIFY_SOCKET, answers from the lab, cache purge via /cache, exit 0 on SIGTERM."""
+    notify = tmp_path / "notify"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.setblocking(False)
+    port, admin = _free_port(), _free_port()
+    async with running_lab(healthy_domain("good.test")) as lab:
+        env = {**os.environ, **lab.env, "NOTIFY_SOCKET": str(notify), "PYTHONPATH": str(SRC)}
+        env.pop("MTASTS_CONFIG", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+            "--listen", f"127.0.0.1:{port}", "--metrics", f"127.0.0.1:{admin}",
+            env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            loop = asyncio.get_running_loop()
+            ready = await asyncio.wait_for(loop.sock_recv(sock, 100), 20)
+            assert ready == b"READY=1"
+            expected = "OK secure match=mx1.good.test servername=hostname"
+            assert await _ask(port, "postfix good.test") == expected
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}") as http:
+                shown = (await http.get("/cache/good.test")).json()
+                assert shown["domain"] == "good.test"
+                assert (await http.delete("/cache/good.test")).json()["purged"] is True
+                assert (await http.get("/cache/good.test")).status_code == 404
+                refreshed = (await http.post("/cache/good.test/refresh")).json()
+                assert refreshed["mode"] == "enforce"
+                metrics = (await http.get("/metrics")).text
+                assert 'mtasts_socketmap_answers_total{kind="ok"}' in metrics
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+            assert await asyncio.wait_for(loop.sock_recv(sock, 100), 5) == b"STOPPING=1"
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            sock.close()
