@@ -32,6 +32,7 @@ def _register() -> None:
     cli.add_command(__import__("mtasts.cli.policy", fromlist=["policy"]).policy)
     cli.add_command(__import__("mtasts.cli.serve", fromlist=["serve"]).serve)
     cli.add_command(__import__("mtasts.cli.query", fromlist=["query"]).query)
+    __import__("mtasts.cli.daemon", fromlist=["register"]).register(cli)  # daemon, cache
 
 
 _register()
