@@ -13,6 +13,7 @@ I/O module (builds SSL contexts, reads SSL objects).
 from __future__ import annotations
 
 import ssl
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -42,11 +43,17 @@ def reading_context() -> ssl.SSLContext:
 
 
 def legacy_context() -> ssl.SSLContext:
-    """No verification, TLS 1.0-1.1 only (client_context lowers the security level)."""
-    context = client_context(minimum_version=ssl.TLSVersion.TLSv1)
+    """No verification, TLS 1.0-1.1 only (client_context lowers the security level).
+
+    Python deprecates naming these versions; probing for them is the point here, so the
+    DeprecationWarning is silenced for this one context.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        context = client_context(minimum_version=ssl.TLSVersion.TLSv1)
+        context.maximum_version = ssl.TLSVersion.TLSv1_1
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
     return context
 
 
