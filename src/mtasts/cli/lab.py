@@ -80,29 +80,37 @@ def run(scenario_path: Path, command: tuple[str, ...]) -> None:
 async def _run(scenario: Scenario, command: tuple[str, ...]) -> int:
     async with Lab(scenario) as running:
         env = {**os.environ, **running.env}
-        try:
-            # A session of its own: the whole group can be signalled and cleaned up.
-            child = await asyncio.create_subprocess_exec(*command, env=env, start_new_session=True)
-        except FileNotFoundError:
-            click.echo(f"mtasts lab run: {command[0]}: command not found", err=True)
-            return 127
-        except PermissionError:
-            click.echo(f"mtasts lab run: {command[0]}: not executable", err=True)
-            return 126
         signals: list[int] = []
+        child: asyncio.subprocess.Process | None = None
 
         def forward(sig: int) -> None:
             signals.append(sig)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, sig)
+            if child is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, sig)
 
-        undo = _on_signals(forward)
+        undo = _on_signals(forward)  # before the child starts: no signal slips through
         try:
+            try:
+                # A session of its own: the whole group can be signalled and cleaned up.
+                child = await asyncio.create_subprocess_exec(
+                    *command, env=env, start_new_session=True
+                )
+            except FileNotFoundError:
+                click.echo(f"mtasts lab run: {command[0]}: command not found", err=True)
+                return 127
+            except PermissionError:
+                click.echo(f"mtasts lab run: {command[0]}: not executable", err=True)
+                return 126
+            for sig in signals:  # arrived while the child was starting
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, sig)
             code = await child.wait()
         finally:
             undo()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child.pid, signal.SIGTERM)  # whatever the command left running
+            if child is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child.pid, signal.SIGTERM)  # whatever the command left running
     if code < 0:
         return 128 - code
     return code
