@@ -50,8 +50,15 @@ def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | Non
 
 
 async def _get(
-    address: str, host: str, port: int, context: ssl.SSLContext, seconds: float
-) -> tuple[PolicyResponse, ssl.SSLObject | None]:
+    address: str,
+    host: str,
+    port: int,
+    context: ssl.SSLContext,
+    seconds: float,
+    *,
+    chain_ok: bool = False,
+) -> PolicyResponse:
+    """One GET; the TLS facts are read while the connection is open."""
     ip = ipaddress.ip_address(address)
     literal = f"[{address}]" if ip.version == 6 else address
     shown = host if port == 443 else f"{host}:{port}"
@@ -80,6 +87,7 @@ async def _get(
     ):
         stream = response.extensions.get("network_stream")
         ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
+        tls = outcome_of(ssl_object, chain_ok=chain_ok)
         body = bytearray()
         truncated = False
         async for chunk in response.aiter_raw():
@@ -96,8 +104,9 @@ async def _get(
             headers=tuple(response.headers.multi_items()),
             body=bytes(body),
             truncated=truncated,
+            tls=tls,
         )
-        return result, ssl_object
+        return result
 
 
 async def _legacy_version(address: str, host: str, port: int, seconds: float) -> str:
@@ -153,8 +162,7 @@ async def _fetch(
     base: PolicyResponse,
 ) -> PolicyResponse:
     try:
-        result, ssl_object = await _get(address, host, port, verifying_context(ca_file), seconds)
-        return replace(result, tls=outcome_of(ssl_object, chain_ok=True))
+        return await _get(address, host, port, verifying_context(ca_file), seconds, chain_ok=True)
     except httpx.HTTPError as exc:
         verify = _cause(exc, ssl.SSLCertVerificationError)
         other_ssl = _cause(exc, ssl.SSLError)
@@ -180,10 +188,8 @@ async def _fetch(
     # The chain failed: fetch again without verifying, to show the certificate and the
     # rest of the chain of problems (senders stop at the first one).
     try:
-        result, ssl_object = await _get(address, host, port, reading_context(), seconds)
+        result = await _get(address, host, port, reading_context(), seconds)
     except httpx.HTTPError as exc:
         tls = TlsOutcome(chain_ok=False, chain_error=str(chain_error.verify_message))
         return replace(base, tls=tls, error=describe(exc), error_kind="tls")
-    return replace(
-        result, tls=with_chain_error(outcome_of(ssl_object, chain_ok=False), chain_error)
-    )
+    return replace(result, tls=with_chain_error(result.tls or TlsOutcome(), chain_error))

@@ -74,8 +74,11 @@ async def _session(
     context: ssl.SSLContext | None,
     seconds: float,
     probe: SmtpProbe,
-) -> tuple[SmtpProbe, ssl.SSLObject | None]:
-    """One SMTP session up to (and, with ``context``, through) STARTTLS."""
+    *,
+    chain_ok: bool = False,
+) -> tuple[SmtpProbe, TlsOutcome | None]:
+    """One SMTP session up to (and, with ``context``, through) STARTTLS; the TLS facts are
+    read while the session is open."""
     reader, writer = await _open(address, port, seconds)
     probe = replace(probe, connected=True)
     try:
@@ -102,12 +105,12 @@ async def _session(
             raise
         except (ssl.SSLError, OSError) as exc:
             raise HandshakeFailed(describe(exc)) from exc
-        ssl_object = writer.get_extra_info("ssl_object")
+        outcome = outcome_of(writer.get_extra_info("ssl_object"), chain_ok=chain_ok)
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
             writer.write(b"QUIT\r\n")
             async with asyncio.timeout(1.0):
                 await writer.drain()
-        return probe, ssl_object
+        return probe, outcome
     finally:
         writer.close()
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
@@ -146,12 +149,10 @@ async def _probe(
     probe: SmtpProbe,
 ) -> SmtpProbe:
     try:
-        checked, ssl_object = await _session(
-            host, address, port, verifying_context(ca_file), seconds, probe
+        checked, outcome = await _session(
+            host, address, port, verifying_context(ca_file), seconds, probe, chain_ok=True
         )
-        if ssl_object is None:
-            return checked
-        return replace(checked, tls=outcome_of(ssl_object, chain_ok=True))
+        return checked if outcome is None else replace(checked, tls=outcome)
     except ssl.SSLCertVerificationError as exc:
         chain_error = exc
     except HandshakeFailed as exc:
@@ -159,11 +160,9 @@ async def _probe(
         legacy = ""
         with contextlib.suppress(OSError, TimeoutError, ssl.SSLError, SmtpFailure, HandshakeFailed):
             _, old = await _session(host, address, port, legacy_context(), seconds, probe)
-            legacy = (old.version() or "") if old is not None else ""
-        outcome = TlsOutcome(handshake_error=handshake_error, legacy_version=legacy)
-        return replace(probe, connected=True, starttls_offered=True, tls=outcome)
+            legacy = old.version if old is not None else ""
+        failed = TlsOutcome(handshake_error=handshake_error, legacy_version=legacy)
+        return replace(probe, connected=True, starttls_offered=True, tls=failed)
     # The chain failed: read the certificate without verifying, to show what is wrong.
-    checked, ssl_object = await _session(host, address, port, reading_context(), seconds, probe)
-    return replace(
-        checked, tls=with_chain_error(outcome_of(ssl_object, chain_ok=False), chain_error)
-    )
+    checked, read = await _session(host, address, port, reading_context(), seconds, probe)
+    return replace(checked, tls=with_chain_error(read or TlsOutcome(), chain_error))
