@@ -84,14 +84,15 @@ async def _probe_host(client: DnsClient, host: str, target: Target) -> list[Smtp
         if isinstance(result, SmtpProbe):
             out.append(result)
         else:
-            error = "no answer in time" if isinstance(result, TimeoutError) else str(result)
+            timed_out = isinstance(result, TimeoutError)
+            error = "no answer in time" if timed_out else f"{type(result).__name__}: {result}"
             out.append(
                 SmtpProbe(
                     host=host,
                     address=address,
                     port=target.smtp_port,
                     error=error,
-                    error_kind="timeout",
+                    error_kind="timeout" if timed_out else "error",
                 )
             )
     return out
