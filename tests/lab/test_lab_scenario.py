@@ -82,6 +82,8 @@ def test_bundled_scenarios_load() -> None:
         ('[[host]]\nname = "m.test"\nsmtp = { tls_max_version = "0.9" }\n', "tls_max_version", 3),
         # mx given as a number
         ('[[domain]]\nname = "a.test"\nmx = 10\n', "mx", 3),
+        # the same domain twice: the second one is reported
+        ('[[domain]]\nname = "a.test"\n[[domain]]\nname = "A.test."\n', "a.test", 4),
         # an address outside loopback
         ('[[host]]\nname = "m.test"\naddress = "10.0.0.1"\n', "address", 3),
     ],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from mtasts.lab import HostSpec, Scenario, SmtpSpec
+from mtasts.lab import HostSpec, Lab, Scenario, SmtpSpec
 from mtasts.lab.testing import healthy_domain
 from mtasts.net.tls import client_context
 
@@ -159,3 +160,15 @@ async def test_stop_closes_open_sessions(lab_factory, smtp_connect) -> None:
     await lab.stop()
     assert await client.reader.read() == b""
     client.writer.close()
+
+
+async def test_fixed_port_in_use_fails_cleanly(lab_factory) -> None:
+    """A fixed port that is taken is an OSError, and what had started is stopped again."""
+    first = await lab_factory(healthy_domain("good.test"))
+    second = Lab(healthy_domain("good.test"), smtp_port=first.smtp_port)
+    with pytest.raises(OSError, match="in use"):
+        await second.__aenter__()
+    assert second.dns_port  # DNS had started before SMTP failed ...
+    with socket.socket() as s:  # ... and was stopped again
+        s.bind((second.nameserver[0], second.dns_port))
+    assert not second.pki.directory.exists()  # its files are gone

@@ -232,12 +232,21 @@ class _Reader:
                     "tlsrpt_https",
                 )
             statuses = tuple(raw)
+        domains = tuple(self.domain(d, i) for i, d in enumerate(self.array(data, "domain")))
+        hosts = tuple(self.host(h, i) for i, h in enumerate(self.array(data, "host")))
+        self.unique([d.name for d in domains], "domain")
+        self.unique([h.name for h in hosts], "host")
         return Scenario(
-            domains=tuple(self.domain(d, i) for i, d in enumerate(self.array(data, "domain"))),
-            hosts=tuple(self.host(h, i) for i, h in enumerate(self.array(data, "host"))),
+            domains=domains,
+            hosts=hosts,
             dns=tuple(self.dns(d, i) for i, d in enumerate(self.array(data, "dns"))),
             tlsrpt_https_statuses=statuses,
         )
+
+    def unique(self, names: list[str], table: str) -> None:
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise self.fail(f"[[{table}]] {name!r} is described twice", "name", table, i)
 
     def array(self, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
         value = data.get(key, [])
