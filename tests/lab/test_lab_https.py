@@ -12,8 +12,8 @@ import time
 import httpx
 import pytest
 
-from mtasts.lab import PolicyHostSpec
-from mtasts.lab.testing import healthy_domain, policy_text
+from mtasts.lab import PolicyHostSpec, Scenario
+from mtasts.lab.testing import healthy_domain, policy_text, running_lab
 from mtasts.net.tls import client_context
 
 WELL_KNOWN = "/.well-known/mta-sts.txt"
@@ -241,3 +241,29 @@ async def test_tlsrpt_https_receiver_stores_posts_and_follows_status_sequence(
     assert posts[0].header("content-type") == "application/tlsrpt+gzip"
     assert posts[0].sni == host
     assert lab.tlsrpt_https.url == f"https://{host}:{lab.https_port}/tlsrpt"
+
+
+async def test_receiver_reads_chunked_posts_and_running_lab_describes_hosts() -> None:
+    """A chunked POST (no Content-Length) is stored whole; describe() lists every host."""
+    scenario = healthy_domain("x.test") + Scenario.from_toml("[tlsrpt_https]\nstatuses = [202]\n")
+    async with running_lab(scenario) as lab:
+
+        async def parts():
+            yield b"part-1,"
+            yield b"part-2"
+
+        host = "reports.lab.test"
+        async with httpx.AsyncClient(verify=client_context(str(lab.ca_file))) as client:
+            response = await client.post(
+                f"https://{lab.address(host)}:{lab.https_port}/tlsrpt",
+                content=parts(),
+                headers={"Host": host},
+                extensions={"sni_hostname": host},
+            )
+        assert response.status_code == 202
+        (post,) = lab.tlsrpt_https.posts
+        assert post.header("transfer-encoding") == "chunked"
+        assert post.body == b"part-1,part-2"
+        rows = {name: address for name, address, _ in lab.describe()}
+        assert rows["mta-sts.x.test"] == lab.address("mta-sts.x.test")
+        assert set(rows) == set(lab.addresses)

@@ -113,3 +113,21 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A scenario path that cannot be read is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match=r"nope\.toml"):
         Scenario.load(tmp_path / "nope.toml")
+
+
+def test_tlsrpt_https_statuses() -> None:
+    """[tlsrpt_https] statuses sets the receiver's answer sequence; it must be numbers."""
+    s = Scenario.from_toml("[tlsrpt_https]\nstatuses = [500, 200]\n")
+    assert s.tlsrpt_https_statuses == (500, 200)
+    with pytest.raises(ConfigError, match=r"line 2: statuses"):
+        Scenario.from_toml('[tlsrpt_https]\nstatuses = ["500"]\n')
+
+
+def test_scenarios_add_up() -> None:
+    """Scenario + Scenario concatenates domains, hosts and DNS entries."""
+    a = Scenario.from_toml('[[domain]]\nname = "a.test"\n')
+    b = Scenario.from_toml('[[domain]]\nname = "b.test"\n[tlsrpt_https]\nstatuses = [503]\n')
+    both = a + b
+    assert [d.name for d in both.domains] == ["a.test", "b.test"]
+    assert both.tlsrpt_https_statuses == (503,)
+    assert both.domain("B.test.").name == "b.test"
