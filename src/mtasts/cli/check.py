@@ -35,8 +35,10 @@ _STATUS_STYLE = {
 }
 
 
-def _table(report: DomainReport, *, problems_only: bool) -> Table:
+def _table(report: DomainReport, *, problems_only: bool) -> Table | str:
     status = report.status
+    if problems_only and status is Status.OK:
+        return f"{report.domain}: [green]OK[/] (nothing to fix)"
     table = Table(
         title=f"{report.domain}: [{_STATUS_STYLE[status]}]{status.name}[/]",
         title_justify="left",
@@ -44,8 +46,8 @@ def _table(report: DomainReport, *, problems_only: bool) -> Table:
         expand=False,
     )
     table.add_column("", no_wrap=True)
-    table.add_column("check", no_wrap=True, style="cyan")
-    table.add_column("finding")
+    table.add_column("check", overflow="fold", style="cyan")
+    table.add_column("finding", overflow="fold")
     for finding in report.findings:
         if problems_only and finding.severity is Severity.OK:
             continue
