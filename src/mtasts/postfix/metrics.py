@@ -19,6 +19,8 @@ class Metrics:
 
     answers: dict[str, int] = field(default_factory=dict)
     connections: int = 0
+    #: answers given from the rendered-answer cache on the hot path (no parsing)
+    fast_hits: int = 0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -35,8 +37,10 @@ class Metrics:
             "# HELP mtasts_socketmap_answers_total Socketmap answers by kind.",
             "# TYPE mtasts_socketmap_answers_total counter",
         ]
-        for kind in sorted(self.answers):
-            lines.append(f'mtasts_socketmap_answers_total{{kind="{kind}"}} {self.answers[kind]}')
+        answers = dict(self.answers)
+        answers["answer-cache"] = answers.get("answer-cache", 0) + self.fast_hits
+        for kind in sorted(answers):
+            lines.append(f'mtasts_socketmap_answers_total{{kind="{kind}"}} {answers[kind]}')
         lines += [
             "# HELP mtasts_socketmap_connections_total Client connections accepted.",
             "# TYPE mtasts_socketmap_connections_total counter",

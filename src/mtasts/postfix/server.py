@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from typing import Protocol, cast
 
 from mtasts.postfix.metrics import Metrics
-from mtasts.postfix.netstring import DEFAULT_MAX_REQUEST, NetstringDecoder, NetstringError
+from mtasts.postfix.netstring import (
+    DEFAULT_MAX_REQUEST,
+    NetstringDecoder,
+    NetstringError,
+    encode,
+)
 from mtasts.postfix.socketmap import (
     NOTFOUND,
     LookupLike,
@@ -86,6 +91,8 @@ class SocketmapServer:
         self.dane = dane
         self.metrics = metrics or Metrics()
         self._answers: dict[tuple[str, str], tuple[float, bytes]] = {}
+        #: the same answers keyed by the request's exact bytes on the wire (hot path)
+        self.raw_answers: dict[bytes, tuple[float, bytes, str]] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[_Connection] = set()
         self._unix_paths: list[str] = []
@@ -144,11 +151,10 @@ class SocketmapServer:
         reply = render(lookup, options, dane=dane)
         wire = reply.encode()
         if self.settings.answer_ttl > 0 and reply.status in (Status.OK, Status.NOTFOUND):
-            self._answers[(request.name, domain)] = (
-                time.monotonic() + self.settings.answer_ttl,
-                wire,
-            )
-            if len(self._answers) > 100_000:
+            expires = time.monotonic() + self.settings.answer_ttl
+            self._answers[(request.name, domain)] = (expires, wire)
+            self.raw_answers[encode(payload)] = (expires, wire, domain)
+            if len(self._answers) > 100_000 or len(self.raw_answers) > 100_000:
                 self._prune_answers()
         self.metrics.count_answer(str(reply.status).lower(), time.perf_counter() - started)
         log.debug(
@@ -160,14 +166,19 @@ class SocketmapServer:
         """Drop rendered answers (all, or one domain's) so the next request asks the source."""
         if domain is None:
             self._answers.clear()
+            self.raw_answers.clear()
         else:
             for k in [k for k in self._answers if k[1] == domain]:
                 del self._answers[k]
+            for raw in [r for r, v in self.raw_answers.items() if v[2] == domain]:
+                del self.raw_answers[raw]
 
     def _prune_answers(self) -> None:
         now = time.monotonic()
         for k in [k for k, (exp, _) in self._answers.items() if exp <= now]:
             del self._answers[k]
+        for raw in [r for r, v in self.raw_answers.items() if v[0] <= now]:
+            del self.raw_answers[raw]
 
     # --- listeners ----------------------------------------------------------------------
 
@@ -229,6 +240,8 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: SocketmapServer) -> None:
         self.server = server
         self.decoder = NetstringDecoder(server.settings.max_request)
+        self.raw_answers = server.raw_answers
+        self.metrics = server.metrics
         self.transport: asyncio.Transport | None = None
         self.pending: deque[bytes] = deque()
         self.worker: asyncio.Task[None] | None = None
@@ -263,6 +276,16 @@ class _Connection(asyncio.Protocol):
         self.can_write.set()
 
     def data_received(self, data: bytes) -> None:
+        # Hot path: one whole request that was answered less than answer_ttl ago.
+        if not self.pending and not self.decoder.buffered:
+            hit = self.raw_answers.get(data)
+            if hit is not None:
+                now = time.monotonic()
+                if hit[0] > now and self.transport is not None:
+                    self.transport.write(hit[1])
+                    self.last_active = now
+                    self.metrics.fast_hits += 1
+                    return
         try:
             payloads = self.decoder.feed(data)
         except NetstringError as exc:

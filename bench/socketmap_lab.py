@@ -1,0 +1,31 @@
+"""The lab on standard ports inside a network namespace (for bench/socketmap_bench.py).
+
+    python bench/socketmap_lab.py STATE_DIR
+
+Reads STATE_DIR/scenario.toml, serves DNS on :53, HTTPS on :443, SMTP on :25 (the netns
+is the benchmark's own), writes STATE_DIR/state.json, runs until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from mtasts.lab import Lab, Scenario
+
+
+async def main(state_dir: Path) -> None:
+    scenario = Scenario.from_toml((state_dir / "scenario.toml").read_text())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    async with Lab(scenario, https_port=443, smtp_port=25, dns_port=53) as lab:
+        state = {"nameserver": lab.nameserver[0], "ca_file": str(lab.ca_file)}
+        (state_dir / "state.json").write_text(json.dumps(state))
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1])))
