@@ -1,0 +1,163 @@
+"""Datagrams per second counted: `mtasts tlsrpt collect` vs tlsrpt-collectd 0.6.0.
+
+Same run, same machine, same datagrams (libtlsrpt format, 100 domains, 80 % success,
+20 % with a failure detail), sent over a blocking AF_UNIX SOCK_DGRAM socket as fast as the
+collector drains it. Each collector runs as its own process with a SQLite store; the
+clock runs from the first send to the collector's exit after SIGTERM (so the final
+flush is included), and then the store is read back to check every datagram was counted.
+
+    uv venv /tmp/tlsrpt-peer-venv && uv pip install -p /tmp/tlsrpt-peer-venv tlsrpt-reporter==0.6.0
+    .venv/bin/python bench/collect_datagrams.py --peer /tmp/tlsrpt-peer-venv/bin/tlsrpt-collectd
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+
+def datagrams(n: int) -> list[bytes]:
+    out = []
+    for i in range(n):
+        d = f"d{i % 100}.example"
+        policy: dict[str, object] = {
+            "policy-type": 2,
+            "policy-domain": d,
+            "policy-string": ["version: STSv1", "mode: enforce", f"mx: mx.{d}", "max_age: 86400"],
+            "mx-host": [f"mx.{d}"],
+            "t": 0,
+            "f": 0,
+        }
+        if i % 5 == 0:
+            policy["failure-details"] = [
+                {"c": 202, "s": "192.0.2.1", "n": f"mx.{d}", "r": f"198.51.100.{i % 7}"}
+            ]
+            policy["t"], policy["f"] = 1, 1
+        out.append(
+            orjson.dumps(
+                {"dpv": "1", "d": d, "pr": f"v=TLSRPTv1; rua=mailto:r@{d}", "policies": [policy]}
+            )
+        )
+    return out
+
+
+def run(cmd: list[str], sock: Path, payload: list[bytes]) -> tuple[float, float]:
+    """Start ``cmd``, send ``payload`` to ``sock``, SIGTERM, wait; (seconds, CPU seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"{cmd[0]} did not create {sock}")
+        time.sleep(0.01)
+    time.sleep(0.5)  # let it finish starting up
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    target = str(sock)
+    t0 = time.perf_counter()
+    for d in payload:
+        s.sendto(d, target)
+    s.close()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)
+    elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
+
+
+def count(db: Path, sql: str) -> int:
+    with sqlite3.connect(db) as con:
+        return int(con.execute(sql).fetchone()[0] or 0)
+
+
+def commands(t: Path, peer_bin: str) -> list[tuple[str, list[str], Path, Path, str]]:
+    ours_sock, ours_db = t / "ours.sock", t / "ours.db"
+    ours = [
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import main; main()",
+        "tlsrpt",
+        "collect",
+        "--socket",
+        str(ours_sock),
+        "--store",
+        f"sqlite:///{ours_db}",
+    ]
+    peer_sock, peer_db, cfg = t / "peer.sock", t / "peer.db", t / "collectd.cfg"
+    cfg.write_text("[tlsrpt_collectd]\n")  # its defaults; it refuses to start without one
+    peer = [
+        peer_bin,
+        "--storage",
+        f"sqlite://{peer_db}",
+        "--socketname",
+        str(peer_sock),
+        "--config_file",
+        str(cfg),
+    ]
+    return [
+        (
+            "mtasts tlsrpt collect",
+            ours,
+            ours_sock,
+            ours_db,
+            "SELECT sum(successful + failed) FROM tlsrpt_policy_counters",
+        ),
+        (
+            "tlsrpt-collectd 0.6.0",
+            peer,
+            peer_sock,
+            peer_db,
+            "SELECT sum(cntrtotal) FROM finalresults",
+        ),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=100_000, help="datagrams per run")
+    ap.add_argument("--peer", default="/tmp/tlsrpt-peer-venv/bin/tlsrpt-collectd")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    payload = datagrams(args.n)
+    rows = []
+    idle: dict[str, float] = {}
+    for r in range(-1, args.rounds):  # round -1: no datagrams, measures start-up CPU
+        with tempfile.TemporaryDirectory() as tmp:
+            t = Path(tmp)
+            for name, cmd, sock, db, sql in commands(t, args.peer):
+                el, cpu = run(cmd, sock, payload if r >= 0 else [])
+                if r < 0:
+                    idle[name] = cpu
+                    continue
+                rows.append((name, r, el, cpu - idle[name], count(db, sql)))
+    print(f"{args.n} datagrams per run, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"{'collector':24} {'run':>3} {'seconds':>8} {'dgram/s':>9} {'µs CPU/dgram':>13} counted")
+    for name, r, el, cpu, n in rows:
+        ok = "all" if n == args.n else f"{n} of {args.n}"
+        print(f"{name:24} {r:>3} {el:8.2f} {args.n / el:9.0f} {cpu / args.n * 1e6:13.1f} {ok}")
+    print("(CPU: the collector process, minus its own start-up/shut-down CPU with no datagrams)")
+    by: dict[str, list[tuple[float, float]]] = {}
+    for name, _, el, cpu, _ in rows:
+        by.setdefault(name, []).append((el, cpu / args.n))
+    ours, peer = by["mtasts tlsrpt collect"], by["tlsrpt-collectd 0.6.0"]
+    wall = min(e for e, _ in peer) / min(e for e, _ in ours)
+    cpu = statistics.median(c for _, c in peer) / statistics.median(c for _, c in ours)
+    print(
+        f"ratio: best wall clock of {args.rounds} {wall:.1f}x; median CPU per datagram {cpu:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
