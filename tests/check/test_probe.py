@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -18,7 +19,15 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
     servers: list[asyncio.Server] = []
 
     async def start(handler: Handler) -> int:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+
+        server = await asyncio.start_server(closing, "127.0.0.1", 0)
         servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
@@ -34,9 +43,12 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
 
 async def endless_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        while True:  # "220-" continuation lines forever
+        for _ in range(100_000):  # "220-" continuation lines, far more than any reply
+            if writer.is_closing():
+                break
             writer.write(b"220-still talking\r\n")
             await writer.drain()
+            await asyncio.sleep(0)  # share the event loop with the client under test
     except ConnectionError:
         pass
 
@@ -94,7 +106,7 @@ async def test_no_starttls_is_recorded_not_raised(
 
 
 async def test_refused_connection() -> None:
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    server = await asyncio.start_server(not_smtp, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()
