@@ -157,6 +157,9 @@ def main() -> None:
         pmsr_env = {**env, "SSL_CERT_FILE": state["ca_file"]}
         rows += measure("mtasts uvloop", ours, 8461, run, env, args.seconds)
         rows += measure("mtasts asyncio", [*ours, "--no-uvloop"], 8461, run, env, args.seconds)
+        rows += measure(  # every request through the resolver: no rendered-answer reuse
+            "mtasts uvloop answer-ttl 0", [*ours, "--answer-ttl", "0"], 8461, run, env, args.seconds
+        )
         rows += measure("pmsr uvloop", pmsr, 8462, run, pmsr_env, args.seconds)
         rows += measure(
             "pmsr asyncio", [*pmsr, "--disable-uvloop"], 8462, run, pmsr_env, args.seconds

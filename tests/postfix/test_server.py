@@ -232,3 +232,22 @@ def test_server_runs_on_uvloop() -> None:
             await srv.close()
 
     assert uvloop.run(scenario()) == SECURE
+
+
+class TimeoutUsingSource(TableSource):
+    """Like redis.asyncio: uses asyncio.timeout (needs a current task) before it suspends."""
+
+    async def lookup(self, domain: str) -> PolicyLookup:
+        async with asyncio.timeout(5):
+            await asyncio.sleep(0.01)
+        return await super().lookup(domain)
+
+
+async def test_sources_that_need_a_task_and_suspend_are_answered() -> None:
+    """Lookups run eagerly until they suspend; they still run inside a task."""
+    srv = SocketmapServer(TimeoutUsingSource(), ServerSettings(answer_ttl=0))
+    c = await tcp_client(srv)
+    await c.send("postfix example.test", "postfix x.test")
+    assert await c.replies(2) == [SECURE, "NOTFOUND "]
+    await c.close()
+    await srv.close()

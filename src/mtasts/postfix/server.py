@@ -19,9 +19,9 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from mtasts.postfix.metrics import Metrics
 from mtasts.postfix.netstring import (
@@ -130,14 +130,15 @@ class SocketmapServer:
             return Reply(Status.PERM, "malformed socketmap request").encode()
         domain = policy_domain_for_key(request.key)
         if domain is None:
+            self.metrics.count_answer("notfound-key", 0.0)
             return _NOTFOUND_WIRE
+        hit = self._answers.get((request.name, domain))
+        if hit is not None and hit[0] > time.monotonic():
+            self.metrics.count_answer("answer-cache", 0.0)
+            return hit[1]
         options = self.zone(request.name)
         try:
-            async with asyncio.timeout(self.settings.lookup_timeout):
-                lookup = await self.source.lookup(domain)
-                dane = False
-                if self.dane is not None and _is_enforced(lookup, options):
-                    dane = await self.dane(domain, lookup)
+            lookup, dane = await self._lookup(domain, options)
         except TimeoutError:
             self.metrics.count_answer("timeout", time.perf_counter() - started)
             log.warning(
@@ -157,10 +158,28 @@ class SocketmapServer:
             if len(self._answers) > 100_000 or len(self.raw_answers) > 100_000:
                 self._prune_answers()
         self.metrics.count_answer(str(reply.status).lower(), time.perf_counter() - started)
-        log.debug(
-            "lookup map=%s key=%s -> %s %s", request.name, request.key, reply.status, reply.data
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "lookup map=%s key=%s -> %s %s",
+                request.name,
+                request.key,
+                reply.status,
+                reply.data,
+            )
         return wire
+
+    async def _lookup(self, domain: str, options: ReplyOptions) -> tuple[LookupLike, bool]:
+        """The lookup (and DANE verdict), bounded by ``lookup_timeout``.
+
+        A cached answer completes without ever suspending; it is taken eagerly, so the
+        common case pays for no timer. Only a lookup that has to wait runs under
+        ``asyncio.timeout``.
+        """
+        lookup = await _eager(self.source.lookup(domain), self.settings.lookup_timeout)
+        dane = False
+        if self.dane is not None and _is_enforced(lookup, options):
+            dane = await _eager(self.dane(domain, lookup), self.settings.lookup_timeout)
+        return lookup, dane
 
     def forget(self, domain: str | None = None) -> None:
         """Drop rendered answers (all, or one domain's) so the next request asks the source."""
@@ -224,6 +243,50 @@ class SocketmapServer:
 
 
 _NOTFOUND_WIRE = NOTFOUND.encode()
+T = TypeVar("T")
+
+
+async def _eager(awaitable: Awaitable[T], limit: float) -> T:
+    """Run ``awaitable`` to its first suspension now; only then start a timeout.
+
+    Must be awaited from a task (it is: the connection's worker), so code inside that
+    looks for the current task before suspending still finds one.
+    """
+    coro = cast(Coroutine[Any, Any, T], awaitable)
+    try:
+        first = coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    async with asyncio.timeout(limit):
+        return await _Resume(coro, first)
+
+
+class _Resume(Generic[T]):
+    """Awaitable that continues a coroutine which already yielded ``first`` to the loop."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], first: Any) -> None:
+        self.coro, self.first = coro, first
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        value = self.first
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                self.coro.close()
+                raise
+            except BaseException as exc:  # cancellation and timeouts go into the coroutine
+                try:
+                    value = self.coro.throw(exc)
+                except StopIteration as done:
+                    return cast(T, done.value)
+            else:
+                try:
+                    value = self.coro.send(sent)
+                except StopIteration as done:
+                    return cast(T, done.value)
 
 
 def _is_enforced(lookup: LookupLike, options: ReplyOptions) -> bool:
@@ -316,7 +379,7 @@ class _Connection(asyncio.Protocol):
     async def _work(self) -> None:
         while self.pending:
             payload = self.pending[0]
-            wire = self.server.cached_answer(payload) or await self.server.answer(payload)
+            wire = await self.server.answer(payload)
             self.pending.popleft()
             if self.transport is None:
                 return

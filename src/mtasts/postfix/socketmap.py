@@ -15,7 +15,6 @@ are re-validated as lower-case LDH names, policy lines must be printable and fre
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,11 +124,10 @@ def policy_domain_for_key(key: str) -> str | None:
         host, _, port = host.partition(":")
         if not port.isdigit():
             return None
-    try:
-        ipaddress.ip_address(host)
+    # an all-digit last label is an IPv4 address (no top-level domain is all digits,
+    # RFC 3696 §2); an IPv6 address has ':' and fails the name check below
+    if host.rpartition(".")[2].isdigit():
         return None
-    except ValueError:
-        pass
     try:
         return normalize_domain(host)
     except DomainNameError:
