@@ -208,3 +208,27 @@ async def test_mx_probes_run_in_parallel(lab_factory: LabFactory) -> None:
     report = await check_domain("d.test", target(lab))
     assert problems(report) == []
     assert [f.get("host") for f in report.findings if f.id == "mx.tls"] == list(mx)
+
+
+@pytest.mark.parametrize(
+    ("policy_host", "expected"),
+    [
+        # defect: the policy host only speaks TLS 1.0
+        (PolicyHostSpec(tls_max_version="1.0"), ["policy-host.tls-version"]),
+        # defect: untrusted (self-signed) certificate
+        (PolicyHostSpec(cert="self-signed"), ["policy-host.cert-untrusted"]),
+        # defect: headers never come (slow host), bounded by the HTTPS deadline
+        (PolicyHostSpec(delay_ms=5000), ["policy-host.timeout"]),
+        # defect: port closed
+        (PolicyHostSpec(listen=False), ["policy-host.connect"]),
+    ],
+)
+async def test_policy_host_transport_failures(
+    lab_factory: LabFactory, policy_host: PolicyHostSpec, expected: list[str]
+) -> None:
+    lab = await lab_factory(domain(policy_host=policy_host))
+    started = time.monotonic()
+    report = await check_domain("d.test", target(lab, https=1.0))
+    assert time.monotonic() - started < 4
+    assert problems(report) == expected
+    assert report.status is Status.CRITICAL
