@@ -13,6 +13,7 @@ flush is included), and then the store is read back to check every datagram was 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import signal
@@ -53,7 +54,14 @@ def datagrams(n: int) -> list[bytes]:
     return out
 
 
-def run(cmd: list[str], sock: Path, payload: list[bytes]) -> tuple[float, float]:
+def send(target: str, payload: list[bytes]) -> None:
+    """One sender process: blocking sendto, as libtlsrpt in tlsrpt_set_blocking() mode."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        for d in payload:
+            s.sendto(d, target)
+
+
+def run(cmd: list[str], sock: Path, payload: list[bytes], senders: int) -> tuple[float, float]:
     """Start ``cmd``, send ``payload`` to ``sock``, SIGTERM, wait; (seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -63,12 +71,10 @@ def run(cmd: list[str], sock: Path, payload: list[bytes]) -> tuple[float, float]
             raise SystemExit(f"{cmd[0]} did not create {sock}")
         time.sleep(0.01)
     time.sleep(0.5)  # let it finish starting up
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    target = str(sock)
     t0 = time.perf_counter()
-    for d in payload:
-        s.sendto(d, target)
-    s.close()
+    parts = [payload[i::senders] for i in range(senders)]
+    with multiprocessing.get_context("fork").Pool(senders) as pool:
+        pool.starmap(send, [(str(sock), part) for part in parts])
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=300)
     elapsed = time.perf_counter() - t0
@@ -129,6 +135,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100_000, help="datagrams per run")
     ap.add_argument("--peer", default="/tmp/tlsrpt-peer-venv/bin/tlsrpt-collectd")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--senders", type=int, default=1, help="sending processes (MTA smtp(8)s)")
     args = ap.parse_args()
     payload = datagrams(args.n)
     rows = []
@@ -137,12 +144,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
             for name, cmd, sock, db, sql in commands(t, args.peer):
-                el, cpu = run(cmd, sock, payload if r >= 0 else [])
+                el, cpu = run(cmd, sock, payload if r >= 0 else [], args.senders)
                 if r < 0:
                     idle[name] = cpu
                     continue
                 rows.append((name, r, el, cpu - idle[name], count(db, sql)))
-    print(f"{args.n} datagrams per run, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{args.n} datagrams per run from {args.senders} senders, {os.cpu_count()} CPUs, "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
     print(f"{'collector':24} {'run':>3} {'seconds':>8} {'dgram/s':>9} {'µs CPU/dgram':>13} counted")
     for name, r, el, cpu, n in rows:
         ok = "all" if n == args.n else f"{n} of {args.n}"
