@@ -67,11 +67,11 @@ class RedisCache:
         self._down_until: float | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, timeout: float = 1.0) -> RedisCache:
+    def from_url(cls, url: str, *, timeout: float = 1.0, prefix: str = "mtasts:sts:") -> RedisCache:
         client = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        return cls(client, url)
+        return cls(client, url, prefix=prefix)
 
     @property
     def degraded(self) -> bool:
