@@ -7,6 +7,7 @@ result type (RFC 8461 §3.1, §3.3; RFC 8460 §4.3.3).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
@@ -124,12 +125,7 @@ def host(spec: PolicyHostSpec) -> Scenario:
 
 def policy(text: str | bytes) -> Scenario:
     base = healthy_domain("a.test")
-    return Scenario(domains=(DomainSpec(**{**_fields(base.domains[0]), "policy": text}),),
-                    hosts=base.hosts)  # fmt: skip
-
-
-def _fields(spec: DomainSpec) -> dict[str, object]:
-    return {name: getattr(spec, name) for name in DomainSpec.__dataclass_fields__}
+    return replace(base, domains=(replace(base.domains[0], policy=text),))
 
 
 # (name, scenario, expected error class, error code, TLS-RPT result type)
