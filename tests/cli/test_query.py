@@ -91,10 +91,10 @@ async def test_no_policy_is_a_determination(lab: Lab) -> None:
     assert data["result_type"] is None
 
 
-async def test_unusable_policy_exits_1_with_result_type(lab: Lab) -> None:
-    """Record published, certificate expired: exit 1, result_type sts-webpki-invalid."""
+async def test_unusable_policy_is_a_determination_with_result_type(lab: Lab) -> None:
+    """Record published, certificate expired: determined (exit 0), result_type says why."""
     status, data = await query_json(lab, "badcert.test")
-    assert status == 1
+    assert status == 0
     assert data["policy_type"] == "sts"
     assert data["mode"] is None
     assert data["result_type"] == "sts-webpki-invalid"

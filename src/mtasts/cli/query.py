@@ -19,7 +19,9 @@ from mtasts.sts.resolver import Resolver
 EXIT_CODES = {
     LookupStatus.STS: 0,
     LookupStatus.NO_POLICY: 0,
-    LookupStatus.FAILED: 1,
+    # Issue 4: a policy that exists but cannot be used is still a determination (the
+    # sender delivers as if there were none and reports result_type), so it exits 0.
+    LookupStatus.FAILED: 0,
     LookupStatus.UNDETERMINED: 3,
 }
 
@@ -69,9 +71,9 @@ def query(
 
     \b
     Exit codes:
-      0  determined: a usable policy, or no MTA-STS policy;
-      1  the domain publishes MTA-STS but its policy cannot be used
-         (result_type says why; senders deliver as if there were none);
+      0  determined: a usable policy, no MTA-STS policy, or a published
+         policy that cannot be used (result_type says why; senders
+         deliver as if there were none);
       2  bad input or settings;
       3  could not be determined (DNS failure): try again later.
     """
