@@ -53,6 +53,19 @@ default_zone:
   timeout: 4
 """
 
+# the floor: a uvloop server that answers every read with one constant reply
+BARE = (
+    "import asyncio, uvloop\n"
+    "R = b'9:NOTFOUND ,'\n"
+    "class P(asyncio.Protocol):\n"
+    "    def connection_made(self, t): self.t = t\n"
+    "    def data_received(self, d): self.t.write(R)\n"
+    "async def main():\n"
+    "    s = await asyncio.get_running_loop().create_server(P, '127.0.0.1', 8463)\n"
+    "    await s.serve_forever()\n"
+    "uvloop.run(main())\n"
+)
+
 WORKLOADS = [("cached enforce policy", "good.test"), ("no MTA-STS", "plain.test")]
 
 
@@ -155,6 +168,9 @@ def main() -> None:
                 "--ca-file", state["ca_file"], "--log-level", "warning"]  # fmt: skip
         pmsr = [str(args.pmsr_venv / "bin" / "mta-sts-daemon"), "-c", str(run / "pmsr.yml")]
         pmsr_env = {**env, "SSL_CERT_FILE": state["ca_file"]}
+        (run / "bare.py").write_text(BARE)
+        rows += measure("bare uvloop constant", [sys.executable, str(run / "bare.py")], 8463,
+                        run, env, args.seconds)  # fmt: skip
         rows += measure("mtasts uvloop", ours, 8461, run, env, args.seconds)
         rows += measure("mtasts asyncio", [*ours, "--no-uvloop"], 8461, run, env, args.seconds)
         rows += measure(  # every request through the resolver: no rendered-answer reuse

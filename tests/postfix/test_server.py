@@ -251,3 +251,18 @@ async def test_sources_that_need_a_task_and_suspend_are_answered() -> None:
     assert await c.replies(2) == [SECURE, "NOTFOUND "]
     await c.close()
     await srv.close()
+
+
+async def test_rendered_answers_expire_after_answer_ttl() -> None:
+    """A reused answer is never older than answer_ttl: the next request asks the source."""
+    source = TableSource()
+    srv = SocketmapServer(source, ServerSettings(answer_ttl=0.2))
+    c = await tcp_client(srv)
+    assert await c.ask("postfix example.test") == SECURE
+    assert await c.ask("postfix example.test") == SECURE
+    assert source.calls == ["example.test"]
+    await asyncio.sleep(0.35)
+    assert await c.ask("postfix example.test") == SECURE
+    assert source.calls == ["example.test", "example.test"]
+    await c.close()
+    await srv.close()

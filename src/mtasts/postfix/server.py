@@ -91,8 +91,10 @@ class SocketmapServer:
         self.dane = dane
         self.metrics = metrics or Metrics()
         self._answers: dict[tuple[str, str], tuple[float, bytes]] = {}
-        #: the same answers keyed by the request's exact bytes on the wire (hot path)
-        self.raw_answers: dict[bytes, tuple[float, bytes, str]] = {}
+        #: the same answers keyed by the request's exact bytes on the wire (hot path);
+        #: emptied as a whole every ``answer_ttl`` seconds, so a hit needs no clock
+        self.raw_answers: dict[bytes, bytes] = {}
+        self._raw_flush: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[_Connection] = set()
         self._unix_paths: list[str] = []
@@ -154,8 +156,12 @@ class SocketmapServer:
         if self.settings.answer_ttl > 0 and reply.status in (Status.OK, Status.NOTFOUND):
             expires = time.monotonic() + self.settings.answer_ttl
             self._answers[(request.name, domain)] = (expires, wire)
-            self.raw_answers[encode(payload)] = (expires, wire, domain)
-            if len(self._answers) > 100_000 or len(self.raw_answers) > 100_000:
+            self.raw_answers[encode(payload)] = wire
+            if self._raw_flush is None:
+                self._raw_flush = asyncio.get_running_loop().call_later(
+                    self.settings.answer_ttl, self._flush_raw
+                )
+            if len(self._answers) > 100_000:
                 self._prune_answers()
         self.metrics.count_answer(str(reply.status).lower(), time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
@@ -189,15 +195,16 @@ class SocketmapServer:
         else:
             for k in [k for k in self._answers if k[1] == domain]:
                 del self._answers[k]
-            for raw in [r for r, v in self.raw_answers.items() if v[2] == domain]:
-                del self.raw_answers[raw]
+            self.raw_answers.clear()  # lives at most answer_ttl anyway
 
     def _prune_answers(self) -> None:
         now = time.monotonic()
         for k in [k for k, (exp, _) in self._answers.items() if exp <= now]:
             del self._answers[k]
-        for raw in [r for r, v in self.raw_answers.items() if v[0] <= now]:
-            del self.raw_answers[raw]
+
+    def _flush_raw(self) -> None:
+        self.raw_answers.clear()
+        self._raw_flush = None
 
     # --- listeners ----------------------------------------------------------------------
 
@@ -236,6 +243,9 @@ class SocketmapServer:
             conn.close()
         for server in self._servers:
             await server.wait_closed()
+        if self._raw_flush is not None:
+            self._raw_flush.cancel()
+            self._raw_flush = None
         for path in self._unix_paths:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -311,7 +321,8 @@ class _Connection(asyncio.Protocol):
         self.idle = asyncio.Event()
         self.idle.set()
         self.idle_handle: asyncio.TimerHandle | None = None
-        self.last_active = time.monotonic()
+        self.served = 0
+        self.served_at_check = 0
         self.paused = False
         self.can_write = asyncio.Event()
         self.can_write.set()
@@ -341,14 +352,12 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         # Hot path: one whole request that was answered less than answer_ttl ago.
         if not self.pending and not self.decoder.buffered:
-            hit = self.raw_answers.get(data)
-            if hit is not None:
-                now = time.monotonic()
-                if hit[0] > now and self.transport is not None:
-                    self.transport.write(hit[1])
-                    self.last_active = now
-                    self.metrics.fast_hits += 1
-                    return
+            wire = self.raw_answers.get(data)
+            if wire is not None and self.transport is not None:
+                self.transport.write(wire)
+                self.served += 1
+                self.metrics.fast_hits += 1
+                return
         try:
             payloads = self.decoder.feed(data)
         except NetstringError as exc:
@@ -358,7 +367,7 @@ class _Connection(asyncio.Protocol):
             return
         if not payloads:
             return
-        self.last_active = time.monotonic()
+        self.served += 1
         transport = self.transport
         for payload in payloads:
             if not self.pending and transport is not None:
@@ -385,22 +394,23 @@ class _Connection(asyncio.Protocol):
                 return
             await self.can_write.wait()
             self.transport.write(wire)
-        self.last_active = time.monotonic()
+        self.served += 1
         self.idle.set()
 
-    def _arm_idle(self, delay: float | None = None) -> None:
+    def _arm_idle(self) -> None:
         loop = asyncio.get_running_loop()
-        timeout = self.server.settings.idle_timeout
-        self.idle_handle = loop.call_later(timeout if delay is None else delay, self._on_idle)
+        self.idle_handle = loop.call_later(self.server.settings.idle_timeout, self._on_idle)
 
     def _on_idle(self) -> None:
-        """Close after ``idle_timeout`` without requests (checked lazily, no per-request timer)."""
-        quiet = time.monotonic() - self.last_active
-        timeout = self.server.settings.idle_timeout
-        if self.idle.is_set() and quiet >= timeout:
+        """Close after one to two ``idle_timeout`` periods without a request.
+
+        Checked by a timer per period, not per request: it compares request counts.
+        """
+        if self.idle.is_set() and self.served == self.served_at_check:
             self.close()
         else:
-            self._arm_idle(max(timeout - quiet, 0.05))
+            self.served_at_check = self.served
+            self._arm_idle()
 
     def close(self) -> None:
         if self.transport is not None:
