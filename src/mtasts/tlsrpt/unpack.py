@@ -52,16 +52,17 @@ def gunzip(data: bytes, *, max_bytes: int) -> tuple[bytes, tuple[Notice, ...]]:
     """
     warnings: list[Notice] = []
     out = bytearray()
-    rest = data
-    while rest:
+    view = memoryview(data)
+    start = 0  # where the current member begins; offsets, so no member re-copies the rest
+    while start < len(data):
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper; FNAME ignored
-        pos = 0
+        pos = start
         try:
             while not inflater.eof:
                 if inflater.unconsumed_tail:
-                    chunk = inflater.unconsumed_tail
+                    chunk: bytes | memoryview = inflater.unconsumed_tail
                 else:
-                    chunk = rest[pos : pos + _CHUNK]
+                    chunk = view[pos : pos + _CHUNK]
                     pos += len(chunk)
                 produced = inflater.decompress(chunk, max_bytes + 1 - len(out))
                 out += produced
@@ -80,13 +81,13 @@ def gunzip(data: bytes, *, max_bytes: int) -> tuple[bytes, tuple[Notice, ...]]:
             raise ReportError(
                 f"the gzip data is corrupt ({exc})", code="report.gzip.invalid", rfc="RFC 1952"
             ) from exc
-        rest = inflater.unused_data + rest[pos:]
-        if rest and not rest.startswith(GZIP_MAGIC):
-            if rest.strip(b"\x00"):
+        start = pos - len(inflater.unused_data) - len(inflater.unconsumed_tail)
+        if start < len(data) and data[start : start + 2] != GZIP_MAGIC:
+            if data[start:].strip(b"\x00"):
                 warnings.append(
                     Notice(
                         "report.gzip.trailing-data",
-                        f"{len(rest)} bytes after the gzip data were ignored",
+                        f"{len(data) - start} bytes after the gzip data were ignored",
                         "RFC 1952",
                     )
                 )
