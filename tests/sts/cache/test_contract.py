@@ -218,3 +218,47 @@ async def test_redis_outage_degrades_to_memory_with_a_warning(
         if server.returncode is None:
             server.terminate()
             await server.wait()
+
+
+# --- corrupt stored entries ----------------------------------------------------------------
+
+GARBAGE = [
+    b"not json at all",  # defect: not JSON
+    b"[1, 2, 3]",  # defect: JSON, but not an object
+    b'{"v": 1}',  # defect: required fields missing
+    b'{"v":1,"domain":"example.com","checked_at":"soon","recheck_at":1}',  # defect: bad time
+    # defect: the stored policy text no longer parses (e.g. written by another version)
+    b'{"v":1,"domain":"example.com","checked_at":1,"recheck_at":2,"raw_text":"mode: x"}',
+    b'{"v":1,"domain":"example.com","checked_at":1,"recheck_at":2,"txt_error":[1]}',  # defect
+    # defect: a valid entry, but for another domain (a key collision or a manual edit)
+    entry_to_bytes(full_entry("other.example")),
+]
+
+
+async def _store_raw(cache: PolicyCache, domain: str, data: bytes) -> bool:
+    """Write ``data`` as the stored value of ``domain`` behind the backend's back."""
+    if isinstance(cache, RedisCache):
+        await cache._client.set(cache._key(domain), data)
+        return True
+    if isinstance(cache, SqliteCache):
+        await cache._db.execute(
+            "INSERT OR REPLACE INTO sts_policy_cache (domain, entry) VALUES (?, ?)", (domain, data)
+        )
+        await cache._db.commit()
+        return True
+    return False  # the memory cache stores values, not bytes
+
+
+@pytest.mark.parametrize("cache", ["sqlite", "redis"], indirect=True)
+@pytest.mark.parametrize("data", GARBAGE)
+async def test_corrupt_stored_entry_is_a_miss_with_a_warning(
+    cache: PolicyCache, data: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored value that does not decode is treated as absent, with a warning; it never
+    makes get() raise (a lookup must not crash on one bad row)."""
+    assert await _store_raw(cache, "example.com", data)
+    with caplog.at_level("WARNING", logger="mtasts.sts.cache"):
+        assert await cache.get("example.com") is None
+    assert any("example.com" in r.getMessage() for r in caplog.records)
+    await cache.set(full_entry())  # the bad value is simply replaced
+    assert await cache.get("example.com") == full_entry()

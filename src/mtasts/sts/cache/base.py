@@ -8,16 +8,19 @@ read: the text is what TLS-RPT reports, and one parser is the only source of tru
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from mtasts.errors import Notice
+from mtasts.errors import MtastsError, Notice
 from mtasts.sts.policy import parse_policy
 from mtasts.sts.refresh import CacheEntry
 from mtasts.tlsrpt.results import ResultType
 
-__all__ = ["CacheEntry", "PolicyCache", "entry_from_bytes", "entry_to_bytes"]
+__all__ = ["CacheEntry", "PolicyCache", "decode_entry", "entry_from_bytes", "entry_to_bytes"]
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -104,3 +107,27 @@ def entry_from_bytes(data: bytes | str) -> CacheEntry:
     if not isinstance(loaded, dict):
         raise ValueError("a cache entry must be a JSON object")
     return entry_from_json(loaded)
+
+
+def decode_entry(data: bytes | str, *, domain: str, cache_url: str) -> CacheEntry | None:
+    """The stored entry of ``domain``, or None (with a warning) if it cannot be used.
+
+    A value that is not a well-formed entry for ``domain`` (garbage, a truncated write, a
+    policy text this version no longer accepts) is a cache miss: the resolver looks the
+    domain up again and overwrites it, instead of failing every lookup of that domain.
+    """
+    try:
+        entry = entry_from_bytes(data)
+    except (ValueError, KeyError, TypeError, AttributeError, MtastsError) as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        if entry.domain == domain:
+            return entry
+        reason = f"it holds the entry of {entry.domain!r}"
+    log.warning(
+        "policy cache %s: the stored entry for %s is unreadable (%s); treating it as absent",
+        cache_url,
+        domain,
+        reason,
+    )
+    return None

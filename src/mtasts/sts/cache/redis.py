@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from mtasts.sts.cache.base import CacheEntry, entry_from_bytes, entry_to_bytes
+from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes
 from mtasts.sts.cache.memory import MemoryCache
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ class RedisCache:
     async def get(self, domain: str) -> CacheEntry | None:
         async def op() -> CacheEntry | None:
             data = await self._client.get(self._key(domain))
-            return entry_from_bytes(data) if data is not None else None
+            if data is None:
+                return None
+            return decode_entry(data, domain=domain, cache_url=self.url)
 
         return await self._try(op, lambda: self.fallback.get(domain))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from mtasts.sts.cache.base import CacheEntry, entry_from_bytes, entry_to_bytes
+from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sts_policy_cache (
@@ -55,7 +55,7 @@ class SqliteCache:
             row = await cursor.fetchone()
         if row is None:
             return None
-        return entry_from_bytes(row[0])
+        return decode_entry(row[0], domain=domain, cache_url=self.url)
 
     async def set(self, entry: CacheEntry) -> None:
         await self._db.execute(
