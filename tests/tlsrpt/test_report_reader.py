@@ -234,6 +234,17 @@ ERRORS: list[tuple[bytes, str]] = [
     (mutate(lambda r: _detail(r).update({"failed-session-count": 1.5})), "report.count.type"),
     (mutate(lambda r: _detail(r).update({"failed-session-count": True})), "report.count.type"),
     (mutate(lambda r: _detail(r).update({"failed-session-count": "many"})), "report.count.type"),
+    # a count as a string must be ASCII digits: str.isdigit() also takes these
+    (
+        mutate(lambda r: _detail(r).update({"failed-session-count": "\u0661\u0662"})),
+        "report.count.type",
+    ),
+    (mutate(lambda r: _detail(r).update({"failed-session-count": "\u00b2"})), "report.count.type"),
+    # a 5000-digit string: beyond 2^53-1, and beyond int()'s 4300-digit limit
+    (
+        mutate(lambda r: _detail(r).update({"failed-session-count": "9" * 5000})),
+        "report.count.too-large",
+    ),
     (
         mutate(lambda r: _detail(r).pop("failed-session-count")),
         "report.failed-session-count.missing",
@@ -491,6 +502,16 @@ def test_report_from_json_never_raises_inside_a_policy(value: object) -> None:
         report = copy.deepcopy(BASE)
         _detail(report)[key] = value
         report_from_json(report)
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0661\u0662", "9" * 5000, " 1" + "0" * 4400])
+def test_report_from_json_refuses_odd_count_strings_without_raising(text: str) -> None:
+    """A count written as a string is read only if it is ASCII digits within 2^53-1."""
+    report = copy.deepcopy(BASE)
+    _detail(report)["failed-session-count"] = text
+    linted = report_from_json(report)
+    assert linted.value is None
+    assert [n.code for n in linted.errors] in (["report.count.type"], ["report.count.too-large"])
 
 
 DATES = [

@@ -122,10 +122,19 @@ class _Reader:
             self.warn("report.count.float", f"{path} is written {value}; read as an integer")
             value = int(value)
         elif isinstance(value, str):
-            if not value.strip().isdigit():
-                raise _fail("report.count.type", f"{path} is the text {value!r}, not a number")
-            self.warn("report.count.string", f"{path} is the string {value!r}; read as a number")
-            value = int(value.strip())
+            digits = value.strip()
+            # ASCII digits only: str.isdigit() also takes "²" and "١٢", and int() refuses
+            # more than 4300 digits with a ValueError.
+            if not (digits.isascii() and digits.isdigit()):
+                raise _fail("report.count.type", f"{path} is the text {value[:40]!r}, not a number")
+            self.warn(
+                "report.count.string", f"{path} is the string {value[:40]!r}; read as a number"
+            )
+            if len(digits.lstrip("0")) > len(str(MAX_COUNT)):
+                raise _fail(
+                    "report.count.too-large", f"{path} has {len(digits)} digits, above 2^53-1"
+                )
+            value = int(digits)
         assert isinstance(value, int)
         if value < 0:
             raise _fail("report.count.negative", f"{path} is negative ({value})")
