@@ -214,7 +214,12 @@ async def test_slow_host_with_a_cached_policy_returns_at_once(
     lab.set_txt("_mta-sts.a.test", ["v=STSv1; id=2"])
     clock.advance(TTL + 1)
     await resolver.lookup("a.test")  # starts the background refresh
-    await asyncio.sleep(0.1)  # the background GET is now waiting on the slow host
+    # Wait until the background GET has reached the slow host (a fixed sleep is too short
+    # on a loaded machine, and the GET count below would then be read too early).
+    for _ in range(1000):
+        if gets(lab) == 2:
+            break
+        await asyncio.sleep(0.01)
     started = time.perf_counter()
     results = [await resolver.lookup("a.test") for _ in range(100)]
     elapsed = time.perf_counter() - started
