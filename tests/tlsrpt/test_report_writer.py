@@ -16,6 +16,7 @@ from mtasts.tlsrpt.report import (
     FailureDetail,
     PolicyResult,
     Report,
+    format_datetime,
     read_report,
     report_filename,
     report_to_json,
@@ -204,6 +205,19 @@ def test_writer_converts_other_offsets_to_utc() -> None:
         "start-datetime": "2024-01-02T00:00:00Z",
         "end-datetime": "2024-01-02T23:59:59.5Z",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime(999, 1, 2, tzinfo=UTC), "0999-01-02T00:00:00Z"),  # strftime wrote "999-..."
+        (datetime(1, 1, 1, 0, 0, 1, 5, tzinfo=UTC), "0001-01-01T00:00:01.000005Z"),
+        (datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), "2024-01-02T03:04:05Z"),
+    ],
+)
+def test_format_datetime_always_writes_a_four_digit_year(value: datetime, text: str) -> None:
+    """RFC 3339 date-fullyear is 4DIGIT: a year the reader accepts is written padded."""
+    assert format_datetime(value) == text
 
 
 def test_no_policy_found_omits_empty_mx_host_but_keeps_policy_domain() -> None:

@@ -45,7 +45,8 @@ _UNIQUE_ID = re.compile(r"[A-Za-z0-9]+")
 def format_datetime(value: datetime) -> str:
     """RFC 3339 §5.6 ``date-time`` in UTC with ``Z`` (fraction only when non-zero)."""
     utc = value.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime("%Y"): it writes year 999 as "999", and date-fullyear is 4DIGIT.
+    text = f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}"
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
