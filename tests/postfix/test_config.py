@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mtasts.errors import ConfigError
 from mtasts.postfix.config import DaemonConfig, Listen, daemon_config_from_table
-from mtasts.postfix.pmsr import from_pmsr
+from mtasts.postfix.pmsr import from_pmsr, load_pmsr_file
 from mtasts.postfix.socketmap import DaneLevel, ReplyOptions
 
 EXAMPLE = """
@@ -152,3 +153,16 @@ PMSR_BAD: list[dict[str, Any]] = [
 def test_pmsr_bad_documents_raise_config_error(doc: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         from_pmsr(doc)
+
+
+def test_reading_pmsr_yaml_without_pyyaml_says_what_to_install(tmp_path: Path) -> None:
+    """PyYAML is not a dependency: the error names the package and the manual route."""
+    cfg = tmp_path / "mta-sts-daemon.yml"
+    cfg.write_text("host: 127.0.0.1\nport: 8461\n")
+    try:
+        import yaml  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="pip install pyyaml"):
+            load_pmsr_file(cfg)
+    else:
+        assert load_pmsr_file(cfg).daemon.listen == (Listen("127.0.0.1", 8461),)
