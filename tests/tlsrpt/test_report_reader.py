@@ -537,6 +537,7 @@ DATES = [
     ("2024-01-09T02:00:00+0200", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),
     ("2024-01-09T00:00:00 UTC", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),
     ("2024-01-09T00:00Z", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),  # no secs
+    (" 2024-01-09T00:00:00Z\n", "2024-01-09T00:00:00+00:00", ["report.date.not-rfc3339"]),
 ]
 
 
@@ -553,6 +554,8 @@ def test_start_datetime_forms(text: str, instant: str, codes: list[str]) -> None
     "text",
     [
         "2024-01-09T00:00:00+24:00",  # an offset of a whole day
+        "2024-01-09T00:00:00+00:60",  # offset minute 60 (time-minute is 00-59)
+        "2024-01-09T00:00:00-05:99",  # offset minute 99
         "2024-13-01T00:00:00Z",  # month 13
         "2024-01-09T25:00:00Z",  # hour 25
         "２０２４-01-09T00:00:00Z",  # full-width digits

@@ -48,6 +48,8 @@ def parse_report_datetime(value: object, name: str, warn: Warn) -> datetime:
             rfc=_RFC,
         )
     hour, minute, second = (int(match.group(g) or 0) for g in ("h", "m", "s"))
+    if value != value.strip():
+        warn("report.date.not-rfc3339", f"date-range.{name} {value!r}: whitespace removed", _RFC)
     if match.group("h") is None:
         warn("report.date.no-time", f"date-range.{name} {value!r} has no time: 00:00", _RFC)
     elif match.group("sep") == " " or match.group("s") is None:
@@ -75,7 +77,7 @@ def parse_report_datetime(value: object, name: str, warn: Warn) -> datetime:
         sign = -1 if zone[0] == "-" else 1
         digits = zone[1:].replace(":", "")
         offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-        if offset >= timedelta(hours=24):
+        if offset >= timedelta(hours=24) or int(digits[2:]) > 59:
             raise ReportError(
                 f"date-range.{name} {value!r} has an impossible offset", code="report.date.invalid"
             )
