@@ -122,6 +122,9 @@ LINT_WARNINGS = [
     ("v=TLSRPTv1; rua=mailto:a@x.example; rua=mailto:b@x.example", ["duplicate-rua"]),
     ("v=TLSRPTv1; rua=mailto:a@x.example; foo=bar", ["unknown-field"]),
     ("v=TLSRPTv1; rua=ftp://r.example/, mailto:a@x.example", ["rua-scheme-unusable"]),
+    # the ABNF has no WSP between "rua=" and the first URI: read, but named
+    ("v=TLSRPTv1; rua= mailto:a@x.example", ["rua-whitespace"]),
+    ("v=TLSRPTv1; rua=\tmailto:a@x.example", ["rua-whitespace"]),
 ]
 
 

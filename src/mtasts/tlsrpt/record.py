@@ -195,6 +195,11 @@ def _parse_rua(value: str, warnings: list[Notice]) -> tuple[str, ...]:
     """tlsrpt-rua = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)"""
     if value.strip(_WSP) == "":
         raise _error("rua-empty", "rua= is empty: give a mailto: or https: URI")
+    if value[0] in _WSP:
+        # Outside the ABNF (the URI follows "rua=" at once); strict parsers drop the record.
+        warnings.append(
+            _notice("rua-whitespace", "remove the whitespace after 'rua=': write rua=mailto:...")
+        )
     usable: list[str] = []
     for raw in value.split(","):
         uri = raw.strip(_WSP)
