@@ -6,6 +6,9 @@ result type (RFC 8461 §3.1, §3.3; RFC 8460 §4.3.3).
 
 from __future__ import annotations
 
+import asyncio
+import gzip
+import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
@@ -18,7 +21,7 @@ from mtasts.lab.testing import LabPool, healthy_domain, policy_text
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.net.tls import client_context
-from mtasts.sts.discover import discover, fetch_policy
+from mtasts.sts.discover import FetchedPolicy, discover, fetch_policy
 from mtasts.sts.policy import Mode
 from mtasts.sts.refresh import TxtKind
 from mtasts.tlsrpt.results import ResultType
@@ -266,3 +269,110 @@ async def test_policy_host_without_address_is_a_fetch_error(lab_factory: LabFact
     await https.aclose()
     assert caught.value.code == "fetch.dns"
     assert "mta-sts.a.test" in str(caught.value)
+
+
+# --- Content-Encoding (E-18): the cap holds for compressed bodies too ---------------------
+
+GZ_POLICY = policy_text(("mx1.gz.test",)).encode()
+
+
+def gzipped(data: bytes, times: int = 1) -> bytes:
+    for _ in range(times):
+        data = gzip.compress(data)
+    return data
+
+
+async def serve_encoded(lab: Lab, encoding: str, body: bytes) -> tuple[asyncio.Server, int]:
+    """A policy host for gz.test (lab certificate) that ignores ``Accept-Encoding:
+    identity`` and sends ``body`` with ``Content-Encoding: encoding``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                + f"Content-Encoding: {encoding}\r\nContent-Length: {len(body)}\r\n".encode()
+                + b"Connection: close\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    context = lab.pki.server_context("mta-sts.gz.test", "valid")
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=context)
+    return server, int(server.sockets[0].getsockname()[1])
+
+
+GZ_DNS = Scenario(
+    dns=(
+        DnsSpec(name="_mta-sts.gz.test", txt=(("v=STSv1; id=1",),)),
+        DnsSpec(name="mta-sts.gz.test", a=("127.0.0.1",)),
+    )
+)
+
+
+async def fetch_encoded(lab: Lab, encoding: str, body: bytes) -> object:
+    """fetch_policy against the encoding server: the policy, or the error raised."""
+    server, port = await serve_encoded(lab, encoding, body)
+    dns = DnsClient(lab.nameserver, timeout=1.0)
+    https = HttpsClient(dns, client_context(str(lab.ca_file)), port=port)
+    try:
+        return await fetch_policy(https, "gz.test")
+    except (FetchError, PolicyError) as exc:
+        return exc
+    finally:
+        await https.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_gzip_policy_from_a_host_ignoring_identity_is_decoded(
+    lab_factory: LabFactory,
+) -> None:
+    """A host that gzips although we asked for identity: the policy is decoded and used."""
+    lab = await lab_factory(GZ_DNS)
+    fetched = await fetch_encoded(lab, "gzip", gzipped(GZ_POLICY))
+    assert isinstance(fetched, FetchedPolicy), fetched
+    assert fetched.policy.matches_mx("mx1.gz.test")
+
+
+ENCODING_FAILURES = [
+    # defect: a 32 MiB gzip bomb in a 32 KiB body; the cap must stop decoding at 64 KiB
+    ("gzip bomb", "gzip", gzipped(GZ_POLICY + b"#" * (32 << 20)), "fetch.too-large"),
+    # defect: gzip inside gzip, each layer multiplying the size (KiB -> GiB)
+    ("gzip, gzip", "gzip, gzip", gzipped(GZ_POLICY + b"#" * (8 << 20), 2), "fetch.encoding"),
+    # defect: a coding we cannot decode
+    ("br", "br", b"\x8b\x02\x80hello\x03", "fetch.encoding"),
+    # defect: truncated gzip stream (a policy cut short could lose mx lines)
+    ("truncated gzip", "gzip", gzipped(GZ_POLICY)[:-12], "fetch.encoding"),
+]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "code"),
+    [pytest.param(e, b, c, id=n) for n, e, b, c in ENCODING_FAILURES],
+)
+async def test_compressed_bodies_are_capped_and_bounded_in_memory(
+    lab_factory: LabFactory, encoding: str, body: bytes, code: str
+) -> None:
+    """E-18: whatever the Content-Encoding, at most 64 KiB is decoded (no decompression
+    bomb can make the sender allocate more) and a bad coding is sts-policy-fetch-error."""
+    lab = await lab_factory(GZ_DNS)
+    tracing = tracemalloc.is_tracing()
+    if not tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        result = await fetch_encoded(lab, encoding, body)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if not tracing:
+            tracemalloc.stop()
+    assert isinstance(result, FetchError), result
+    assert result.code == code, result
+    assert result.result_type is ResultType.STS_POLICY_FETCH_ERROR
+    assert peak < 4 << 20, f"decoding allocated {peak >> 20} MiB"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+import zlib
 from dataclasses import dataclass
 
 import httpx
@@ -114,8 +115,8 @@ class HttpsClient:
             "Host": shown,
             "User-Agent": USER_AGENT,
             "Accept": "text/plain",
-            # We want the bytes as sent so the cap counts them; a server that compresses
-            # anyway is decoded by httpx and the cap then counts decoded bytes (E-18).
+            # We want the bytes as sent. A server that gzips anyway is decoded by _Decoder,
+            # and the cap then holds for the raw and for the decoded bytes (E-18).
             "Accept-Encoding": "identity",
             "Connection": "close",
         }
@@ -128,10 +129,18 @@ class HttpsClient:
                     raise _too_large(url, self.max_bytes)
                 body = bytearray()
                 if response.status_code == 200:
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
+                    decoder = _Decoder(response.headers.get("content-encoding"), url)
+                    received = 0
+                    # Raw bytes, decoded here: httpx would inflate a whole network read at
+                    # once (a few KiB of gzip -> GiB), before any cap could be checked.
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received > self.max_bytes:
+                            raise _too_large(url, self.max_bytes)
+                        body += decoder.decode(chunk, self.max_bytes + 1 - len(body))
                         if len(body) > self.max_bytes:
                             raise _too_large(url, self.max_bytes)
+                    decoder.finish()
                 return HttpResponse(
                     url=url,
                     address=address,
@@ -156,6 +165,47 @@ class HttpsClient:
             raise FetchError(
                 f"GET {url} failed: {exc or type(exc).__name__}", code="fetch.http"
             ) from exc
+
+
+class _Decoder:
+    """Undo a Content-Encoding of ``gzip``/``x-gzip``/``deflate`` with bounded output.
+
+    We ask for ``identity``; a host that compresses anyway is tolerated for one gzip or
+    deflate layer. Anything else (``br``, ``zstd``, stacked codings such as ``gzip,
+    gzip``, which multiply a bomb's ratio) and a truncated stream are fetch errors: a
+    policy cut short could silently lose ``mx`` lines or digits of ``max_age``.
+    """
+
+    def __init__(self, header: str | None, url: str) -> None:
+        self._url = url
+        self.coding = (header or "identity").strip().lower()
+        self._inflate: zlib._Decompress | None = None
+        if self.coding in ("gzip", "x-gzip"):
+            self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.coding == "deflate":
+            self._inflate = zlib.decompressobj(zlib.MAX_WBITS)  # RFC 9110 §8.4.1.2: zlib
+        elif self.coding not in ("identity", ""):
+            raise self._error(f"uses Content-Encoding {header!r}, which we do not decode")
+
+    def _error(self, what: str) -> FetchError:
+        return FetchError(
+            f"the policy at {self._url} {what}; serve the policy uncompressed "
+            "(the request asks for Accept-Encoding: identity)",
+            code="fetch.encoding",
+        )
+
+    def decode(self, chunk: bytes, limit: int) -> bytes:
+        """Decoded bytes of ``chunk``, at most ``limit`` (more would exceed the cap)."""
+        if self._inflate is None:
+            return chunk
+        try:
+            return self._inflate.decompress(chunk, limit)
+        except zlib.error as exc:
+            raise self._error(f"is not valid {self.coding} data ({exc})") from exc
+
+    def finish(self) -> None:
+        if self._inflate is not None and not self._inflate.eof:
+            raise self._error(f"ends in the middle of its {self.coding} stream")
 
 
 class _Unreachable(Exception):
