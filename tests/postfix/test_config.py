@@ -155,14 +155,27 @@ def test_pmsr_bad_documents_raise_config_error(doc: dict[str, Any]) -> None:
         from_pmsr(doc)
 
 
-def test_reading_pmsr_yaml_without_pyyaml_says_what_to_install(tmp_path: Path) -> None:
-    """PyYAML is not a dependency: the error names the package and the manual route."""
+def test_reading_a_pmsr_yaml_file(tmp_path: Path) -> None:
+    """The incumbent's YAML file is read as the incumbent reads it (PyYAML safe_load)."""
     cfg = tmp_path / "mta-sts-daemon.yml"
     cfg.write_text("host: 127.0.0.1\nport: 8461\n")
-    try:
-        import yaml  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="pip install pyyaml"):
-            load_pmsr_file(cfg)
-    else:
-        assert load_pmsr_file(cfg).daemon.listen == (Listen("127.0.0.1", 8461),)
+    assert load_pmsr_file(cfg).daemon.listen == (Listen("127.0.0.1", 8461),)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "host: [unclosed\n",  # not YAML at all
+        "!!python/object/apply:os.system ['true']\n",  # unsafe tag: safe_load refuses it
+    ],
+)
+def test_a_broken_pmsr_yaml_file_is_a_config_error(tmp_path: Path, text: str) -> None:
+    cfg = tmp_path / "mta-sts-daemon.yml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError, match="cannot read pmsr config"):
+        load_pmsr_file(cfg)
+
+
+def test_a_missing_pmsr_yaml_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read pmsr config"):
+        load_pmsr_file(tmp_path / "absent.yml")

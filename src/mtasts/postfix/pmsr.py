@@ -156,14 +156,9 @@ def from_pmsr(data: Mapping[str, Any]) -> PmsrImport:
 
 
 def load_pmsr_file(path: str | Path) -> PmsrImport:
-    """Read and translate a pmsr YAML file (needs PyYAML: ``pip install pyyaml``)."""
-    try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        raise ConfigError(
-            "reading postfix-mta-sts-resolver's YAML needs PyYAML: pip install pyyaml "
-            "(or translate the file by hand into [daemon] of mtasts.toml, docs/postfix.md)"
-        ) from None
+    """Read and translate a pmsr YAML file."""
+    import yaml  # imported here: only the migration path needs it
+
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
