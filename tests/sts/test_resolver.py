@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -325,3 +326,31 @@ async def test_sqlite_cache_is_shared_across_resolvers(
     assert again.source is Source.CACHE
     assert again.domain == "a.test"
     assert gets(lab) == 1
+
+
+async def test_a_failing_cache_backend_does_not_fail_lookups(
+    lab_factory: LabFactory,
+    make_resolver: Callable[..., Resolver],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A cache that cannot be written (here: another process holds the SQLite write lock)
+    costs a warning, not the lookup; what could not be stored is kept in memory, so the
+    next lookup neither refetches nor forgets a back-off."""
+    lab = await lab_factory(healthy_domain("a.test"))
+    path = tmp_path / "cache.db"
+    resolver = make_resolver(lab, await open_cache(f"sqlite:///{path}"))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # e.g. an administrator's sqlite3 shell, mid-edit
+    try:
+        with caplog.at_level("WARNING", logger="mtasts.sts.resolver"):
+            first = await resolver.lookup("a.test")
+            second = await resolver.lookup("a.test")
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert (first.status, first.source) == (LookupStatus.STS, Source.FETCHED)
+    assert (second.status, second.source) == (LookupStatus.STS, Source.CACHE)
+    assert gets(lab) == 1
+    warned = [r for r in caplog.records if "policy cache" in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]

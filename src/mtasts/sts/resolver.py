@@ -85,6 +85,10 @@ class Resolver:
         self._in_use: dict[str, float] = {}
         self._proactive: asyncio.Task[None] | None = None
         self._closed = False
+        # Entries the cache backend failed to store (disk full, locked, Redis OOM): kept
+        # here so a broken backend costs a warning, not a refetch per lookup.
+        self._unstored = MemoryCache(10_000)
+        self._cache_failing = False
 
     @classmethod
     async def open(cls, settings: Settings | None = None, **options: object) -> Resolver:
@@ -135,7 +139,7 @@ class Resolver:
         name = normalize_domain(domain)
         now = self.clock()
         self._in_use[name] = now
-        entry = await self.cache.get(name)
+        entry = await self._cache_get(name)
         state = freshness(entry, now, self.rules)
         if state is not Freshness.MISS:
             assert entry is not None
@@ -185,7 +189,7 @@ class Resolver:
 
     async def _resolve(self, name: str) -> PolicyLookup:
         """One resolution: TXT, the refresh decision, maybe a fetch; the cache updated."""
-        entry = await self.cache.get(name)
+        entry = await self._cache_get(name)
         txt = await discover(self.dns, name)
         now = self.clock()
         decision = decide(entry, txt, now, domain=name, rules=self.rules)
@@ -200,7 +204,7 @@ class Resolver:
             )
         assert decision.entry is not None
         if decision.action is not Action.FETCH:
-            await self.cache.set(decision.entry)
+            await self._cache_set(decision.entry)
             source = Source.FETCHED if decision.action is Action.NO_POLICY else Source.CACHE
             return answer(decision.entry, now, source) or _unusable(decision.entry)
         return await self._fetch(decision.entry, now)
@@ -215,7 +219,7 @@ class Resolver:
             failed = after_fetch_failed(
                 entry, record_id, exc.notice(), exc.result_type, done, self.rules
             )
-            await self.cache.set(failed)
+            await self._cache_set(failed)
             if alert_worthy(failed):
                 # RFC 8461 §3.3 / §10.2: alert when a refresh fails unless mode is none.
                 log.warning(
@@ -227,8 +231,49 @@ class Resolver:
             return answer(failed, done, Source.FETCHED) or _unusable(failed)
         done = self.clock()
         stored = after_fetch_ok(entry, record_id, fetched.policy, fetched.raw_text, done)
-        await self.cache.set(stored)
+        await self._cache_set(stored)
         return policy_answer(stored, Source.FETCHED)
+
+    # --- the cache, failures contained -----------------------------------------------
+
+    async def _cache_get(self, name: str) -> CacheEntry | None:
+        try:
+            entry = await self.cache.get(name)
+        except Exception as exc:  # any backend failure: a miss, never a failed lookup
+            self._cache_trouble("read", name, exc)
+            entry = None
+        if len(self._unstored):
+            # Written here because the backend refused it, so newer than the backend's.
+            return await self._unstored.get(name) or entry
+        return entry
+
+    async def _cache_set(self, entry: CacheEntry) -> None:
+        try:
+            await self.cache.set(entry)
+        except Exception as exc:
+            self._cache_trouble("store", entry.domain, exc)
+            await self._unstored.set(entry)
+            return
+        if len(self._unstored):
+            await self._unstored.delete(entry.domain)
+        if self._cache_failing:
+            self._cache_failing = False
+            log.warning("policy cache %s works again", self.cache.url)
+
+    def _cache_trouble(self, what: str, name: str, exc: Exception) -> None:
+        if not self._cache_failing:
+            self._cache_failing = True
+            log.warning(
+                "policy cache %s failed to %s the entry of %s (%s: %s); lookups go on with "
+                "entries kept in memory until it works again",
+                self.cache.url,
+                what,
+                name,
+                type(exc).__name__,
+                exc,
+            )
+        else:
+            log.debug("policy cache %s: %s %s failed: %s", self.cache.url, what, name, exc)
 
     async def wait_idle(self) -> None:
         """Wait until no background re-check is running (tests, short-lived commands)."""
@@ -248,7 +293,7 @@ class Resolver:
             if now - last_used > IN_USE_WINDOW:
                 del self._in_use[name]
                 continue
-            entry = await self.cache.get(name)
+            entry = await self._cache_get(name)
             if freshness(entry, now, self.rules) is Freshness.STALE:
                 self._revalidate(name)
                 task = self._inflight.get(name)
