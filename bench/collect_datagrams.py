@@ -83,7 +83,31 @@ def run(cmd: list[str], sock: Path, payload: list[bytes], senders: int) -> tuple
     return elapsed, cpu
 
 
+# The ceiling of this set-up: a Python process that only drains the socket with a 64 KiB
+# buffer and orjson.loads each datagram (no counting, no store), until SIGTERM.
+BARE_READER = """
+import signal, socket, sys, orjson
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1])
+n = 0
+def done(*_):
+    s.setblocking(False)
+    global n
+    try:
+        while True:
+            orjson.loads(s.recv(65536)); n += 1
+    except BlockingIOError:
+        pass
+    open(sys.argv[2], "w").write(str(n)); sys.exit(0)
+signal.signal(signal.SIGTERM, done)
+buf = bytearray(65536); v = memoryview(buf)
+while True:
+    k = s.recv_into(v); orjson.loads(v[:k]); n += 1
+"""
+
+
 def count(db: Path, sql: str) -> int:
+    if not sql:
+        return int(db.read_text())
     with sqlite3.connect(db) as con:
         return int(con.execute(sql).fetchone()[0] or 0)
 
@@ -112,7 +136,10 @@ def commands(t: Path, peer_bin: str) -> list[tuple[str, list[str], Path, Path, s
         "--config_file",
         str(cfg),
     ]
+    bare_sock, bare_out = t / "bare.sock", t / "bare.count"
+    bare = [sys.executable, "-c", BARE_READER, str(bare_sock), str(bare_out)]
     return [
+        ("bare reader (ceiling)", bare, bare_sock, bare_out, ""),
         (
             "mtasts tlsrpt collect",
             ours,
@@ -162,6 +189,8 @@ def main() -> None:
     for name, _, el, cpu, _ in rows:
         by.setdefault(name, []).append((el, cpu / args.n))
     ours, peer = by["mtasts tlsrpt collect"], by["tlsrpt-collectd 0.6.0"]
+    ceiling = args.n / min(e for e, _ in by["bare reader (ceiling)"])
+    print(f"ceiling of this set-up (bare reader, best): {ceiling:.0f} datagrams/s")
     wall = min(e for e, _ in peer) / min(e for e, _ in ours)
     cpu = statistics.median(c for _, c in peer) / statistics.median(c for _, c in ours)
     print(
