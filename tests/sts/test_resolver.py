@@ -354,3 +354,33 @@ async def test_a_failing_cache_backend_does_not_fail_lookups(
     assert gets(lab) == 1
     warned = [r for r in caplog.records if "policy cache" in r.getMessage()]
     assert len(warned) == 1, [r.getMessage() for r in warned]
+
+
+async def test_proactive_refresh_keeps_at_most_concurrency_tasks(
+    lab_factory: LabFactory, make_resolver: Callable[..., Resolver], clock: FakeClock
+) -> None:
+    """A refresh pass over many due domains runs them `concurrency` at a time, and never
+    has more re-check tasks alive than that (not one waiting task per domain)."""
+    names = [f"d{i}.test" for i in range(12)]
+    lab = await lab_factory(
+        Scenario(domains=tuple(healthy_domain(n, max_age=604800).domains[0] for n in names))
+    )
+    resolver = make_resolver(lab, concurrency=3)
+    await asyncio.gather(*(resolver.lookup(n) for n in names))
+    clock.advance(86400 + 3600)
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            alive = [t for t in asyncio.all_tasks() if t.get_name().startswith("mta-sts ")]
+            peak = max(peak, len(alive))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        assert await resolver.refresh_due() == len(names)
+    finally:
+        watcher.cancel()
+    assert sum(gets(lab, n) for n in names) == 2 * len(names)
+    assert 1 <= peak <= 3

@@ -79,7 +79,8 @@ class Resolver:
         self.clock = clock
         self.rules = rules
         self.cold_wait = cold_wait
-        self._limit = asyncio.Semaphore(concurrency)
+        self._concurrency = max(1, concurrency)
+        self._limit = asyncio.Semaphore(self._concurrency)
         self._inflight: dict[str, asyncio.Task[PolicyLookup]] = {}
         self._background: set[asyncio.Task[PolicyLookup]] = set()
         self._in_use: dict[str, float] = {}
@@ -288,19 +289,31 @@ class Resolver:
         Returns how many re-checks ran; waits for them (at most ``concurrency`` at once).
         """
         now = self.clock()
-        started: list[asyncio.Task[PolicyLookup]] = []
+        due: list[str] = []
         for name, last_used in list(self._in_use.items()):
             if now - last_used > IN_USE_WINDOW:
                 del self._in_use[name]
                 continue
             entry = await self._cache_get(name)
             if freshness(entry, now, self.rules) is Freshness.STALE:
+                due.append(name)
+        due.reverse()
+        ran = 0
+
+        async def worker() -> None:
+            # One re-check task at a time per worker: a pass over 100,000 due domains
+            # keeps ``concurrency`` tasks alive, not 100,000 waiting on the semaphore.
+            nonlocal ran
+            while due:
+                name = due.pop()
                 self._revalidate(name)
                 task = self._inflight.get(name)
                 if task is not None:
-                    started.append(task)
-        await asyncio.gather(*started, return_exceptions=True)
-        return len(started)
+                    ran += 1
+                    await asyncio.wait([task])  # not cancelled with this pass (shared)
+
+        await asyncio.gather(*(worker() for _ in range(min(self._concurrency, len(due)))))
+        return ran
 
     def start(self, interval: float = 300.0) -> None:
         """Run :meth:`refresh_due` every ``interval`` seconds until :meth:`aclose`."""
