@@ -1,6 +1,7 @@
 """Benchmark: mtasts daemon vs postfix-mta-sts-resolver 1.5.1, same lab, same run.
 
     sudo .venv/bin/python bench/socketmap_bench.py --pmsr-venv /tmp/pmsr-venv [--seconds 5]
+        [--daemons "mtasts uvloop,pmsr uvloop"]
 
 (pmsr: python3 -m venv /tmp/pmsr-venv && /tmp/pmsr-venv/bin/pip install
 postfix-mta-sts-resolver==1.5.1 uvloop.) Everything runs in a network namespace so that
@@ -139,6 +140,11 @@ def main() -> None:
     parser.add_argument("--pmsr-venv", type=Path, default=Path("/tmp/pmsr-venv"))
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--json", type=Path, help="also write all rows here")
+    parser.add_argument(
+        "--daemons",
+        help="comma-separated subset of the daemons to run, e.g. "
+        "'mtasts uvloop,pmsr uvloop' (default: all)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespace)")
@@ -169,17 +175,22 @@ def main() -> None:
         pmsr = [str(args.pmsr_venv / "bin" / "mta-sts-daemon"), "-c", str(run / "pmsr.yml")]
         pmsr_env = {**env, "SSL_CERT_FILE": state["ca_file"]}
         (run / "bare.py").write_text(BARE)
-        rows += measure("bare uvloop constant", [sys.executable, str(run / "bare.py")], 8463,
-                        run, env, args.seconds)  # fmt: skip
-        rows += measure("mtasts uvloop", ours, 8461, run, env, args.seconds)
-        rows += measure("mtasts asyncio", [*ours, "--no-uvloop"], 8461, run, env, args.seconds)
-        rows += measure(  # every request through the resolver: no rendered-answer reuse
-            "mtasts uvloop answer-ttl 0", [*ours, "--answer-ttl", "0"], 8461, run, env, args.seconds
-        )
-        rows += measure("pmsr uvloop", pmsr, 8462, run, pmsr_env, args.seconds)
-        rows += measure(
-            "pmsr asyncio", [*pmsr, "--disable-uvloop"], 8462, run, pmsr_env, args.seconds
-        )
+        daemons = [
+            ("bare uvloop constant", [sys.executable, str(run / "bare.py")], 8463, env),
+            ("mtasts uvloop", ours, 8461, env),
+            ("mtasts asyncio", [*ours, "--no-uvloop"], 8461, env),
+            # every request through the resolver: no rendered-answer reuse
+            ("mtasts uvloop answer-ttl 0", [*ours, "--answer-ttl", "0"], 8461, env),
+            ("pmsr uvloop", pmsr, 8462, pmsr_env),
+            ("pmsr asyncio", [*pmsr, "--disable-uvloop"], 8462, pmsr_env),
+        ]
+        wanted = set(args.daemons.split(",")) if args.daemons else {d[0] for d in daemons}
+        unknown = wanted - {d[0] for d in daemons}
+        if unknown:
+            raise SystemExit(f"unknown daemon(s) {sorted(unknown)}; see the list in main()")
+        for name, argv, port, daemon_env in daemons:
+            if name in wanted:
+                rows += measure(name, argv, port, run, daemon_env, args.seconds)
     finally:
         if lab is not None:
             lab.terminate()
