@@ -115,6 +115,14 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
         Scenario.load(tmp_path / "nope.toml")
 
 
+def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
+    """A scenario saved in another encoding is named as such, not a traceback."""
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'[[domain]]\nname = "caf\xe9.test"\n')  # defect: Latin-1, not UTF-8
+    with pytest.raises(ConfigError, match="UTF-8"):
+        Scenario.load(path)
+
+
 def test_tlsrpt_https_statuses() -> None:
     """[tlsrpt_https] statuses sets the receiver's answer sequence; it must be numbers."""
     s = Scenario.from_toml("[tlsrpt_https]\nstatuses = [500, 200]\n")

@@ -159,6 +159,10 @@ class Scenario:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read scenario file {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+            ) from exc
         return cls.from_toml(text, source=str(path))
 
     @classmethod
