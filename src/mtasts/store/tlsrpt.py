@@ -114,8 +114,14 @@ class TlsRptStore:
             index_elements=["day", "policy_id", "failure_id"],
             set_={"count": failure_counters.c["count"] + fins.excluded["count"]},
         )
+        # Rows in primary-key order: two collectors flushing the same counters at once
+        # (PostgreSQL, one organisation) then take their row locks in the same order and
+        # cannot deadlock (set / dict order differs between processes and made
+        # PostgreSQL abort such flushes with "deadlock detected").
+        plist = sorted(prows.values(), key=lambda r: (r["day"], r["policy_id"]))
+        frows.sort(key=lambda r: (r["day"], r["policy_id"], r["failure_id"]))
         async with self.db.transaction():
-            await self.db.executemany(pstmt, list(prows.values()))
+            await self.db.executemany(pstmt, plist)
             await self.db.executemany(fstmt, frows)
         return len(prows) + len(frows)
 
