@@ -84,7 +84,7 @@ async def test_daemon_process_ready_answers_purges_and_stops(tmp_path: Path) -> 
                 refreshed = (await http.post("/cache/good.test/refresh")).json()
                 assert refreshed["mode"] == "enforce"
                 metrics = (await http.get("/metrics")).text
-                assert 'mtasts_socketmap_answers_total{kind="ok"}' in metrics
+                assert 'mtasts_socketmap_answers_total{kind="ok"} 1.0' in metrics
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 20) == 0
             assert await asyncio.wait_for(loop.sock_recv(sock, 100), 5) == b"STOPPING=1"

@@ -21,6 +21,7 @@ from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import parse_policy
+from mtasts.tlsrpt.results import ResultType
 
 ENFORCE = "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n"
 
@@ -204,7 +205,8 @@ async def test_answer_cache_serves_repeat_requests_without_a_lookup() -> None:
     srv.forget("example.test")
     assert await c.ask("postfix example.test") == SECURE
     assert source.calls == ["example.test", "example.test"]
-    assert 'mtasts_socketmap_answers_total{kind="answer-cache"} 2' in srv.metrics.render()
+    exposition = srv.metrics.render().decode()
+    assert 'mtasts_socketmap_answers_total{kind="answer-cache"} 2.0' in exposition
     await c.close()
     await srv.close()
 
@@ -264,5 +266,33 @@ async def test_rendered_answers_expire_after_answer_ttl() -> None:
     await asyncio.sleep(0.35)
     assert await c.ask("postfix example.test") == SECURE
     assert source.calls == ["example.test", "example.test"]
+    await c.close()
+    await srv.close()
+
+
+class FailingFetchSource:
+    """A domain whose record exists but whose policy fetch failed, nothing cached."""
+
+    async def lookup(self, domain: str) -> PolicyLookup:
+        return PolicyLookup(
+            domain,
+            LookupStatus.FAILED,
+            Source.FETCHED,
+            result_type=ResultType.STS_POLICY_FETCH_ERROR,
+        )
+
+
+async def test_metrics_count_fetches_and_failures_by_result_type() -> None:
+    srv = SocketmapServer(FailingFetchSource(), ServerSettings(answer_ttl=0))
+    c = await tcp_client(srv)
+    assert await c.ask("postfix failing.test") == "NOTFOUND "
+    exposition = srv.metrics.render().decode()
+    assert 'mtasts_socketmap_policy_lookups_total{source="fetched"} 1.0' in exposition
+    assert (
+        "mtasts_socketmap_policy_failures_total"
+        '{applied="none",result_type="sts-policy-fetch-error"} 1.0'
+    ) in exposition
+    assert 'mtasts_socketmap_answers_total{kind="notfound"} 1.0' in exposition
+    assert "mtasts_socketmap_lookup_seconds_count 1.0" in exposition
     await c.close()
     await srv.close()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
@@ -75,7 +76,7 @@ class Admin:
         if path == "/metrics":
             if method != "GET":
                 return _json(405, {"error": "use GET"})
-            return 200, "text/plain; version=0.0.4", self.server.metrics.render().encode()
+            return 200, CONTENT_TYPE_LATEST, self.server.metrics.render()
         parts = path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "cache":
             return _json(404, {"error": "try /metrics or /cache/DOMAIN"})

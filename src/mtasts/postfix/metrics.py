@@ -1,58 +1,128 @@
-"""Daemon counters, exposed in the Prometheus text format (version 0.0.4).
+"""The daemon's Prometheus metrics (prometheus-client, one registry per daemon).
 
-prometheus-client is not a dependency yet; these few counters and one latency histogram
-are rendered by hand. Counting is a dict increment on the hot path.
+What is counted:
+
+- ``mtasts_socketmap_answers_total{kind}``: every answer, by kind (``ok``, ``notfound``,
+  ``temp``, ``timeout``, ``perm``; ``answer-cache`` = a rendered answer reused within
+  ``answer_ttl``; ``notfound-key`` = a key with no Policy Domain; ``error``,
+  ``bad-request``, ``bad-framing``).
+- ``mtasts_socketmap_policy_lookups_total{source}``: the resolver lookups behind those
+  answers, by where the policy came from: ``cache`` (a cache hit) or ``fetched``.
+- ``mtasts_socketmap_policy_failures_total{result_type,applied}``: lookups that carried a
+  failure, by its TLS-RPT result type; ``applied="none"`` when no policy could be used
+  (status ``failed``), ``"cached"`` when a cached policy was applied although refreshing
+  it failed.
+- ``mtasts_socketmap_connections_total`` and the ``mtasts_socketmap_lookup_seconds``
+  histogram (answers that needed a lookup).
+
+Hot path: a prometheus-client ``inc()`` costs about 0.5 µs (a lock), 5-8 % of a reused
+answer. So the label children are bound once, and the reused-answer count is a plain int
+(:attr:`Metrics.fast_hits`) folded into ``answers_total{kind="answer-cache"}`` when the
+metrics are scraped.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from dataclasses import dataclass, field
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-# seconds; the last bucket is +Inf
+# seconds; prometheus-client adds +Inf
 BUCKETS = (0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0)
 
+ANSWER_KINDS = (
+    "ok",
+    "notfound",
+    "temp",
+    "timeout",
+    "perm",
+    "answer-cache",
+    "notfound-key",
+    "error",
+    "bad-request",
+    "bad-framing",
+)
+SOURCES = ("cache", "fetched")
 
-@dataclass(slots=True)
+
 class Metrics:
-    """What the daemon did since it started."""
+    """What one daemon did since it started, on its own :class:`CollectorRegistry`."""
 
-    answers: dict[str, int] = field(default_factory=dict)
-    connections: int = 0
-    #: answers given from the rendered-answer cache on the hot path (no parsing)
-    fast_hits: int = 0
-    latency_buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
-    latency_sum: float = 0.0
+    __slots__ = (
+        "_answer",
+        "_answers",
+        "_connections",
+        "_failures",
+        "_fast_hits_folded",
+        "_latency",
+        "_lookup",
+        "_lookups",
+        "fast_hits",
+        "registry",
+    )
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._answers = Counter(
+            "mtasts_socketmap_answers",
+            "Socketmap answers by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self._answer = {kind: self._answers.labels(kind) for kind in ANSWER_KINDS}
+        self._lookups = lookups = Counter(
+            "mtasts_socketmap_policy_lookups",
+            "Resolver lookups behind socketmap answers, by source (cache hit or fetched).",
+            ["source"],
+            registry=self.registry,
+        )
+        self._lookup = {source: lookups.labels(source) for source in SOURCES}
+        self._failures = Counter(
+            "mtasts_socketmap_policy_failures",
+            "Lookups that carried a policy failure, by TLS-RPT result type; applied=none: "
+            "no policy could be used, applied=cached: a cached policy was applied.",
+            ["result_type", "applied"],
+            registry=self.registry,
+        )
+        self._connections = Counter(
+            "mtasts_socketmap_connections",
+            "Client connections accepted.",
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "mtasts_socketmap_lookup_seconds",
+            "Time to answer a request that needed a lookup.",
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        #: reused answers given inside data_received; folded into answers_total on scrape
+        self.fast_hits = 0
+        self._fast_hits_folded = 0
 
     def count_answer(self, kind: str, seconds: float) -> None:
-        """One answer of ``kind`` (ok, notfound, temp, timeout, answer-cache, ...)."""
-        self.answers[kind] = self.answers.get(kind, 0) + 1
+        """One answer of ``kind`` (ok, notfound, temp, ...); ``seconds`` > 0 if it looked up."""
+        child = self._answer.get(kind)
+        if child is None:
+            child = self._answer[kind] = self._answers.labels(kind)
+        child.inc()
         if seconds > 0.0:
-            self.latency_buckets[bisect_left(BUCKETS, seconds)] += 1
-            self.latency_sum += seconds
+            self._latency.observe(seconds)
 
-    def render(self) -> str:
-        """The Prometheus text exposition of every counter."""
-        lines = [
-            "# HELP mtasts_socketmap_answers_total Socketmap answers by kind.",
-            "# TYPE mtasts_socketmap_answers_total counter",
-        ]
-        answers = dict(self.answers)
-        answers["answer-cache"] = answers.get("answer-cache", 0) + self.fast_hits
-        for kind in sorted(answers):
-            lines.append(f'mtasts_socketmap_answers_total{{kind="{kind}"}} {answers[kind]}')
-        lines += [
-            "# HELP mtasts_socketmap_connections_total Client connections accepted.",
-            "# TYPE mtasts_socketmap_connections_total counter",
-            f"mtasts_socketmap_connections_total {self.connections}",
-            "# HELP mtasts_socketmap_lookup_seconds Time to answer a request that needed a lookup.",
-            "# TYPE mtasts_socketmap_lookup_seconds histogram",
-        ]
-        running = 0
-        for bound, count in zip((*BUCKETS, float("inf")), self.latency_buckets, strict=True):
-            running += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            lines.append(f'mtasts_socketmap_lookup_seconds_bucket{{le="{le}"}} {running}')
-        lines.append(f"mtasts_socketmap_lookup_seconds_sum {self.latency_sum}")
-        lines.append(f"mtasts_socketmap_lookup_seconds_count {running}")
-        return "\n".join(lines) + "\n"
+    def count_lookup(self, source: str, result_type: str | None, refresh_error: str | None) -> None:
+        """One resolver lookup: where it came from and the failure it carried, if any."""
+        child = self._lookup.get(source)
+        if child is None:
+            child = self._lookup[source] = self._lookups.labels(source)
+        child.inc()
+        if result_type is not None:
+            self._failures.labels(result_type, "none").inc()
+        elif refresh_error is not None:
+            self._failures.labels(refresh_error, "cached").inc()
+
+    def count_connection(self) -> None:
+        self._connections.inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition (``generate_latest``) of this daemon's registry."""
+        if self.fast_hits != self._fast_hits_folded:
+            self._answer["answer-cache"].inc(self.fast_hits - self._fast_hits_folded)
+            self._fast_hits_folded = self.fast_hits
+        return generate_latest(self.registry)

@@ -151,6 +151,11 @@ class SocketmapServer:
             self.metrics.count_answer("error", time.perf_counter() - started)
             log.exception("lookup domain=%s failed", domain)
             return Reply(Status.TEMP, "MTA-STS policy lookup failed; see the daemon log").encode()
+        self.metrics.count_lookup(
+            str(getattr(lookup, "source", "cache")),
+            _optional_str(getattr(lookup, "result_type", None)),
+            _optional_str(getattr(lookup, "refresh_error", None)),
+        )
         reply = render(lookup, options, dane=dane)
         wire = reply.encode()
         if self.settings.answer_ttl > 0 and reply.status in (Status.OK, Status.NOTFOUND):
@@ -299,6 +304,10 @@ class _Resume(Generic[T]):
                     return cast(T, done.value)
 
 
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _is_enforced(lookup: LookupLike, options: ReplyOptions) -> bool:
     policy = lookup.policy
     if str(lookup.status) != "sts" or policy is None:
@@ -331,7 +340,7 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
         self.server._connections.add(self)
-        self.server.metrics.connections += 1
+        self.server.metrics.count_connection()
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
