@@ -296,3 +296,25 @@ async def test_metrics_count_fetches_and_failures_by_result_type() -> None:
     assert "mtasts_socketmap_lookup_seconds_count 1.0" in exposition
     await c.close()
     await srv.close()
+
+
+async def test_client_that_never_reads_replies_cannot_grow_daemon_memory() -> None:
+    """Reused answers are written inside data_received; a peer that pipelines requests and
+    never reads must make the daemon stop reading, not buffer replies without bound."""
+    srv = SocketmapServer(TableSource(), ServerSettings(answer_ttl=60))
+    c = await tcp_client(srv)
+    assert await c.ask("postfix example.test") == SECURE  # now a reused answer
+    request = encode(b"postfix example.test")  # 24 bytes in, 58 bytes out
+    for _ in range(200):
+        c.writer.write(request * 2000)  # 48 KB per write, ~9.6 MB in all
+        await asyncio.sleep(0)
+    worst = 0
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        (conn,) = srv._connections
+        assert conn.transport is not None
+        worst = max(worst, conn.transport.get_write_buffer_size())
+    # asyncio pauses writing at 64 KiB; one more read's worth of replies may follow
+    assert worst < 1_000_000, f"daemon buffered {worst} bytes of replies"
+    c.writer.transport.abort()
+    await srv.close()

@@ -353,10 +353,17 @@ class _Connection(asyncio.Protocol):
         self.idle.set()
 
     def pause_writing(self) -> None:
+        # Replies to reused answers are written inside data_received: a peer that sends
+        # requests and never reads would make the write buffer grow without bound. Stop
+        # reading until it has drained; the kernel's buffers then push back on the peer.
         self.can_write.clear()
+        if self.transport is not None:
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.can_write.set()
+        if self.transport is not None:
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         # Hot path: one whole request that was answered less than answer_ttl ago.
