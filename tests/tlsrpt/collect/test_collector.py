@@ -186,3 +186,40 @@ def test_reports_cli_shows_what_was_collected(tmp_path: Path) -> None:
     bad = CliRunner().invoke(cli, [*args[:2], "--day", "22/11/2026", *args[4:]])
     assert bad.exit_code == 2
     assert "YYYY-MM-DD" in bad.output
+
+
+async def test_a_session_counts_on_the_utc_day_the_collector_receives_it(tmp_path: Path) -> None:
+    """Sessions at 23:59:59.999 and 00:00:00.000 UTC land on two days, even when only a
+    handful of datagrams arrive (the day used to be re-read only every 1024 datagrams,
+    so a quiet MTA counted today's sessions on a day long reported)."""
+    from datetime import date
+
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    await store.create()
+    sock_path = tmp_path / "tlsrpt.sock"
+    now = [datetime(2026, 11, 22, 23, 59, 59, 999000, UTC).timestamp()]
+    sock = bind_socket(sock_path)
+    col = Collector(sock, store, flush_interval=0.05, clock=lambda: now[0])
+    task = asyncio.create_task(col.run())
+
+    async def send_and_wait(count: int) -> None:
+        target = col.stats.accepted + count
+        await asyncio.to_thread(_send, sock_path, [OK] * count)
+        for _ in range(500):
+            if col.stats.accepted == target:
+                return
+            await asyncio.sleep(0.01)
+
+    await send_and_wait(1)
+    now[0] = datetime(2026, 11, 23, 0, 0, 0, 0, UTC).timestamp()
+    await send_and_wait(3)
+    now[0] += 86400 * 2  # two days later, still a quiet MTA
+    await send_and_wait(5)
+    col.stop()
+    await task
+    sock.close()
+    counts = {}
+    for day in (date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 25)):
+        counts[day.day] = sum((await store.load_day(day)).successes.values())
+    await store.close()
+    assert counts == {22: 1, 23: 3, 25: 5}
