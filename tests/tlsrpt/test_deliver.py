@@ -27,6 +27,7 @@ from mtasts.tlsrpt.deliver import (
     Sender,
     SendSettings,
     build_message,
+    destination,
     mailto_address,
     next_retry,
 )
@@ -239,6 +240,92 @@ async def test_domain_without_tlsrpt_record_is_journaled_without_destinations(
     assert await sender.send_days([DAY], NOW) == []
     await sender.aclose()
     assert await store.has_outbox(DAY) == {"a.test"}
+
+
+async def test_rua_duplicates_and_scheme_case_give_one_delivery_per_destination(
+    lab: Lab, store: TlsRptStore
+) -> None:
+    """rua URIs are stored as published: the same destination written twice, with an
+    upper-case scheme or host, or with a mailto query, is sent to once; a destination
+    that cannot be addressed (CR LF in a mailto address, a broken https URL) is left out
+    with a warning instead of crashing the sender for every other domain."""
+    url = lab.tlsrpt_https.url
+    scheme, rest = url.split(":", 1)
+    rua = [
+        url,
+        scheme.upper() + ":" + rest,
+        "mailto:tls-reports@lab.test",
+        "MAILTO:tls-reports@lab.test",  # the same, upper-case scheme
+        "mailto:tls-reports@LAB.test?subject=tlsrpt",  # the same mailbox (domain case)
+        "mailto:x%0D%0ARCPT%20TO:%3Cvictim@lab.test%3E@lab.test",  # CR LF: not an address
+        "https://[bad/",  # not a URL
+    ]
+    lab.set_txt("_smtp._tls.a.test", ["v=TLSRPTv1; rua=" + ",".join(rua)])
+    sender = Sender(store, _settings(lab), rng=random.Random(4))
+    attempts = await sender.send_days([DAY], NOW)
+    await sender.aclose()
+    assert sorted((a.destination.split(":")[0], a.ok) for a in attempts) == [
+        ("https", True),
+        ("mailto", True),
+    ]
+    assert len(lab.tlsrpt_https.posts) == 1
+    assert [m.rcpt_tos for m in lab.tlsrpt_mailbox.received] == [("tls-reports@lab.test",)]
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("mailto:r@a.example", "mailto:r@a.example"),
+        ("MAILTO:r@A.Example", "mailto:r@a.example"),  # scheme and domain case
+        ("mailto:r@a.example?subject=x", "mailto:r@a.example"),  # query: same mailbox
+        ("mailto:tls%2Drpt@a.example", "mailto:tls-rpt@a.example"),
+        ("mailto:a%2Bb@a.example", "mailto:a+b@a.example"),
+        ("mailto:100%25@a.example", "mailto:100%25@a.example"),  # '%' stays encoded
+        ("HTTPS://R.Example/v1/tlsrpt", "https://r.example/v1/tlsrpt"),
+        ("https://r.example:443/x", "https://r.example/x"),
+        ("https://r.example:8443/x", "https://r.example:8443/x"),
+        ("https://[2001:db8::1]/x", "https://[2001:db8::1]/x"),
+        # defects: each is left out
+        ("mailto:x%0D%0ARCPT%20TO:v@a.example", None),  # CR LF: SMTP command injection
+        ("mailto:a%20b@a.example", None),  # a space
+        ("mailto:<r@a.example>", None),  # angle brackets
+        ("mailto:a.example", None),  # no '@'
+        ("mailto:r@", None),  # no domain
+        ("mailto:r@bad_domain!", None),  # not a domain name
+        ("https://[bad/", None),  # not a host
+        ("https:///x", None),  # no host
+        ("http://r.example/x", None),  # RFC 8460 §3: only https and mailto
+        ("ftp://r.example/x", None),
+    ],
+)
+def test_destination(uri: str, expected: str | None) -> None:
+    """A rua URI -> the journal's destination key, or None if it cannot be sent to."""
+    got = destination(uri)
+    assert got == expected
+    if got is not None and got.startswith("mailto:"):
+        assert destination(got) == got  # stable: journaled keys map to themselves
+
+
+async def test_a_bad_journaled_destination_fails_alone(lab: Lab, store: TlsRptStore) -> None:
+    """A destination journaled before destinations were checked (CR LF in the address)
+    is expired with the reason; the other destinations are still delivered."""
+    bad = "mailto:x%0D%0ARCPT%20TO:v@lab.test"
+    await store.enqueue(
+        [
+            OutboxReport(
+                DAY, "a.test", "id", "f.json.gz", b"\x1f\x8b", "", (bad, lab.tlsrpt_https.url)
+            )
+        ],
+        NOW,
+    )
+    sender = Sender(store, _settings(lab), rng=random.Random(5))
+    attempts = await sender.run_due(NOW)
+    await sender.aclose()
+    assert sorted((a.destination == bad, a.ok, a.status) for a in attempts) == [
+        (False, True, "sent"),
+        (True, False, "expired"),
+    ]
+    assert lab.tlsrpt_mailbox.received == []
 
 
 @pytest.mark.parametrize(

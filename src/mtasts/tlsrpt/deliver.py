@@ -34,13 +34,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import dkim
 import httpx
 
 from mtasts import __version__
-from mtasts.errors import DnsError, TlsRptError, TlsRptRecordError
+from mtasts.errors import DnsError, DomainNameError, TlsRptError, TlsRptRecordError
+from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
 from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports
@@ -174,6 +175,51 @@ def sign_message(raw: bytes, key: DkimKey) -> bytes:
 def mailto_address(uri: str) -> str:
     """The address of a ``mailto:`` rua (RFC 6068: percent-decoded, no query)."""
     return unquote(uri[len("mailto:") :].split("?", 1)[0])
+
+
+_ADDRESS_SAFE = "@!#$&'*+-/=^_`{|}~."  # RFC 5322 atext and '@', '.': kept as written
+
+
+def destination(uri: str) -> str | None:
+    """One ``rua`` URI as the destination the journal keys on, or None if it cannot be
+    sent to. Schemes and domains are case-insensitive (RFC 3986 §3.1, §3.2.2), so
+    ``MAILTO:r@A.example`` and ``mailto:r@a.example?subject=x`` are one mailbox and
+    ``HTTPS://R.example/x`` is ``https://r.example/x``: each is sent to once. RFC 8460
+    §3: only ``mailto:`` and ``https:`` are defined; others are left out. A mailto
+    address with control characters or spaces (SMTP command injection) and an https
+    URL without a valid host are left out too."""
+    scheme, _, rest = uri.partition(":")
+    scheme = scheme.lower()
+    if scheme == "mailto":
+        address = mailto_address("mailto:" + rest)
+        local, at, domain = address.rpartition("@")
+        if (
+            not at
+            or not local
+            or not domain
+            or not address.isprintable()
+            or any(c.isspace() or c in "<>" for c in address)
+        ):
+            return None
+        try:
+            domain = normalize_domain(domain)
+        except DomainNameError:
+            return None
+        return "mailto:" + quote(f"{local}@{domain}", safe=_ADDRESS_SAFE)
+    if scheme == "https":
+        try:
+            url = httpx.URL(uri)  # lower-cases the scheme and host, drops :443
+        except httpx.InvalidURL:
+            return None
+        try:
+            ipaddress.ip_address(url.host)
+        except ValueError:
+            try:
+                normalize_domain(url.host)
+            except DomainNameError:
+                return None
+        return str(url)
+    return None
 
 
 # --- transports --------------------------------------------------------------------------
@@ -314,8 +360,14 @@ class Sender:
             return ()
         if record is None:
             return ()
-        # RFC 8460 §3: only mailto: and https: are defined; others are not sent to.
-        return tuple(u for u in record.rua if u.lower().startswith(("mailto:", "https:")))
+        out: dict[str, None] = {}
+        for uri in record.rua:
+            dest = destination(uri)
+            if dest is None:
+                log.warning("report for %s: rua %r cannot be sent to; left out", built.domain, uri)
+            else:
+                out[dest] = None  # a destination written twice is sent to once
+        return tuple(out)
 
     async def prepare(self, day: date, now: int) -> int:
         """Build and journal the reports of ``day`` not journaled yet; return how many."""
@@ -359,7 +411,12 @@ class Sender:
         )
         report = await self.store.report(d.day, d.domain)
         try:
-            await self._send(report, d.destination, now)
+            try:
+                await self._send(report, d.destination, now)
+            except (ValueError, httpx.InvalidURL) as exc:
+                # A destination that cannot be addressed (journaled by an older version)
+                # fails alone, permanently; it must not stop every other delivery.
+                raise DeliveryError(f"{d.destination!r}: {exc}", permanent=True) from exc
         except DeliveryError as exc:
             expired = exc.permanent or retry_at - first > s.retry_for
             status = "expired" if expired else "pending"
