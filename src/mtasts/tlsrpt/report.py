@@ -131,8 +131,24 @@ def write_report_gzip(report: Report) -> bytes:
     return _gzip.compress(write_report(report), mtime=0)
 
 
+# A plain LDH name (letters, digits, inner hyphens; no "--" anywhere, so no xn-- label):
+# idna.decode accepts every such name of at most 253 characters unchanged, so it is not
+# called for them (it cost ~30 µs per domain, 65 % of building 100,000 reports).
+_LDH_NAME = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
 def _a_label_domain(name: str, what: str) -> str:
     """A domain in A-labels, lower case, no trailing dot (RFC 8460 §5.1 MUST)."""
+    text = name.rstrip(".").lower()
+    if len(text) <= 253 and "--" not in text and _LDH_NAME.fullmatch(text):
+        return text
+    return _idna_a_label_domain(name, what)
+
+
+def _idna_a_label_domain(name: str, what: str) -> str:
+    """:func:`_a_label_domain` through the idna package (every name but plain LDH)."""
     text = name.rstrip(".").lower()
     try:
         if text.isascii():
