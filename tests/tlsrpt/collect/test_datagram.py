@@ -243,3 +243,30 @@ _session = st.builds(
 @given(_session)
 def test_encode_decode_round_trip(session: SessionOutcome) -> None:
     assert decode_datagram(encode_datagram(session)) == session
+
+
+def test_the_decode_cache_does_not_keep_big_datagrams() -> None:
+    """Only small datagrams (what Postfix sends for a session: a few hundred bytes) are
+    cached: 60 distinct valid 400 KiB datagrams used to stay in the cache, bytes and
+    decoded strings, ~50 MB (16,384 of them could pin ~32 GiB)."""
+    import gc
+    import tracemalloc
+
+    import orjson
+
+    lines = [f"mx: mx{i}.a.example" + "x" * 3900 for i in range(100)]
+
+    def big(i: int) -> bytes:
+        pol = {"policy-type": 2, "policy-domain": "a.example", "policy-string": lines, "f": 0}
+        return orjson.dumps({"dpv": "1", "d": f"d{i}.example", "policies": [pol]})
+
+    assert len(big(0)) > 390_000
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    for i in range(60):
+        assert decode_datagram(big(i)).domain == f"d{i}.example"
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0] - base
+    tracemalloc.stop()
+    assert kept < 5_000_000, f"{kept / 1e6:.0f} MB kept after decoding"

@@ -216,13 +216,20 @@ def decode_datagram(data: bytes | bytearray | memoryview) -> SessionOutcome:
     """Decode one libtlsrpt datagram; raise :class:`TlsRptError` (code ``datagram.*``)."""
     if len(data) > MAX_DATAGRAM:
         raise _reject("too-large", f"{len(data)} bytes (max {MAX_DATAGRAM})")
+    if len(data) <= MAX_CACHED:
+        return _decode_cached(bytes(data))
     return _decode(bytes(data))
 
 
 # Postfix sends byte-identical datagrams for every session with the same outcome (a
 # success carries no per-session data), so the decoded, immutable value is cached by the
-# datagram's bytes; rejected datagrams are not cached (exceptions never are).
-@functools.lru_cache(maxsize=16384)
+# datagram's bytes; rejected datagrams are not cached (exceptions never are). Only
+# datagrams up to MAX_CACHED bytes are (a session's is a few hundred): the cache then
+# holds at most ~16,384 x (1.5 KiB + its decoded value), some 50 MB in the worst case,
+# where 16,384 hostile 1 MiB datagrams could pin ~32 GiB.
+MAX_CACHED = 1536
+
+
 def _decode(data: bytes) -> SessionOutcome:
     try:
         obj = orjson.loads(data)
@@ -245,6 +252,8 @@ def _decode(data: bytes) -> SessionOutcome:
         policies=tuple(_policy(p, domain) for p in policies),
     )
 
+
+_decode_cached = functools.lru_cache(maxsize=16384)(_decode)
 
 _CODES_BY_RESULT = {v.value: k for k, v in FAILURE_CODES.items()}
 _TYPES_BY_POLICY = {v: k for k, v in POLICY_TYPES.items()}
