@@ -119,3 +119,41 @@ def test_oversized_policy_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "example.com.txt").write_bytes(POLICY + b"x" * 70000)
     with pytest.raises(ConfigError, match="64 KB"):
         load_directory(tmp_path)
+
+
+async def test_close_ends_connections_still_being_read() -> None:
+    """close() ends a half-sent request at once, leaving no handler task or socket behind
+    (asyncio.Server.close() in Python 3.11 only stops listening)."""
+    async with PolicyServer(Site({"example.com": POLICY})) as server:
+        _, port = await server.start("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\n")  # defect: never finished
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the server has accepted and is reading
+        await asyncio.wait_for(server.close(), 3)
+        leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert leftover == []
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        writer.close()
+        await writer.wait_closed()
+
+
+async def test_silent_tls_client_is_dropped_after_the_read_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that connects to the HTTPS port and never starts TLS is dropped after
+    READ_TIMEOUT, like a slow request (asyncio's own handshake limit is 60 s)."""
+    monkeypatch.setattr("mtasts.publish.server.READ_TIMEOUT", 0.5)
+    ca = trustme.CA()
+    ca.issue_cert("mta-sts.example.com").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "c.pem")
+    )
+    tls = server_tls_context(tmp_path / "c.pem", tmp_path / "c.pem")
+    async with PolicyServer(Site({"example.com": POLICY}), tls) as server:
+        _, port = await server.start("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # defect: no hello
+        try:
+            assert await asyncio.wait_for(reader.read(), 20) == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()

@@ -10,11 +10,10 @@ I/O module.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtasts.errors import ConfigError
@@ -116,8 +115,14 @@ class PolicyServer:
     site: Site
     tls: ssl.SSLContext | None = None
     _server: asyncio.Server | None = None
+    # The connections being served: close() ends them (asyncio.Server.close() in Python
+    # 3.11 only stops listening, leaving handlers and their transports running on).
+    _open: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._open[task] = writer
         try:
             lines = await _read_head(reader)
             response = _BAD_REQUEST
@@ -137,13 +142,26 @@ class PolicyServer:
             pass
         finally:
             writer.close()
-            with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
+            try:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+            except (OSError, TimeoutError, ssl.SSLError):
+                # A TLS peer that does not answer close_notify: drop the socket now rather
+                # than keep it for the 30 s SSL shutdown timeout.
+                writer.transport.abort()
+            finally:
+                if task is not None:
+                    self._open.pop(task, None)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free port)."""
         self._server = await asyncio.start_server(
-            self._handle, host, port, ssl=self.tls, limit=MAX_HEAD_BYTES
+            self._handle,
+            host,
+            port,
+            ssl=self.tls,
+            limit=MAX_HEAD_BYTES,
+            # a client that opens TLS and stays silent is bounded like a slow request
+            ssl_handshake_timeout=READ_TIMEOUT if self.tls else None,
         )
         bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
@@ -152,8 +170,13 @@ class PolicyServer:
         self.site = site
 
     async def close(self) -> None:
+        """Stop listening and end every open connection (a slow client included)."""
         if self._server is not None:
             self._server.close()
+            for writer in list(self._open.values()):
+                writer.transport.abort()
+            if self._open:
+                await asyncio.wait(list(self._open), timeout=READ_TIMEOUT)
             await self._server.wait_closed()
             self._server = None
 
