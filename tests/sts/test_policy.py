@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -303,7 +304,8 @@ def test_lint_advice_is_linear_in_the_number_of_mx_lines() -> None:
     assert linted.value is not None
     assert len(linted.value.mx) == 4000
     assert [w.code for w in linted.warnings] == ["policy.mx.redundant"] * 2000
-    assert elapsed < 1.0, f"lint_policy took {elapsed:.1f} s of CPU"
+    if not tracemalloc.is_tracing():  # PYTHONTRACEMALLOC multiplies CPU time ~100x
+        assert elapsed < 1.0, f"lint_policy took {elapsed:.1f} s of CPU"
 
 
 def test_lint_hints_at_case_and_hyphen_typos_in_known_keys() -> None:
