@@ -17,7 +17,9 @@ Example::
     read = 20
     total = 60                        # the whole policy GET (RFC 8461 §3.3 suggests 60)
 
-An unknown key anywhere is a :class:`~mtasts.errors.ConfigError` naming it.
+An unknown key anywhere is a :class:`~mtasts.errors.ConfigError` naming it. Tables that
+belong to one component (``[daemon]``: the Postfix daemon) are skipped here and read by
+their owner with :func:`component_table`, which validates them the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from typing import Any
 from mtasts.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/mtasts/mtasts.toml")
+
+#: Tables of the file that one component owns and validates (mtasts.postfix.config).
+COMPONENT_TABLES = frozenset({"daemon"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,8 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
         dotted = f"{prefix}{key}"
+        if not prefix and key in COMPONENT_TABLES:
+            continue
         if isinstance(value, dict):
             if prefix or key not in _SECTIONS:
                 raise ConfigError(f"unknown section [{dotted}]", code="config.unknown-key")
@@ -182,22 +189,46 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     settings = Settings()
-    if path is None and env.get("MTASTS_CONFIG"):
-        path = env["MTASTS_CONFIG"]
-    if path is None and DEFAULT_PATH.is_file():
-        path = DEFAULT_PATH
-    if path is not None:
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read the configuration file {file}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
-        settings = _apply(settings, _flatten(data), str(file))
+    file = config_path(path, env)
+    if file is not None:
+        settings = _apply(settings, _flatten(read_file(file)), str(file))
     from_env = {key: env[var] for var, key in ENVIRONMENT.items() if env.get(var)}
     settings = _apply(settings, from_env, "environment")
     if overrides:
         given = {key: value for key, value in overrides.items() if value is not None}
         settings = _apply(settings, given, "command line")
     return settings
+
+
+def config_path(path: Path | str | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read: ``path``, else ``$MTASTS_CONFIG``, else the default if it exists."""
+    if path is not None:
+        return Path(path)
+    if environ.get("MTASTS_CONFIG"):
+        return Path(environ["MTASTS_CONFIG"])
+    return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
+
+
+def read_file(file: Path) -> dict[str, Any]:
+    """The TOML document in ``file``; unreadable or malformed files are a ConfigError."""
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {file}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file} is not valid TOML: {exc}") from exc
+
+
+def component_table(
+    name: str, path: Path | str | None = None, *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The raw ``[name]`` table of the configuration file ({} when absent), for its owner."""
+    if name not in COMPONENT_TABLES:
+        raise ValueError(f"[{name}] is not a component table")
+    file = config_path(path, os.environ if environ is None else environ)
+    if file is None:
+        return {}
+    table = read_file(file).get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: [{name}] must be a table", code="config.invalid")
+    return table
