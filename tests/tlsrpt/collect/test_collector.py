@@ -223,3 +223,38 @@ async def test_a_session_counts_on_the_utc_day_the_collector_receives_it(tmp_pat
         counts[day.day] = sum((await store.load_day(day)).successes.values())
     await store.close()
     assert counts == {22: 1, 23: 3, 25: 5}
+
+
+def _distinct(i: int) -> bytes:
+    pol = {"policy-type": 9, "failure-details": [{"c": 201, "n": f"mx.g{i}.example"}], "f": 1}
+    return orjson.dumps({"dpv": "1", "d": f"g{i}.example", "policies": [pol]})
+
+
+async def test_distinct_garbage_domains_cannot_grow_memory_without_bound(tmp_path: Path) -> None:
+    """100,000 datagrams of distinct domains while the store refuses every flush (its
+    tables are missing): the pending counters stop growing at the bound, the rest is
+    rejected as collect.counters-full and a session of a known counter still counts."""
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'down.db'}")  # no create(): flush fails
+    sock_path = tmp_path / "tlsrpt.sock"
+    sock = bind_socket(sock_path)
+    bound = 4 << 20
+    col = Collector(sock, store, flush_interval=0.2, flush_every=5000, max_pending=bound)
+    task = asyncio.create_task(col.run())
+    n = 100_000
+    await asyncio.to_thread(_send, sock_path, [_distinct(i) for i in range(n)] + [_distinct(0)])
+    for _ in range(1000):
+        if col.stats.accepted + sum(col.stats.rejected.values()) == n + 1:
+            break
+        await asyncio.sleep(0.02)
+    col.stop()
+    await task
+    sock.close()
+    await store.close()
+    full = col.stats.rejected["collect.counters-full"]
+    assert col.stats.accepted + full == n + 1
+    assert full > n // 2
+    assert col.counters.weight <= bound + 2048
+    assert col.counters.distinct < 10_000
+    # the last datagram repeats the first domain: counted although the bound was reached
+    (key,) = [k for k in col.counters.failures if k.domain == "g0.example"]
+    assert col.counters.failures[key] == 2

@@ -41,6 +41,14 @@ from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, decode_datagram
 log = logging.getLogger(__name__)
 
 RCVBUF = 8 << 20  # kernel queue: absorbs bursts while a flush runs
+# The memory counters waiting for a flush may hold (Counters.weight: the bytes of the
+# datagrams that created counters + 1 KiB per new key, which is close to the Python
+# memory they take). A flush normally empties them every few seconds or 10,000
+# sessions; the bound matters when the store is down or slow while a flood of distinct
+# (hostile) domains arrives: past it, a session that needs a new counter is rejected
+# ("collect.counters-full", logged once until a flush succeeds) while sessions of known
+# counters are still counted. 256 MiB is ~200,000 new counters of real-sized datagrams.
+MAX_PENDING = 256 << 20
 
 
 def utc_day(now: float) -> tuple[date, float]:
@@ -93,11 +101,15 @@ class Collector:
         flush_interval: float = 5.0,
         flush_every: int = 10_000,
         clock: Callable[[], float] = _time.time,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.sock = sock
         # The datagram carries no time: a session counts on the collector's UTC day at
         # receipt (as tlsrpt-collectd does). The clock is read for every datagram.
         self.clock = clock
+        self.max_pending = max_pending
+        self._full_logged = False
+        self._in_flight = 0  # weight of the batch being flushed (back in memory if it fails)
         self.store = store
         self.flush_interval = flush_interval
         self.flush_every = flush_every
@@ -128,7 +140,20 @@ class Collector:
             self.stats.rejected[exc.code] += 1
             log.warning("%s", exc)
             return
-        self.counters.add(day, outcome)
+        counters = self.counters
+        full = counters.weight + self._in_flight >= self.max_pending
+        if full and not counters.known(day, outcome):
+            self.stats.rejected["collect.counters-full"] += 1
+            if not self._full_logged:
+                self._full_logged = True
+                log.warning(
+                    "TLS-RPT counters waiting for the store hold %d bytes (max %d): sessions "
+                    "that need a new counter are dropped until a flush succeeds",
+                    counters.weight,
+                    self.max_pending,
+                )
+            return
+        counters.add(day, outcome, size)
         self.stats.accepted += 1
 
     def drain_socket(self) -> int:
@@ -181,14 +206,19 @@ class Collector:
             if not self.counters:
                 return
             batch = self.counters.drain()
+            self._in_flight = batch.weight
         try:
             self.stats.upserts += await self.store.add_counters(batch)
             self.stats.flushes += 1
+            with self._lock:
+                self._in_flight = 0
+                self._full_logged = False
         except Exception:
             # A database outage must not lose counts: put the batch back, retry later.
             log.exception("flushing %d TLS-RPT counters failed; keeping them", len(batch))
             with self._lock:
                 self.counters.merge(batch)
+                self._in_flight = 0
 
     def stop(self) -> None:
         self._stop.set()
