@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
+import trustme
 
 from mtasts.check.probe import probe_mx
 
@@ -113,3 +118,55 @@ async def test_refused_connection() -> None:
     probe = await probe_mx("mx.example", "127.0.0.1", port=port, seconds=2)
     assert not probe.connected
     assert probe.error_kind == "connect"
+
+
+def _mute_after_starttls(
+    listener: socket.socket, ctx: ssl.SSLContext, fin: threading.Event
+) -> None:
+    """One SMTP session through STARTTLS; then it never answers again (no close_notify),
+    and sets ``fin`` when the client's TCP connection ends."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(60)
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 mx ESMTP\r\n")
+        reader.readline()
+        conn.sendall(b"250-mx\r\n250 STARTTLS\r\n")
+        reader.readline()
+        conn.sendall(b"220 go ahead\r\n")
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(incoming, outgoing, server_side=True)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                conn.sendall(outgoing.read())
+                incoming.write(conn.recv(65536))
+        conn.sendall(outgoing.read())
+        while conn.recv(65536):  # QUIT and close_notify arrive; nothing is answered
+            pass
+        fin.set()
+
+
+async def test_peer_that_never_answers_close_notify_is_cut_off(
+    tmp_path: Path,
+) -> None:
+    """After a good STARTTLS the probe hangs up within seconds even when the MX never
+    answers close_notify: asyncio alone would keep the socket 30 s, and forever (a leaked
+    transport) once the event loop ends."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mx.example").configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fin = threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        thread = threading.Thread(target=_mute_after_starttls, args=(listener, server_ctx, fin))
+        thread.start()
+        probe = await probe_mx("mx.example", "127.0.0.1", port=port, ca_file=ca_file, seconds=5)
+        assert probe.tls is not None
+        assert probe.tls.chain_ok, probe
+        assert await asyncio.to_thread(fin.wait, 10), "the probe kept the connection open"
+        thread.join(5)

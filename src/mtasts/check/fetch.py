@@ -26,6 +26,7 @@ from mtasts import __version__
 from mtasts.check.evidence import Lookup, PolicyResponse, TlsOutcome
 from mtasts.check.tlsinfo import (
     describe,
+    hang_up,
     legacy_context,
     outcome_of,
     reading_context,
@@ -116,8 +117,9 @@ async def _legacy_version(address: str, host: str, port: int, seconds: float) ->
                 address, port, ssl=legacy_context(), server_hostname=host
             )
         ssl_object = writer.get_extra_info("ssl_object")
-        writer.close()
-        return (ssl_object.version() or "") if ssl_object is not None else ""
+        version = (ssl_object.version() or "") if ssl_object is not None else ""
+        await hang_up(writer)
+        return version
     return ""
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from mtasts.check.evidence import SmtpProbe, TlsOutcome
 from mtasts.check.tlsinfo import (
     describe,
+    hang_up,
     legacy_context,
     outcome_of,
     reading_context,
@@ -112,10 +113,7 @@ async def _session(
                 await writer.drain()
         return probe, outcome
     finally:
-        writer.close()
-        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
-            async with asyncio.timeout(1.0):
-                await writer.wait_closed()
+        await hang_up(writer)
 
 
 async def probe_mx(

@@ -12,6 +12,7 @@ I/O module (builds SSL contexts, reads SSL objects).
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import warnings
 from datetime import UTC, datetime
@@ -116,6 +117,21 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return str(exc.reason).replace("_", " ").lower()
     return str(exc) or type(exc).__name__
+
+
+async def hang_up(writer: asyncio.StreamWriter, seconds: float = 1.0) -> None:
+    """Close a connection within ``seconds``, whatever the peer does.
+
+    Closing TLS sends close_notify and waits for the peer's: asyncio waits up to 30 s,
+    and a transport still waiting when the event loop ends is never closed (its socket
+    leaks). A peer that has not answered within ``seconds`` is cut off.
+    """
+    writer.close()
+    try:
+        async with asyncio.timeout(seconds):
+            await writer.wait_closed()
+    except (OSError, TimeoutError, ssl.SSLError):
+        writer.transport.abort()
 
 
 def now() -> datetime:
