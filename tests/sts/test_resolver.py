@@ -296,6 +296,24 @@ async def test_proactive_refresh_refetches_domains_in_use(
     assert await resolver.refresh_due() == 0
 
 
+async def test_proactive_refresh_only_tracks_domains_with_a_policy(
+    lab_factory: LabFactory, make_resolver: Callable[..., Resolver], clock: FakeClock
+) -> None:
+    """Domains without MTA-STS are not kept for proactive refresh: an MTA that sends to
+    millions of such domains must not remember (and re-read) every one of them."""
+    lab = await lab_factory(
+        healthy_domain("a.test", max_age=604800)
+        + Scenario(dns=tuple(DnsSpec(name=f"n{i}.test", a=("192.0.2.1",)) for i in range(5)))
+    )
+    resolver = make_resolver(lab)
+    await resolver.lookup("a.test")
+    for i in range(5):
+        assert (await resolver.lookup(f"n{i}.test")).status is LookupStatus.NO_POLICY
+    assert set(resolver._in_use) == {"a.test"}
+    clock.advance(3600)
+    assert await resolver.refresh_due() == 1  # only a.test is re-checked
+
+
 async def test_cold_wait_answers_undetermined_and_caches_later(
     lab_factory: LabFactory, make_resolver: Callable[..., Resolver]
 ) -> None:

@@ -139,7 +139,17 @@ class Resolver:
         """The policy that applies to ``domain`` now. Raises only DomainNameError."""
         name = normalize_domain(domain)
         now = self.clock()
-        self._in_use[name] = now
+        result = await self._lookup(name, now)
+        # Only domains with a policy are refreshed proactively (RFC 8461 §3.3 is about
+        # cached policies); remembering every domain ever looked up would grow without
+        # bound on an MTA that sends to millions of domains without MTA-STS.
+        if result.policy is not None:
+            self._in_use[name] = now
+        else:
+            self._in_use.pop(name, None)
+        return result
+
+    async def _lookup(self, name: str, now: float) -> PolicyLookup:
         entry = await self._cache_get(name)
         state = freshness(entry, now, self.rules)
         if state is not Freshness.MISS:
