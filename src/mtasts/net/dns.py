@@ -23,6 +23,23 @@ from mtasts.errors import DnsError
 DEFAULT_NEGATIVE_TTL = 300
 
 
+def resolver_for(nameserver: tuple[str, int] | None, timeout: float) -> dns.asyncresolver.Resolver:
+    """dnspython's stub resolver for one nameserver (host, port), or for resolv.conf.
+
+    ``timeout`` bounds the whole lookup (``lifetime``); one try waits at most 2 s, so a
+    lost UDP datagram is retried. Every mtasts DNS client starts from this one.
+    """
+    if nameserver is None:
+        resolver = dns.asyncresolver.Resolver(configure=True)
+    else:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [nameserver[0]]
+        resolver.port = nameserver[1]
+    resolver.lifetime = timeout
+    resolver.timeout = min(timeout, 2.0)
+    return resolver
+
+
 @dataclass(frozen=True, slots=True)
 class TxtAnswer:
     """The TXT records at a name: each record's strings joined with no separator.
@@ -41,15 +58,7 @@ class DnsClient:
     """An asyncio stub resolver bound to one nameserver (host, port), or to resolv.conf."""
 
     def __init__(self, nameserver: tuple[str, int] | None = None, *, timeout: float = 5.0) -> None:
-        if nameserver is None:
-            resolver = dns.asyncresolver.Resolver(configure=True)
-        else:
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = [nameserver[0]]
-            resolver.port = nameserver[1]
-        resolver.lifetime = timeout
-        resolver.timeout = min(timeout, 2.0)
-        self._resolver = resolver
+        self._resolver = resolver_for(nameserver, timeout)
         self.nameserver = nameserver
 
     async def txt(self, name: str) -> TxtAnswer:
