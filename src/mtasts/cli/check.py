@@ -81,7 +81,22 @@ def _run(domains: Sequence[str], target: Target, progress: bool) -> list[DomainR
         return asyncio.run(check_domains(domains, target, on_done=done))
 
 
-@click.command()
+class _BadArguments(click.UsageError):
+    exit_code = int(Status.UNKNOWN)
+
+
+class _CheckCommand(click.Command):
+    """Bad arguments exit 3 (UNKNOWN) as monitoring plugins must; click's usual 2 would
+    read as CRITICAL and page someone for a typo in the monitoring configuration."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _BadArguments(exc.format_message(), exc.ctx) from exc
+
+
+@click.command(cls=_CheckCommand)
 @click.argument("domains", nargs=-1, required=True, metavar="DOMAIN...")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per domain.")
 @click.option(
@@ -102,7 +117,7 @@ def check(
     \b
     Honours MTASTS_NAMESERVER, MTASTS_CA_FILE, MTASTS_HTTPS_PORT, MTASTS_SMTP_PORT.
     Exit codes (monitoring-plugin convention, worst over all domains):
-    0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not be determined).
+    0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not be determined, or bad arguments).
     """
     try:
         target = _target(timeout)
