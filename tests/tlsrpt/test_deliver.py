@@ -272,6 +272,27 @@ async def test_rua_duplicates_and_scheme_case_give_one_delivery_per_destination(
     assert [m.rcpt_tos for m in lab.tlsrpt_mailbox.received] == [("tls-reports@lab.test",)]
 
 
+async def test_the_daemon_builds_a_day_only_after_its_settle_time(
+    lab: Lab, store: TlsRptStore
+) -> None:
+    """Counters of 23:59:59 may reach the store seconds after midnight (collectors flush
+    every few seconds, later while the store is down): the daemon journals a day
+    5 minutes after its UTC midnight, not at the first poll after it (it did, and
+    counters flushed after the build were never reported)."""
+    midnight = int(datetime(2026, 11, 23, tzinfo=UTC).timestamp())
+    sender = Sender(store, _settings(lab), rng=random.Random(6))
+    wait = await sender.tick(midnight + 30, poll=600)
+    assert await store.has_outbox(DAY) == set()
+    assert wait == 270  # woken when the day may be built
+    await store.add_counters(_counters())  # a collector's late flush of DAY
+    await sender.tick(midnight + 300)
+    await sender.aclose()
+    assert await store.has_outbox(DAY) == {"a.test"}
+    (post,) = lab.tlsrpt_https.posts
+    (pol,) = read_report(post.body).value.policies  # type: ignore[union-attr]
+    assert (pol.total_successful_session_count, pol.total_failure_session_count) == (14, 6)
+
+
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [
@@ -381,6 +402,19 @@ async def _run(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple
     return proc.returncode, out.decode()
 
 
+async def test_send_refuses_a_day_that_is_not_over(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`send --day <today>` would journal an incomplete report that is never re-sent:
+    it is refused with what to do, and nothing is journaled."""
+    store_url = f"sqlite:///{tmp_path / 'u.db'}"
+    today = datetime.now(UTC).date().isoformat()
+    env = _send_env(lab, tmp_path, store_url)
+    code, out = await _run(lab, "tlsrpt", "send", "--day", today, env=env)
+    assert code == 1
+    assert "not over yet" in out
+    assert "--unfinished" in out
+    assert not (tmp_path / "u.db").exists()
+
+
 def _send_env(lab: Lab, tmp_path, store_url: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     key = tmp_path / "dkim.pem"
     key.write_bytes(PEM)
@@ -478,13 +512,17 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
     lab.tlsrpt_https.set_statuses([500, 200])
     env = _send_env(lab, tmp_path, store_url)
     today = datetime.now(UTC).date().isoformat()
-    code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--retry-base", "1", env=env)
+    code, out = await _run(
+        lab, "tlsrpt", "send", "--day", today, "--unfinished", "--retry-base", "1", env=env
+    )
     assert code == 1, out  # the https destination is still pending
     assert "500" in out
     await asyncio.sleep(1.3)
-    code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--retry-base", "1", env=env)
+    code, out = await _run(
+        lab, "tlsrpt", "send", "--day", today, "--unfinished", "--retry-base", "1", env=env
+    )
     assert code == 0, out
-    code, out = await _run(lab, "tlsrpt", "send", "--day", today, env=env)
+    code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--unfinished", env=env)
     assert code == 0, out
     assert len(lab.tlsrpt_https.posts) == 2  # one 500, then the report once
     assert len(lab.tlsrpt_mailbox.received) == 1
@@ -541,6 +579,8 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
             "--daemon",
             "--spread",
             "0",
+            "--settle",
+            "0",  # yesterday may be built at once, also in the first minutes after midnight
             "--retry-base",
             "1",
         ]

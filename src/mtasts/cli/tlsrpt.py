@@ -225,6 +225,18 @@ def _report_options(f: Any) -> Any:
     help="Seconds over which first attempts are spread (default 0, --daemon 14400).",
 )
 @click.option(
+    "--settle",
+    type=click.IntRange(0, 86400),
+    default=300,
+    show_default=True,
+    help="Seconds after a UTC midnight before the finished day is built (late flushes).",
+)
+@click.option(
+    "--unfinished",
+    is_flag=True,
+    help="Send a UTC day that is not over yet (its report is journaled once, incomplete).",
+)
+@click.option(
     "--retry-base",
     type=click.IntRange(1, 86400),
     default=300,
@@ -244,6 +256,8 @@ def send(
     dkim_selector: str,
     dkim_domain: str | None,
     spread: float | None,
+    settle: int,
+    unfinished: bool,
     retry_base: int,
 ) -> None:
     """Deliver the reports (https POST and DKIM-signed mail), journaled and retried.
@@ -273,8 +287,9 @@ def send(
             nameserver=cfg.nameserver,
             spread=spread if spread is not None else (14400.0 if daemon else 0.0),
             first_retry=retry_base,
+            settle=settle,
         )
-        pending = asyncio.run(_send(store, settings, _day(day), daemon))
+        pending = asyncio.run(_send(store, settings, _day(day), daemon, unfinished))
     except (MtastsError, OSError) as exc:
         fail(str(exc), code=1)
         return
@@ -282,19 +297,33 @@ def send(
         raise SystemExit(1)
 
 
-async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> int:
+async def _send(
+    store_url: str, settings: Any, day: date, daemon: bool, unfinished: bool = False
+) -> int:
     import time
 
+    from mtasts.errors import TlsRptError
     from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.tlsrpt.deliver import Sender
 
+    now = int(time.time())
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    if not daemon and not unfinished and now < end + settings.settle:
+        # A report is built and journaled once: built now, the rest of the day would
+        # never be reported.
+        raise TlsRptError(
+            f"{day.isoformat()} is not over yet (UTC, plus {settings.settle} s for the "
+            "collectors' last flush): send it later, or pass --unfinished to send what "
+            "was counted so far (that day is then never reported again)",
+            code="send.unfinished-day",
+        )
     store = TlsRptStore.open(store_url)
     await store.create()
     sender = Sender(store, settings)
     try:
         if daemon:
             await sender.run_forever()
-        attempts = await sender.send_days([day], int(time.time()))
+        attempts = await sender.send_days([day], now)
         out = console()
         for a in attempts:
             mark = "[green]sent[/green]" if a.ok else f"[red]{a.status}[/red] {a.error}"

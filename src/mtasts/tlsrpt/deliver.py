@@ -31,7 +31,8 @@ import smtplib
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from urllib.parse import quote, unquote
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 RETRY_FOR = 24 * 3600  # RFC 8460 §5.5: SHOULD retry for up to 24 hours
 FIRST_RETRY = 300
 MAX_RETRY = 4 * 3600
+SETTLE = 300
 SIGNED_HEADERS = (
     "from",
     "to",
@@ -92,6 +94,10 @@ class SendSettings:
     first_retry: int = FIRST_RETRY
     max_retry: int = MAX_RETRY
     retry_for: int = RETRY_FOR
+    # A day is built this long after its UTC midnight: collectors flush every few
+    # seconds (longer while the store is down) and hosts' clocks differ; counters
+    # flushed after the build are never reported. (mox waits 240-360 s.)
+    settle: int = SETTLE
 
     @property
     def from_address(self) -> str:
@@ -444,6 +450,11 @@ class Sender:
         raw = sign_message(msg.as_bytes(), key)
         await self.net.mail(to, raw)
 
+    def finished(self, day: date, now: float) -> bool:
+        """Whether ``day`` is over (UTC), with ``settings.settle`` seconds for late flushes."""
+        end = datetime.combine(day + timedelta(days=1), dtime(0), UTC).timestamp()
+        return now >= end + self.settings.settle
+
     async def send_days(self, days: Sequence[date], now: int) -> list[Attempt]:
         """One-shot: journal these days, then try what is due now."""
         for day in days:
@@ -456,12 +467,20 @@ class Sender:
         import time
 
         while True:
-            now = int(time.time())
-            today = datetime.fromtimestamp(now, UTC).date()
-            for day in await self.store.days():
-                if day < today and (today - day).days <= keep_days:
-                    await self.prepare(day, now)
-            await self.run_due(now)
-            pending = [d.not_before for d in await self.store.deliveries() if d.status == "pending"]
-            wait = min([poll, *(max(0.2, p - time.time()) for p in pending)])
+            wait = await self.tick(int(time.time()), poll=poll, keep_days=keep_days)
             await asyncio.sleep(wait)
+
+    async def tick(self, now: int, *, poll: float = 60.0, keep_days: int = 2) -> float:
+        """One round of the daemon: journal the finished days (``settle`` seconds after
+        their midnight), try what is due; return the seconds until the next round."""
+        today = datetime.fromtimestamp(now, UTC).date()
+        for day in await self.store.days():
+            if self.finished(day, now) and (today - day).days <= keep_days:
+                await self.prepare(day, now)
+        await self.run_due(now)
+        pending = [d.not_before for d in await self.store.deliveries() if d.status == "pending"]
+        build = datetime.combine(today, dtime(0), UTC).timestamp() + self.settings.settle
+        if build <= now:  # yesterday is built: the next build is after the coming midnight
+            build += 86400
+        waits = [poll, build - now, *(p - now for p in pending)]
+        return max(0.2, min(waits))
