@@ -157,3 +157,26 @@ async def test_silent_tls_client_is_dropped_after_the_read_timeout(
         finally:
             writer.close()
             await writer.wait_closed()
+
+
+def test_directory_names_are_read_as_senders_spell_them(tmp_path: Path) -> None:
+    """A file named with the U-label serves the A-label host senders ask for."""
+    (tmp_path / "Bücher.example.txt").write_bytes(POLICY)
+    assert load_directory(tmp_path).policies == {"xn--bcher-kva.example": POLICY}
+
+
+@pytest.mark.parametrize(
+    ("files", "fragment"),
+    [
+        (["a..example.txt"], "empty label"),  # defect: no Host header can ever match it
+        (["a_b.example.txt"], "letters, digits and hyphens"),  # defect: not a host name
+        (["bücher.example.txt", "xn--bcher-kva.example.txt"], "two policies"),  # defect: twice
+    ],
+)
+def test_directory_names_that_no_sender_asks_for_are_errors(
+    tmp_path: Path, files: list[str], fragment: str
+) -> None:
+    for name in files:
+        (tmp_path / name).write_bytes(POLICY)
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_directory(tmp_path)

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtasts.errors import ConfigError
+from mtasts.errors import ConfigError, DomainNameError
+from mtasts.names import normalize_domain
 from mtasts.publish.site import Response, Site, render, respond
 
 MAX_HEAD_BYTES = 8192  # request line + headers
@@ -35,25 +36,33 @@ def _read_policy(path: Path) -> bytes:
 
 
 def _domain_key(name: str, source: object) -> str:
+    """The Policy Domain as senders' Host headers spell it: A-labels, lower case."""
     domain = name.strip().lower().rstrip(".")
-    if not domain or "/" in domain or " " in domain:
-        raise ConfigError(f"{source}: {name!r} is not a domain name")
     if domain.startswith("mta-sts."):
         raise ConfigError(
             f"{source}: name the policy domain ({domain[8:]}), not the policy host ({domain})"
         )
-    return domain
+    try:
+        return normalize_domain(domain)
+    except DomainNameError as exc:
+        raise ConfigError(f"{source}: {exc.message}") from exc
+
+
+def _add(policies: dict[str, bytes], domain: str, policy: bytes, source: object) -> None:
+    if domain in policies:
+        raise ConfigError(f"{source}: two policies for {domain}; keep one")
+    policies[domain] = policy
 
 
 def load_directory(directory: Path) -> Site:
     """Policies from ``DIR/<domain>.txt`` (e.g. ``DIR/example.com.txt``)."""
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")
-    policies = {
-        _domain_key(path.name[: -len(".txt")], directory): _read_policy(path)
-        for path in sorted(directory.glob("*.txt"))
-        if path.is_file()
-    }
+    policies: dict[str, bytes] = {}
+    for path in sorted(directory.glob("*.txt")):
+        if path.is_file():
+            key = _domain_key(path.name[: -len(".txt")], path)
+            _add(policies, key, _read_policy(path), directory)
     if not policies:
         raise ConfigError(f"{directory} holds no <domain>.txt policy file")
     return Site(policies)
@@ -78,7 +87,7 @@ def load_config(path: Path) -> Site:
     for name, file in table.items():
         if not isinstance(file, str):
             raise ConfigError(f"{path}: the policy of {name} must be a file path")
-        policies[_domain_key(name, path)] = _read_policy(path.parent / file)
+        _add(policies, _domain_key(name, path), _read_policy(path.parent / file), path)
     return Site(policies)
 
 
