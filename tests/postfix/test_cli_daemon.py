@@ -11,8 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
-from mtasts.cli.daemon import read_config
+from mtasts.cli.daemon import daemon, read_config
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.postfix.netstring import NetstringDecoder, encode
 
@@ -36,6 +37,25 @@ def test_file_then_environment_then_options(
     assert settings.cache.url == "sqlite:///x.db"  # environment beats file
     assert str(daemon.listen[0]) == "127.0.0.1:18461"
     assert daemon.default_zone.tlsrpt
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # the unauthenticated control endpoint on "unix:" bound every interface, random port
+        ["--metrics", "unix:/tmp/mtasts-metrics"],
+        ["--idle-timeout", "0"],  # closed every client connection at once
+        ["--lookup-timeout", "0"],  # answered TIMEOUT to every lookup not in the cache
+        ["--lookup-timeout", "-5"],  # negative seconds
+    ],
+)
+def test_bad_options_are_refused_before_listening(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MTASTS_CONFIG", raising=False)
+    result = CliRunner().invoke(daemon, ["--listen", "127.0.0.1:1", *args])
+    assert result.exit_code == 1, result.output
+    assert "Error:" in result.output
 
 
 def _free_port() -> int:

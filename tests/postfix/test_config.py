@@ -66,6 +66,14 @@ BAD: list[dict[str, Any]] = [
     {"unix_mode": "rw-rw-rw-"},  # not octal
     {"listne": ["127.0.0.1:8461"]},  # typo: unknown keys are errors
     {"zones": {"x": {"require_sni": False}}},  # pmsr's name, not ours: caught
+    {"zones": {"strict": True}},  # a zone must be a table (was a TypeError traceback)
+    {"default_zone": ""},  # not a table (was an AttributeError traceback)
+    {"default_zone": "strict"},  # not a table
+    # the unauthenticated control endpoint has no unix listener: "unix:/PATH" was taken as
+    # host "" port 0, i.e. every interface on a random port
+    {"metrics": "unix:/run/mtasts/metrics"},
+    {"idle_timeout": 0},  # 0 closed every client connection at once
+    {"lookup_timeout": 0},  # 0 answered TIMEOUT to every lookup not in the cache
 ]
 
 

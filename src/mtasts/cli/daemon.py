@@ -23,7 +23,13 @@ import orjson
 
 from mtasts.config import DEFAULT_PATH, Settings, load_settings
 from mtasts.errors import ConfigError, MtastsError
-from mtasts.postfix.config import DaemonConfig, Listen, daemon_config_from_table
+from mtasts.postfix.config import (
+    DaemonConfig,
+    Listen,
+    check_seconds,
+    daemon_config_from_table,
+    metrics_listen,
+)
 from mtasts.postfix.pmsr import load_pmsr_file
 from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import DaneLevel
@@ -120,7 +126,7 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             else:
                 await server.listen_tcp(listen.host, listen.port)
         if cfg.metrics:
-            m = Listen.parse(cfg.metrics)
+            m = metrics_listen(cfg.metrics, "metrics")
             await admin.listen(m.host, m.port)
         sd_notify("READY=1")
         log.info(
@@ -298,12 +304,17 @@ def _apply_options(cfg: DaemonConfig, **opts: Any) -> DaemonConfig:
             changes["unix_mode"] = int(opts["unix_mode"], 8)
         except ValueError:
             raise ConfigError(f"--unix-mode {opts['unix_mode']!r} is not octal") from None
-    for key in ("lookup_timeout", "idle_timeout", "answer_ttl", "shutdown_grace", "dane", "uvloop"):
+    for key in ("lookup_timeout", "idle_timeout", "answer_ttl", "shutdown_grace"):
+        if opts[key] is not None:
+            positive = key in ("lookup_timeout", "idle_timeout")
+            option = "--" + key.replace("_", "-")
+            changes[key] = check_seconds(opts[key], option, positive=positive)
+    for key in ("dane", "uvloop"):
         if opts[key] is not None:
             changes[key] = opts[key]
     if opts["metrics"] is not None:
         if opts["metrics"]:
-            Listen.parse(opts["metrics"])
+            metrics_listen(opts["metrics"], "--metrics")
         changes["metrics"] = opts["metrics"]
     zone = cfg.default_zone
     zone_changes: dict[str, Any] = {}

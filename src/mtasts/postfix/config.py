@@ -111,13 +111,33 @@ def _bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool
     return value
 
 
-def _seconds(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(
-            f"[{where}] {key} must be a number of seconds >= 0, not {value!r}"
-        ) from None
+def check_seconds(value: object, name: str, *, positive: bool = False) -> float:
+    """``value`` as seconds (>= 0, or > 0 with ``positive``); ``name`` says where it was set."""
+    bound = "> 0" if positive else ">= 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise ConfigError(f"{name} must be a number of seconds {bound}, not {value!r}")
     return float(value)
+
+
+def _seconds(
+    table: Mapping[str, Any], key: str, default: float, where: str, *, positive: bool = False
+) -> float:
+    return check_seconds(table.get(key, default), f"[{where}] {key}", positive=positive)
+
+
+def metrics_listen(text: str, where: str) -> Listen:
+    """The control endpoint's ``HOST:PORT``; it is HTTP over TCP only (no unix socket)."""
+    listen = Listen.parse(text)
+    if listen.path:
+        raise ConfigError(
+            f"{where} must be HOST:PORT on loopback (e.g. 127.0.0.1:9461), not a unix socket"
+        )
+    return listen
 
 
 def _dane_level(value: Any, where: str) -> DaneLevel:
@@ -132,6 +152,8 @@ def _dane_level(value: Any, where: str) -> DaneLevel:
 def zone_from_table(
     table: Mapping[str, Any], where: str, base: ReplyOptions | None = None
 ) -> ReplyOptions:
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{where}] must be a table like {{ strict_testing = true }}")
     _check_keys(table, _ZONE, where)
     base = base or ReplyOptions()
     level = table.get("dane_level")
@@ -163,7 +185,7 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
     if not isinstance(metrics, str):
         raise ConfigError("[daemon] metrics must be 'HOST:PORT' or ''")
     if metrics:
-        Listen.parse(metrics)
+        metrics_listen(metrics, "[daemon] metrics")
     base = ReplyOptions()
     if "dane_level" in table:
         base = ReplyOptions(dane_level=_dane_level(table["dane_level"], where))
@@ -178,8 +200,8 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
     return DaemonConfig(
         listen=tuple(Listen.parse(x) for x in listen),
         unix_mode=unix_mode,
-        lookup_timeout=_seconds(table, "lookup_timeout", 75.0, where),
-        idle_timeout=_seconds(table, "idle_timeout", 300.0, where),
+        lookup_timeout=_seconds(table, "lookup_timeout", 75.0, where, positive=True),
+        idle_timeout=_seconds(table, "idle_timeout", 300.0, where, positive=True),
         answer_ttl=_seconds(table, "answer_ttl", 1.0, where),
         shutdown_grace=_seconds(table, "shutdown_grace", 10.0, where),
         dane=_bool(table, "dane", False, where),
