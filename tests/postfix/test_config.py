@@ -108,12 +108,34 @@ def test_pmsr_full_example_translates() -> None:
     assert got.daemon.listen == (Listen("0.0.0.0", 18461),)
     assert got.daemon.shutdown_grace == 20.0
     assert got.daemon.default_zone == ReplyOptions(tlsrpt=True)
+    # pmsr fills each named zone from its built-in defaults, not from default_zone
+    # (utils.populate_cfg_defaults): myzone has no TLSRPT attributes
     assert got.daemon.zones["myzone"] == ReplyOptions(
-        servername=False, tlsrpt=True, strict_testing=True
+        servername=False, tlsrpt=False, strict_testing=True
     )
     assert got.fetch_timeout == 4.0
     assert got.cache_url == "sqlite:////var/lib/mta-sts/cache.mtasts.db"
     assert any(n.startswith("cache_grace") for n in got.notes)
+
+
+def test_pmsr_named_zones_do_not_inherit_default_zone() -> None:
+    """As in pmsr 1.5.1: a named zone's unset options are pmsr's defaults.
+
+    Inheriting default_zone turned a 'relaxed' transport strict (testing policies
+    enforced) and sent TLSRPT attributes to a zone kept for an older Postfix, which then
+    rejects the whole answer (invalid attribute name) and defers the mail.
+    """
+    got = from_pmsr(
+        {
+            "default_zone": {"strict_testing": True, "tlsrpt": True, "require_sni": False},
+            "zones": {"relaxed": {}, "old": {"require_sni": False}},
+        }
+    )
+    assert got.daemon.default_zone == ReplyOptions(
+        servername=False, tlsrpt=True, strict_testing=True
+    )
+    assert got.daemon.zones["relaxed"] == ReplyOptions()
+    assert got.daemon.zones["old"] == ReplyOptions(servername=False)
 
 
 PMSR_TABLE = [

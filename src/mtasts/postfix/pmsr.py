@@ -7,7 +7,7 @@ The mapping (pmsr 1.5.1 option -> ours) is :func:`from_pmsr`, pure and table-tes
 |------------------------------|----------------------------------------------------|
 | host, port / path, mode      | [daemon] listen, unix_mode                         |
 | shutdown_timeout             | [daemon] shutdown_grace                            |
-| zones.*.require_sni          | zone servername                                    |
+| zones.*.require_sni          | zone servername (unset: pmsr's default, not default_zone's) |
 | zones.*.tlsrpt               | zone tlsrpt                                        |
 | zones.*.strict_testing       | zone strict_testing                                |
 | zones.*.timeout              | resolver fetch timeout (default zone's only)       |
@@ -130,8 +130,11 @@ def from_pmsr(data: Mapping[str, Any]) -> PmsrImport:
     zones_data = data.get("zones") or {}
     if not isinstance(zones_data, Mapping):
         raise ConfigError("pmsr config: zones must be a mapping of name -> zone")
+    # pmsr fills every zone, default_zone included, from its built-in defaults
+    # (utils.populate_cfg_defaults): a named zone does not inherit default_zone's options
     zones = {
-        str(name): _zone(z, f"zones.{name}", notes, default_zone) for name, z in zones_data.items()
+        str(name): _zone(z, f"zones.{name}", notes, ReplyOptions())
+        for name, z in zones_data.items()
     }
     timeout = (data.get("default_zone") or {}).get("timeout")
     for name, z in zones_data.items():
