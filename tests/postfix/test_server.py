@@ -318,3 +318,45 @@ async def test_client_that_never_reads_replies_cannot_grow_daemon_memory() -> No
     assert worst < 1_000_000, f"daemon buffered {worst} bytes of replies"
     c.writer.transport.abort()
     await srv.close()
+
+
+async def test_unix_socket_of_a_running_daemon_is_not_taken_over(tmp_path: Path) -> None:
+    """A second daemon on the same path fails like a TCP port in use; it used to unlink
+    the live socket, so the first daemon was orphaned, and whichever stopped first
+    removed the other's socket file (Postfix then gets 'No such file' for every lookup)."""
+    path = str(tmp_path / "policy.sock")
+    first = SocketmapServer(TableSource())
+    await first.listen_unix(path)
+    second = SocketmapServer(TableSource())
+    with pytest.raises(OSError, match="in use"):
+        await second.listen_unix(path)
+    await second.close()
+    c = Client(*await asyncio.open_unix_connection(path))
+    assert await c.ask("postfix example.test") == SECURE
+    await c.close()
+    await first.close()
+
+
+async def test_stale_unix_socket_file_is_replaced_on_restart(tmp_path: Path) -> None:
+    """A socket file left by a daemon that was killed (nobody listening) is removed."""
+    path = str(tmp_path / "policy.sock")
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(path)
+    srv = SocketmapServer(TableSource())
+    await srv.listen_unix(path)
+    c = Client(*await asyncio.open_unix_connection(path))
+    assert await c.ask("postfix example.test") == SECURE
+    await c.close()
+    await srv.close()
+
+
+async def test_close_leaves_a_socket_file_that_is_not_ours(tmp_path: Path) -> None:
+    """If the path was replaced while we ran, shutting down must not delete the new one."""
+    path = str(tmp_path / "policy.sock")
+    srv = SocketmapServer(TableSource())
+    await srv.listen_unix(path)
+    os.unlink(path)
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(path)
+        await srv.close()
+        assert stat.S_ISSOCK(os.stat(path).st_mode)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -97,7 +98,7 @@ class SocketmapServer:
         self._raw_flush: asyncio.TimerHandle | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[_Connection] = set()
-        self._unix_paths: list[str] = []
+        self._unix_paths: list[tuple[str, int, int]] = []
 
     # --- answering ----------------------------------------------------------------------
 
@@ -226,12 +227,19 @@ class SocketmapServer:
         """Listen on a unix socket; ``mode`` must let Postfix's smtp(8) (user postfix) write."""
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(path).st_mode):
-                os.unlink(path)
+                if _unix_socket_answers(path):
+                    raise OSError(
+                        errno.EADDRINUSE,
+                        f"unix socket {path} is in use by a running process "
+                        "(another mtasts daemon?); stop it or choose another path",
+                    )
+                os.unlink(path)  # stale: left by a daemon that did not stop cleanly
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(lambda: _Connection(self), path)
         os.chmod(path, mode)
+        st = os.stat(path)
         self._servers.append(server)
-        self._unix_paths.append(path)
+        self._unix_paths.append((path, st.st_dev, st.st_ino))
         log.info("listening on unix:%s mode %o", path, mode)
         return path
 
@@ -251,9 +259,12 @@ class SocketmapServer:
         if self._raw_flush is not None:
             self._raw_flush.cancel()
             self._raw_flush = None
-        for path in self._unix_paths:
+        for path, dev, ino in self._unix_paths:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) == (dev, ino):  # not a newer daemon's socket
+                    os.unlink(path)
+        self._unix_paths.clear()
         self._servers.clear()
 
 
@@ -302,6 +313,19 @@ class _Resume(Generic[T]):
                     value = self.coro.send(sent)
                 except StopIteration as done:
                     return cast(T, done.value)
+
+
+def _unix_socket_answers(path: str) -> bool:
+    """Whether a process accepts connections on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:  # nobody listening: a stale file
+            return False
+        except OSError:  # a full backlog, no permission: leave it alone
+            return True
+    return True
 
 
 def _optional_str(value: object) -> str | None:
