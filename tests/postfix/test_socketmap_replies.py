@@ -135,3 +135,32 @@ def test_no_mx_value_can_inject_attributes() -> None:
         MxPattern.parse("mx1.x.test servername=other.test")
     with pytest.raises(PolicyError, match="mx value"):
         MxPattern.parse("192.0.2.1")
+
+
+def test_tlsrpt_reply_of_a_large_valid_policy_stays_within_postfix_reply_limit() -> None:
+    """Postfix reads at most 100000 bytes of socketmap reply (dict_sockmap.c); a longer one
+    is a lookup error and the mail is deferred. A valid policy under the 64 KiB fetch cap
+    (here 900 mx lines, 32 KB) made a 120 KB reply with tlsrpt on. The policy_string
+    items (report text only) go first, so the mx_host_pattern enforcement stays."""
+    names = [f"mx{i:03d}.{'a' * 15}.big.test" for i in range(900)]
+    text = body("enforce", *names)
+    assert len(text.encode()) < 64 * 1024
+    reply = render(sts("big.test", text), ReplyOptions(tlsrpt=True))
+    assert reply.status is Status.OK
+    assert len(f"{reply.status} {reply.data}".encode()) <= 100_000
+    assert reply.data.startswith("secure match=" + ":".join(names))
+    assert "policy_type=sts policy_domain=big.test" in reply.data
+    assert reply.data.count("mx_host_pattern=") == 900
+    assert "policy_string" not in reply.data
+
+
+def test_every_reply_stays_within_postfix_reply_limit_even_without_tlsrpt_room() -> None:
+    """When even match= plus mx_host_pattern= do not fit, the TLSRPT attributes go and the
+    answer is Postfix < 3.10.5's (certificate matched against match=) rather than none."""
+    names = [f"m{i:03d}.{'b' * 60}.big.test" for i in range(800)]
+    text = body("enforce", *names)
+    assert len(text.encode()) < 64 * 1024
+    reply = render(sts("big.test", text), ReplyOptions(tlsrpt=True))
+    assert reply.status is Status.OK
+    assert len(f"{reply.status} {reply.data}".encode()) <= 100_000
+    assert reply.data == "secure match=" + ":".join(names) + " servername=hostname"

@@ -148,6 +148,8 @@ class Reply:
 
 
 NOTFOUND = Reply(Status.NOTFOUND)
+#: the longest reply payload Postfix reads (dict_sockmap.c DEF_MAX_REPLY, socketmap_table(5))
+MAX_REPLY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +235,21 @@ def _secure(domain: str, policy: PolicyLike, options: ReplyOptions) -> Reply:
     parts = ["secure", "match=" + ":".join(items)]
     if options.servername:
         parts.append("servername=hostname")
+    data = " ".join(parts)
+    if len(data.encode()) > MAX_REPLY - 3:  # cannot happen under the 64 KiB policy cap
+        return Reply(Status.TEMP, "MTA-STS policy has more mx patterns than Postfix can read")
     if options.tlsrpt:
-        parts.extend(tlsrpt_attributes(domain, policy))
-    return Reply(Status.OK, " ".join(parts))
+        # Postfix reads at most MAX_REPLY bytes and defers the mail on a longer reply. A
+        # valid policy (64 KiB) can exceed it with its lines repeated as attributes: drop
+        # the policy_string items (report text) first, then all TLSRPT attributes (the
+        # answer of Postfix < 3.10.5: the certificate is still held to match=).
+        attributes = tlsrpt_attributes(domain, policy)
+        room = MAX_REPLY - len(f"{Status.OK} {data}".encode())
+        for candidate in (attributes, [a for a in attributes if not a.startswith("{")]):
+            extra = " " + " ".join(candidate)
+            if len(extra.encode()) <= room:
+                return Reply(Status.OK, data + extra)
+    return Reply(Status.OK, data)
 
 
 def tlsrpt_attributes(domain: str, policy: PolicyLike) -> list[str]:
