@@ -89,7 +89,8 @@ class Counters:
         """Count one session: each policy +1 success or +1 failure, each failure +1.
         ``size`` (the datagram's bytes) is added to :attr:`weight` if it made new keys."""
         self.sessions += 1
-        before = self.distinct
+        ok, bad, details = self.successes, self.failures, self.details
+        before = len(ok) + len(bad) + len(details)  # (the hot path: no property calls)
         for p in outcome.policies:
             key = PolicyKey(
                 day,
@@ -103,12 +104,12 @@ class Counters:
             # libtlsrpt "f" is the final result of the policy; a success may still carry
             # failure details (doc/example.txt): they are counted, the session is not.
             if p.failed:
-                self.failures[key] += 1
+                bad[key] += 1
             else:
-                self.successes[key] += 1
+                ok[key] += 1
             for f in p.failures:
-                self.details[key, f] += 1
-        if self.distinct != before:
+                details[key, f] += 1
+        if len(ok) + len(bad) + len(details) != before:
             self.weight += size + KEY_OVERHEAD
 
     @property
