@@ -32,6 +32,9 @@ KEYS = [
     ("[192.0.2.1]", None),  # address literal (RFC 8461 §3.4)
     ("[ipv6:2001:db8::1]", None),
     ("192.0.2.1", None),  # bare IP
+    ("192.0.2.1.", None),  # bare IP in DNS form (was looked up as domain "192.0.2.1")
+    ("192.0.2.1.:25", None),
+    ("example.com:²5", None),  # a superscript is not a port digit (str.isdigit says yes)
     ("2001:db8::1", None),  # bare IPv6 (several ':')
     ("example.com:smtp", None),  # port is not a number
     ("", None),

@@ -122,11 +122,12 @@ def policy_domain_for_key(key: str) -> str | None:
     host = key
     if host.count(":") == 1:
         host, _, port = host.partition(":")
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):
             return None
     # an all-digit last label is an IPv4 address (no top-level domain is all digits,
-    # RFC 3696 §2); an IPv6 address has ':' and fails the name check below
-    if host.rpartition(".")[2].isdigit():
+    # RFC 3696 §2), in DNS form too ("192.0.2.1."); an IPv6 address has ':' and fails
+    # the name check below
+    if host.removesuffix(".").rpartition(".")[2].isdigit():
         return None
     try:
         return normalize_domain(host)
