@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
@@ -26,7 +25,16 @@ from mtasts.sts.cache.base import entry_to_json
 from mtasts.sts.resolver import Resolver
 
 log = logging.getLogger("mtasts.daemon")
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    500: "Internal Server Error",
+}
+# generate_latest() writes the 0.0.4 text format; prometheus-client >= 0.22 labels its
+# CONTENT_TYPE_LATEST "version=1.0.0", which Prometheus 2 scrapers do not all accept
+_METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Admin:
@@ -58,10 +66,14 @@ class Admin:
                 head = await reader.readuntil(b"\r\n\r\n")
             method, _, rest = head.decode("latin-1").partition(" ")
             path = rest.partition(" ")[0]
-            status, ctype, body = await self.route(method, path)
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
             writer.close()
             return
+        try:
+            status, ctype, body = await self.route(method, path)
+        except Exception as exc:  # a cache backend down: say so, do not drop the connection
+            log.warning("admin %s %s failed: %s", method, path, exc)
+            status, ctype, body = _json(500, {"error": f"{type(exc).__name__}: {exc}"})
         writer.write(
             f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
@@ -76,7 +88,7 @@ class Admin:
         if path == "/metrics":
             if method != "GET":
                 return _json(405, {"error": "use GET"})
-            return 200, CONTENT_TYPE_LATEST, self.server.metrics.render()
+            return 200, _METRICS_TYPE, self.server.metrics.render()
         parts = path.strip("/").split("/")
         if len(parts) not in (2, 3) or parts[0] != "cache":
             return _json(404, {"error": "try /metrics or /cache/DOMAIN"})
