@@ -74,6 +74,16 @@ def _cache_url(cache: Any, notes: list[str]) -> str | None:
         raise ConfigError("pmsr config: cache must be a mapping with 'type'")
     kind = cache.get("type", "internal")
     options = cache.get("options") or {}
+    if not isinstance(options, Mapping):
+        raise ConfigError("pmsr config: cache.options must be a mapping")
+    used = {"internal": set(), "sqlite": {"filename"}, "redis": {"url"}, "postgres": {"dsn"}}
+    for key in sorted(set(options) - used.get(kind, set(options))):
+        hint = {
+            "redis": "put credentials and the database in the URL "
+            "(redis://:PASSWORD@HOST:6379/0); set [timeouts] for the rest",
+            "postgres": "put connection parameters in the DSN",
+        }.get(kind, "mtasts sizes and tunes its cache itself")
+        notes.append(f"cache.options.{key}: not carried over; {hint}")
     if kind == "internal":
         return "memory:"
     if kind == "sqlite":
