@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import click
 import httpx
 import orjson
 
-from mtasts.config import DEFAULT_PATH, Settings, load_settings
+from mtasts.config import DEFAULT_PATH, Settings, component_table, load_settings
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.config import (
     DaemonConfig,
@@ -40,57 +39,12 @@ log = logging.getLogger("mtasts.daemon")
 def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings, DaemonConfig]:
     """Resolver settings and ``[daemon]`` from one TOML file (``path``, $MTASTS_CONFIG, default).
 
-    mtasts.config reads the resolver's keys; it does not know ``[daemon]`` yet, so the
-    file is split here and its other keys handed over as overrides (file < env < CLI
-    order is kept by applying the environment first for those keys).
+    The file is read once per part: :func:`mtasts.config.load_settings` applies file <
+    environment < command line to the resolver's keys and skips ``[daemon]``, which
+    :mod:`mtasts.postfix.config` validates.
     """
-    if path is None and os.environ.get("MTASTS_CONFIG"):
-        path = Path(os.environ["MTASTS_CONFIG"])
-    if path is None and DEFAULT_PATH.is_file():
-        path = DEFAULT_PATH
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read the configuration file {path}: {exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    daemon_table = data.pop("daemon", {})
-    file_values: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            file_values.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            file_values[key] = value
-    env = {k: v for k, v in os.environ.items() if k != "MTASTS_CONFIG"}
-    settings = load_settings(os.devnull, environ=env, overrides={})
-    # file first, then environment, then the command line
-    given = {k: v for k, v in overrides.items() if v is not None}
-    merged = {**file_values, **_env_values(settings), **given}
-    return load_settings(os.devnull, environ={}, overrides=merged), daemon_config_from_table(
-        daemon_table
-    )
-
-
-def _env_values(env_settings: Settings) -> dict[str, Any]:
-    """The settings the environment set (those differing from defaults)."""
-    out: dict[str, Any] = {}
-    default = Settings()
-    if env_settings.nameserver != default.nameserver:
-        out["nameserver"] = env_settings.nameserver
-    if env_settings.ca_file != default.ca_file:
-        out["ca_file"] = env_settings.ca_file
-    if env_settings.https_port != default.https_port:
-        out["https_port"] = env_settings.https_port
-    if env_settings.smtp_port != default.smtp_port:
-        out["smtp_port"] = env_settings.smtp_port
-    if env_settings.cache.url != default.cache.url:
-        out["cache.url"] = env_settings.cache.url
-    for name in ("dns", "connect", "read", "total"):
-        if getattr(env_settings.timeouts, name) != getattr(default.timeouts, name):
-            out[f"timeouts.{name}"] = getattr(env_settings.timeouts, name)
-    return out
+    settings = load_settings(path, overrides=overrides)
+    return settings, daemon_config_from_table(component_table("daemon", path))
 
 
 async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
