@@ -58,6 +58,23 @@ def test_bad_options_are_refused_before_listening(
     assert "Error:" in result.output
 
 
+def test_listen_address_in_use_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator who starts a second daemon (or leaves pmsr running) is told which
+    address is taken, with exit status 1 and no Python traceback."""
+    monkeypatch.delenv("MTASTS_CONFIG", raising=False)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(daemon, ["--listen", f"127.0.0.1:{port}", "--no-uvloop"])
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, OSError)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

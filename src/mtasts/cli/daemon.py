@@ -231,7 +231,12 @@ def daemon(
         )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    _run(lambda: run_daemon(cfg, settings), cfg.uvloop)
+    try:
+        _run(lambda: run_daemon(cfg, settings), cfg.uvloop)
+    except OSError as exc:
+        # e.g. the listen address is in use or not ours: one line, no traceback
+        listens = ", ".join(str(listen) for listen in cfg.listen)
+        raise click.ClickException(f"cannot listen on {listens}: {exc.strerror or exc}") from exc
 
 
 def _settings_values(s: Settings) -> dict[str, Any]:
