@@ -21,18 +21,6 @@ from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
 
 
-def resolver_for(nameserver: tuple[str, int] | None, seconds: float) -> dns.asyncresolver.Resolver:
-    if nameserver is None:
-        resolver = dns.asyncresolver.Resolver(configure=True)
-    else:
-        resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = [nameserver[0]]
-        resolver.port = nameserver[1]
-    resolver.lifetime = seconds
-    resolver.timeout = min(seconds, 2.0)
-    return resolver
-
-
 def _cnames(responses: list[dns.message.Message]) -> tuple[str, ...]:
     found: list[str] = []
     for response in responses:

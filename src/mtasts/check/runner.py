@@ -29,7 +29,7 @@ from mtasts.check.records import check_sts_record, check_tlsrpt_record
 from mtasts.check.tlsinfo import now as wall_clock
 from mtasts.errors import DnsError, DomainNameError
 from mtasts.names import normalize_domain
-from mtasts.net.dns import DnsClient
+from mtasts.net.dns import DnsClient, resolver_for
 
 MAX_MX = 10  # probe at most this many MX hosts
 MAX_ADDRESSES = 2  # and at most this many addresses of each
@@ -106,7 +106,7 @@ async def _wrong_names(
 
 async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
     limits = target.limits
-    resolver = dnsq.resolver_for(target.nameserver, limits.dns)
+    resolver = resolver_for(target.nameserver, limits.dns)
     client = DnsClient(target.nameserver, timeout=limits.dns)
     mx_task = asyncio.ensure_future(dnsq.mx(resolver, domain))
     sts_task = asyncio.ensure_future(dnsq.txt(resolver, f"_mta-sts.{domain}"))

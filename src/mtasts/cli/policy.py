@@ -15,6 +15,7 @@ from mtasts.cli.render import print_json
 from mtasts.config import load_settings
 from mtasts.errors import MtastsError
 from mtasts.names import normalize_domain
+from mtasts.net.dns import resolver_for
 from mtasts.publish.generate import Publication, generate, rollout_steps
 from mtasts.sts.policy import Mode
 
@@ -26,7 +27,7 @@ def policy() -> None:
 
 async def _live_mx(domain: str) -> tuple[str, ...]:
     settings = load_settings()
-    resolver = dnsq.resolver_for(settings.nameserver, settings.timeouts.dns)
+    resolver = resolver_for(settings.nameserver, settings.timeouts.dns)
     answer = await dnsq.mx(resolver, domain)
     if answer.outcome in (Lookup.TIMEOUT, Lookup.SERVFAIL, Lookup.NXDOMAIN):
         raise click.ClickException(

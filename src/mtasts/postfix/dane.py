@@ -26,6 +26,7 @@ import dns.message
 import dns.rdatatype
 import dns.resolver
 
+from mtasts.net.dns import resolver_for
 from mtasts.postfix.socketmap import LookupLike
 
 #: how long a "DANE applies / does not apply" verdict is reused at most (seconds)
@@ -43,14 +44,7 @@ class DaneProbe:
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if nameserver is None:
-            resolver = dns.asyncresolver.Resolver(configure=True)
-        else:
-            resolver = dns.asyncresolver.Resolver(configure=False)
-            resolver.nameservers = [nameserver[0]]
-            resolver.port = nameserver[1]
-        resolver.lifetime = timeout
-        resolver.timeout = min(timeout, 2.0)
+        resolver = resolver_for(nameserver, timeout)
         # ask for validation status: AD set in the query (RFC 6840 §5.7), EDNS with DO
         resolver.flags = dns.flags.RD | dns.flags.AD
         resolver.use_edns(0, dns.flags.DO, 1232)
