@@ -293,6 +293,26 @@ async def test_the_daemon_builds_a_day_only_after_its_settle_time(
     assert (pol.total_successful_session_count, pol.total_failure_session_count) == (14, 6)
 
 
+async def test_a_dns_failure_at_build_time_is_retried_not_journaled_without_rua(
+    lab: Lab, store: TlsRptStore
+) -> None:
+    """SERVFAIL for _smtp._tls at build time is temporary: the report is not journaled
+    (it was, with no destination, so it was never sent); the next round looks again."""
+    lab.set_dns_fault("_smtp._tls.a.test", "servfail")
+    sender = Sender(store, _settings(lab), rng=random.Random(7))
+    assert await sender.send_days([DAY], NOW) == []
+    assert await store.has_outbox(DAY) == set()
+    assert sender.unresolved == {(DAY, "a.test")}
+    lab.set_dns_fault("_smtp._tls.a.test", None)
+    attempts = await sender.send_days([DAY], NOW + 60)
+    await sender.aclose()
+    assert sorted((a.destination.split(":")[0], a.ok) for a in attempts) == [
+        ("https", True),
+        ("mailto", True),
+    ]
+    assert sender.unresolved == set()
+
+
 @pytest.mark.parametrize(
     ("uri", "expected"),
     [

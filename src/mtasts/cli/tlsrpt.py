@@ -328,7 +328,10 @@ async def _send(
         for a in attempts:
             mark = "[green]sent[/green]" if a.ok else f"[red]{a.status}[/red] {a.error}"
             out.print(f"{a.domain} -> {a.destination}: {mark}", highlight=False)
-        return sum(1 for d in await store.deliveries() if d.status == "pending")
+        for d, domain in sorted(sender.unresolved):
+            out.print(f"{domain} ({d}): TLS-RPT record lookup failed; run again", highlight=False)
+        pending = sum(1 for d in await store.deliveries() if d.status == "pending")
+        return pending + len(sender.unresolved)
     finally:
         await sender.aclose()
         await store.close()

@@ -347,6 +347,8 @@ class Sender:
         self.store = store
         self.settings = settings
         self.rng = rng or random.Random()
+        # (day, domain) whose rua lookup failed at the last prepare: not journaled yet.
+        self.unresolved: set[tuple[date, str]] = set()
         self.net = Transports(
             settings, DnsClient(settings.nameserver), client_context(settings.ca_file)
         )
@@ -354,16 +356,20 @@ class Sender:
     async def aclose(self) -> None:
         await self.net.aclose()
 
-    async def destinations(self, built: BuiltReport) -> tuple[str, ...]:
-        """The rua URIs: from the record the MTA saw, else ``_smtp._tls.<domain>`` now."""
+    async def destinations(self, built: BuiltReport) -> tuple[str, ...] | None:
+        """The rua URIs: from the record the MTA saw, else ``_smtp._tls.<domain>`` now.
+        None when that lookup failed (SERVFAIL, timeout): try again later."""
         try:
             record = parse_tlsrpt_record(built.tlsrpt_record) if built.tlsrpt_record else None
             if record is None:
                 answer = await self.net.dns.txt(f"_smtp._tls.{built.domain}")
                 record = select_tlsrpt_record(answer.records)
-        except (TlsRptRecordError, DnsError) as exc:
+        except TlsRptRecordError as exc:
             log.warning("no TLS-RPT destination for %s: %s", built.domain, exc)
             return ()
+        except DnsError as exc:
+            log.warning("TLS-RPT record of %s not known yet: %s", built.domain, exc)
+            return None
         if record is None:
             return ()
         out: dict[str, None] = {}
@@ -384,6 +390,13 @@ class Sender:
         ]
         rows = []
         for b in built:
+            dests = await self.destinations(b)
+            if dests is None:
+                # A temporary DNS failure: journaled without a destination, the report
+                # would never be sent; it is built again at the next round instead.
+                self.unresolved.add((day, b.domain))
+                continue
+            self.unresolved.discard((day, b.domain))
             rows.append(
                 OutboxReport(
                     day=day,
@@ -392,7 +405,7 @@ class Sender:
                     filename=b.filename,
                     body=write_report_gzip(b.report),
                     tlsrpt_record=b.tlsrpt_record,
-                    destinations=await self.destinations(b),
+                    destinations=dests,
                 )
             )
         return await self.store.enqueue(
