@@ -36,6 +36,7 @@ from mtasts.postfix.socketmap import (
     LookupLike,
     Reply,
     ReplyOptions,
+    Request,
     SocketmapError,
     Status,
     parse_request,
@@ -112,15 +113,20 @@ class SocketmapServer:
             request = parse_request(payload)
         except SocketmapError:
             return None
+        return self._without_lookup(request)[1]
+
+    def _without_lookup(self, request: Request) -> tuple[str | None, bytes | None]:
+        """The request's Policy Domain, and its wire reply when no lookup is needed
+        (a key that names no domain, or an answer rendered less than answer_ttl ago)."""
         domain = policy_domain_for_key(request.key)
         if domain is None:
             self.metrics.count_answer("notfound-key", 0.0)
-            return _NOTFOUND_WIRE
+            return None, _NOTFOUND_WIRE
         hit = self._answers.get((request.name, domain))
         if hit is not None and hit[0] > time.monotonic():
             self.metrics.count_answer("answer-cache", 0.0)
-            return hit[1]
-        return None
+            return domain, hit[1]
+        return domain, None
 
     async def answer(self, payload: bytes) -> bytes:
         """The wire reply for one request payload."""
@@ -131,14 +137,10 @@ class SocketmapServer:
             self.metrics.count_answer("bad-request", 0.0)
             log.warning("bad socketmap request: %s", exc)
             return Reply(Status.PERM, "malformed socketmap request").encode()
-        domain = policy_domain_for_key(request.key)
-        if domain is None:
-            self.metrics.count_answer("notfound-key", 0.0)
-            return _NOTFOUND_WIRE
-        hit = self._answers.get((request.name, domain))
-        if hit is not None and hit[0] > time.monotonic():
-            self.metrics.count_answer("answer-cache", 0.0)
-            return hit[1]
+        domain, quick = self._without_lookup(request)
+        if quick is not None:
+            return quick
+        assert domain is not None
         options = self.zone(request.name)
         try:
             lookup, dane = await self._lookup(domain, options)
