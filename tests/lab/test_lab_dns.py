@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import dns.asyncquery
 import dns.exception
 import dns.flags
@@ -172,3 +174,60 @@ async def test_queries_are_recorded(lab_factory) -> None:
         ("good.test", "MX", "udp"),
         ("good.test", "MX", "tcp"),
     ]
+
+
+async def test_cname_loop_is_answered_like_an_authoritative_server(lab_factory) -> None:
+    """A CNAME loop: NOERROR with each CNAME of the chain once and no TXT (BIND, NSD);
+    whether that is an error is the client's call (RFC 1034 §3.6.2)."""
+    lab = await lab_factory(SCENARIO)
+    lab.set_records("_mta-sts.loop.test", "CNAME", ["_mta-sts.loop2.test."])
+    lab.set_records("_mta-sts.loop2.test", "CNAME", ["_mta-sts.loop.test."])
+    lab.set_records("_mta-sts.self.test", "CNAME", ["_mta-sts.self.test."])
+    r = await ask(lab, "_mta-sts.loop.test", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [(s.name.to_text(), s.rdtype) for s in r.answer] == [
+        ("_mta-sts.loop.test.", dns.rdatatype.CNAME),
+        ("_mta-sts.loop2.test.", dns.rdatatype.CNAME),
+    ]
+    r = await ask(lab, "_mta-sts.self.test", "TXT")
+    assert r.rcode() == dns.rcode.NOERROR
+    assert [s.rdtype for s in r.answer] == [dns.rdatatype.CNAME]
+
+
+async def test_names_exist_while_records_at_or_below_them_do(lab_factory) -> None:
+    """Empty non-terminals come and go with the records below them; a name that only
+    ends in the same letters ("od.test" of "good.test") is no ancestor."""
+    lab = await lab_factory(SCENARIO)
+    lab.set_records("a.b.new.test", "A", ["127.9.9.9"])
+    lab.set_txt("c.b.new.test", ["x"])
+    assert (await ask(lab, "b.new.test", "A")).rcode() == dns.rcode.NOERROR  # ENT
+    assert (await ask(lab, "od.test", "A")).rcode() == dns.rcode.NXDOMAIN
+    lab.set_records("a.b.new.test", "A", [])
+    assert (await ask(lab, "a.b.new.test", "A")).rcode() == dns.rcode.NXDOMAIN
+    assert (await ask(lab, "new.test", "A")).rcode() == dns.rcode.NOERROR  # c.b still there
+    lab.set_txt("c.b.new.test", [])
+    assert (await ask(lab, "new.test", "A")).rcode() == dns.rcode.NXDOMAIN
+
+
+async def test_a_lab_of_thousands_of_domains_starts_fast(lab_factory) -> None:
+    """3,000 policy hosts (each its own address and listener) start in seconds and each
+    answers by name: records are indexed and certificates issued at first use."""
+    from mtasts.lab import DomainSpec, HostSpec, Scenario
+    from mtasts.lab.testing import policy_text
+
+    names = [f"d{i}.many.test" for i in range(3000)]
+    scenario = Scenario(
+        domains=tuple(
+            DomainSpec(n, mx=(f"mx.{n}",), sts=(("v=STSv1; id=1",),), policy=policy_text(("x",)))
+            for n in names
+        ),
+        hosts=tuple(HostSpec(f"mx.{n}") for n in names),
+    )
+    started = time.perf_counter()
+    lab = await lab_factory(scenario)
+    assert time.perf_counter() - started < 30  # about 1 s on a 2-core machine
+    last = await ask(lab, "mta-sts.d2999.many.test", "A")
+    assert [r.address for r in last.answer[0]] == [lab.address("mta-sts.d2999.many.test")]
+    assert len({lab.address(f"mta-sts.{n}") for n in names}) == 3000
+    # no policy host contacted, so none of their certificates was issued
+    assert not [name for name, _ in lab.pki._cache if name.startswith("mta-sts.")]

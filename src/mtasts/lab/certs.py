@@ -92,34 +92,77 @@ class LabPki:
         Versions below TLS 1.2 need OpenSSL security level 0 (OpenSSL 3 refuses them by
         default); so does a client that wants to reach such a host.
         """
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx = _versioned(min_version, max_version)
+        ctx.load_cert_chain(self._cert_file(name, kind))
+        _on_sni(ctx, select)
+        return ctx
+
+    def lazy_server_context(
+        self,
+        name: str,
+        kind: IssuedKind | Callable[[], IssuedKind],
+        *,
+        min_version: TlsVersionName = "",
+        max_version: TlsVersionName = "",
+    ) -> ssl.SSLContext:
+        """A context with no certificate of its own: each handshake switches (in the SNI
+        callback, which OpenSSL calls with or without SNI) to ``name``'s certificate of
+        ``kind`` (or of the kind ``kind()`` names at that moment), issued and loaded on
+        first use.
+
+        What a client sees is what :meth:`server_context` gives; the certificate work is
+        paid only by hosts that are contacted (a 10,000-domain lab starts in seconds).
+        """
+        built: dict[IssuedKind, ssl.SSLContext] = {}
+
+        def select(_: str | None) -> ssl.SSLContext:
+            want = kind() if callable(kind) else kind
+            if want not in built:
+                built[want] = self.server_context(
+                    name, want, min_version=min_version, max_version=max_version
+                )
+            return built[want]
+
+        ctx = _versioned(min_version, max_version)
+        _on_sni(ctx, select)
+        return ctx
+
+    def _cert_file(self, name: str, kind: IssuedKind) -> Path:
         chain, key = self.pem(name, kind)
         cert_path = self.directory / f"{name}.{kind}.pem"
         if not cert_path.exists():
             cert_path.write_bytes(key + chain)
-        ctx.load_cert_chain(cert_path)
-        low, high = tls_version(min_version), tls_version(max_version)
-        if (low and low < ssl.TLSVersion.TLSv1_2) or (high and high < ssl.TLSVersion.TLSv1_2):
-            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-            low = low or ssl.TLSVersion.TLSv1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # old TLS is the point here
-            if low:
-                ctx.minimum_version = low
-            if high:
-                ctx.maximum_version = high
+        return cert_path
 
-        def on_sni(
-            obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, current: ssl.SSLContext
-        ) -> None:
-            # The SNI a client sent is observable by tests (MX.received, policy_requests).
-            obj.lab_sni = name  # type: ignore[union-attr]
-            chosen = select(name) if select is not None else None
-            if chosen is not None and chosen is not current:
-                obj.context = chosen
 
-        ctx.sni_callback = on_sni
-        return ctx
+def _versioned(min_version: TlsVersionName, max_version: TlsVersionName) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    low, high = tls_version(min_version), tls_version(max_version)
+    if (low and low < ssl.TLSVersion.TLSv1_2) or (high and high < ssl.TLSVersion.TLSv1_2):
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        low = low or ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # old TLS is the point here
+        if low:
+            ctx.minimum_version = low
+        if high:
+            ctx.maximum_version = high
+    return ctx
+
+
+def _on_sni(
+    ctx: ssl.SSLContext, select: Callable[[str | None], ssl.SSLContext | None] | None
+) -> None:
+    def on_sni(
+        obj: ssl.SSLObject | ssl.SSLSocket, name: str | None, current: ssl.SSLContext
+    ) -> None:
+        # The SNI a client sent is observable by tests (MX.received, policy_requests).
+        obj.lab_sni = name  # type: ignore[union-attr]
+        chosen = select(name) if select is not None else None
+        if chosen is not None and chosen is not current:
+            obj.context = chosen
+
+    ctx.sni_callback = on_sni
 
 
 def sni_of(obj: object) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import shutil
 import ssl
 import tempfile
@@ -22,7 +23,7 @@ from mtasts.lab.attacker import Attacker
 from mtasts.lab.certs import LabPki
 from mtasts.lab.dns_server import DnsQuery, Zone, start_dns
 from mtasts.lab.https_host import HttpRequest, PolicyHost, TlsRptHttps
-from mtasts.lab.network import Handler, Listeners, address_for
+from mtasts.lab.network import Handler, Listeners, address_for, raise_file_limit
 from mtasts.lab.scenario import DnsSpec, HostSpec, PolicyHostSpec, Scenario, SmtpSpec, normalize
 from mtasts.lab.smtp_host import MxHost
 
@@ -41,6 +42,14 @@ class _Bind:
     start: Binder
 
 
+def _memory_dir() -> str | None:
+    """The memory file system when there is one: the lab writes a certificate file per
+    host it contacts (``SSLContext.load_cert_chain`` reads only files), 20x faster there.
+    ``mkdtemp`` makes a private (0700) directory inside it."""
+    shm = Path("/dev/shm")  # noqa: S108 (only the parent of a private mkdtemp directory)
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 class Lab:
     """A running scenario. ``async with Lab(scenario) as lab:`` or ``await Lab.start(s)``."""
 
@@ -49,7 +58,7 @@ class Lab:
     ) -> None:
         self.scenario = scenario
         self._ports = {"https": https_port, "smtp": smtp_port, "dns": dns_port}
-        self._dir = Path(tempfile.mkdtemp(prefix="mtasts-lab-"))
+        self._dir = Path(tempfile.mkdtemp(prefix="mtasts-lab-", dir=_memory_dir()))
         self.pki = LabPki(self._dir)
         self.zone = Zone()
         self._listeners = Listeners()
@@ -83,6 +92,7 @@ class Lab:
 
     async def _start(self) -> None:
         try:
+            raise_file_limit()
             hosts = self._hosts()
             self._assign_addresses(hosts)
             self._build_zone(hosts)
@@ -195,26 +205,13 @@ class Lab:
         return binds
 
     def _policy_context(self, host: PolicyHost, spec: PolicyHostSpec) -> ssl.SSLContext:
-        name = f"mta-sts.{host.domain}"
-        contexts: dict[str, ssl.SSLContext] = {}
-
-        def current(_: str | None) -> ssl.SSLContext:
-            # Certificate changes made while the lab runs apply to the next handshake.
-            kind = host.spec.cert
-            if kind not in contexts:
-                contexts[kind] = self.pki.server_context(
-                    name, kind, min_version=spec.tls_min_version, max_version=spec.tls_max_version
-                )
-            return contexts[kind]
-
-        contexts[spec.cert] = self.pki.server_context(
-            name,
-            spec.cert,
+        # Certificate changes made while the lab runs apply to the next handshake.
+        return self.pki.lazy_server_context(
+            f"mta-sts.{host.domain}",
+            lambda: host.spec.cert,
             min_version=spec.tls_min_version,
             max_version=spec.tls_max_version,
-            select=current,
         )
-        return contexts[spec.cert]
 
     def _smtp_binds(self, hosts: dict[str, HostSpec]) -> list[_Bind]:
         mailbox_ctx = self.pki.server_context(MAILBOX_NAME, "valid")
@@ -226,7 +223,7 @@ class Lab:
                 continue
             ctx = None
             if smtp.starttls:
-                ctx = self.pki.server_context(
+                ctx = self.pki.lazy_server_context(
                     host.name,
                     smtp.cert,
                     min_version=smtp.tls_min_version,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import resource
 from collections.abc import Awaitable, Callable
 
 # Linux routes all of 127.0.0.0/8 to lo, so each lab host gets its own address without
@@ -27,6 +28,20 @@ def address_for(name: str, taken: set[str]) -> str:
             taken.add(address)
             return address
         n = (n + 1) % (1 << 24)
+
+
+def raise_file_limit() -> int:
+    """Raises this process's soft limit on open files to the hard limit; returns it.
+
+    Every lab host listens on its own address, so a lab of N hosts holds N or more
+    sockets: 10,000 policy hosts pass the usual soft limit of 1,024 long before the
+    hard one (often 20,000 or more). Raising the soft limit needs no privilege.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 class Listeners:
