@@ -6,8 +6,10 @@ Each misbehaviour a scenario can ask for must be real on the wire.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import ssl
 import time
+import zlib
 
 import httpx
 import pytest
@@ -267,3 +269,46 @@ async def test_receiver_reads_chunked_posts_and_running_lab_describes_hosts() ->
         rows = {name: address for name, address, _ in lab.describe()}
         assert rows["mta-sts.x.test"] == lab.address("mta-sts.x.test")
         assert set(rows) == set(lab.addresses)
+
+
+async def test_certificate_without_sni_is_the_hosts_own(lab_factory) -> None:
+    """Certificates are issued at the first handshake, chosen per listener: a client that
+    sends no SNI still gets mta-sts.<domain>'s certificate, and the lab records no SNI."""
+    lab = await lab_factory(healthy_domain("a.test") + healthy_domain("b.test"))
+    ctx = client_context(str(lab.ca_file))
+    ctx.check_hostname = False  # no server_hostname: no SNI sent
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(lab.address("mta-sts.b.test"), lab.https_port, ssl=ctx), 5
+    )
+    cert = writer.get_extra_info("peercert")
+    writer.close()
+    assert cert["subjectAltName"] == (("DNS", "mta-sts.b.test"),)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "decode"),
+    [
+        ("gzip", gzip.decompress),
+        ("deflate", zlib.decompress),
+        ("gzip, gzip", lambda b: gzip.decompress(gzip.decompress(b))),  # applied in order
+        ("br", lambda b: b),  # a coding the lab does not know: named, body left as is
+    ],
+)
+async def test_content_encoding(lab_factory, encoding: str, decode) -> None:
+    """content_encoding sends the header and encodes the body on the wire."""
+    spec = PolicyHostSpec(content_encoding=encoding)
+    lab = await lab_factory(healthy_domain("z.test", policy_host=spec))
+    host = "mta-sts.z.test"
+    async with httpx.AsyncClient(verify=client_context(str(lab.ca_file))) as client:
+        request = client.build_request(
+            "GET",
+            f"https://{lab.address(host)}:{lab.https_port}{WELL_KNOWN}",
+            headers={"Host": host, "Accept-Encoding": "identity"},
+            extensions={"sni_hostname": host},
+        )
+        response = await client.send(request, stream=True)
+        raw = b"".join([chunk async for chunk in response.aiter_raw()])
+        await response.aclose()
+    assert response.headers["content-encoding"] == encoding
+    assert int(response.headers["content-length"]) == len(raw)
+    assert decode(raw) == policy("z.test")

@@ -8,6 +8,8 @@ line after a delay, which is the point here.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import zlib
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -80,6 +82,17 @@ def status_line(status: int) -> bytes:
     return f"HTTP/1.1 {status} {reason(status)}\r\n".encode()
 
 
+def encode(body: bytes, content_encoding: str) -> bytes:
+    """``body`` with each coding of a Content-Encoding value applied in the order listed
+    (RFC 9110 §8.4); codings the lab does not know leave the body as it is."""
+    for coding in (c.strip().lower() for c in content_encoding.split(",")):
+        if coding in ("gzip", "x-gzip"):
+            body = gzip.compress(body, mtime=0)
+        elif coding == "deflate":  # RFC 9110 §8.4.1.2: the zlib format (RFC 1950)
+            body = zlib.compress(body)
+    return body
+
+
 class PolicyHost:
     """``mta-sts.<domain>``: serves the policy byte for byte, or misbehaves per its spec."""
 
@@ -115,11 +128,14 @@ class PolicyHost:
         elif body is None and status == 200:
             status, body = 404, b"not found\n"
         body = body if body is not None else reason(status).encode() + b"\n"
+        body = encode(body, spec.content_encoding)
         head = status_line(status)
         if spec.content_type:
             head += f"Content-Type: {spec.content_type}\r\n".encode()
         if spec.redirect_to:
             head += f"Location: {spec.redirect_to}\r\n".encode()
+        if spec.content_encoding:
+            head += f"Content-Encoding: {spec.content_encoding}\r\n".encode()
         if not spec.endless:
             head += f"Content-Length: {len(body)}\r\n".encode()
         writer.write(head + b"Connection: close\r\n\r\n")

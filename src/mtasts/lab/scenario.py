@@ -44,7 +44,10 @@ class PolicyHostSpec:
     to the policy; ``oversize`` pads the body with ``#`` lines up to that many bytes;
     ``slow_ms`` drips the body ``drip_bytes`` at a time; ``endless`` never ends the body;
     ``delay_ms`` waits before the status line; ``listen=false`` keeps the DNS name but
-    opens no port.
+    opens no port. ``content_encoding`` is sent as the Content-Encoding header and the
+    body (after ``body_extra`` and ``oversize``) is encoded with each listed coding the
+    lab knows (``gzip``, ``deflate``, ``identity``) in the order listed (RFC 9110 §8.4);
+    a coding it does not know (``br``, ``bogus``) is named in the header only.
     """
 
     status: int = 200
@@ -60,6 +63,7 @@ class PolicyHostSpec:
     tls_min_version: TlsVersionName = ""
     tls_max_version: TlsVersionName = ""
     listen: bool = True
+    content_encoding: str = ""
 
 
 @dataclass(frozen=True, slots=True)
