@@ -82,6 +82,10 @@ TXT_CASES = [
     ("CNAME", Scenario(dns=(DnsSpec(name="_mta-sts.a.test", cname="_mta-sts.provider.test"),
                             DnsSpec(name="_mta-sts.provider.test", txt=(("v=STSv1; id=p1",),)))),
      TxtKind.RECORD, "p1"),
+    # E-11: a CNAME loop is a permanent misconfiguration: no live record, not a failure.
+    ("CNAME loop", Scenario(dns=(DnsSpec(name="_mta-sts.a.test", cname="_mta-sts.b.test"),
+                                 DnsSpec(name="_mta-sts.b.test", cname="_mta-sts.a.test"))),
+     TxtKind.NONE, None),
 ]  # fmt: skip
 
 

@@ -69,6 +69,12 @@ class DnsClient:
             return TxtAnswer(name, (), _negative_ttl(exc), exists=False, nxdomain=True)
         except dns.resolver.NoAnswer as exc:
             return TxtAnswer(name, (), _negative_ttl(exc), exists=False)
+        except dns.resolver.NoNameservers as exc:
+            if _cname_loop(exc):
+                # a CNAME loop is no live record (checklist E-11), like NODATA; dnspython
+                # reports it as a nameserver failure because the chain never ends
+                return TxtAnswer(name, (), DEFAULT_NEGATIVE_TTL, exists=False)
+            raise _dns_error(name, "TXT", exc) from exc
         except (dns.exception.DNSException, OSError) as exc:
             raise _dns_error(name, "TXT", exc) from exc
         records = tuple(
@@ -112,6 +118,12 @@ def _negative_ttl(exc: dns.exception.DNSException) -> int:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(min(rrset.ttl, min(rdata.minimum for rdata in rrset)))
     return DEFAULT_NEGATIVE_TTL
+
+
+def _cname_loop(exc: dns.resolver.NoNameservers) -> bool:
+    """Every nameserver answered, but with a CNAME chain that never ends."""
+    errors = exc.kwargs.get("errors") or []
+    return bool(errors) and all(isinstance(error[3], dns.message.ChainTooLong) for error in errors)
 
 
 def _dns_error(name: str, rdtype: str, exc: BaseException) -> DnsError:
