@@ -1,5 +1,7 @@
 # mtasts: `make demo` runs the main job on the lab; `make test` runs every test.
-# Both create the environment first (uv, from PyPI, into .venv).
+# Both create the environment first (uv, from PyPI, into .venv). Benchmarks are not a
+# target: each needs its peer installed beside the project; docs/benchmarks.md gives the
+# exact command of every figure.
 
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null)
@@ -10,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit bench env clean
+.PHONY: demo test lint typecheck unit env clean
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv
@@ -36,9 +38,6 @@ unit: .venv/.synced
 	$(RUN) pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test: lint typecheck unit
-
-bench: .venv/.synced
-	$(RUN) python -m bench
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
