@@ -61,10 +61,12 @@ def send(target: str, payload: list[bytes]) -> None:
             s.sendto(d, target)
 
 
-def run(cmd: list[str], sock: Path, payload: list[bytes], senders: int) -> tuple[float, float]:
+def run(
+    cmd: list[str], sock: Path, payload: list[bytes], senders: int, env: dict[str, str] | None
+) -> tuple[float, float]:
     """Start ``cmd``, send ``payload`` to ``sock``, SIGTERM, wait; (seconds, CPU seconds)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 30
     while not sock.exists():
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -112,19 +114,18 @@ def count(db: Path, sql: str) -> int:
         return int(con.execute(sql).fetchone()[0] or 0)
 
 
-def commands(t: Path, peer_bin: str) -> list[tuple[str, list[str], Path, Path, str]]:
-    ours_sock, ours_db = t / "ours.sock", t / "ours.db"
-    ours = [
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
-        "tlsrpt",
-        "collect",
-        "--socket",
-        str(ours_sock),
-        "--store",
-        f"sqlite:///{ours_db}",
-    ]
+OURS_SQL = "SELECT sum(successful + failed) FROM tlsrpt_policy_counters"
+Command = tuple[str, list[str], Path, Path, str, dict[str, str] | None]
+
+
+def ours(t: Path, name: str) -> tuple[list[str], Path, Path]:
+    sock, db = t / f"{name}.sock", t / f"{name}.db"
+    cmd = [sys.executable, "-c", "from mtasts.cli.main import main; main()", "tlsrpt"]
+    return [*cmd, "collect", "--socket", str(sock), "--store", f"sqlite:///{db}"], sock, db
+
+
+def commands(t: Path, peer_bin: str, baseline: str | None) -> list[Command]:
+    ours_cmd, ours_sock, ours_db = ours(t, "ours")
     peer_sock, peer_db, cfg = t / "peer.sock", t / "peer.db", t / "collectd.cfg"
     cfg.write_text("[tlsrpt_collectd]\n")  # its defaults; it refuses to start without one
     peer = [
@@ -138,23 +139,17 @@ def commands(t: Path, peer_bin: str) -> list[tuple[str, list[str], Path, Path, s
     ]
     bare_sock, bare_out = t / "bare.sock", t / "bare.count"
     bare = [sys.executable, "-c", BARE_READER, str(bare_sock), str(bare_out)]
-    return [
-        ("bare reader (ceiling)", bare, bare_sock, bare_out, ""),
-        (
-            "mtasts tlsrpt collect",
-            ours,
-            ours_sock,
-            ours_db,
-            "SELECT sum(successful + failed) FROM tlsrpt_policy_counters",
-        ),
-        (
-            "tlsrpt-collectd 0.6.0",
-            peer,
-            peer_sock,
-            peer_db,
-            "SELECT sum(cntrtotal) FROM finalresults",
-        ),
+    out: list[Command] = [
+        ("bare reader (ceiling)", bare, bare_sock, bare_out, "", None),
+        ("mtasts tlsrpt collect", ours_cmd, ours_sock, ours_db, OURS_SQL, None),
     ]
+    if baseline:
+        base_cmd, base_sock, base_db = ours(t, "base")
+        env = {**os.environ, "PYTHONPATH": baseline}
+        out.append(("mtasts (baseline)", base_cmd, base_sock, base_db, OURS_SQL, env))
+    peer_sql = "SELECT sum(cntrtotal) FROM finalresults"
+    out.append(("tlsrpt-collectd 0.6.0", peer, peer_sock, peer_db, peer_sql, None))
+    return out
 
 
 def main() -> None:
@@ -163,6 +158,12 @@ def main() -> None:
     ap.add_argument("--peer", default="/tmp/tlsrpt-peer-venv/bin/tlsrpt-collectd")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--senders", type=int, default=1, help="sending processes (MTA smtp(8)s)")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also run the mtasts found in this src directory (PYTHONPATH), e.g. an older "
+        "commit's: git archive HEAD~1 src | tar -x -C /tmp/base; --baseline /tmp/base/src",
+    )
     args = ap.parse_args()
     payload = datagrams(args.n)
     rows = []
@@ -170,8 +171,8 @@ def main() -> None:
     for r in range(-1, args.rounds):  # round -1: no datagrams, measures start-up CPU
         with tempfile.TemporaryDirectory() as tmp:
             t = Path(tmp)
-            for name, cmd, sock, db, sql in commands(t, args.peer):
-                el, cpu = run(cmd, sock, payload if r >= 0 else [], args.senders)
+            for name, cmd, sock, db, sql, env in commands(t, args.peer, args.baseline):
+                el, cpu = run(cmd, sock, payload if r >= 0 else [], args.senders, env)
                 if r < 0:
                     idle[name] = cpu
                     continue
@@ -196,6 +197,11 @@ def main() -> None:
     print(
         f"ratio: best wall clock of {args.rounds} {wall:.1f}x; median CPU per datagram {cpu:.1f}x"
     )
+    if args.baseline:
+        base = by["mtasts (baseline)"]
+        wall = min(e for e, _ in peer) / min(e for e, _ in base)
+        cpu = statistics.median(c for _, c in peer) / statistics.median(c for _, c in base)
+        print(f"baseline ratio: best wall clock {wall:.1f}x; median CPU per datagram {cpu:.1f}x")
 
 
 if __name__ == "__main__":

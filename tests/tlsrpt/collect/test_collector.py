@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
@@ -13,9 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pytest
 
 from mtasts.store.tlsrpt import TlsRptStore
-from mtasts.tlsrpt.collect.collector import Collector, bind_socket
+from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
 
 OK = orjson.dumps(
     {
@@ -258,3 +260,64 @@ async def test_distinct_garbage_domains_cannot_grow_memory_without_bound(tmp_pat
     # the last datagram repeats the first domain: counted although the bound was reached
     (key,) = [k for k in col.counters.failures if k.domain == "g0.example"]
     assert col.counters.failures[key] == 2
+
+
+def _send_and_drain(col: Collector, path: Path, datagrams: list[bytes]) -> None:
+    """Send in chunks the socket's queue (10 datagrams on Linux) holds, draining each."""
+    for i in range(0, len(datagrams), 8):
+        _send(path, datagrams[i : i + 8])
+        col.drain_socket()
+
+
+async def test_identical_datagrams_are_decoded_once_per_fold_and_rejects_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Receiving only counts raw bytes; the flush decodes each distinct datagram once:
+    5 identical junk datagrams are 5 rejects and one log line that says 5, 3 good ones
+    are 3 sessions, and nothing is decoded before the flush."""
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    await store.create()
+    sock_path = tmp_path / "tlsrpt.sock"
+    sock = bind_socket(sock_path)
+    col = Collector(sock, store)
+    _send_and_drain(col, sock_path, [b"junk"] * 5 + [OK] * 3 + [b"{}"])
+    assert (col.stats.accepted, sum(col.stats.rejected.values())) == (0, 0)
+    with caplog.at_level(logging.WARNING, "mtasts.tlsrpt.collect.collector"):
+        await col.flush()
+    sock.close()
+    got = await store.load_day(datetime.now(UTC).date())
+    await store.close()
+    assert col.stats.accepted == 3
+    assert sum(got.successes.values()) == 3
+    assert dict(col.stats.rejected) == {"datagram.bad-json": 5, "datagram.missing-field": 1}
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "not JSON" in lines[0]
+    assert "(5 identical datagrams on " in lines[0]
+    assert "'d' is missing" in lines[1]
+    assert "identical" not in lines[1]
+
+
+async def test_the_raw_batch_is_bounded_and_overflow_is_counted_at_receipt(
+    tmp_path: Path,
+) -> None:
+    """A flood of distinct datagrams fills the raw batch to its share of max_pending and
+    no further: the rest is decoded and counted as it arrives, and every datagram ends
+    up counted once (raw ones at the flush)."""
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    await store.create()
+    sock_path = tmp_path / "tlsrpt.sock"
+    sock = bind_socket(sock_path)
+    col = Collector(sock, store, max_pending=RAW_SHARE * 16384)
+    n = 400
+    _send_and_drain(col, sock_path, [_distinct(i) for i in range(n)])
+    assert 0 < col.raw_weight <= 16384
+    in_raw = n - col.stats.accepted
+    assert 0 < in_raw < n // 4  # ~16384 / (100 + RAW_OVERHEAD) held raw, the rest counted
+    assert col.stats.accepted == col.counters.sessions == n - in_raw
+    await col.flush()
+    sock.close()
+    assert (col.stats.accepted, col.raw_weight, dict(col.stats.rejected)) == (n, 0, {})
+    got = await store.load_day(datetime.now(UTC).date())
+    await store.close()
+    assert sum(got.failures.values()) == n

@@ -105,3 +105,17 @@ def test_counts_are_preserved(sessions: list[tuple[date, list[PolicyOutcome]]]) 
     assert sum(c.failures.values()) == sum(p.failed for p in pols)
     assert sum(c.details.values()) == sum(len(p.failures) for p in pols)
     assert c.sessions == len(sessions)
+
+
+@given(st.lists(st.tuples(_pol, st.integers(1, 5)), min_size=1, max_size=10))
+def test_adding_n_identical_sessions_at_once_is_adding_them_one_by_one(
+    sessions: list[tuple[PolicyOutcome, int]],
+) -> None:
+    """The collector folds n identical datagrams with one add(..., n=n): same counters,
+    same session count, same weight as n single adds."""
+    at_once, one_by_one = Counters(), Counters()
+    for pol, n in sessions:
+        at_once.add(DAY, _session(pol), 300, n=n)
+        for _ in range(n):
+            one_by_one.add(DAY, _session(pol), 300)
+    assert at_once == one_by_one

@@ -6,9 +6,17 @@ into one preallocated 1 MiB buffer, decoding with orjson (asyncio's stock datagr
 endpoint allocates 256 KiB per datagram and is ~10x slower: architecture guide,
 performance table; Linux's default queue of 10 datagrams makes a wake-up per few
 datagrams the common case, and a blocking read is the cheapest wake-up). The asyncio
-side only flushes. It counts each session in memory and
-flushes the counters to the store in one transaction every ``flush_interval`` seconds
-or ``flush_every`` sessions, and on SIGTERM / SIGINT before it exits.
+side only flushes.
+
+Most datagrams are byte-identical (a success carries no per-session data), so the
+receive loop does the least it can per datagram: it takes the UTC day and increments a
+counter keyed by (day, raw bytes) in a plain dict, the *raw batch*. Each distinct
+(day, bytes) is decoded, validated and added to the real counters once, when the batch
+is folded: at every flush (every ``flush_interval`` seconds or ``flush_every``
+datagrams, and on SIGTERM / SIGINT before it exits), which then writes the counters to
+the store in one transaction. A malformed datagram is therefore rejected (counted and
+logged with its reason, once per distinct datagram and day with how many arrived) when
+its batch is folded, not when it arrives.
 
 Stop-and-restart safe: counters are added to the store (upsert +n), never overwritten,
 so a restart carries on; a failed flush keeps the counters in memory for the next one.
@@ -36,7 +44,7 @@ from pathlib import Path
 from mtasts.errors import TlsRptError
 from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
-from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, decode_datagram
+from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +56,16 @@ RCVBUF = 8 << 20  # kernel queue: absorbs bursts while a flush runs
 # (hostile) domains arrives: past it, a session that needs a new counter is rejected
 # ("collect.counters-full", logged once until a flush succeeds) while sessions of known
 # counters are still counted. 256 MiB is ~200,000 new counters of real-sized datagrams.
+# The raw batch takes its share of that bound: 1/RAW_SHARE of it (8 MiB, ~20,000 distinct
+# real-sized datagrams); past it, a datagram not yet in the raw batch is decoded and
+# counted at once (as before the raw batch existed) and an early fold is asked for; so
+# the counters may hold max_pending - max_pending // RAW_SHARE. (While a fold decodes, the
+# batch it took and the new one coexist: up to twice the share, for a moment.)
 MAX_PENDING = 256 << 20
+RAW_SHARE = 32
+# Memory of one raw-batch entry beyond its datagram's bytes: the bytes object's header,
+# the (day, bytes) tuple, the dict slot and its int (measured ~120 bytes, tracemalloc).
+RAW_OVERHEAD = 160
 
 
 def utc_day(now: float) -> tuple[date, float]:
@@ -85,6 +102,14 @@ def bind_socket(path: Path, mode: int = 0o666) -> socket.socket:
     return sock
 
 
+def _decode(data: bytes) -> SessionOutcome | TlsRptError:
+    """The datagram's session, or the error that rejects it."""
+    try:
+        return decode_datagram(data)
+    except TlsRptError as exc:
+        return exc
+
+
 def _remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -108,6 +133,7 @@ class Collector:
         # receipt (as tlsrpt-collectd does). The clock is read for every datagram.
         self.clock = clock
         self.max_pending = max_pending
+        self._raw_max = max_pending // RAW_SHARE
         self._full_logged = False
         self._in_flight = 0  # weight of the batch being flushed (back in memory if it fails)
         self.store = store
@@ -115,6 +141,13 @@ class Collector:
         self.flush_every = flush_every
         self.counters = Counters()
         self.stats = CollectorStats()
+        # The raw batch: (UTC day, datagram bytes) -> datagrams received, not yet decoded.
+        self._raw: dict[tuple[date, bytes], int] = {}
+        self._raw_weight = 0  # bytes of its keys + RAW_OVERHEAD each
+        self._received = 0  # datagrams since the last flush (asks for one at flush_every)
+        self._flush_asked = False
+        self._fold_asked = False  # the raw batch is full: fold it before the next flush
+        self._flushing = False  # a batch is on its way to the store
         # One byte more than the limit, so a full buffer means the kernel truncated; 1 MiB
         # exactly (an odd size makes every recv_into ~3x slower on Linux, measured).
         self._buf = bytearray(MAX_DATAGRAM + 1)
@@ -125,25 +158,53 @@ class Collector:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _count(self, size: int, day: date) -> None:
-        """Count the datagram of ``size`` bytes in the receive buffer (caller holds the lock)."""
-        if size == 0 and self._closing:
-            return  # our own wake-up datagram (stop)
-        if size > MAX_DATAGRAM:
+    @property
+    def raw_weight(self) -> int:
+        """Bytes the raw batch holds (its datagrams + RAW_OVERHEAD each): at most
+        ``max_pending // RAW_SHARE``."""
+        return self._raw_weight
+
+    def _receive(self, key: tuple[date, bytes], *, too_large: bool = False) -> None:
+        """Add the datagram ``key`` = (day, bytes) to the raw batch (caller holds the lock).
+
+        The receive loop inlines the common case (a datagram already in the batch)."""
+        self._received += 1
+        day, data = key
+        size = len(data)
+        if too_large or size > MAX_DATAGRAM:
             # The buffer is one byte larger than the limit: a full buffer means the kernel
-            # truncated a bigger datagram.
+            # truncated a bigger datagram. (Not copied: rejected as it arrives.)
             self.stats.rejected["datagram.too-large"] += 1
             return
-        try:
-            outcome = decode_datagram(self._view[:size])
-        except TlsRptError as exc:
-            self.stats.rejected[exc.code] += 1
-            log.warning("%s", exc)
+        raw = self._raw
+        n = raw.get(key)
+        if n is not None:
+            raw[key] = n + 1
+            return
+        if self._raw_weight + size + RAW_OVERHEAD <= self._raw_max:
+            raw[key] = 1
+            self._raw_weight += size + RAW_OVERHEAD
+            return
+        # The raw batch is full (a flood of distinct datagrams): decode this one now, and
+        # have the event loop fold the batch early.
+        self._count(day, data, _decode(data), 1)
+        if not self._fold_asked and self._loop is not None:
+            self._fold_asked = True
+            self._loop.call_soon_threadsafe(self._fold_early)
+
+    def _count(self, day: date, data: bytes, outcome: SessionOutcome | TlsRptError, n: int) -> None:
+        """Count ``n`` identical datagrams ``data`` of ``day`` (caller holds the lock)."""
+        if isinstance(outcome, TlsRptError):
+            self.stats.rejected[outcome.code] += n
+            if n == 1:
+                log.warning("%s", outcome)
+            else:
+                log.warning("%s (%d identical datagrams on %s)", outcome, n, day)
             return
         counters = self.counters
-        full = counters.weight + self._in_flight >= self.max_pending
+        full = counters.weight + self._in_flight + self._raw_max >= self.max_pending
         if full and not counters.known(day, outcome):
-            self.stats.rejected["collect.counters-full"] += 1
+            self.stats.rejected["collect.counters-full"] += n
             if not self._full_logged:
                 self._full_logged = True
                 log.warning(
@@ -153,23 +214,29 @@ class Collector:
                     self.max_pending,
                 )
             return
-        counters.add(day, outcome, size)
-        self.stats.accepted += 1
+        counters.add(day, outcome, len(data), n)
+        self.stats.accepted += n
 
     def drain_socket(self) -> int:
-        """Read every queued datagram (non-blocking) into the counters; return how many."""
+        """Read every queued datagram (non-blocking) into the raw batch; return how many."""
         n = 0
         day, _ = utc_day(self.clock())
+        view = self._view
         with self._lock:
             while True:
                 try:
-                    size = self.sock.recv_into(self._view, 0, socket.MSG_DONTWAIT)
+                    size = self.sock.recv_into(view, 0, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     return n
                 except InterruptedError:
                     continue
+                if size == 0 and self._closing:
+                    continue  # our own wake-up datagram (stop)
                 n += 1
-                self._count(size, day)
+                if size > MAX_DATAGRAM:
+                    self._receive((day, b""), too_large=True)
+                else:
+                    self._receive((day, view[:size].tobytes()))
 
     def _receive_forever(self) -> None:
         """The receiver thread: blocking reads, so each datagram costs one system call and
@@ -177,6 +244,8 @@ class Collector:
         recv_into = self.sock.recv_into
         view = self._view
         clock = self.clock
+        lock = self._lock
+        flush_every = self.flush_every
         day, next_day = utc_day(clock())
         while not self._closing:
             try:
@@ -194,19 +263,59 @@ class Collector:
             now = clock()
             if now >= next_day:
                 day, next_day = utc_day(now)
-            with self._lock:
-                self._count(size, day)
-                full = self.counters.sessions >= self.flush_every
-            if full and self._loop is not None:
+            if size > MAX_DATAGRAM:
+                with lock:
+                    self._receive((day, b""), too_large=True)
+                continue
+            key = (day, view[:size].tobytes())
+            with lock:
+                # The hot path, inlined: a datagram already in the raw batch.
+                raw = self._raw
+                n = raw.get(key)
+                if n is None:
+                    self._receive(key)
+                else:
+                    raw[key] = n + 1
+                    self._received += 1
+                ask = self._received >= flush_every and not self._flush_asked
+                if ask:
+                    self._flush_asked = True
+            if ask and self._loop is not None:
                 self._loop.call_soon_threadsafe(self._readable.set)
 
+    def fold(self) -> None:
+        """Decode the raw batch into the counters: each distinct (day, bytes) once."""
+        with self._lock:
+            raw, self._raw = self._raw, {}
+            self._raw_weight = 0
+            self._fold_asked = False
+        # Decoded outside the lock (pure), so the receiver keeps reading meanwhile.
+        decoded = [(key, _decode(key[1]), n) for key, n in raw.items()]
+        del raw
+        with self._lock:
+            for (day, data), outcome, n in decoded:
+                self._count(day, data, outcome, n)
+
+    def _fold_early(self) -> None:
+        # Not while a batch is on its way to the store: the counters lack its keys then,
+        # so sessions of known counters would be refused as counters-full. flush() folds
+        # when it is done.
+        if not self._flushing:
+            self.fold()
+
     async def flush(self) -> None:
-        """Write the pending counters in one transaction; keep them on failure."""
+        """Fold the raw batch, then write the pending counters in one transaction; keep
+        them on failure."""
+        with self._lock:
+            self._received = 0
+            self._flush_asked = False
+        self.fold()
         with self._lock:
             if not self.counters:
                 return
             batch = self.counters.drain()
             self._in_flight = batch.weight
+        self._flushing = True
         try:
             self.stats.upserts += await self.store.add_counters(batch)
             self.stats.flushes += 1
@@ -219,6 +328,10 @@ class Collector:
             with self._lock:
                 self.counters.merge(batch)
                 self._in_flight = 0
+        finally:
+            self._flushing = False
+        if self._fold_asked:
+            self.fold()
 
     def stop(self) -> None:
         self._stop.set()

@@ -85,10 +85,11 @@ class Counters:
     # estimate of the memory the keys hold, which the collector bounds.
     weight: int = 0
 
-    def add(self, day: date, outcome: SessionOutcome, size: int = 0) -> None:
-        """Count one session: each policy +1 success or +1 failure, each failure +1.
-        ``size`` (the datagram's bytes) is added to :attr:`weight` if it made new keys."""
-        self.sessions += 1
+    def add(self, day: date, outcome: SessionOutcome, size: int = 0, n: int = 1) -> None:
+        """Count ``n`` identical sessions: each policy +n successes or +n failures, each
+        failure +n. ``size`` (the datagram's bytes) is added to :attr:`weight` if it made
+        new keys."""
+        self.sessions += n
         ok, bad, details = self.successes, self.failures, self.details
         before = len(ok) + len(bad) + len(details)  # (the hot path: no property calls)
         for p in outcome.policies:
@@ -104,11 +105,11 @@ class Counters:
             # libtlsrpt "f" is the final result of the policy; a success may still carry
             # failure details (doc/example.txt): they are counted, the session is not.
             if p.failed:
-                bad[key] += 1
+                bad[key] += n
             else:
-                ok[key] += 1
+                ok[key] += n
             for f in p.failures:
-                details[key, f] += 1
+                details[key, f] += n
         if len(ok) + len(bad) + len(details) != before:
             self.weight += size + KEY_OVERHEAD
 
