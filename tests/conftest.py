@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,3 +26,27 @@ def samples_dir() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"{SAMPLES} not found: the tests need ../shared beside the checkout")
     return SAMPLES
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Never hang at exit: a test that fails before closing a store leaves aiosqlite's
+    non-daemon worker thread behind, and the interpreter would wait for it forever.
+    Name the threads and exit with pytest's own status (reports are written by now)."""
+    stray = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if stray and _EXIT_STATUS:
+        names = ", ".join(t.name for t in stray)
+        sys.stderr.write(f"\nnot waiting for threads left running by the tests: {names}\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(_EXIT_STATUS[-1])
