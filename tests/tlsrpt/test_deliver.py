@@ -28,6 +28,7 @@ from mtasts.tlsrpt.deliver import (
     SendSettings,
     build_message,
     destination,
+    mailboxes,
     mailto_address,
     next_retry,
 )
@@ -641,3 +642,22 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
             f"{yesterday:%Y%m%d}.b.test@sender.test",
         ]
         assert len(lab.tlsrpt_mailbox.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("mailto:r@a.example", ("mailto:r@a.example",)),
+        # RFC 6068 §2: several addresses; the comma is %2C inside a TLS-RPT rua
+        ("mailto:r@a.example%2Cs@b.example", ("mailto:r@a.example", "mailto:s@b.example")),
+        (
+            "mailto:r@a.example%2cs@b.example?subject=x",
+            ("mailto:r@a.example", "mailto:s@b.example"),
+        ),
+        ("MAILTO:r@a.example,s@b.example", ("mailto:r@a.example", "mailto:s@b.example")),
+        ("https://r.example/a%2Cb", ("https://r.example/a%2Cb",)),  # only mailto lists
+    ],
+)
+def test_mailboxes_splits_a_mailto_address_list(uri: str, expected: tuple[str, ...]) -> None:
+    assert mailboxes(uri) == expected
+    assert all(destination(one) is not None for one in expected)

@@ -27,6 +27,7 @@ import hashlib
 import ipaddress
 import logging
 import random
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
@@ -184,6 +185,20 @@ def mailto_address(uri: str) -> str:
 
 
 _ADDRESS_SAFE = "@!#$&'*+-/=^_`{|}~."  # RFC 5322 atext and '@', '.': kept as written
+
+
+def mailboxes(uri: str) -> tuple[str, ...]:
+    """A ``mailto:`` URI naming several mailboxes as one URI per mailbox (RFC 6068 §2:
+    ``to`` is a comma-separated list; inside a TLS-RPT rua the comma is written ``%2C``,
+    since a bare comma separates rua URIs, RFC 8460 §3). Anything else is returned as is."""
+    scheme, colon, rest = uri.partition(":")
+    if scheme.lower() != "mailto" or not colon:
+        return (uri,)
+    to = rest.partition("?")[0]
+    parts = [part for part in re.split(r"%2[cC]|,", to) if part]
+    if len(parts) < 2:
+        return (uri,)
+    return tuple(f"mailto:{part}" for part in parts)
 
 
 def destination(uri: str) -> str | None:
@@ -373,7 +388,7 @@ class Sender:
         if record is None:
             return ()
         out: dict[str, None] = {}
-        for uri in record.rua:
+        for uri in (one for rua in record.rua for one in mailboxes(rua)):
             dest = destination(uri)
             if dest is None:
                 log.warning("report for %s: rua %r cannot be sent to; left out", built.domain, uri)
