@@ -80,7 +80,24 @@ def _ddl(dialect: Dialect, metadata: MetaData) -> list[str]:
     return out
 
 
-class SqliteDatabase:
+class _Driver:
+    """What both drivers share: positional parameters, and ``executemany`` (aiosqlite's
+    and asyncpg's take the same arguments)."""
+
+    dialect: Dialect
+
+    async def _get(self) -> Any:
+        raise NotImplementedError
+
+    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        conn = await self._get()
+        c = _compile(self.dialect, stmt, list(rows[0]))
+        await conn.executemany(str(c), [_params(c, r) for r in rows])
+
+
+class SqliteDatabase(_Driver):
     dialect: Dialect = sqlite.dialect(paramstyle="qmark")
 
     def __init__(self, path: str) -> None:
@@ -111,13 +128,6 @@ class SqliteDatabase:
         async with conn.execute(str(c), _params(c)) as cur:
             return int(cur.rowcount)
 
-    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        conn = await self._get()
-        c = _compile(self.dialect, stmt, list(rows[0]))
-        await conn.executemany(str(c), [_params(c, r) for r in rows])
-
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         conn = await self._get()
@@ -140,7 +150,7 @@ class SqliteDatabase:
             self._conn = None
 
 
-class PostgresDatabase:
+class PostgresDatabase(_Driver):
     dialect: Dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
@@ -167,13 +177,6 @@ class PostgresDatabase:
         status = await conn.execute(str(c), *_params(c))
         tail = str(status).rsplit(" ", 1)[-1]
         return int(tail) if tail.isdigit() else 0
-
-    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        conn = await self._get()
-        c = _compile(self.dialect, stmt, list(rows[0]))
-        await conn.executemany(str(c), [_params(c, r) for r in rows])
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

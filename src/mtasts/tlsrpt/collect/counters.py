@@ -21,7 +21,7 @@ from datetime import date
 
 import orjson
 
-from mtasts.tlsrpt.collect.datagram import FailureOutcome, SessionOutcome
+from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.results import PolicyType
 
 # Memory of one new key beyond its datagram's bytes: measured ~1,260-1,300 bytes
@@ -73,6 +73,19 @@ def failure_id(key: FailureKey) -> str:
     return hashlib.sha256(orjson.dumps(ident)).hexdigest()
 
 
+def policy_key(day: date, outcome: SessionOutcome, policy: PolicyOutcome) -> PolicyKey:
+    """The counter key of one policy a session was checked against, on ``day``."""
+    return PolicyKey(
+        day,
+        outcome.domain,
+        outcome.tlsrpt_record,
+        policy.policy_type,
+        policy.policy_domain,
+        policy.policy_string,
+        policy.mx_host,
+    )
+
+
 @dataclass(slots=True)
 class Counters:
     """Mutable counters; :meth:`drain` hands a snapshot to the store and starts afresh."""
@@ -93,15 +106,7 @@ class Counters:
         ok, bad, details = self.successes, self.failures, self.details
         before = len(ok) + len(bad) + len(details)  # (the hot path: no property calls)
         for p in outcome.policies:
-            key = PolicyKey(
-                day,
-                outcome.domain,
-                outcome.tlsrpt_record,
-                p.policy_type,
-                p.policy_domain,
-                p.policy_string,
-                p.mx_host,
-            )
+            key = policy_key(day, outcome, p)
             # libtlsrpt "f" is the final result of the policy; a success may still carry
             # failure details (doc/example.txt): they are counted, the session is not.
             if p.failed:
@@ -121,15 +126,7 @@ class Counters:
     def known(self, day: date, outcome: SessionOutcome) -> bool:
         """Whether adding ``outcome`` would only increment existing counters."""
         for p in outcome.policies:
-            key = PolicyKey(
-                day,
-                outcome.domain,
-                outcome.tlsrpt_record,
-                p.policy_type,
-                p.policy_domain,
-                p.policy_string,
-                p.mx_host,
-            )
+            key = policy_key(day, outcome, p)
             if key not in (self.failures if p.failed else self.successes):
                 return False
             if any((key, f) not in self.details for f in p.failures):
