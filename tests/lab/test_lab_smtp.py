@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 
@@ -88,6 +89,26 @@ async def test_tls10_only_mx(lab_factory, smtp_connect) -> None:
     await client.send("a@sender.test", "b@good.test", b"old")
     await client.quit()
     assert lab.mx(MX).received[0].tls_version == "TLSv1"
+
+
+async def test_a_refused_handshake_is_recorded_not_logged_as_a_traceback(
+    lab_factory, smtp_connect, caplog
+) -> None:
+    """A client refusing the MX's TLS 1.0 is an expected outcome in the lab: the host
+    records it in ``failures``; aiosmtpd's traceback on its "mail.log" logger stays off."""
+    lab = await lab_factory(mx_scenario(SmtpSpec(tls_max_version="1.0")))
+    client = await smtp_connect(lab.address(MX), lab.smtp_port)
+    await client.ehlo()
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        await client.starttls(client_context(str(lab.ca_file)), MX)
+    client.writer.close()
+    for _ in range(100):
+        if lab.mx(MX).failures:
+            break
+        await asyncio.sleep(0.05)
+    assert lab.mx(MX).failures
+    assert "SSLError" in lab.mx(MX).failures[0]
+    assert not [r for r in caplog.records if r.name == "mail.log" and r.exc_info]
 
 
 async def test_strip_starttls_attacker(lab_factory, smtp_connect) -> None:

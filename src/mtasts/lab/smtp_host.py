@@ -33,8 +33,19 @@ class MxHost:
         self.name = name
         self.tls_context = tls_context
         self.received: list[Received] = []
+        #: sessions that ended in an exception (a client refusing TLS 1.0 or a bad
+        #: certificate mid-handshake, a dropped connection), as "Type: message"
+        self.failures: list[str] = []
         self.sessions: set[SMTP] = set()
         self.address = ""
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for a failed session; without it aiosmtpd logs a traceback.
+        In the lab a failed session is an expected outcome of the scenario (the client
+        under test refusing an old protocol or a bad certificate), so it is recorded."""
+        cause = error.__cause__ or error
+        self.failures.append(f"{type(cause).__name__}: {cause}")
+        return "421 4.3.0 mtasts lab: session failed"
 
     async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
         ssl_object = (session.ssl or {}).get("ssl_object")
