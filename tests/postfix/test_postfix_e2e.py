@@ -105,6 +105,27 @@ name = "mx.try.test"
 smtp = { cert = "wrong-name" }
 
 [[domain]]
+name = "selfsigned.test"
+mx = ["mx.selfsigned.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.selfsigned.test\\nmax_age: 86400\\n"
+[[host]]
+name = "mx.selfsigned.test"
+smtp = { cert = "self-signed" }
+
+[[domain]]
+name = "backup.test"
+mx = ["mx1.backup.test", "mx2.backup.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.backup.test\\nmax_age: 86400\\n"
+[[host]]
+name = "mx1.backup.test"
+smtp = { cert = "wrong-name" }
+[[host]]
+name = "mx2.backup.test"
+smtp = { cert = "valid" }
+
+[[domain]]
 name = "plain.test"
 mx = ["mx.plain.test"]
 [[host]]
@@ -159,6 +180,13 @@ CASES = [
      r"TLS is required, but was not offered by host mx\.stripped\.test"),
     ("MX not in policy", "notnamed.test", "deferred", None,
      r"server certificate verification failed for mx\.notnamed\.test"),
+    # STS-4.2-b: the MX certificate must chain to a trusted root
+    ("self-signed cert", "selfsigned.test", "deferred", None,
+     r"certificate verification failed for mx\.selfsigned\.test\S*: self-signed certificate"),
+    # STS-5.1-b / STS-8.4-a: the first MX fails validation, the next one in preference
+    # order is tried (no two-pass pre-filtering of candidates)
+    ("first MX invalid, second used", "backup.test", "sent", "mx2.backup.test",
+     r"Verified TLS connection established to mx2\.backup\.test"),
     ("wildcard one label", "wild.test", "sent", "mx.wild.test",
      r"Verified TLS connection established to mx\.wild\.test"),
     # Postfix 3.7 cannot say "exactly one label": match=.deep.test also takes a.b.deep.test
@@ -343,7 +371,8 @@ def _smtp_context(log: str, qid: str) -> str:
 def test_postfix_enforces_what_the_daemon_answers(rig: Rig) -> None:
     """Enforce domains are never delivered to a bad MX; the rest go out."""
     run_id = uuid.uuid4().hex[:12]
-    tokens = {case: f"mtasts-{run_id}-{i}" for i, (case, *_) in enumerate(CASES)}
+    # fixed width: no token may be a prefix of another (case 1 vs case 11)
+    tokens = {case: f"mtasts-{run_id}-{i:03d}" for i, (case, *_) in enumerate(CASES)}
     for case, domain, *_ in CASES:
         _submit(domain, tokens[case])
     failures = []
