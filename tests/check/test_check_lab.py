@@ -84,6 +84,13 @@ CASES: list[tuple[str, Scenario, list[str], Status]] = [
         Status.CRITICAL,
     ),
     (
+        # RFC 8461 §3.3: DNS-IDs only; the right name in the subject CN is not enough.
+        "CN-only policy-host certificate",
+        domain(policy_host=HOST(cert="cn-only")),
+        ["policy-host.cert-name"],
+        Status.CRITICAL,
+    ),
+    (
         "MX not covered",
         domain(
             mx=("mx1.d.test", "mx2.d.test"),

@@ -75,6 +75,7 @@ async def test_other_paths_are_404(lab_factory) -> None:
         ("wrong-name", 62, "Hostname mismatch"),
         ("self-signed", 18, "self-signed certificate"),
         ("untrusted", 20, "unable to get local issuer certificate"),
+        ("cn-only", 62, "Hostname mismatch"),  # right name, but in the CN only (issue 16)
     ],
 )
 async def test_bad_certificates_fail_verification(lab_factory, cert, code, message) -> None:
@@ -84,6 +85,16 @@ async def test_bad_certificates_fail_verification(lab_factory, cert, code, messa
         await handshake(lab, "mta-sts.bad.test", client_context(str(lab.ca_file)))
     assert info.value.verify_code == code
     assert message in info.value.verify_message
+
+
+async def test_cn_only_certificate_names_the_host_in_its_common_name(lab_factory) -> None:
+    """The cn-only variant is right in every way but the missing DNS-ID: a client that
+    still falls back to the subject CN (OpenSSL's default) accepts it, ours refuses it."""
+    lab = await lab_factory(healthy_domain("cn.test", policy_host=PolicyHostSpec(cert="cn-only")))
+    lenient = ssl.create_default_context(cafile=str(lab.ca_file))
+    lenient.hostname_checks_common_name = True
+    assert await handshake(lab, "mta-sts.cn.test", lenient) in ("TLSv1.2", "TLSv1.3")
+    assert client_context(str(lab.ca_file)).hostname_checks_common_name is False
 
 
 async def test_valid_certificate_passes_and_system_store_refuses_it(lab_factory) -> None:

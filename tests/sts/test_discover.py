@@ -167,6 +167,9 @@ FETCH_FAILURES = [
      ResultType.STS_WEBPKI_INVALID),
     ("self-signed cert", host(PolicyHostSpec(cert="self-signed")), WebPkiError, "fetch.webpki",
      ResultType.STS_WEBPKI_INVALID),
+    # RFC 8461 §3.3 / RFC 6125: DNS-IDs only; the host's name in the subject CN is no match.
+    ("CN-only cert", host(PolicyHostSpec(cert="cn-only")), WebPkiError, "fetch.webpki",
+     ResultType.STS_WEBPKI_INVALID),
     ("untrusted CA", host(PolicyHostSpec(cert="untrusted")), WebPkiError, "fetch.webpki",
      ResultType.STS_WEBPKI_INVALID),
     # E-23: TLS 1.2+ only.

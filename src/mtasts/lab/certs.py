@@ -1,5 +1,5 @@
 """The lab's certificates: one trusted lab CA, an untrusted "other" CA, and every variant
-(valid, expired, wrong-name, self-signed, untrusted) as ready server SSLContexts."""
+(valid, expired, wrong-name, self-signed, untrusted, cn-only) as ready server SSLContexts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Literal
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from mtasts.lab.scenario import CertKind, TlsVersionName
@@ -62,6 +62,8 @@ class LabPki:
     def _issue(self, name: str, kind: IssuedKind) -> tuple[bytes, bytes]:
         if kind == "self-signed":
             return _self_signed(name)
+        if kind == "cn-only":
+            return _cn_only(self.ca, name)
         ca, identity = self.ca, name
         not_after: dt.datetime | None = None
         not_before: dt.datetime | None = None
@@ -167,6 +169,39 @@ def _on_sni(
 
 def sni_of(obj: object) -> str | None:
     return getattr(obj, "lab_sni", None)
+
+
+def _cn_only(ca: trustme.CA, name: str) -> tuple[bytes, bytes]:
+    """A certificate from the lab CA naming ``name`` only in its subject CN (no SAN).
+
+    trustme always writes a subjectAltName, so this one is built by hand; a client that
+    matches DNS-IDs only (RFC 6125 §6.4.4, RFC 9525 §6.3) must refuse it.
+    """
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _self_signed(name: str) -> tuple[bytes, bytes]:

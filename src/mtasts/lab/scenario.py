@@ -24,7 +24,9 @@ from typing import Any, Literal, cast, get_args
 
 from mtasts.errors import ConfigError
 
-CertKind = Literal["valid", "expired", "wrong-name", "self-signed", "untrusted"]
+# "cn-only": issued by the lab CA for the right name, but only in the subject CN (no
+# subjectAltName), which RFC 6125 / RFC 8461 §3.3 clients must refuse.
+CertKind = Literal["valid", "expired", "wrong-name", "self-signed", "untrusted", "cn-only"]
 TlsVersionName = Literal["", "1.0", "1.1", "1.2", "1.3"]
 DnsFault = Literal["nxdomain", "servfail", "timeout"]
 AttackerKind = Literal["strip-starttls", "own-cert"]

@@ -1,7 +1,8 @@
 """The one place client SSLContexts are made (policy fetch, MX probes, report delivery).
 
 Certificate verification and host-name checks are always on: MTA-STS exists to make
-them mandatory (RFC 8461 §3.3 for the policy host, §4.2 for the MX).
+them mandatory (RFC 8461 §3.3 for the policy host, §4.2 for the MX). Only DNS-IDs
+count: a certificate naming the host only in its subject CN is refused.
 """
 
 from __future__ import annotations
@@ -28,5 +29,9 @@ def client_context(
         warnings.simplefilter("ignore", DeprecationWarning)
         ctx.minimum_version = minimum_version
     ctx.check_hostname = True
+    # RFC 8461 §3.3 and §4.2 name RFC 6125, which matches DNS-IDs only (subjectAltName
+    # dNSName); OpenSSL would otherwise fall back to the subject CN of a certificate
+    # without a dNSName SAN (RFC 9525 §6.3 removes that fallback too).
+    ctx.hostname_checks_common_name = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
