@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SAMPLES = SHARED / "tlsrpt-samples"
+# Real-world TLS-RPT reports, copied with their sources (tests/data/tlsrpt-samples/SOURCES.md)
+# so that a plain clone runs every test.
+SAMPLES = Path(__file__).resolve().parent / "data" / "tlsrpt-samples"
 
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -22,9 +23,9 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """The shared real-world TLS-RPT samples (../shared/tlsrpt-samples)."""
-    if not SAMPLES.is_dir():
-        pytest.skip(f"{SAMPLES} not found: the tests need ../shared beside the checkout")
+    """The real-world TLS-RPT samples kept in tests/data/tlsrpt-samples (never skipped:
+    they are part of the checkout)."""
+    assert (SAMPLES / "SOURCES.md").is_file(), f"{SAMPLES} is missing from the checkout"
     return SAMPLES
 
 

@@ -1,8 +1,8 @@
-"""Every real-world sample in shared/tlsrpt-samples reads, with its repairs recorded.
+"""Every real-world sample in tests/data/tlsrpt-samples reads, with its repairs recorded.
 
 Each row: the file, the organisation, per policy (type, domain, successes, failures,
 number of failure-details), and the warning codes the tolerant reader must record. The
-warnings name the sender deviations listed in shared/tlsrpt-samples/SOURCES.md.
+warnings name the sender deviations listed in tests/data/tlsrpt-samples/SOURCES.md.
 """
 
 from __future__ import annotations
