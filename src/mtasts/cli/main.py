@@ -1,13 +1,113 @@
-"""The ``mtasts`` command: a thin click group; each subcommand lives in its own module."""
+"""The ``mtasts`` command: a thin click group; each subcommand lives in its own module.
+
+The group is lazy: ``mtasts --version`` and ``mtasts --help`` import nothing but click,
+and a subcommand's module (with httpx, dnspython, SQLAlchemy, cryptography, ...) is
+imported only when that subcommand runs. The help list shows each command's one-line
+summary from ``COMMANDS`` below; tests/cli/test_main.py keeps it equal to the summary the
+command itself gives.
+"""
 
 from __future__ import annotations
+
+import importlib
 
 import click
 
 from mtasts import __version__
 
+# name -> (module, attribute, the first paragraph of the command's help). One line per
+# command; each module owns its command and its full help text.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "cache": (
+        "mtasts.cli.daemon",
+        "cache",
+        "Show, purge or refresh one domain's cached MTA-STS policy.",
+    ),
+    "check": (
+        "mtasts.cli.check",
+        "check",
+        "Check DOMAIN's MTA-STS record, policy host, policy, every MX's STARTTLS, and TLS-RPT.",
+    ),
+    "daemon": (
+        "mtasts.cli.daemon",
+        "daemon",
+        "Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.",
+    ),
+    "lab": (
+        "mtasts.cli.lab",
+        "lab",
+        "The lab: real DNS, HTTPS and SMTP servers on loopback, as a scenario describes.",
+    ),
+    "lint": (
+        "mtasts.cli.lint",
+        "lint",
+        "Check INPUT (a file path, or - for standard input) as a KIND.",
+    ),
+    "policy": (
+        "mtasts.cli.policy",
+        "policy",
+        "Write MTA-STS policies and the DNS records that publish them.",
+    ),
+    "query": (
+        "mtasts.cli.query",
+        "query",
+        "Discover, fetch and validate DOMAIN's MTA-STS policy as a sending MTA does.",
+    ),
+    "serve": ("mtasts.cli.serve", "serve", "Run mtasts servers."),
+    "tlsrpt": (
+        "mtasts.cli.tlsrpt",
+        "tlsrpt",
+        "SMTP TLS Reporting (RFC 8460) for a sending MTA: collect, show, send.",
+    ),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's lazy-loading pattern)."""
+
+    def __init__(self, *args: object, lazy: dict[str, tuple[str, str, str]], **kwargs: object):
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in self.lazy:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, _ = self.lazy[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{module}.{attribute} is not a click command")
+        self.add_command(command, cmd_name)
+        return command
+
+    def summary_command(self, cmd_name: str) -> click.Command:
+        """The loaded command, or a stand-in carrying only its name and summary."""
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        return click.Command(cmd_name, help=self.lazy[cmd_name][2])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.summary_command(name)
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="mtasts")
 def cli() -> None:
     """MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460) for senders and receiving domains.
@@ -17,25 +117,6 @@ def cli() -> None:
     2 usage error; 3 could not be determined (the `check` command follows the
     monitoring-plugin convention 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     """
-
-
-def _register() -> None:
-    # One line per command module; each module owns its command and its help text.
-    from mtasts.cli import lint
-
-    cli.add_command(lint.lint)
-    cli.add_command(__import__("mtasts.cli.tlsrpt", fromlist=["tlsrpt"]).tlsrpt)
-    from mtasts.cli.lab import lab as lab_group
-
-    cli.add_command(lab_group)
-    cli.add_command(__import__("mtasts.cli.check", fromlist=["check"]).check)
-    cli.add_command(__import__("mtasts.cli.policy", fromlist=["policy"]).policy)
-    cli.add_command(__import__("mtasts.cli.serve", fromlist=["serve"]).serve)
-    cli.add_command(__import__("mtasts.cli.query", fromlist=["query"]).query)
-    __import__("mtasts.cli.daemon", fromlist=["register"]).register(cli)  # daemon, cache
-
-
-_register()
 
 
 def main() -> None:
