@@ -23,6 +23,8 @@ MTASTS = Path(sys.executable).with_name("mtasts")
 SCENARIO = (
     healthy_domain("good.test", mx=("mx1.good.test", "mx2.good.test"), policy_id="20240101")
     + healthy_domain("badcert.test", policy_host=PolicyHostSpec(cert="expired"))
+    # Issue 16: trailing blank lines and an IP-like mx value, which senders tolerate.
+    + healthy_domain("sloppy.test", policy_host=PolicyHostSpec(body_extra="mx: 192.0.2.1\n\n"))
     + Scenario(
         dns=(
             DnsSpec(name="plain.test", a=("192.0.2.1",)),
@@ -79,6 +81,23 @@ async def test_policy_found(lab: Lab) -> None:
     assert data["result_type"] is None
     assert data["source"] == "fetched"
     assert isinstance(data["detail"], str)
+
+
+async def test_tolerated_deviations_are_warnings_not_failures(lab: Lab) -> None:
+    """Fail safe: the enforce policy applies, each deviation is a warning in the JSON
+    (and in the text), and the IP-like mx value is listed apart, matching nothing."""
+    status, data = await query_json(lab, "sloppy.test")
+    assert status == 0
+    assert (data["status"], data["mode"], data["result_type"]) == ("sts", "enforce", None)
+    assert data["mx"] == ["mx1.sloppy.test"]
+    assert data["unmatchable_mx"] == ["192.0.2.1"]
+    assert [w["code"] for w in data["warnings"]] == ["policy.mx.numeric", "policy.blank-line"]
+    assert all("accepted for sending" in w["message"] for w in data["warnings"])
+    _, out, _ = await run("query", "sloppy.test", lab=lab)
+    assert "warning:  line 5: mx '192.0.2.1'" in out
+    assert "unusable: 192.0.2.1 (match no MX)" in out
+    _, good = await query_json(lab, "good.test")
+    assert (good["warnings"], good["unmatchable_mx"]) == ([], [])
 
 
 async def test_no_policy_is_a_determination(lab: Lab) -> None:

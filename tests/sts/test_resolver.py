@@ -402,3 +402,35 @@ async def test_proactive_refresh_keeps_at_most_concurrency_tasks(
         watcher.cancel()
     assert sum(gets(lab, n) for n in names) == 2 * len(names)
     assert 1 <= peak <= 3
+
+
+async def test_a_harmless_deviation_keeps_the_policy_with_a_warning(
+    lab_factory: LabFactory,
+    make_resolver: Callable[..., Resolver],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """Issue 16, fail safe: trailing blank lines and an IP-like mx value leave the enforce
+    policy in force (not "failed", which would mean opportunistic TLS); each deviation is
+    a warning in the lookup and in the debug log, and survives the persistent cache."""
+    extra = "mx: 192.0.2.1\r\n\r\n\r\n"
+    lab = await lab_factory(healthy_domain("a.test", policy_host=PolicyHostSpec(body_extra=extra)))
+    url = f"sqlite:///{tmp_path}/cache.db"
+    resolver = make_resolver(lab, await open_cache(url))
+    with caplog.at_level(logging.DEBUG, logger="mtasts.sts.resolver"):
+        result = await resolver.lookup("a.test")
+    assert result.status is LookupStatus.STS
+    assert result.mode is Mode.ENFORCE
+    assert result.policy is not None
+    assert result.policy.matches_mx("mx1.a.test")
+    assert not result.policy.matches_mx("192.0.2.1")
+    codes = ["policy.mx.numeric", "policy.blank-line", "policy.blank-line"]
+    assert [w["code"] for w in result.to_json()["warnings"]] == codes
+    assert result.to_json()["unmatchable_mx"] == ["192.0.2.1"]
+    logged = [r for r in caplog.records if r.levelno == logging.DEBUG and "a.test" in r.message]
+    assert [c for c in codes if any(c in r.getMessage() for r in logged)] == codes
+    await resolver.aclose()
+    again = await make_resolver(lab, await open_cache(url)).lookup("a.test")
+    assert (again.source, again.status) == (Source.CACHE, LookupStatus.STS)
+    assert again.to_json()["warnings"] == result.to_json()["warnings"]
+    assert gets(lab) == 1

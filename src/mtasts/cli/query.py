@@ -130,10 +130,13 @@ def describe(result: PolicyLookup) -> str:
         )
         if policy.mx:
             lines.append("  mx:       " + ", ".join(str(p) for p in policy.mx))
+        if policy.unmatchable_mx:
+            lines.append("  unusable: " + ", ".join(policy.unmatchable_mx) + " (match no MX)")
         lines.append(f"  max_age:  {policy.max_age} s, until {_when(result.expires_at)}")
         lines.append(f"  fetched:  {_when(result.fetched_at)}")
         if result.refresh_error is not None:
             lines.append(f"  warning:  last refresh failed ({result.refresh_error})")
+        lines.extend(f"  warning:  {n.message} ({n.code})" for n in policy.repairs)
     elif result.status is LookupStatus.NO_POLICY:
         lines.append(f"{result.domain}: no MTA-STS policy")
     elif result.status is LookupStatus.FAILED:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from mtasts.errors import DnsError, FetchError, Notice, PolicyError, StsRecordError
 from mtasts.net.dns import DnsClient, TxtAnswer
 from mtasts.net.https import HttpResponse, HttpsClient
-from mtasts.sts.policy import Policy, parse_policy
+from mtasts.sts.policy import Policy, read_policy
 from mtasts.sts.record import select_sts_record
 from mtasts.sts.refresh import TxtKind, TxtOutcome
 
@@ -123,7 +123,9 @@ def check_response(response: HttpResponse) -> FetchedPolicy:
             code="policy.encoding",
         ) from exc
     try:
-        return FetchedPolicy(parse_policy(text), text)
+        # The sender's tolerant reading (issue 16): a harmless deviation is a warning in
+        # ``policy.repairs``, not a downgrade to opportunistic TLS.
+        return FetchedPolicy(read_policy(text), text)
     except PolicyError as exc:
         raise PolicyError(
             f"the policy at {url} is invalid: {exc.message}", code=exc.code, rfc=exc.rfc

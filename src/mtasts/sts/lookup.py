@@ -87,6 +87,7 @@ class PolicyLookup:
             "mode": str(policy.mode) if policy is not None else None,
             "id": self.record_id,
             "mx": [str(p) for p in policy.mx] if policy is not None else [],
+            "unmatchable_mx": list(policy.unmatchable_mx) if policy is not None else [],
             "max_age": policy.max_age if policy is not None else None,
             "result_type": str(self.result_type) if self.result_type is not None else None,
             "refresh_error": (str(self.refresh_error) if self.refresh_error is not None else None),
@@ -96,4 +97,7 @@ class PolicyLookup:
             "fetched_at": self.fetched_at,
             "expires_at": self.expires_at,
             "policy_text": self.raw_text,
+            # What the sender's reading tolerated in the policy (issue 16): it applies,
+            # but deviates from RFC 8461 §3.2; `mtasts lint` reports these as errors.
+            "warnings": [n.to_json() for n in policy.repairs] if policy is not None else [],
         }

@@ -30,6 +30,24 @@ Decisions where the RFC leaves room (checklist §8 items 2-4, E-27..E-39):
   ``mode: enforce`` is invalid (E-35). Every ``mx`` line counts.
 - ``max_age`` above 31557600 is capped to 31557600 with a warning (erratum 7282, E-38).
 
+Two readings (issue 16, "fail safe, not fail open"): :func:`lint_policy` and
+:func:`parse_policy` are strict, for ``lint`` and ``check``. :func:`read_policy` is the
+sender's reading: a sender that drops an enforce policy over a harmless deviation
+downgrades the domain to opportunistic TLS, so it accepts the deviations below, which
+peers accept and whose acceptance cannot widen what the policy allows, and returns each
+as a warning (``Policy.repairs``, like the TLS-RPT reader's repairs):
+
+- blank lines (also whitespace-only ones), anywhere, and ``#`` comment lines: skipped;
+  they carry no field, so skipping them changes no value;
+- an ``mx`` value ending in the root dot: the same name without it;
+- an ``mx`` value whose last label is all digits (``192.0.2.1``): a valid RFC 5321
+  Domain that no MX host name can be, so it is kept in ``Policy.unmatchable_mx`` and
+  matches nothing (never an IP address); an enforce policy of only such values defers
+  every MX rather than falling back to no policy.
+
+Everything else stays an error in both readings (docs/coverage/sts-model.md, decision
+11, says why for each).
+
 Pure: no I/O.
 """
 
@@ -39,8 +57,8 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from mtasts.errors import Linted, Notice, PolicyError
-from mtasts.names import MxPattern
+from mtasts.errors import DomainNameError, Linted, Notice, PolicyError
+from mtasts.names import MxPattern, normalize_domain
 
 VERSION = "STSv1"
 MAX_AGE_LIMIT = 31557600  # RFC 8461 §3.2: "maximum value of 31557600" (one year)
@@ -66,7 +84,12 @@ _MODES = {m.value: m for m in Mode}
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A valid STSv1 policy. ``raw_lines`` are the lines as served (for TLS-RPT)."""
+    """A valid STSv1 policy. ``raw_lines`` are the lines as served (for TLS-RPT).
+
+    ``unmatchable_mx`` holds ``mx`` values a sender accepted (:func:`read_policy`) that no
+    MX host name can match (an all-digit last label); ``repairs`` says what the sender's
+    reading tolerated. Both are empty for a policy that strictly follows RFC 8461 §3.2.
+    """
 
     mode: Mode
     mx: tuple[MxPattern, ...]
@@ -74,6 +97,8 @@ class Policy:
     extensions: tuple[tuple[str, str], ...] = ()
     version: str = VERSION
     raw_lines: tuple[str, ...] = field(default=(), compare=False)
+    unmatchable_mx: tuple[str, ...] = ()
+    repairs: tuple[Notice, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.version != VERSION:
@@ -87,7 +112,9 @@ class Policy:
             )
         if not all(isinstance(p, MxPattern) for p in self.mx):
             raise PolicyError("mx must hold MxPattern values", code="policy.mx.invalid")
-        if self.mode is not Mode.NONE and not self.mx:
+        if not all(isinstance(v, str) for v in self.unmatchable_mx):
+            raise PolicyError("unmatchable_mx must hold strings", code="policy.mx.invalid")
+        if self.mode is not Mode.NONE and not self.mx and not self.unmatchable_mx:
             raise PolicyError(_MX_MISSING, code="policy.mx.missing")
         names = [name for name, _ in self.extensions]
         for name, value in self.extensions:
@@ -98,7 +125,10 @@ class Policy:
                 raise PolicyError(problem, code="policy.extension.invalid")
 
     def matches_mx(self, host: str) -> bool:
-        """Whether MX host ``host`` matches one of the ``mx`` patterns (RFC 8461 §4.1)."""
+        """Whether MX host ``host`` matches one of the ``mx`` patterns (RFC 8461 §4.1).
+
+        ``unmatchable_mx`` values match nothing.
+        """
         return any(pattern.matches(host) for pattern in self.mx)
 
 
@@ -160,16 +190,26 @@ def _hint_bad_key(line: str, key: str, colon: bool) -> str:
     return f"does not start with a valid key ({key[:40]!r})"
 
 
-def lint_policy(text: str) -> Linted[Policy]:
-    """Check a policy file's text against RFC 8461 §3.2 and report every problem; never raises."""
+def lint_policy(text: str, *, tolerant: bool = False) -> Linted[Policy]:
+    """Check a policy file's text against RFC 8461 §3.2 and report every problem; never raises.
+
+    ``tolerant`` is the sender's reading (:func:`read_policy`): the deviations listed in
+    the module's docstring become warnings, also kept in ``Policy.repairs``.
+    """
     errors: list[Notice] = []
     warnings: list[Notice] = []
+    repairs: list[Notice] = []
 
     def error(code: str, message: str) -> None:
         errors.append(Notice(code, message, _RFC))
 
     def warn(code: str, message: str) -> None:
         warnings.append(Notice(code, message, _RFC))
+
+    def repair(code: str, message: str) -> None:
+        notice = Notice(code, f"{message}; accepted for sending, but fix it", _RFC)
+        repairs.append(notice)
+        warnings.append(notice)
 
     if text.startswith("\ufeff"):
         error("policy.bom", "the file starts with a byte-order mark (BOM): save it without one")
@@ -185,14 +225,24 @@ def lint_policy(text: str) -> Linted[Policy]:
     mode: Mode | None = None
     max_age: int | None = None
     mx: list[MxPattern] = []
+    unmatchable: list[str] = []
     extensions: list[tuple[str, str]] = []
     for number, line in enumerate(lines, start=1):
         where = f"line {number}"
         if not line:
-            error("policy.blank-line", f"{where} is blank: remove blank lines")
+            if tolerant:
+                repair("policy.blank-line", f"{where} is blank")
+            else:
+                error("policy.blank-line", f"{where} is blank: remove blank lines")
             continue
         if "\r" in line:
             error("policy.line-ending", f"{where} has a bare CR: end lines with LF or CRLF")
+            continue
+        if tolerant and not line.strip(_WSP):
+            repair("policy.blank-line", f"{where} holds only whitespace")
+            continue
+        if tolerant and line.startswith("#"):
+            repair("policy.comment", f"{where} is a comment; policy files cannot hold comments")
             continue
         key, colon, rest = line.partition(":")
         if not colon or not _KEY.fullmatch(key):
@@ -239,7 +289,16 @@ def lint_policy(text: str) -> Linted[Policy]:
             try:
                 mx.append(MxPattern.parse(value))
             except PolicyError as exc:
-                error(exc.code, f"{where}: {exc.message}")
+                tolerated = _tolerated_mx(value) if tolerant else None
+                if tolerated is None:
+                    error(exc.code, f"{where}: {exc.message}")
+                    continue
+                kept, code, why = tolerated
+                repair(code, f"{where}: mx {value!r} {why}")
+                if isinstance(kept, MxPattern):
+                    mx.append(kept)
+                else:
+                    unmatchable.append(kept)
         else:
             problem = _extension_problem(key, value)
             if problem:
@@ -254,8 +313,43 @@ def lint_policy(text: str) -> Linted[Policy]:
         error("policy.mx.missing", _MX_MISSING)
     if errors or version is None or mode is None or max_age is None:
         return Linted(None, tuple(errors), tuple(warnings))
-    policy = Policy(mode, tuple(mx), max_age, tuple(extensions), version, tuple(lines))
+    policy = Policy(
+        mode,
+        tuple(mx),
+        max_age,
+        tuple(extensions),
+        version,
+        tuple(lines),
+        tuple(unmatchable),
+        tuple(repairs),
+    )
     return Linted(policy, (), tuple(warnings) + _advice(policy))
+
+
+def _tolerated_mx(value: str) -> tuple[MxPattern | str, str, str] | None:
+    """What the sender's reading makes of an ``mx`` value the strict grammar refuses.
+
+    ``(pattern or unmatchable name, repair code, what was done)``, or None when the value
+    stays an error. RFC 8461 §3.2 leaves no room here; we accept two forms that peers
+    accept and that cannot widen the policy: the root dot (``mx.example.com.`` is the
+    same name) and an all-digit last label (``192.0.2.1``, a valid RFC 5321 Domain that
+    no MX host name can be: it is kept, and matches nothing, never an IP address).
+    """
+    text = value[:-1] if value.endswith(".") and not value.endswith("..") else value
+    dotted = text != value
+    star = "*." if text.startswith("*.") else ""
+    try:
+        name = normalize_domain(text.removeprefix(star)) if text.isascii() else None
+    except DomainNameError:
+        name = None
+    if name is None:
+        return None
+    if name.rsplit(".", 1)[-1].isdigit():
+        return star + name, "policy.mx.numeric", "has an all-digit last label: it matches no MX"
+    if dotted:
+        pattern = MxPattern(name, bool(star))
+        return pattern, "policy.mx.trailing-dot", "ends in a dot: read without it"
+    return None
 
 
 def _extension_hint(key: str) -> str:
@@ -333,6 +427,20 @@ def parse_policy(text: str) -> Policy:
     return linted.value
 
 
+def read_policy(text: str) -> Policy:
+    """The sender's reading of a policy file (RFC 8461 §3.2, tolerant; see the module).
+
+    Raises PolicyError for what even a sender cannot use; what it tolerated is in the
+    policy's ``repairs``. ``lint`` and ``check`` use the strict :func:`lint_policy`.
+    """
+    linted = lint_policy(text, tolerant=True)
+    if linted.errors:
+        first = linted.errors[0]
+        raise PolicyError(first.message, code=first.code, rfc=first.rfc)
+    assert linted.value is not None
+    return linted.value
+
+
 def format_policy(policy: Policy, *, newline: str = "\r\n") -> str:
     """The policy file for ``policy``: version, mode, mx lines, max_age, then extensions.
 
@@ -343,6 +451,7 @@ def format_policy(policy: Policy, *, newline: str = "\r\n") -> str:
         f"version: {policy.version}",
         f"mode: {policy.mode.value}",
         *(f"mx: {pattern}" for pattern in policy.mx),
+        *(f"mx: {name}" for name in policy.unmatchable_mx),
         f"max_age: {policy.max_age}",
         *(f"{name}: {value}" for name, value in policy.extensions),
     ]
@@ -351,10 +460,13 @@ def format_policy(policy: Policy, *, newline: str = "\r\n") -> str:
 
 def policy_to_json(policy: Policy) -> dict[str, object]:
     """``{"version", "mode", "mx": [...], "max_age", "extensions": {...}}`` for ``--json``."""
-    return {
+    out: dict[str, object] = {
         "version": policy.version,
         "mode": policy.mode.value,
         "mx": [str(pattern) for pattern in policy.mx],
         "max_age": policy.max_age,
         "extensions": dict(policy.extensions),
     }
+    if policy.unmatchable_mx:  # only a sender's reading has them (read_policy)
+        out["unmatchable_mx"] = list(policy.unmatchable_mx)
+    return out

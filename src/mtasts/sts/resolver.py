@@ -240,6 +240,9 @@ class Resolver:
                     failed.expires_at,
                 )
             return answer(failed, done, Source.FETCHED) or _unusable(failed)
+        for repair in fetched.policy.repairs:
+            # The policy deviates from RFC 8461 §3.2 in a way senders tolerate (issue 16).
+            log.debug("MTA-STS policy of %s: %s [%s]", entry.domain, repair.message, repair.code)
         done = self.clock()
         stored = after_fetch_ok(entry, record_id, fetched.policy, fetched.raw_text, done)
         await self._cache_set(stored)

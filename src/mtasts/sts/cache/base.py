@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from mtasts.errors import MtastsError, Notice
-from mtasts.sts.policy import parse_policy
+from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry
 from mtasts.tlsrpt.results import ResultType
 
@@ -87,7 +87,7 @@ def entry_from_json(data: dict[str, Any]) -> CacheEntry:
         txt_id=data.get("txt_id"),
         txt_error=_notice(data.get("txt_error")),
         record_id=data.get("record_id"),
-        policy=parse_policy(raw) if raw is not None else None,
+        policy=read_policy(raw) if raw is not None else None,
         raw_text=raw,
         fetched_at=data.get("fetched_at"),
         failed_id=data.get("failed_id"),
