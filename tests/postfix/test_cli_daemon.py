@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import signal
 import socket
 import sys
@@ -86,8 +87,11 @@ async def _ask(port: int, request: str) -> str:
     writer.write(encode(request.encode()))
     await writer.drain()
     dec = NetstringDecoder(100_000)
-    while not (got := dec.feed(await asyncio.wait_for(reader.read(4096), 20))):
-        pass
+    while not (got := dec.feed(data := await asyncio.wait_for(reader.read(4096), 20))):
+        if not data:
+            raise ConnectionResetError(
+                f"the daemon closed the connection before answering {request}"
+            )
     writer.close()
     return got[0].decode()
 
@@ -130,3 +134,52 @@ async def test_daemon_process_ready_answers_purges_and_stops(tmp_path: Path) -> 
                 proc.kill()
                 await proc.wait()
             sock.close()
+
+
+def _file_limit(soft: int, hard: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_daemon_under_a_low_open_files_limit_keeps_answering(tmp_path: Path) -> None:
+    """defect: with a low RLIMIT_NOFILE, idle connections used up every descriptor and new
+    lookups failed silently (uvloop closed them) until the idle timeout. Now the daemon
+    raises the soft limit to the hard one, fits its connection cap under it, and closes
+    the oldest idle connection to admit a new one; no traceback."""
+    port = _free_port()
+    async with running_lab(healthy_domain("good.test")) as lab:
+        env = {**lab.env, "PYTHONPATH": str(SRC)}
+        env = {**os.environ, **env}
+        env.pop("MTASTS_CONFIG", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+            "--listen", f"127.0.0.1:{port}", "--idle-timeout", "600",
+            env=env, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=lambda: _file_limit(128, 256),
+        )  # fmt: skip
+        assert proc.stderr is not None
+        idle: list[asyncio.StreamWriter] = []
+        try:
+            expected = "OK secure match=mx1.good.test servername=hostname"
+            for _ in range(100):
+                try:
+                    assert await _ask(port, "postfix good.test") == expected
+                    break
+                except OSError:
+                    await asyncio.sleep(0.2)
+            for _ in range(400):  # more than the 256 descriptors the daemon may hold
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                idle.append(writer)
+            for _ in range(3):
+                assert await _ask(port, "postfix good.test") == expected
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            stderr = (await proc.stderr.read()).decode()
+        finally:
+            for writer in idle:
+                writer.close()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert "open-files limit 256 (hard 256)" in stderr
+    assert stderr.count("max_connections lowered from 1000 to 192") == 1
+    assert "Traceback" not in stderr

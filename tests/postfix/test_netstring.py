@@ -105,3 +105,45 @@ def test_any_split_of_a_valid_stream_decodes_the_same(
         got += dec.feed(stream[prev:cut])
         prev = cut
     assert got == payloads
+
+
+# --- framing errors: what came before still counts, and the fault is named right ----------
+
+
+@pytest.mark.parametrize(
+    ("stream", "complete"),
+    [
+        (b"20:postfix example.test,GARBAGE", (b"postfix example.test",)),  # defect: lost
+        (b"3:abc,3:def,3:ghiX", (b"abc", b"def")),  # defect: bad terminator after two
+        (b"3:abc,GET / HTTP/1.1\r\n", (b"abc",)),
+        (b"GARBAGE", ()),
+    ],
+)
+def test_payloads_before_the_bad_bytes_are_kept_on_the_error(
+    stream: bytes, complete: tuple[bytes, ...]
+) -> None:
+    """A valid request followed by garbage in one read: the request is not lost."""
+    with pytest.raises(NetstringError) as info:
+        NetstringDecoder().feed(stream)
+    assert info.value.complete == complete
+
+
+@pytest.mark.parametrize(
+    ("stream", "says", "never"),
+    [
+        # defect: an HTTP request was "length prefix is longer than 4 digits"
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "does not speak the socketmap protocol", "digits ("),
+        (b"hello", "does not speak the socketmap protocol", "longer than"),
+        (b"12345", "longer than 4 digits", "socketmap protocol"),
+        (b":abc,", "no length before ':'", "not a decimal"),
+        (b"3x:abc,", "is not a decimal number", "longer than"),
+        (b"0123:", "leading zero", "longer than"),
+        (b"2000:", "longer than the limit of 1024 bytes", "digits"),
+        (b"3:abcX", "not terminated by ','", "decimal"),
+    ],
+)
+def test_framing_errors_name_the_real_fault(stream: bytes, says: str, never: str) -> None:
+    with pytest.raises(NetstringError) as info:
+        NetstringDecoder().feed(stream)
+    assert says in info.value.message
+    assert never not in info.value.message

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import stat
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import pytest
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
+from mtasts.postfix.sockets import FD_RESERVE, connection_cap
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import parse_policy
 from mtasts.tlsrpt.results import ResultType
@@ -360,3 +363,146 @@ async def test_close_leaves_a_socket_file_that_is_not_ours(tmp_path: Path) -> No
         other.bind(path)
         await srv.close()
         assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+# --- framing errors, connection cap, file descriptors ----------------------------------------
+
+
+async def test_valid_request_then_garbage_in_one_packet_is_answered_then_closed(
+    server: SocketmapServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """defect: the decoder's error discarded the request before the garbage."""
+    c = await tcp_client(server)
+    c.writer.write(encode(b"postfix example.test") + encode(b"postfix slow.test") + b"GARBAGE")
+    await c.writer.drain()
+    assert await c.replies(2) == [SECURE, SECURE.replace("example.test", "example.test")]
+    assert await asyncio.wait_for(c.reader.read(), 5) == b""  # then closed
+    await c.close()
+    (warning,) = [
+        r.getMessage() for r in caplog.records if "socketmap connection" in r.getMessage()
+    ]
+    assert "after answering 2 request(s)" in warning
+    assert "does not speak the socketmap protocol" in warning
+
+
+async def test_http_request_is_described_as_not_socketmap(
+    server: SocketmapServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """defect: was logged as a length prefix "longer than 4 digits"."""
+    c = await tcp_client(server)
+    c.writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    await c.writer.drain()
+    assert await asyncio.wait_for(c.reader.read(), 5) == b""
+    await c.close()
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "does not speak the socketmap protocol" in messages
+    assert "digits (requests" not in messages
+
+
+async def test_at_the_connection_cap_the_oldest_idle_connection_makes_room() -> None:
+    srv = SocketmapServer(TableSource(), ServerSettings(max_connections=3, answer_ttl=0))
+    clients = [await tcp_client(srv) for _ in range(3)]
+    for c in clients:
+        assert await c.ask("postfix example.test") == SECURE
+    newcomer = await tcp_client(srv)
+    assert await newcomer.ask("postfix example.test") == SECURE
+    assert await asyncio.wait_for(clients[0].reader.read(), 5) == b""  # the oldest went
+    for c in clients[1:]:
+        assert await c.ask("postfix x.test") == "NOTFOUND "  # the others stay
+    assert srv.evicted == 1
+    for c in [*clients, newcomer]:
+        await c.close()
+    await srv.close()
+
+
+async def test_at_the_cap_with_every_connection_busy_new_ones_are_refused_once_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    srv = SocketmapServer(
+        TableSource({"slow.test": 1.0}), ServerSettings(max_connections=2, answer_ttl=0)
+    )
+    busy = [await tcp_client(srv) for _ in range(2)]
+    for c in busy:
+        await c.send("postfix slow.test")
+    await asyncio.sleep(0.1)
+    for _ in range(3):
+        extra = await tcp_client(srv)
+        assert await asyncio.wait_for(extra.reader.read(), 5) == b""
+        await extra.close()
+    for c in busy:  # the busy ones are not cut off
+        assert await c.replies(1) == ["OK secure match=mx1.example.test servername=hostname"]
+        await c.close()
+    assert srv.refused == 3
+    assert sum("all busy" in r.getMessage() for r in caplog.records) == 1
+    await srv.close()
+
+
+def test_connection_cap_fits_the_open_files_limit() -> None:
+    """The cap leaves descriptors for DNS, HTTPS and the stores under RLIMIT_NOFILE."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert connection_cap(10) == 10 or soft < 138
+    assert connection_cap(10**9) <= soft - FD_RESERVE or soft <= FD_RESERVE
+    with pytest.raises(ValueError, match="at least 1"):
+        connection_cap(0)
+
+
+EMFILE_SCRIPT = """
+import asyncio, resource, sys
+from mtasts.postfix.server import ServerSettings, SocketmapServer
+from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
+
+class NoPolicy:
+    async def lookup(self, domain):
+        return PolicyLookup(domain, LookupStatus.NO_POLICY, Source.CACHE)
+
+async def main():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    srv = SocketmapServer(NoPolicy(), ServerSettings(answer_ttl=0))
+    srv.max_connections = 10_000  # no cap: run into the descriptor limit itself
+    host, port = await srv.listen_tcp("127.0.0.1", 0)
+    print(port, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    print("exhausted", srv.fd_exhausted_total, "evicted", srv.evicted, flush=True)
+    await srv.close()
+
+if sys.argv[1] == "uvloop":
+    import uvloop
+    uvloop.run(main())
+else:
+    asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_out_of_descriptors_closes_idle_connections_with_one_warning(loop: str) -> None:
+    """defect: at the open-files limit asyncio logged a traceback per accept and uvloop
+    dropped new connections silently; a lookup must still be answered."""
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", EMFILE_SCRIPT, loop,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        port = int(await asyncio.wait_for(proc.stdout.readline(), 30))
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(100)]
+        c = Client(*await asyncio.open_connection("127.0.0.1", port))
+        assert await asyncio.wait_for(c.ask("postfix example.test"), 20) == "NOTFOUND "
+        await c.close()
+        for _, writer in idle:
+            writer.close()
+        proc.stdin.close()
+        summary = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        stderr = (await asyncio.wait_for(proc.stderr.read(), 30)).decode()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert int(summary.split()[1]) > 0
+    assert "Traceback" not in stderr
+    assert stderr.count("out of file descriptors") == 1, stderr

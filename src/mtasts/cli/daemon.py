@@ -25,12 +25,18 @@ from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.config import (
     DaemonConfig,
     Listen,
+    check_count,
     check_seconds,
     daemon_config_from_table,
     metrics_listen,
 )
 from mtasts.postfix.pmsr import load_pmsr_file
-from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
+from mtasts.postfix.server import (
+    ServerSettings,
+    SocketmapServer,
+    raise_open_files_limit,
+    sd_notify,
+)
 from mtasts.postfix.socketmap import DaneLevel
 
 log = logging.getLogger("mtasts.daemon")
@@ -53,6 +59,8 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
     from mtasts.postfix.dane import DaneProbe
     from mtasts.sts.resolver import Resolver
 
+    soft, hard = raise_open_files_limit()
+    log.info("open-files limit %d (hard %d)", soft, hard)
     resolver = await Resolver.open(settings)
     resolver.start()
     dane = DaneProbe(settings.nameserver, timeout=settings.timeouts.dns) if cfg.dane else None
@@ -65,6 +73,7 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             idle_timeout=cfg.idle_timeout,
             answer_ttl=cfg.answer_ttl,
             shutdown_grace=cfg.shutdown_grace,
+            max_connections=cfg.max_connections,
         ),
         dane=dane,
     )
@@ -139,6 +148,11 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     "--shutdown-grace", type=float, help="Seconds to finish requests on SIGTERM (default 10)."
 )
 @click.option(
+    "--max-connections",
+    type=int,
+    help="Client connections held at once; the oldest idle one makes room (default 1000).",
+)
+@click.option(
     "--dane/--no-dane", default=None, help="Answer DANE where MX hosts have validated TLSA."
 )
 @click.option("--dane-level", type=click.Choice(["dane-only", "dane"]), help="DANE answer.")
@@ -175,6 +189,7 @@ def daemon(
     idle_timeout: float | None,
     answer_ttl: float | None,
     shutdown_grace: float | None,
+    max_connections: int | None,
     dane: bool | None,
     dane_level: str | None,
     tlsrpt: bool | None,
@@ -221,6 +236,7 @@ def daemon(
             idle_timeout=idle_timeout,
             answer_ttl=answer_ttl,
             shutdown_grace=shutdown_grace,
+            max_connections=max_connections,
             dane=dane,
             dane_level=dane_level,
             tlsrpt=tlsrpt,
@@ -268,6 +284,8 @@ def _apply_options(cfg: DaemonConfig, **opts: Any) -> DaemonConfig:
             positive = key in ("lookup_timeout", "idle_timeout")
             option = "--" + key.replace("_", "-")
             changes[key] = check_seconds(opts[key], option, positive=positive)
+    if opts["max_connections"] is not None:
+        changes["max_connections"] = check_count(opts["max_connections"], "--max-connections")
     for key in ("dane", "uvloop"):
         if opts[key] is not None:
             changes[key] = opts[key]

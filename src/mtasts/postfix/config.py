@@ -9,6 +9,7 @@ Example::
     idle_timeout = 300
     answer_ttl = 1              # reuse a rendered answer this long; 0 = never
     shutdown_grace = 10
+    max_connections = 1000      # at the cap the oldest idle connection is closed
     dane = true                 # answer DANE where the MX hosts have validated TLSA
     dane_level = "dane-only"    # or "dane"
     uvloop = true               # when installed
@@ -72,6 +73,7 @@ class DaemonConfig:
     idle_timeout: float = 300.0
     answer_ttl: float = 1.0
     shutdown_grace: float = 10.0
+    max_connections: int = 1000
     dane: bool = False
     uvloop: bool = True
     metrics: str = ""
@@ -86,6 +88,7 @@ _TOP = {
     "idle_timeout",
     "answer_ttl",
     "shutdown_grace",
+    "max_connections",
     "dane",
     "dane_level",
     "uvloop",
@@ -122,6 +125,13 @@ def check_seconds(value: object, name: str, *, positive: bool = False) -> float:
     ):
         raise ConfigError(f"{name} must be a number of seconds {bound}, not {value!r}")
     return float(value)
+
+
+def check_count(value: object, name: str) -> int:
+    """``value`` as a whole number >= 1; ``name`` says where it was set."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
+    return value
 
 
 def _seconds(
@@ -204,6 +214,7 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
         idle_timeout=_seconds(table, "idle_timeout", 300.0, where, positive=True),
         answer_ttl=_seconds(table, "answer_ttl", 1.0, where),
         shutdown_grace=_seconds(table, "shutdown_grace", 10.0, where),
+        max_connections=check_count(table.get("max_connections", 1000), "[daemon] max_connections"),
         dane=_bool(table, "dane", False, where),
         uvloop=_bool(table, "uvloop", True, where),
         metrics=metrics,

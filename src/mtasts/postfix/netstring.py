@@ -10,6 +10,9 @@ Pure: bytes in, payloads out. The decoder accepts its input in pieces of any siz
 byte at a time included), keeps at most ``max_length + len(str(max_length)) + 2`` bytes
 buffered, and raises :class:`NetstringError` (and nothing else) on malformed input. After
 an error it stays broken: the stream has lost its framing, so the caller must close it.
+The error carries the payloads that were complete before the bad bytes
+(:attr:`NetstringError.complete`): a valid request followed by garbage in one read still
+gets its answer before the connection is closed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ class NetstringError(MtastsError):
 
     default_code = "socketmap.framing"
     default_rfc = "socketmap_table(5)"
+
+    #: payloads completed in the same ``feed`` before the framing broke, in order
+    complete: tuple[bytes, ...] = ()
 
 
 def encode(payload: bytes) -> bytes:
@@ -81,29 +87,37 @@ class NetstringDecoder:
                 out.append(bytes(buf[colon + 1 : end]))
                 pos = end + 1
         except NetstringError as exc:
-            self._error = exc
+            self._error = NetstringError(exc.message, code=exc.code)  # later feeds: no payloads
+            exc.complete = tuple(out)
             buf.clear()
             raise
         del buf[:pos]
         return out
 
     def _check_length_prefix(self, buf: bytearray, pos: int) -> None:
-        """No ':' yet: what is buffered must still be able to become a valid length."""
-        pending = bytes(buf[pos:])
+        """No ':' yet: what is buffered must still be able to become a valid length.
+
+        Checked in the order that names the real fault: bytes that are not digits (an
+        HTTP request, a stray text protocol) are "not a netstring", whatever their
+        length; only a run of digits can be "longer than the limit allows".
+        """
+        pending = bytes(buf[pos : pos + self._max_digits + 1])
+        if pending and not pending.isdigit():
+            raise _not_a_length(bytes(buf[pos : pos + 16]))
+        if len(pending) > 1 and pending[0] == 0x30:
+            raise NetstringError("netstring length has a leading zero")
         if len(pending) > self._max_digits:
             raise NetstringError(
                 f"netstring length prefix is longer than {self._max_digits} digits "
                 f"(requests are limited to {self._max} bytes)"
             )
-        if pending and not pending.isdigit():
-            raise NetstringError(f"netstring length {pending[:16]!r} is not a decimal number")
-        if len(pending) > 1 and pending[0] == 0x30:
-            raise NetstringError("netstring length has a leading zero")
 
     def _parse_length(self, digits: bytes) -> int:
         # length = "0" / (%x31-39 *DIGIT); isdigit() on bytes is ASCII-only
-        if not digits or not digits.isdigit():
-            raise NetstringError(f"netstring length {digits[:16]!r} is not a decimal number")
+        if not digits:
+            raise NetstringError("netstring has no length before ':'")
+        if not digits.isdigit():
+            raise _not_a_length(digits)
         if len(digits) > 1 and digits[0] == 0x30:
             raise NetstringError("netstring length has a leading zero")
         length = int(digits)
@@ -112,3 +126,14 @@ class NetstringDecoder:
                 f"netstring of {length} bytes is longer than the limit of {self._max} bytes"
             )
         return length
+
+
+def _not_a_length(data: bytes) -> NetstringError:
+    """The error for bytes where a netstring's decimal length must start."""
+    shown = data[:16]
+    if shown[:1].isdigit() or not shown:
+        return NetstringError(f"netstring length {shown!r} is not a decimal number")
+    return NetstringError(
+        f"expected a netstring length (digits), got {shown!r}: "
+        "the client does not speak the socketmap protocol"
+    )

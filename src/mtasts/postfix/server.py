@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import os
 import socket
-import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Protocol, cast
 
+from mtasts.postfix.eager import eager
 from mtasts.postfix.metrics import Metrics
 from mtasts.postfix.netstring import (
     DEFAULT_MAX_REQUEST,
@@ -42,6 +40,12 @@ from mtasts.postfix.socketmap import (
     parse_request,
     policy_domain_for_key,
     render,
+)
+from mtasts.postfix.sockets import (
+    Acceptor,
+    connection_cap,
+    raise_open_files_limit,
+    sd_notify,
 )
 
 log = logging.getLogger("mtasts.daemon")
@@ -75,6 +79,11 @@ class ServerSettings:
     #: requests waiting on one connection before it is dropped as abusive
     max_pipeline: int = 128
     shutdown_grace: float = 10.0
+    #: client connections held at once; at the cap the oldest idle one is closed to
+    #: admit a new one. Lowered at start to fit the open-files limit (see
+    #: :func:`connection_cap`). Postfix opens one per smtp(8) process (default_process_limit
+    #: 100), so 1,000 leaves room for several Postfix instances on one daemon.
+    max_connections: int = 1000
 
 
 class SocketmapServer:
@@ -97,9 +106,17 @@ class SocketmapServer:
         #: emptied as a whole every ``answer_ttl`` seconds, so a hit needs no clock
         self.raw_answers: dict[bytes, bytes] = {}
         self._raw_flush: asyncio.TimerHandle | None = None
-        self._servers: list[asyncio.AbstractServer] = []
-        self._connections: set[_Connection] = set()
-        self._unix_paths: list[tuple[str, int, int]] = []
+        self._acceptor = Acceptor(self._admit, self._make_room, lambda: len(self._connections))
+        #: open connections, oldest first (a dict keeps insertion order)
+        self._connections: dict[_Connection, None] = {}
+        self.max_connections = connection_cap(settings.max_connections)
+        self._opening = 0  # accepted sockets not yet connected to a protocol
+        self._connecting: set[asyncio.Task[None]] = set()
+        #: connections closed to make room (idle ones), and refused (none idle)
+        self.evicted = 0
+        self.refused = 0
+        self._refused_logged = False
+        self._closing = False
 
     # --- answering ----------------------------------------------------------------------
 
@@ -189,10 +206,10 @@ class SocketmapServer:
         common case pays for no timer. Only a lookup that has to wait runs under
         ``asyncio.timeout``.
         """
-        lookup = await _eager(self.source.lookup(domain), self.settings.lookup_timeout)
+        lookup = await eager(self.source.lookup(domain), self.settings.lookup_timeout)
         dane = False
         if self.dane is not None and _is_enforced(lookup, options):
-            dane = await _eager(self.dane(domain, lookup), self.settings.lookup_timeout)
+            dane = await eager(self.dane(domain, lookup), self.settings.lookup_timeout)
         return lookup, dane
 
     def forget(self, domain: str | None = None) -> None:
@@ -218,37 +235,78 @@ class SocketmapServer:
 
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port`` (port 0 = any); return the bound address."""
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True)
-        self._servers.append(server)
-        name = server.sockets[0].getsockname()
-        log.info("listening on %s:%s", name[0], name[1])
-        return str(name[0]), int(name[1])
+        return await self._acceptor.listen_tcp(host, port)
 
     async def listen_unix(self, path: str, mode: int = 0o666) -> str:
         """Listen on a unix socket; ``mode`` must let Postfix's smtp(8) (user postfix) write."""
-        with contextlib.suppress(FileNotFoundError):
-            if stat.S_ISSOCK(os.stat(path).st_mode):
-                if _unix_socket_answers(path):
-                    raise OSError(
-                        errno.EADDRINUSE,
-                        f"unix socket {path} is in use by a running process "
-                        "(another mtasts daemon?); stop it or choose another path",
-                    )
-                os.unlink(path)  # stale: left by a daemon that did not stop cleanly
+        return self._acceptor.listen_unix(path, mode)
+
+    @property
+    def fd_exhausted_total(self) -> int:
+        """Accepts that failed for lack of file descriptors since the start."""
+        return self._acceptor.exhausted_total
+
+    def _make_room(self) -> bool:
+        """Close the oldest idle connection (to free its descriptor); False if none is."""
+        victim = self._oldest_idle()
+        if victim is None:
+            return False
+        self.evicted += 1
+        victim.close()
+        return True
+
+    def _admit(self, sock: socket.socket) -> None:
+        """Hand an accepted socket to a protocol, making room under the connection cap."""
+        if self._closing:
+            sock.close()
+            return
+        full = len(self._connections) + self._opening >= self.max_connections
+        if full and not self._make_room():
+            self.refused += 1
+            if not self._refused_logged:
+                self._refused_logged = True
+                log.warning(
+                    "%d client connections, all busy (max_connections %d): refusing new "
+                    "ones until one finishes",
+                    len(self._connections),
+                    self.max_connections,
+                )
+            sock.close()
+            return
+        self._refused_logged = False
+        self._opening += 1
+        task = asyncio.get_running_loop().create_task(self._connect(sock))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_unix_server(lambda: _Connection(self), path)
-        os.chmod(path, mode)
-        st = os.stat(path)
-        self._servers.append(server)
-        self._unix_paths.append((path, st.st_dev, st.st_ino))
-        log.info("listening on unix:%s mode %o", path, mode)
-        return path
+        try:
+            await loop.connect_accepted_socket(lambda: _Connection(self), sock)
+        except OSError as exc:
+            sock.close()
+            log.debug("could not set up an accepted connection: %s", exc)
+        finally:
+            self._opening -= 1
+
+    def _oldest_idle(self) -> _Connection | None:
+        """The connection open longest among those with no request in progress."""
+        for conn in self._connections:
+            if conn.idle.is_set() and not conn.closing:
+                return conn
+        return None
+
+    def _connection_ended(self, conn: _Connection) -> None:
+        self._connections.pop(conn, None)
+        self._acceptor.resume()  # a listener waiting for a free descriptor may go on
 
     async def close(self) -> None:
         """Stop accepting, let requests in flight finish (``shutdown_grace``), close all."""
-        for server in self._servers:
-            server.close()
+        self._closing = True
+        self._acceptor.close()
+        for task in list(self._connecting):
+            task.cancel()
+        await asyncio.gather(*self._connecting, return_exceptions=True)
         busy = [c.idle.wait() for c in self._connections if not c.idle.is_set()]
         if busy:
             with contextlib.suppress(TimeoutError):
@@ -256,78 +314,15 @@ class SocketmapServer:
                     await asyncio.gather(*busy)
         for conn in list(self._connections):
             conn.close()
-        for server in self._servers:
-            await server.wait_closed()
+        await asyncio.sleep(0)  # let the transports run connection_lost
         if self._raw_flush is not None:
             self._raw_flush.cancel()
             self._raw_flush = None
-        for path, dev, ino in self._unix_paths:
-            with contextlib.suppress(FileNotFoundError):
-                st = os.stat(path)
-                if (st.st_dev, st.st_ino) == (dev, ino):  # not a newer daemon's socket
-                    os.unlink(path)
-        self._unix_paths.clear()
-        self._servers.clear()
 
+
+__all__ = ["ServerSettings", "SocketmapServer", "raise_open_files_limit", "sd_notify"]
 
 _NOTFOUND_WIRE = NOTFOUND.encode()
-T = TypeVar("T")
-
-
-async def _eager(awaitable: Awaitable[T], limit: float) -> T:
-    """Run ``awaitable`` to its first suspension now; only then start a timeout.
-
-    Must be awaited from a task (it is: the connection's worker), so code inside that
-    looks for the current task before suspending still finds one.
-    """
-    coro = cast(Coroutine[Any, Any, T], awaitable)
-    try:
-        first = coro.send(None)
-    except StopIteration as done:
-        return cast(T, done.value)
-    async with asyncio.timeout(limit):
-        return await _Resume(coro, first)
-
-
-class _Resume(Generic[T]):
-    """Awaitable that continues a coroutine which already yielded ``first`` to the loop."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, T], first: Any) -> None:
-        self.coro, self.first = coro, first
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        value = self.first
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                self.coro.close()
-                raise
-            except BaseException as exc:  # cancellation and timeouts go into the coroutine
-                try:
-                    value = self.coro.throw(exc)
-                except StopIteration as done:
-                    return cast(T, done.value)
-            else:
-                try:
-                    value = self.coro.send(sent)
-                except StopIteration as done:
-                    return cast(T, done.value)
-
-
-def _unix_socket_answers(path: str) -> bool:
-    """Whether a process accepts connections on the unix socket ``path``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:  # nobody listening: a stale file
-            return False
-        except OSError:  # a full backlog, no permission: leave it alone
-            return True
-    return True
 
 
 def _optional_str(value: object) -> str | None:
@@ -361,16 +356,18 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         self.can_write = asyncio.Event()
         self.can_write.set()
+        #: set by close() and by a framing error (answer what came before, then close)
+        self.closing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it
         self.transport = cast(asyncio.Transport, transport)
-        self.server._connections.add(self)
+        self.server._connections[self] = None
         self.server.metrics.count_connection()
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server._connections.discard(self)
+        self.server._connection_ended(self)
         if self.idle_handle is not None:
             self.idle_handle.cancel()
         if self.worker is not None and not self.worker.done():
@@ -401,12 +398,23 @@ class _Connection(asyncio.Protocol):
                 self.metrics.fast_hits += 1
                 return
         try:
-            payloads = self.decoder.feed(data)
+            payloads: list[bytes] | tuple[bytes, ...] = self.decoder.feed(data)
         except NetstringError as exc:
             self.server.metrics.count_answer("bad-framing", 0.0)
-            log.warning("closing connection: %s", exc)
-            self.close()
-            return
+            payloads = exc.complete
+            log.warning(
+                "closing a socketmap connection%s: %s",
+                f" after answering {len(payloads)} request(s) before the bad bytes"
+                if payloads
+                else "",
+                exc,
+            )
+            self.closing = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            if not payloads:
+                self.close()
+                return
         if not payloads:
             return
         self.served += 1
@@ -426,6 +434,8 @@ class _Connection(asyncio.Protocol):
             self.idle.clear()
             if self.worker is None or self.worker.done():
                 self.worker = asyncio.get_running_loop().create_task(self._work())
+        elif self.closing:
+            self.close()
 
     async def _work(self) -> None:
         while self.pending:
@@ -438,6 +448,8 @@ class _Connection(asyncio.Protocol):
             self.transport.write(wire)
         self.served += 1
         self.idle.set()
+        if self.closing:
+            self.close()
 
     def _arm_idle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -455,25 +467,8 @@ class _Connection(asyncio.Protocol):
             self._arm_idle()
 
     def close(self) -> None:
+        """Close (replies already written are still sent); the slot is free at once."""
+        self.closing = True
+        self.server._connections.pop(self, None)
         if self.transport is not None:
             self.transport.close()
-
-
-# --- systemd readiness (sd_notify(3) protocol, without libsystemd) ------------------------
-
-
-def sd_notify(state: str, environ: Mapping[str, str] | None = None) -> bool:
-    """Send ``state`` (e.g. ``READY=1``) to ``$NOTIFY_SOCKET``; False when not under systemd."""
-    address = (environ if environ is not None else os.environ).get("NOTIFY_SOCKET", "")
-    if not address:
-        return False
-    if address.startswith("@"):  # abstract namespace
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        try:
-            sock.connect(address)
-            sock.sendall(state.encode())
-        except OSError as exc:
-            log.warning("sd_notify to %s failed: %s", address, exc)
-            return False
-    return True
