@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import email
 import gzip
 import json
 import time
+import tracemalloc
 import zlib
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -15,6 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mtasts.errors import Linted
+from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.report import read_report, report_from_json, write_report
 
 BASE: dict[str, Any] = {
@@ -565,3 +569,106 @@ def test_impossible_datetimes_are_errors(text: str) -> None:
     """A date-time that names no real instant is report.date.invalid."""
     linted = read_report(mutate(lambda r: r["date-range"].update({"start-datetime": text})))
     assert [n.code for n in linted.errors] == ["report.date.invalid"]
+
+
+# --- bounded cost: each hostile shape is refused before it is materialised ----------------
+
+
+def _traced_peak(data: bytes) -> tuple[Linted[Report], int]:
+    """read_report(data) and the peak of Python memory it allocated, in bytes."""
+    tracemalloc.start()
+    try:
+        linted = read_report(data)
+        return linted, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+_HEAD = b"From: a@example.org\r\nTLS-Report-Domain: example.net\r\n"
+_WORDS = b" ".join([b"=?utf-8?q?a?="] * 3000)  # 42 KB; the old parse peaked at ~70 MB
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Subject: " + _WORDS + b"\r\nContent-Type: application/tlsrpt+json\r\n",
+        b"TLS-Report-Domain: " + _WORDS + b"\r\nContent-Type: application/tlsrpt+json\r\n",
+        b'Content-Type: application/tlsrpt+json; name="' + _WORDS + b'"\r\n',
+    ],
+    ids=["subject", "tls-report-domain", "content-type-parameter"],
+)
+def test_a_header_of_countless_encoded_words_is_refused_in_bounded_memory(header: bytes) -> None:
+    """RPT-7-a: the stdlib header parser is quadratic in RFC 2047 encoded words (20 000
+    took 3.3 GB); a field with more than 100 is refused before it is decoded."""
+    linted, peak = _traced_peak(_HEAD + header + b"\r\n{}")
+    assert [n.code for n in linted.errors] == ["report.mail.header-too-large"]
+    assert "3000 MIME encoded words" in linted.errors[0].message
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_a_header_with_a_few_encoded_words_is_read() -> None:
+    """Real senders encode a Subject in a few words; 100 in one field are still read."""
+    words = " ".join(["=?utf-8?q?r=C3=A9sum=C3=A9?="] * 100)
+    message = email.message_from_bytes(_mail(gzip.compress(mutate(lambda r: None))))
+    message.replace_header("Subject", words)
+    assert read_report(message.as_bytes()).valid
+
+
+@pytest.mark.parametrize(
+    ("header", "what"),
+    [
+        (b"X-Filler: x\r\n" * 3000, "more than 2000 header fields"),
+        (b"X-Filler: " + b"x" * 300_000 + b"\r\n", "more than 262144 bytes"),
+        (b"Content-Type: application/json; " + b"p=v; " * 4000 + b"\r\n", "Content-Type"),
+    ],
+    ids=["fields", "bytes", "content-type-parameters"],
+)
+def test_an_oversized_header_is_refused(header: bytes, what: str) -> None:
+    """Countless header fields cost ~200 bytes each and structured MIME fields ~25 µs a
+    byte once parsed; the header budget of the whole message is checked field by field."""
+    linted = read_report(_HEAD + header + b"\r\n{}")
+    assert [n.code for n in linted.errors] == ["report.mail.header-too-large"]
+    assert what in linted.errors[0].message
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\n", b"\r"], ids=["crlf", "lf", "bare-cr"])
+def test_mime_boundaries_are_counted_however_lines_end(end: bytes) -> None:
+    """RPT-7-a: the 400-boundary guard counted only "\\n--", so bare-CR boundaries (which
+    the parser honours) cost 60 s of CPU for 3 MB; every line ending counts now."""
+    head = b"From: a@example.org" + end + b'Content-Type: multipart/report; boundary="B"' + end
+    data = head + end + (b"--B" + end + end + b"x" + end) * 2000 + b"--B--" + end
+    linted = read_report(data)
+    assert [n.code for n in linted.errors] == ["report.mail.too-many-parts"]
+    assert "2001 lines starting with '--'" in linted.errors[0].message
+
+
+def test_a_mail_of_countless_lines_is_refused_in_bounded_memory() -> None:
+    """The parser keeps every line as an object (~15 bytes each): 32 MB of bare CRs cost
+    470 MB and a minute; more than 500 000 lines (38 MB of base64) are refused."""
+    linted, peak = _traced_peak(_HEAD + b"\r\n" + b"\r" * 600_000)
+    assert [n.code for n in linted.errors] == ["report.mail.too-many-lines"]
+    assert peak < 2 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_a_json_of_countless_values_is_refused_before_decoding() -> None:
+    """RPT-7-a: 32 MB of empty objects took 872 MB once decoded; the values are counted
+    in the bytes first and more than 1.2 million are refused."""
+    data = b"[" + b",".join([b"{}"] * 1_300_000) + b"]"
+    linted, peak = _traced_peak(data)
+    assert [n.code for n in linted.errors] == ["report.json.too-many-values"]
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_json_values_are_counted_outside_strings_only() -> None:
+    """Commas and brackets inside strings are not values: such a report is still read."""
+    text = ',{["\\",' * 200_000
+    linted = read_report(
+        mutate(
+            lambda r: r["policies"][0]["failure-details"][0].update(
+                {"additional-information": text}
+            )
+        )
+    )
+    assert linted.valid
+    assert linted.value is not None
+    assert linted.value.policies[0].failure_details[0].additional_information == text

@@ -19,7 +19,7 @@ from mtasts.errors import Linted, Notice, ReportError, ReportTooLarge
 from mtasts.tlsrpt.dates import parse_report_datetime
 from mtasts.tlsrpt.model import MAX_COUNT, FailureDetail, PolicyResult, Report
 from mtasts.tlsrpt.results import PolicyType, ResultType
-from mtasts.tlsrpt.unpack import GZIP_MAGIC, MailEnvelope, extract_from_mail, gunzip
+from mtasts.tlsrpt.unpack import GZIP_MAGIC, MailEnvelope, extract_from_mail, gunzip, load_json
 from mtasts.tlsrpt.unpack import looks_like_mail as _looks_like_mail
 
 MAX_REPORT_BYTES = 10 * 2**20  # a commonly observed receiver limit (checklist E-76)
@@ -172,46 +172,8 @@ def _fail(code: str, message: str) -> ReportError:
 
 
 def _load_json(raw: bytes, reader: _Reader) -> object:
-    """Decode I-JSON (RFC 7493): UTF-8, no duplicate names (first wins, warned)."""
-    if raw.startswith(b"\xef\xbb\xbf"):
-        reader.warn("report.json.bom", "the JSON starts with a byte order mark; ignored")
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        reader.warn("report.json.not-utf8", "the JSON is not valid UTF-8; bad bytes replaced")
-        text = raw.decode("utf-8", "replace")
-
-    def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, value in pairs:
-            if key in out:
-                # RFC 7493 §2.3 forbids duplicate names; never take the last one silently.
-                reader.warn("report.json.duplicate-key", f"duplicate key {key!r}: first kept")
-            else:
-                out[key] = value
-        return out
-
-    def no_constant(name: str) -> object:
-        raise ValueError(f"{name} is not JSON")
-
-    try:
-        try:
-            return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=no_constant)
-        except json.JSONDecodeError as strict_error:
-            # The RFC's own Appendix B example has a raw line break inside a string.
-            try:
-                value = json.loads(
-                    text, object_pairs_hook=pairs_hook, parse_constant=no_constant, strict=False
-                )
-            except ValueError:
-                raise strict_error from None
-            reader.warn("report.json.control-character", "a string holds a raw control character")
-            return value
-    except RecursionError:
-        raise _fail("report.json.too-deep", "the JSON nests too deeply") from None
-    except ValueError as exc:
-        raise _fail("report.json.invalid", f"the report is not valid JSON: {exc}") from None
+    """Decode I-JSON (RFC 7493), with every value counted before it is materialised."""
+    return load_json(raw, reader.warn)
 
 
 # --- the report ---------------------------------------------------------------------------

@@ -4,15 +4,25 @@ Pure: bytes in, bytes out, never more than a caller-given bound. Received report
 untrusted input (RFC 8460 §7): a gzip bomb stops at the bound, a gzip header's file name
 is never used (§6.3), and a whole e-mail is searched for its report part leniently,
 recording each deviation from §5.3 as a warning.
+
+Every parser here has a cost bounded before it runs: the stdlib e-mail parser is quadratic
+in MIME encoded words and slow per structured header byte, so the message's line, part and
+header budgets are checked first (by counting, and by a policy that meters each header
+field as the parser meets it); JSON is counted before it is materialised.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
+import json
+import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
+from email.policy import EmailPolicy
+from typing import Any
 
 from mtasts.errors import Notice, ReportError, ReportTooLarge
 
@@ -32,6 +42,25 @@ _VARIANT_TYPES = (
 _REPORT_SUFFIXES = (".json.gz", ".json", ".gz")
 MAX_MAIL_PARTS = 100
 _MAX_DELIMITER_LINES = 4 * MAX_MAIL_PARTS  # room for close delimiters and "-- " signatures
+# A report e-mail is a few parts and a few dozen header fields: the real ones from Google,
+# Microsoft, mail.ru and others have at most 75 fields, 14 KB of header and 24 encoded
+# words. These bounds are 20 times that or more, and keep the stdlib parser within about
+# 2 s and 50 MB for any input up to the 32 MiB ``lint report`` limit.
+MAX_MAIL_LINES = 500_000  # base64 at 76 columns: 32 MiB is ~440,000 lines
+MAX_HEADER_FIELDS = 2_000  # over the whole message, every part's header included
+MAX_HEADER_BYTES = 256 * 1024  # over the whole message
+MAX_ENCODED_WORDS = 100  # in one header field ("=?charset?q?...?="; RFC 2047)
+# Content-Type, -Disposition, -Transfer-Encoding are parsed as structured headers, ~25 µs a
+# byte; their total over all parts is bounded tightly.
+MAX_MIME_HEADER_BYTES = 16 * 1024
+_MIME_FIELDS = ("content-type", "content-disposition", "content-transfer-encoding")
+# Every JSON value costs up to ~75 bytes once decoded ("{}," is 3 bytes of input). The
+# reader refuses more than 100,000 failure-details (9 values each with every key) and
+# 10,000 policies (~15 values each): 1.05 million values at most, so decoding is capped
+# at ~90 MB.
+MAX_JSON_VALUES = 1_200_000
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"')
+_RFC_BOUNDS = "RFC 8460 §7"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,18 +144,7 @@ def extract_from_mail(data: bytes) -> tuple[bytes, bool, MailEnvelope, tuple[Not
     Raises :class:`ReportError` ``report.mail.no-report`` when no part holds a report.
     """
     warnings: list[Notice] = []
-    # Each MIME part starts on a line beginning with "--" (RFC 2046 §5.1.1). The email
-    # package parses every part (about 0.3 ms each) before we walk the first
-    # MAX_MAIL_PARTS, so a message of countless empty parts is refused before parsing.
-    delimiters = data.count(b"\n--")
-    if delimiters > _MAX_DELIMITER_LINES:
-        raise ReportError(
-            f"the e-mail has {delimiters} lines starting with '--' (MIME part boundaries); "
-            "a report e-mail has a few parts",
-            code="report.mail.too-many-parts",
-            rfc="RFC 8460 §7",
-        )
-    message = email.message_from_bytes(data, policy=email.policy.default)
+    message = _parse_mail(data)
     top = message.get_content_type()
     if top != "multipart/report":
         warnings.append(_mail_notice("not-multipart-report", f"the message is {top}"))
@@ -190,6 +208,178 @@ def extract_from_mail(data: bytes) -> tuple[bytes, bool, MailEnvelope, tuple[Not
         filename=part.get_filename(),
     )
     return body, is_gzip, envelope, tuple(warnings)
+
+
+def _parse_mail(data: bytes) -> EmailMessage:
+    """``email.message_from_bytes`` within the bounds above, or a specific ReportError."""
+    # The parser ends a line at CR LF, a bare LF or a bare CR alike, so count all three.
+    crlf = data.count(b"\r\n")
+    lines = data.count(b"\n") + data.count(b"\r") - crlf
+    if lines > MAX_MAIL_LINES:
+        raise ReportError(
+            f"the e-mail has {lines} lines, above the limit of {MAX_MAIL_LINES}; "
+            "a report e-mail (base64 at 76 columns) has far fewer",
+            code="report.mail.too-many-lines",
+            rfc=_RFC_BOUNDS,
+        )
+    # Each MIME part starts on a line beginning with "--" (RFC 2046 §5.1.1). The parser
+    # builds every part (about 1 ms each) before we walk the first MAX_MAIL_PARTS, so a
+    # message of countless empty parts is refused before parsing. "\r--" is a bare CR
+    # ending the line before (a CR LF ending is counted once, by "\n--").
+    delimiters = data.count(b"\n--") + data.count(b"\r--") + data.startswith(b"--")
+    if delimiters > _MAX_DELIMITER_LINES:
+        raise ReportError(
+            f"the e-mail has {delimiters} lines starting with '--' (MIME part boundaries); "
+            "a report e-mail has a few parts",
+            code="report.mail.too-many-parts",
+            rfc=_RFC_BOUNDS,
+        )
+    message = email.message_from_bytes(data, policy=_MeteredPolicy(_HeaderBudget()))
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+@dataclass(slots=True)
+class _HeaderBudget:
+    """What one parse has spent; each header field is checked before anything parses it."""
+
+    fields: int = 0
+    header_bytes: int = 0
+    mime_bytes: int = 0
+    messages: int = 0
+
+    def new_message(self, policy: Any) -> EmailMessage:
+        self.messages += 1
+        if self.messages > _MAX_DELIMITER_LINES:
+            raise ReportError(
+                f"the e-mail nests more than {_MAX_DELIMITER_LINES} messages and parts; "
+                "a report e-mail has a few parts",
+                code="report.mail.too-many-parts",
+                rfc=_RFC_BOUNDS,
+            )
+        return EmailMessage(policy=policy)
+
+    def charge(self, name: str, value: str) -> None:
+        self.fields += 1
+        self.header_bytes += len(name) + len(value)
+        if self.fields > MAX_HEADER_FIELDS:
+            raise _header_error(
+                f"the e-mail has more than {MAX_HEADER_FIELDS} header fields (all parts together)"
+            )
+        if self.header_bytes > MAX_HEADER_BYTES:
+            raise _header_error(
+                f"the e-mail's header fields add up to more than {MAX_HEADER_BYTES} bytes"
+                " (all parts together)"
+            )
+        words = value.count("=?")
+        if words > MAX_ENCODED_WORDS:
+            raise _header_error(
+                f"the {name[:76]!r} header field holds {words} MIME encoded words "
+                f"('=?charset?...?=', RFC 2047), above the limit of {MAX_ENCODED_WORDS}"
+            )
+        if name.lower() in _MIME_FIELDS:
+            self.mime_bytes += len(value)
+            if self.mime_bytes > MAX_MIME_HEADER_BYTES:
+                raise _header_error(
+                    "the e-mail's Content-Type, Content-Disposition and "
+                    f"Content-Transfer-Encoding fields add up to more than "
+                    f"{MAX_MIME_HEADER_BYTES} bytes"
+                )
+
+
+def _header_error(what: str) -> ReportError:
+    return ReportError(
+        f"{what}; a report e-mail has a short header. Refused before the header is "
+        "decoded: no real sender writes this",
+        code="report.mail.header-too-large",
+        rfc=_RFC_BOUNDS,
+    )
+
+
+class _MeteredPolicy(EmailPolicy):
+    """``policy.default`` that charges each raw header field to a budget as it is read."""
+
+    budget: _HeaderBudget
+
+    def __init__(self, budget: _HeaderBudget) -> None:
+        super().__init__(message_factory=budget.new_message)
+        object.__setattr__(self, "budget", budget)  # policies refuse plain assignment
+
+    def header_source_parse(self, sourcelines: list[str]) -> tuple[str, str]:
+        name, value = super().header_source_parse(sourcelines)
+        self.budget.charge(name, value)
+        return name, value
+
+
+def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
+    """Decode I-JSON (RFC 7493): UTF-8, no duplicate names (first wins, warned).
+
+    At most :data:`MAX_JSON_VALUES` values are materialised: the values are counted in
+    the bytes first. Raises :class:`ReportError` (``report.json.*``).
+    """
+    if raw.startswith(b"\xef\xbb\xbf"):
+        warn("report.json.bom", "the JSON starts with a byte order mark; ignored")
+        raw = raw[3:]
+    values = count_json_values(raw)
+    if values > MAX_JSON_VALUES:
+        raise ReportTooLarge(
+            f"the JSON holds up to {values} values (objects, arrays, strings, numbers), above the "
+            f"limit of {MAX_JSON_VALUES}; a report has at most a few per failure-detail",
+            code="report.json.too-many-values",
+            rfc=_RFC_BOUNDS,
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        warn("report.json.not-utf8", "the JSON is not valid UTF-8; bad bytes replaced")
+        text = raw.decode("utf-8", "replace")
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for key, value in pairs:
+            if key in out:
+                # RFC 7493 §2.3 forbids duplicate names; never take the last one silently.
+                warn("report.json.duplicate-key", f"duplicate key {key!r}: first kept")
+            else:
+                out[key] = value
+        return out
+
+    def no_constant(name: str) -> object:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        try:
+            return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=no_constant)
+        except json.JSONDecodeError as strict_error:
+            # The RFC's own Appendix B example has a raw line break inside a string.
+            try:
+                value = json.loads(
+                    text, object_pairs_hook=pairs_hook, parse_constant=no_constant, strict=False
+                )
+            except ValueError:
+                raise strict_error from None
+            warn("report.json.control-character", "a string holds a raw control character")
+            return value
+    except RecursionError:
+        raise ReportError("the JSON nests too deeply", code="report.json.too-deep") from None
+    except ValueError as exc:
+        raise ReportError(
+            f"the report is not valid JSON: {exc}", code="report.json.invalid"
+        ) from None
+
+
+def count_json_values(raw: bytes) -> int:
+    """An upper bound of the number of values in JSON text, without decoding it.
+
+    Every value but the first in an array or object follows a ``,``, and every container
+    starts with ``[`` or ``{``, so those three characters outside strings bound the count.
+    Counting them everywhere is a fast bound; strings are blanked only when it is high.
+    """
+    cheap = raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
+    if cheap <= MAX_JSON_VALUES:
+        return cheap
+    blanked = _JSON_STRING.sub(b'""', raw)
+    return blanked.count(b",") + blanked.count(b"{") + blanked.count(b"[") + 1
 
 
 def _header(
