@@ -140,3 +140,35 @@ async def test_two_collectors_flushing_the_same_counters_lose_nothing_and_never_
     assert sum(got.failures.values()) == rounds * (2 * n + extra)
     assert sum(got.details.values()) == rounds * (2 * n + extra)
     assert len(got.policy_keys()) == n + extra
+
+
+async def test_a_connection_the_server_ended_is_reopened(store: TlsRptStore) -> None:
+    """PostgreSQL: pg_terminate_backend on the store's connection; SQLite: the connection
+    abandoned by reset(). The next operation (at most one failure later, after a reset)
+    runs on a new connection; nothing is counted twice or lost."""
+    import os
+
+    from sqlalchemy import func, select
+
+    await store.add_counters(_counters(1, 0))
+    if store.db.dialect.name == "postgresql":
+        import asyncpg
+
+        (row,) = await store.db.fetch(select(func.pg_backend_pid().label("pid")))
+        url = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+        other = await asyncpg.connect(url)
+        assert await other.fetchval("SELECT pg_terminate_backend($1)", row["pid"])
+        await other.close()
+    else:
+        await store.reset()
+    failures = 0
+    while True:
+        try:
+            await store.add_counters(_counters(2, 0))
+            break
+        except Exception:
+            failures += 1
+            assert failures == 1
+            await store.reset()
+    got = await store.load_day(DAY)
+    assert sum(got.successes.values()) == 3

@@ -21,6 +21,7 @@ from mtasts.cli.render import console, fail, print_json
 
 STORE_HELP = "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db"
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
+DEFAULT_SPOOL = "/var/lib/mtasts/tlsrpt-collect.spool"
 
 
 def _yesterday() -> date:
@@ -65,12 +66,25 @@ def tlsrpt() -> None:
     show_default=True,
     help="Permissions of the socket file (octal); Postfix's smtp(8) must be able to write.",
 )
-def collect(socket_path: Path, store: str, flush_interval: float, socket_mode: str) -> None:
+@click.option(
+    "--spool",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MTASTS_TLSRPT_SPOOL",
+    help="File that keeps the counters when the store is down at shutdown; the next start "
+    "replays it (default: the SQLite store's file + .spool, or "
+    f"{DEFAULT_SPOOL} for PostgreSQL).",
+)
+def collect(
+    socket_path: Path, store: str, flush_interval: float, socket_mode: str, spool: Path | None
+) -> None:
     """Count every TLS outcome libtlsrpt reports (a drop-in for tlsrpt-collectd).
 
-    Runs until SIGTERM or SIGINT, then flushes the counters and exits 0.
+    Runs until SIGTERM or SIGINT, then reads what is queued, flushes the counters and
+    exits 0. If the store is down then, the counters go to the spool file (replayed by
+    the next start) and the exit status is 1.
     """
     from mtasts.errors import MtastsError
+    from mtasts.store.engine import parse_store_url
     from mtasts.tlsrpt.collect.collector import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
@@ -78,7 +92,15 @@ def collect(socket_path: Path, store: str, flush_interval: float, socket_mode: s
         mode = int(socket_mode, 8)
     except ValueError:
         raise click.BadParameter(f"{socket_mode!r} is not an octal mode like 0660") from None
-    main = serve(socket_path, store, flush_interval=flush_interval, socket_mode=mode)
+    try:
+        kind, target = parse_store_url(store)
+    except MtastsError as exc:
+        fail(str(exc), code=1)
+        return
+    if spool is None:
+        spool = Path(f"{target}.spool") if kind == "sqlite" and target != ":memory:" else None
+        spool = spool or Path(DEFAULT_SPOOL)
+    main = serve(socket_path, store, flush_interval=flush_interval, socket_mode=mode, spool=spool)
     try:
         try:  # uvloop (the [uvloop] extra) when installed: less work per socket wake-up
             import uvloop
@@ -95,6 +117,25 @@ def collect(socket_path: Path, store: str, flush_interval: float, socket_mode: s
         f"{stats.flushes} flushes",
         highlight=False,
     )
+    left = stats.shutdown
+    if left is not None and not left.complete:
+        if left.spool is not None:
+            logging.getLogger("mtasts.tlsrpt.collect").error(
+                "the TLS-RPT store was down at shutdown (%s): %d sessions in %d counters "
+                "written to the spool %s; the next start replays them",
+                left.error,
+                left.sessions,
+                left.counters,
+                left.spool,
+            )
+        else:
+            logging.getLogger("mtasts.tlsrpt.collect").error(
+                "the TLS-RPT store was down at shutdown (%s): %d sessions in %d counters are LOST",
+                left.error,
+                left.sessions,
+                left.counters,
+            )
+        raise SystemExit(1)
 
 
 def _reports_json(day: date, store: str, org: str, contact: str) -> list[dict[str, Any]]:

@@ -8,10 +8,17 @@ URL's dialect; the statements run on aiosqlite / asyncpg directly. (SQLAlchemy's
 asyncio layer needs the greenlet package, which is not a dependency of this project.)
 Tables are created with ``CREATE TABLE IF NOT EXISTS`` from the metadata (the
 ``metadata.create_all`` equivalent): there are no Alembic migrations yet.
+
+Each database holds one connection, opened on first use. A connection the server or the
+network dropped (``pg_terminate_backend``, a PostgreSQL restart, a failover) is noticed
+and reopened on the next use; after any failed operation a caller that cannot tell
+whether the connection is still sound calls :meth:`Database.reset`, which abandons it,
+so the next use reconnects (the counter flusher does this, with back-off).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -57,6 +64,10 @@ class Database(Protocol):
 
     async def create_all(self, metadata: MetaData) -> None: ...
 
+    async def reset(self) -> None:
+        """Abandon the connection (never raises): the next operation opens a new one."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -97,22 +108,38 @@ class _Driver:
         await conn.executemany(str(c), [_params(c, r) for r in rows])
 
 
+# Bounded waits when a connection is abandoned or opened (a hung peer must not hang a
+# flush or a shutdown for longer).
+CLOSE_TIMEOUT = 5.0
+CONNECT_TIMEOUT = 10.0
+
+
 class SqliteDatabase(_Driver):
     dialect: Dialect = sqlite.dialect(paramstyle="qmark")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._conn: Any = None
 
     async def _get(self) -> Any:
         if self._conn is None:
             import aiosqlite
 
-            self._conn = await aiosqlite.connect(self.path, isolation_level=None)
-            # WAL lets `mtasts tlsrpt reports` read while the collector writes;
-            # busy_timeout makes a second writer wait instead of "database is locked".
-            for pragma in ("journal_mode=WAL", "busy_timeout=10000", "synchronous=NORMAL"):
-                await self._conn.execute(f"PRAGMA {pragma}")
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            try:
+                # WAL lets `mtasts tlsrpt reports` read while the collector writes;
+                # busy_timeout makes a second writer wait instead of "database is locked".
+                for pragma in (
+                    f"busy_timeout={int(self.busy_timeout_ms)}",
+                    "journal_mode=WAL",
+                    "synchronous=NORMAL",
+                ):
+                    await conn.execute(f"PRAGMA {pragma}")
+            except BaseException:
+                await _quietly(conn.close())
+                raise
+            self._conn = conn
         return self._conn
 
     async def fetch(self, stmt: ClauseElement) -> list[Row]:
@@ -144,6 +171,13 @@ class SqliteDatabase(_Driver):
         for ddl in _ddl(self.dialect, metadata):
             await conn.execute(ddl)
 
+    async def reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Closing rolls back an open transaction; a connection whose worker thread
+            # is stuck is left to it (bounded wait).
+            await _quietly(conn.close())
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
@@ -159,11 +193,17 @@ class PostgresDatabase(_Driver):
         self._conn: Any = None
 
     async def _get(self) -> Any:
+        if self._conn is not None and self._conn.is_closed():
+            # The server or the network closed it (pg_terminate_backend, a restart, a
+            # failover): asyncpg never reopens a connection by itself.
+            self._conn = None
         if self._conn is None:
             import asyncpg  # type: ignore[import-untyped]
 
             settings = {"search_path": self.schema} if self.schema else None
-            self._conn = await asyncpg.connect(self.dsn, server_settings=settings)
+            self._conn = await asyncpg.connect(
+                self.dsn, server_settings=settings, timeout=CONNECT_TIMEOUT
+            )
         return self._conn
 
     async def fetch(self, stmt: ClauseElement) -> list[Row]:
@@ -190,10 +230,23 @@ class PostgresDatabase(_Driver):
             for ddl in _ddl(self.dialect, metadata):
                 await conn.execute(ddl)
 
+    async def reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            # terminate(), not close(): close() waits for the server, which may be gone.
+            conn.terminate()
+
     async def close(self) -> None:
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+
+async def _quietly(aw: Any) -> None:
+    """Await ``aw`` for at most CLOSE_TIMEOUT, ignoring its failure (abandoning a
+    connection that is already broken must not fail in turn)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(aw, CLOSE_TIMEOUT)
 
 
 def open_database(url: str, *, schema: str | None = None) -> Database:

@@ -64,6 +64,10 @@ class TlsRptStore:
         """Create the tables if they do not exist (no Alembic: see engine.py)."""
         await self.db.create_all(metadata)
 
+    async def reset(self) -> None:
+        """Abandon the database connection after a failure: the next call reconnects."""
+        await self.db.reset()
+
     async def close(self) -> None:
         await self.db.close()
 

@@ -233,10 +233,10 @@ def _distinct(i: int) -> bytes:
 
 
 async def test_distinct_garbage_domains_cannot_grow_memory_without_bound(tmp_path: Path) -> None:
-    """100,000 datagrams of distinct domains while the store refuses every flush (its
-    tables are missing): the pending counters stop growing at the bound, the rest is
+    """100,000 datagrams of distinct domains while the store is down (its directory is
+    missing): the pending counters stop growing at the bound, the rest is
     rejected as collect.counters-full and a session of a known counter still counts."""
-    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'down.db'}")  # no create(): flush fails
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'missing' / 'down.db'}")
     sock_path = tmp_path / "tlsrpt.sock"
     sock = bind_socket(sock_path)
     bound = 4 << 20

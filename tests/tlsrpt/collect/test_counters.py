@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtasts.tlsrpt.collect.counters import Counters, PolicyKey
+from mtasts.errors import TlsRptError
+from mtasts.tlsrpt.collect.counters import Counters, PolicyKey, read_spool, spool_lines
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.results import PolicyType
 
@@ -119,3 +121,56 @@ def test_adding_n_identical_sessions_at_once_is_adding_them_one_by_one(
         for _ in range(n):
             one_by_one.add(DAY, _session(pol), 300)
     assert at_once == one_by_one
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([DAY, date(2026, 11, 23)]), st.lists(_pol, min_size=1, max_size=3)
+        ),
+        max_size=30,
+    )
+)
+def test_the_spool_gives_back_every_counter(
+    sessions: list[tuple[date, list[PolicyOutcome]]],
+) -> None:
+    """Counters written to the spool at a shutdown with the store down and read back at
+    the next start are the same counters, the same sessions."""
+    c = Counters()
+    for day, pols in sessions:
+        c.add(day, _session(*pols))
+    back = Counters(sessions=0)
+    assert read_spool(b"".join(spool_lines(c)).splitlines(keepends=True), back) == c.sessions
+    assert (back.successes, back.failures, back.details) == (c.successes, c.failures, c.details)
+    assert back.sessions == c.sessions
+
+
+HEAD = b'{"format":"mtasts-tlsrpt-counters","version":1,"sessions":1}\n'
+POLICY = (
+    b'{"i":0,"day":"2026-11-22","domain":"a.example","tlsrpt_record":"","policy_type":"sts",'
+    b'"policy_domain":"a.example","policy_string":[],"mx_host":[],"successful":1,"failed":0}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([], "line 1: not a mtasts-tlsrpt-counters v1 file"),
+        ([b"junk\n"], "line 1: not JSON"),
+        ([b'{"format":"mtasts-tlsrpt-counters","version":2}\n'], "line 1: not a mtasts"),
+        ([HEAD, b"[]\n"], "line 2: not an object"),
+        ([HEAD, POLICY.replace(b'"i":0', b'"i":3')], "line 2: policy lines out of order"),
+        ([HEAD, POLICY.replace(b'"sts"', b'"nope"')], "line 2: 'nope' is not a valid"),
+        ([HEAD, POLICY.replace(b"2026-11-22", b"22/11")], "line 2: Invalid isoformat"),
+        ([HEAD, POLICY.replace(b'"successful":1', b'"successful":-1')], "'successful' is not"),
+        ([HEAD, POLICY.replace(b'"mx_host":[]', b'"mx_host":[1]')], "'mx_host' is not a list"),
+        ([HEAD, b'{"p":0,"count":1}\n'], "line 2: 'p' names no policy line before it"),
+        ([HEAD, POLICY, b'{"p":0,"count":1}\n'], "line 3: 'result_type' is not a string"),
+        ([HEAD, b'{"x":1}\n'], "line 2: neither a policy nor a failure line"),
+    ],
+)
+def test_a_damaged_spool_is_refused_naming_the_line(lines: list[bytes], message: str) -> None:
+    with pytest.raises(TlsRptError, match="counter spool") as exc:
+        read_spool(lines, Counters())
+    assert exc.value.code == "collect.spool-invalid"
+    assert message in str(exc.value)

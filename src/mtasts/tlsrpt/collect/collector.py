@@ -19,9 +19,16 @@ logged with its reason, once per distinct datagram and day with how many arrived
 its batch is folded, not when it arrives.
 
 Stop-and-restart safe: counters are added to the store (upsert +n), never overwritten,
-so a restart carries on; a failed flush keeps the counters in memory for the next one.
-A datagram that arrives while the collector is down is lost: libtlsrpt sends with
-MSG_DONTWAIT and there is no spool (the same as tlsrpt-collectd).
+so a restart carries on. The way to the store is :class:`~.flusher.CounterFlusher`'s: a
+failed flush keeps the counters in memory and reconnects with back-off, and a SIGTERM
+while the store is down writes them to a spool file that the next start replays (the
+process then exits 1 and says so).
+
+Stopping closes the socket's receive side first (``shutdown(SHUT_RD)``: from then on a
+sender gets EPIPE at once, as when no collector runs), then reads every datagram still
+queued, then flushes: a datagram the kernel accepted is counted. A datagram sent while
+the collector is not running is lost: libtlsrpt sends with MSG_DONTWAIT and keeps no
+spool of its own (the same as tlsrpt-collectd).
 """
 
 from __future__ import annotations
@@ -45,6 +52,12 @@ from mtasts.errors import TlsRptError
 from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
+from mtasts.tlsrpt.collect.flusher import (
+    MAX_PENDING,
+    Backoff,
+    CounterFlusher,
+    ShutdownResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +74,6 @@ RCVBUF = 8 << 20  # kernel queue: absorbs bursts while a flush runs
 # counted at once (as before the raw batch existed) and an early fold is asked for; so
 # the counters may hold max_pending - max_pending // RAW_SHARE. (While a fold decodes, the
 # batch it took and the new one coexist: up to twice the share, for a moment.)
-MAX_PENDING = 256 << 20
 RAW_SHARE = 32
 # Memory of one raw-batch entry beyond its datagram's bytes: the bytes object's header,
 # the (day, bytes) tuple, the dict slot and its int (measured ~120 bytes, tracemalloc).
@@ -80,6 +92,8 @@ class CollectorStats:
     rejected: Counter[str] = field(default_factory=Counter)
     flushes: int = 0
     upserts: int = 0
+    # What the last shutdown left outside the store (spooled or lost); None while running.
+    shutdown: ShutdownResult | None = None
 
 
 def bind_socket(path: Path, mode: int = 0o666) -> socket.socket:
@@ -127,6 +141,8 @@ class Collector:
         flush_every: int = 10_000,
         clock: Callable[[], float] = _time.time,
         max_pending: int = MAX_PENDING,
+        spool: Path | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self.sock = sock
         # The datagram carries no time: a session counts on the collector's UTC day at
@@ -134,20 +150,25 @@ class Collector:
         self.clock = clock
         self.max_pending = max_pending
         self._raw_max = max_pending // RAW_SHARE
-        self._full_logged = False
-        self._in_flight = 0  # weight of the batch being flushed (back in memory if it fails)
         self.store = store
         self.flush_interval = flush_interval
         self.flush_every = flush_every
-        self.counters = Counters()
+        # The counters and their way to the store; they may hold what the raw batch does
+        # not take of max_pending.
+        self.flusher = CounterFlusher(
+            store,
+            spool=spool,
+            max_pending=max_pending - self._raw_max,
+            backoff=backoff or Backoff(),
+        )
         self.stats = CollectorStats()
+        self._oversized = 0  # datagrams over MAX_DATAGRAM since the last fold (logged then)
         # The raw batch: (UTC day, datagram bytes) -> datagrams received, not yet decoded.
         self._raw: dict[tuple[date, bytes], int] = {}
         self._raw_weight = 0  # bytes of its keys + RAW_OVERHEAD each
         self._received = 0  # datagrams since the last flush (asks for one at flush_every)
         self._flush_asked = False
         self._fold_asked = False  # the raw batch is full: fold it before the next flush
-        self._flushing = False  # a batch is on its way to the store
         # One byte more than the limit, so a full buffer means the kernel truncated; 1 MiB
         # exactly (an odd size makes every recv_into ~3x slower on Linux, measured).
         self._buf = bytearray(MAX_DATAGRAM + 1)
@@ -157,6 +178,11 @@ class Collector:
         self._lock = threading.Lock()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def counters(self) -> Counters:
+        """The counters waiting for the store (the flusher's)."""
+        return self.flusher.counters
 
     @property
     def raw_weight(self) -> int:
@@ -173,8 +199,10 @@ class Collector:
         size = len(data)
         if too_large or size > MAX_DATAGRAM:
             # The buffer is one byte larger than the limit: a full buffer means the kernel
-            # truncated a bigger datagram. (Not copied: rejected as it arrives.)
+            # truncated a bigger datagram. (Not copied: rejected as it arrives, logged with
+            # a count at the next fold.)
             self.stats.rejected["datagram.too-large"] += 1
+            self._oversized += 1
             return
         raw = self._raw
         n = raw.get(key)
@@ -187,13 +215,15 @@ class Collector:
             return
         # The raw batch is full (a flood of distinct datagrams): decode this one now, and
         # have the event loop fold the batch early.
-        self._count(day, data, _decode(data), 1)
+        with self.flusher.lock:
+            self._count(day, data, _decode(data), 1)
         if not self._fold_asked and self._loop is not None:
             self._fold_asked = True
             self._loop.call_soon_threadsafe(self._fold_early)
 
     def _count(self, day: date, data: bytes, outcome: SessionOutcome | TlsRptError, n: int) -> None:
-        """Count ``n`` identical datagrams ``data`` of ``day`` (caller holds the lock)."""
+        """Count ``n`` identical datagrams ``data`` of ``day`` (caller holds the lock and
+        the flusher's lock)."""
         if isinstance(outcome, TlsRptError):
             self.stats.rejected[outcome.code] += n
             if n == 1:
@@ -201,21 +231,10 @@ class Collector:
             else:
                 log.warning("%s (%d identical datagrams on %s)", outcome, n, day)
             return
-        counters = self.counters
-        full = counters.weight + self._in_flight + self._raw_max >= self.max_pending
-        if full and not counters.known(day, outcome):
+        if self.flusher.add_locked(day, outcome, len(data), n):
+            self.stats.accepted += n
+        else:
             self.stats.rejected["collect.counters-full"] += n
-            if not self._full_logged:
-                self._full_logged = True
-                log.warning(
-                    "TLS-RPT counters waiting for the store hold %d bytes (max %d): sessions "
-                    "that need a new counter are dropped until a flush succeeds",
-                    counters.weight,
-                    self.max_pending,
-                )
-            return
-        counters.add(day, outcome, len(data), n)
-        self.stats.accepted += n
 
     def drain_socket(self) -> int:
         """Read every queued datagram (non-blocking) into the raw batch; return how many."""
@@ -292,54 +311,55 @@ class Collector:
         # Decoded outside the lock (pure), so the receiver keeps reading meanwhile.
         decoded = [(key, _decode(key[1]), n) for key, n in raw.items()]
         del raw
-        with self._lock:
+        with self._lock, self.flusher.lock:
             for (day, data), outcome, n in decoded:
                 self._count(day, data, outcome, n)
+            oversized, self._oversized = self._oversized, 0
+        if oversized:
+            # One line per fold for this kind, with the count (a flood of them must not
+            # flood the log; the datagrams themselves are not kept).
+            log.warning(
+                "libtlsrpt datagram rejected: %d datagrams larger than %d bytes since the last "
+                "flush (datagram.too-large)",
+                oversized,
+                MAX_DATAGRAM,
+            )
 
     def _fold_early(self) -> None:
         # Not while a batch is on its way to the store: the counters lack its keys then,
         # so sessions of known counters would be refused as counters-full. flush() folds
         # when it is done.
-        if not self._flushing:
+        if not self.flusher.flushing:
             self.fold()
 
-    async def flush(self) -> None:
-        """Fold the raw batch, then write the pending counters in one transaction; keep
-        them on failure."""
+    async def flush(self) -> bool:
+        """Fold the raw batch, then write the pending counters in one transaction (kept
+        in memory if the store fails; during a back-off only the fold happens). True when
+        the store took them."""
         with self._lock:
             self._received = 0
             self._flush_asked = False
         self.fold()
-        with self._lock:
-            if not self.counters:
-                return
-            batch = self.counters.drain()
-            self._in_flight = batch.weight
-        self._flushing = True
-        try:
-            self.stats.upserts += await self.store.add_counters(batch)
-            self.stats.flushes += 1
-            with self._lock:
-                self._in_flight = 0
-                self._full_logged = False
-        except Exception:
-            # A database outage must not lose counts: put the batch back, retry later.
-            log.exception("flushing %d TLS-RPT counters failed; keeping them", len(batch))
-            with self._lock:
-                self.counters.merge(batch)
-                self._in_flight = 0
-        finally:
-            self._flushing = False
+        ok = await self.flusher.flush()
+        self._sync_stats()
         if self._fold_asked:
             self.fold()
+        return ok
+
+    def _sync_stats(self) -> None:
+        self.stats.flushes = self.flusher.stats.flushes
+        self.stats.upserts = self.flusher.stats.upserts
 
     def stop(self) -> None:
         self._stop.set()
         self._readable.set()
 
     async def run(self) -> None:
-        """Serve until :meth:`stop` (SIGTERM/SIGINT when installed); flush before return."""
+        """Serve until :meth:`stop` (SIGTERM/SIGINT when installed); before returning,
+        read what is queued, flush, and spool what the store did not take
+        (:attr:`CollectorStats.shutdown`)."""
         self._loop = asyncio.get_running_loop()
+        await self.flusher.start()
         self.sock.setblocking(True)
         thread = threading.Thread(target=self._receive_forever, name="tlsrpt-recv", daemon=True)
         thread.start()
@@ -351,15 +371,15 @@ class Collector:
                 await self.flush()
         finally:
             self._closing = True
-            self._wake_receiver()
+            # No datagram can be queued after this (senders get EPIPE), and the blocked
+            # receiver wakes up with an empty read; so the drain below reads the last one.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RD)
             await asyncio.to_thread(thread.join, 5)
-            self.drain_socket()  # what was queued behind the wake-up datagram
-            await self.flush()
-
-    def _wake_receiver(self) -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s, contextlib.suppress(OSError):
-            s.setblocking(False)
-            s.sendto(b"", self.sock.getsockname())
+            self.drain_socket()
+            self.fold()
+            self.stats.shutdown = await self.flusher.shutdown()
+            self._sync_stats()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -373,13 +393,15 @@ async def serve(
     *,
     flush_interval: float = 5.0,
     socket_mode: int = 0o666,
+    spool: Path | None = None,
     ready: asyncio.Event | None = None,
 ) -> CollectorStats:
-    """Run the collector daemon on ``socket_path`` until SIGTERM; return its statistics."""
+    """Run the collector daemon on ``socket_path`` until SIGTERM; return its statistics
+    (``shutdown`` says what the store did not take). A store that is down at start is
+    retried in the background: counting starts at once."""
     store = TlsRptStore.open(store_url)
-    await store.create()
     sock = bind_socket(socket_path, socket_mode)
-    collector = Collector(sock, store, flush_interval=flush_interval)
+    collector = Collector(sock, store, flush_interval=flush_interval, spool=spool)
     collector.install_signal_handlers()
     if ready is not None:
         ready.set()
@@ -388,5 +410,8 @@ async def serve(
     finally:
         sock.close()
         _remove(socket_path)
-        await store.close()
+        try:
+            await asyncio.wait_for(store.close(), 5)
+        except Exception:  # a broken connection: nothing is left to write on it
+            await store.reset()
     return collector.stats

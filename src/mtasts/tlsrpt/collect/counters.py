@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import orjson
 
+from mtasts.errors import TlsRptError
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.results import PolicyType
 
@@ -157,3 +160,140 @@ class Counters:
 
     def __bool__(self) -> bool:
         return bool(self.successes or self.failures or self.details)
+
+
+# --- the spool: pending counters in a local file while the store is down -----------------
+#
+# JSON Lines, written and read one line at a time (a spool of 256 MiB of counters is never
+# held twice in memory): a header line, one line per policy counter ({"i": index, the
+# PolicyKey fields, "successful", "failed"}), then one line per failure counter ({"p":
+# index of its policy line, the FailureKey fields, "count"}).
+
+SPOOL_FORMAT = "mtasts-tlsrpt-counters"
+SPOOL_VERSION = 1
+_FAILURE_FIELDS = (
+    "result_type",
+    "sending_mta_ip",
+    "receiving_mx_hostname",
+    "receiving_mx_helo",
+    "receiving_ip",
+    "additional_information",
+    "failure_reason_code",
+)
+
+
+def spool_lines(counters: Counters) -> Iterator[bytes]:
+    """``counters`` as spool lines (each ends with a newline)."""
+    head = {"format": SPOOL_FORMAT, "version": SPOOL_VERSION, "sessions": counters.sessions}
+    yield orjson.dumps(head) + b"\n"
+    index: dict[PolicyKey, int] = {}
+    for i, key in enumerate(counters.policy_keys()):
+        index[key] = i
+        line = {
+            "i": i,
+            "day": key.day.isoformat(),
+            "domain": key.domain,
+            "tlsrpt_record": key.tlsrpt_record,
+            "policy_type": key.policy_type.value,
+            "policy_domain": key.policy_domain,
+            "policy_string": key.policy_string,
+            "mx_host": key.mx_host,
+            "successful": counters.successes.get(key, 0),
+            "failed": counters.failures.get(key, 0),
+        }
+        yield orjson.dumps(line) + b"\n"
+    for (key, f), n in counters.details.items():
+        fline: dict[str, object] = {"p": index[key], "count": n}
+        for name in _FAILURE_FIELDS:
+            fline[name] = getattr(f, name)
+        yield orjson.dumps(fline) + b"\n"
+
+
+def _spool_error(where: str, message: str) -> TlsRptError:
+    return TlsRptError(f"counter spool {where}: {message}", code="collect.spool-invalid")
+
+
+def _text(obj: dict[str, Any], name: str, where: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str):
+        raise _spool_error(where, f"{name!r} is not a string")
+    return value
+
+
+def _count_of(obj: dict[str, Any], name: str, where: str) -> int:
+    value = obj.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise _spool_error(where, f"{name!r} is not a count")
+    return value
+
+
+def _texts(obj: dict[str, Any], name: str, where: str) -> tuple[str, ...]:
+    value = obj.get(name)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _spool_error(where, f"{name!r} is not a list of strings")
+    return tuple(value)
+
+
+def read_spool(lines: Iterable[bytes], counters: Counters) -> int:
+    """Add the counters of spool ``lines`` to ``counters``; return the sessions added.
+
+    Raises TlsRptError (code ``collect.spool-invalid``) naming the line for anything that
+    is not a spool this version wrote; ``counters`` may then hold part of it."""
+    policies: list[PolicyKey] = []
+    sessions: Any = 0
+    header = False
+    for lineno, raw in enumerate(lines, 1):
+        where = f"line {lineno}"
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise _spool_error(where, "not JSON") from None
+        if not isinstance(obj, dict):
+            raise _spool_error(where, "not an object")
+        if not header:
+            if obj.get("format") != SPOOL_FORMAT or obj.get("version") != SPOOL_VERSION:
+                raise _spool_error(where, f"not a {SPOOL_FORMAT} v{SPOOL_VERSION} file")
+            header = True
+            sessions = obj.get("sessions")
+            if not isinstance(sessions, int) or isinstance(sessions, bool) or sessions < 0:
+                raise _spool_error(where, "'sessions' is not a count")
+            continue
+        size = len(raw)
+        if "i" in obj:
+            if obj["i"] != len(policies):
+                raise _spool_error(where, "policy lines out of order")
+            try:
+                day = date.fromisoformat(_text(obj, "day", where))
+                ptype = PolicyType(_text(obj, "policy_type", where))
+            except ValueError as exc:
+                raise _spool_error(where, str(exc)) from None
+            key = PolicyKey(
+                day,
+                _text(obj, "domain", where),
+                _text(obj, "tlsrpt_record", where),
+                ptype,
+                _text(obj, "policy_domain", where),
+                _texts(obj, "policy_string", where),
+                _texts(obj, "mx_host", where),
+            )
+            policies.append(key)
+            ok, bad = _count_of(obj, "successful", where), _count_of(obj, "failed", where)
+            if ok:
+                counters.successes[key] += ok
+            if bad:
+                counters.failures[key] += bad
+        elif "p" in obj:
+            p = obj["p"]
+            if not isinstance(p, int) or not 0 <= p < len(policies):
+                raise _spool_error(where, "'p' names no policy line before it")
+            fkey = FailureKey(*(_text(obj, name, where) for name in _FAILURE_FIELDS))
+            counters.details[policies[p], fkey] += _count_of(obj, "count", where)
+        else:
+            raise _spool_error(where, "neither a policy nor a failure line")
+        counters.weight += size + KEY_OVERHEAD
+    if not header:
+        raise _spool_error("line 1", f"not a {SPOOL_FORMAT} v{SPOOL_VERSION} file")
+    counters.sessions += int(sessions)
+    return int(sessions)
