@@ -183,3 +183,67 @@ async def test_daemon_under_a_low_open_files_limit_keeps_answering(tmp_path: Pat
     assert "open-files limit 256 (hard 256)" in stderr
     assert stderr.count("max_connections lowered from 1000 to 192") == 1
     assert "Traceback" not in stderr
+
+
+PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.mark.parametrize("how", ["--cache", "--pmsr-config"])
+async def test_daemon_keeps_its_policies_in_postgresql(tmp_path: Path, how: str) -> None:
+    """defect: `--cache postgresql://` (documented) ended in a traceback, and a pmsr file
+    naming a postgres (or redis, sqlite) cache silently ran on memory: instead."""
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL on 127.0.0.1:5432")
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    import asyncpg
+
+    schema = f"d_{os.getpid()}_{how.strip('-').replace('-', '_')}"
+    admin = await asyncpg.connect(PG_URL)
+    await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}")
+    port = _free_port()
+    if how == "--cache":
+        args = ["--listen", f"127.0.0.1:{port}", "--cache", f"{PG_URL}?search_path={schema}"]
+    else:
+        pmsr = tmp_path / "mta-sts-daemon.yml"
+        pmsr.write_text(
+            f"host: 127.0.0.1\nport: {port}\ncache:\n  type: postgres\n  options:\n"
+            f"    dsn: {PG_URL}\n    server_settings:\n      search_path: {schema}\n"
+        )
+        args = ["--pmsr-config", str(pmsr)]
+    try:
+        async with running_lab(healthy_domain("good.test")) as lab:
+            env = {**os.environ, **lab.env, "PYTHONPATH": str(SRC)}
+            env.pop("MTASTS_CONFIG", None)
+            env.pop("MTASTS_CACHE", None)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+                *args, env=env, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            assert proc.stderr is not None
+            try:
+                expected = "OK secure match=mx1.good.test servername=hostname"
+                for _ in range(100):
+                    try:
+                        assert await _ask(port, "postfix good.test") == expected
+                        break
+                    except OSError:
+                        if proc.returncode is not None:
+                            break
+                        await asyncio.sleep(0.2)
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(proc.wait(), 30) == 0
+                stderr = (await proc.stderr.read()).decode()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+        assert "Traceback" not in stderr
+        assert "cache=postgresql://" in stderr, stderr
+        rows = await admin.fetch(f"SELECT domain FROM {schema}.mtasts_sts_policy_cache")
+        assert [r["domain"] for r in rows] == ["good.test"]
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await admin.close()

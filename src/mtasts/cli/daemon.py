@@ -172,7 +172,9 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
 )
 @click.option("--ca-file", help="CA bundle for policy hosts. Env MTASTS_CA_FILE.")
 @click.option(
-    "--cache", "cache_url", help="Cache URL: memory:, sqlite:///PATH, redis://... Env MTASTS_CACHE."
+    "--cache",
+    "cache_url",
+    help="Cache URL: memory:, sqlite:///PATH, redis://..., postgresql://... Env MTASTS_CACHE.",
 )
 @click.option(
     "--log-level",
@@ -223,10 +225,13 @@ def daemon(
                 log.warning("pmsr config: %s", note)
             cfg = imported.daemon
             extra = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
+            # Options given on the command line win; an option not given (None) must not
+            # wipe what the pmsr file says (it replaced pmsr's cache with memory:).
+            given = {k: v for k, v in overrides.items() if v is not None}
             settings = load_settings(
                 os.devnull,
                 environ={},
-                overrides={**_settings_values(settings), **extra, **overrides},
+                overrides={**_settings_values(settings), **extra, **given},
             )
         cfg = _apply_options(
             cfg,

@@ -11,7 +11,7 @@ The mapping (pmsr 1.5.1 option -> ours) is :func:`from_pmsr`, pure and table-tes
 | zones.*.tlsrpt               | zone tlsrpt                                        |
 | zones.*.strict_testing       | zone strict_testing                                |
 | zones.*.timeout              | resolver fetch timeout (default zone's only)       |
-| cache.type + options         | cache URL (memory:, sqlite:///, redis://, postgresql://) |
+| cache.type + options         | cache URL carrying every option (see :func:`_cache_url`) |
 | cache_grace, reuse_port, proactive_policy_fetching | not needed: noted, ignored   |
 """
 
@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from mtasts.errors import ConfigError
 from mtasts.postfix.config import DaemonConfig, Listen
@@ -67,7 +68,175 @@ def _zone(data: Any, where: str, notes: list[str], base: ReplyOptions) -> ReplyO
     )
 
 
+# redis-py (>= 5) options that its URL parser reads from the query string, typed
+_REDIS_URL_TYPED = frozenset(
+    {
+        "socket_timeout",
+        "socket_connect_timeout",
+        "socket_read_size",
+        "socket_keepalive",
+        "retry_on_timeout",
+        "max_connections",
+        "health_check_interval",
+        "ssl_check_hostname",
+        "ssl_min_version",
+        "timeout",
+        "protocol",
+    }
+)
+# redis-py connection options whose value is a string: passed through the query as is
+_REDIS_URL_STRINGS = frozenset(
+    {
+        "client_name",
+        "ssl_keyfile",
+        "ssl_certfile",
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "encoding",
+        "encoding_errors",
+    }
+)
+# asyncpg pool / connection options that mtasts' PostgreSQL cache URL takes in its query
+# (the same names as mtasts.sts.cache.postgres.POOL_OPTIONS; a test keeps them equal)
+PG_POOL_OPTIONS = frozenset(
+    {
+        "min_size",
+        "max_size",
+        "max_queries",
+        "max_inactive_connection_lifetime",
+        "timeout",
+        "command_timeout",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+    }
+)
+# asyncpg.connect() keywords that are libpq DSN parameters of the same name
+_PG_DSN_PARAMS = frozenset(
+    {"passfile", "target_session_attrs", "krbsrvname", "gsslib", "service", "servicefile"}
+)
+_SSLMODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+
+
+def _scalar(kind: str, key: str, value: Any) -> str:
+    """An option value as URL text; a list or mapping cannot be carried (ConfigError)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    raise ConfigError(
+        f"pmsr config: cache.options.{key} of the {kind} cache is a "
+        f"{type(value).__name__}; mtasts cannot carry it over: remove it or set the "
+        "equivalent in [cache] url"
+    )
+
+
+def _refuse(kind: str, key: str, hint: str) -> ConfigError:
+    return ConfigError(
+        f"pmsr config: cache.options.{key} of the {kind} cache cannot be carried over to "
+        f"mtasts ({hint}); remove it, or write [cache] url in mtasts.toml instead"
+    )
+
+
+def _with_query(url: str, params: list[tuple[str, str]]) -> str:
+    if not params:
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True) + params
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _with_login(url: str, user: Any, password: Any) -> str:
+    """``url`` with the user and/or password of its netloc replaced (percent-encoded)."""
+    if user is None and password is None:
+        return url
+    parts = urlsplit(url)
+    name = quote(str(user), safe="") if user is not None else quote(parts.username or "", safe="")
+    secret = password if password is not None else parts.password
+    login = name + (":" + quote(str(secret), safe="") if secret is not None else "")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{login}@{host}"))
+
+
+def _redis_url(options: Mapping[str, Any], notes: list[str]) -> str:
+    """pmsr passes every option to ``redis.asyncio.from_url(url, **options)``; mtasts reads
+    them from the URL (redis-py's own URL syntax), so each one goes into it."""
+    url = options.get("url")
+    if not url or not isinstance(url, str):
+        raise ConfigError("pmsr config: redis cache needs options.url")
+    url = _with_login(url, options.get("username"), options.get("password"))
+    if "db" in options:
+        db = options["db"]
+        if isinstance(db, bool) or not isinstance(db, int) or db < 0:
+            raise ConfigError(f"pmsr config: cache.options.db must be a number, not {db!r}")
+        url = urlunsplit(urlsplit(url)._replace(path=f"/{db}"))
+    query: list[tuple[str, str]] = []
+    for key in sorted(set(options) - {"url", "username", "password", "db"}):
+        value = options[key]
+        if key in _REDIS_URL_TYPED:
+            query.append((key, _scalar("redis", key, value)))
+        elif key in _REDIS_URL_STRINGS and isinstance(value, str):
+            query.append((key, value))
+        elif key == "decode_responses":
+            notes.append(
+                "cache.options.decode_responses: not needed (mtasts reads its entries "
+                "either way); ignored"
+            )
+        else:
+            raise _refuse("redis", key, "not an option redis-py reads from a URL")
+    return _with_query(url, query)
+
+
+def _postgres_url(options: Mapping[str, Any]) -> str:
+    """pmsr passes ``dsn`` and the rest to ``asyncpg.create_pool``; mtasts' PostgreSQL cache
+    takes the same pool options in its URL's query, and connection options as DSN."""
+    dsn = options.get("dsn")
+    if not dsn or not isinstance(dsn, str):
+        raise ConfigError("pmsr config: postgres cache needs options.dsn")
+    url = _with_login(dsn, options.get("user"), options.get("password"))
+    parts = urlsplit(url)
+    if "host" in options or "port" in options:
+        login, _, hostport = parts.netloc.rpartition("@")
+        host = str(options.get("host", parts.hostname or ""))
+        port = options.get("port", parts.port)
+        hostport = host + (f":{int(port)}" if port is not None else "")
+        parts = parts._replace(netloc=f"{login}@{hostport}" if login else hostport)
+    if "database" in options:
+        parts = parts._replace(path="/" + quote(str(options["database"]), safe=""))
+    query: list[tuple[str, str]] = []
+    for key in sorted(set(options) - {"dsn", "user", "password", "host", "port", "database"}):
+        value = options[key]
+        if key in PG_POOL_OPTIONS or key in _PG_DSN_PARAMS:
+            query.append((key, _scalar("postgres", key, value)))
+        elif key == "ssl":
+            if isinstance(value, bool):
+                query.append(("sslmode", "require" if value else "disable"))
+            elif isinstance(value, str) and value in _SSLMODES:
+                query.append(("sslmode", value))
+            else:
+                raise _refuse("postgres", key, "only true, false or a libpq sslmode name")
+        elif key == "server_settings":
+            if not isinstance(value, Mapping):
+                raise ConfigError("pmsr config: cache.options.server_settings must be a mapping")
+            query += [
+                (str(k), _scalar("postgres", f"server_settings.{k}", v)) for k, v in value.items()
+            ]
+        else:
+            raise _refuse("postgres", key, "not a connection or pool setting mtasts takes")
+    return _with_query(urlunsplit(parts), query)
+
+
 def _cache_url(cache: Any, notes: list[str]) -> str | None:
+    """The cache URL carrying every pmsr cache option; ConfigError for one that cannot be.
+
+    internal ``cache_size`` -> ``memory:?max_entries=N``; sqlite ``timeout`` ->
+    ``sqlite:///...?timeout=S`` (``threads`` is not needed); redis: every option goes into
+    the URL in redis-py's own syntax; postgres: host/port/user/password/database into the
+    DSN, ``ssl`` as ``sslmode``, ``server_settings`` and libpq parameters as DSN query,
+    pool options (``min_size``, ``timeout``, ...) as the cache URL's query. Anything else
+    (a Python object, an option with no URL form) refuses to start, naming it.
+    """
     if cache is None:
         return None
     if not isinstance(cache, Mapping):
@@ -76,17 +245,16 @@ def _cache_url(cache: Any, notes: list[str]) -> str | None:
     options = cache.get("options") or {}
     if not isinstance(options, Mapping):
         raise ConfigError("pmsr config: cache.options must be a mapping")
-    used = {"internal": set(), "sqlite": {"filename"}, "redis": {"url"}, "postgres": {"dsn"}}
-    for key in sorted(set(options) - used.get(kind, set(options))):
-        hint = {
-            "redis": "put credentials and the database in the URL "
-            "(redis://:PASSWORD@HOST:6379/0); set [timeouts] for the rest",
-            "postgres": "put connection parameters in the DSN",
-        }.get(kind, "mtasts sizes and tunes its cache itself")
-        notes.append(f"cache.options.{key}: not carried over; {hint}")
     if kind == "internal":
-        return "memory:"
+        for key in sorted(set(options) - {"cache_size"}):
+            raise _refuse("internal", key, "the internal cache takes only cache_size")
+        size = options.get("cache_size", 10000)  # pmsr's default
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ConfigError(f"pmsr config: cache.options.cache_size must be >= 1, not {size!r}")
+        return f"memory:?max_entries={size}"
     if kind == "sqlite":
+        for key in sorted(set(options) - {"filename", "timeout", "threads"}):
+            raise _refuse("sqlite", key, "the sqlite cache takes filename, threads, timeout")
         filename = options.get("filename")
         if not filename:
             raise ConfigError("pmsr config: sqlite cache needs options.filename")
@@ -95,17 +263,19 @@ def _cache_url(cache: Any, notes: list[str]) -> str | None:
             f"sqlite cache {filename}: pmsr's layout is not ours; mtasts uses {target} "
             "beside it (policies are fetched again once)"
         )
-        return f"sqlite:///{target}"
+        if "threads" in options:
+            notes.append(
+                "cache.options.threads: not needed (mtasts uses one SQLite connection on "
+                "its own thread); ignored"
+            )
+        url = f"sqlite:///{target}"
+        if "timeout" in options:
+            url += "?timeout=" + _scalar("sqlite", "timeout", options["timeout"])
+        return url
     if kind == "redis":
-        url = options.get("url")
-        if not url:
-            raise ConfigError("pmsr config: redis cache needs options.url")
-        return str(url)
+        return _redis_url(options, notes)
     if kind == "postgres":
-        dsn = options.get("dsn")
-        if not dsn:
-            raise ConfigError("pmsr config: postgres cache needs options.dsn")
-        return str(dsn)
+        return _postgres_url(options)
     if kind == "redis_sentinel":
         raise ConfigError(
             "pmsr config: redis_sentinel caches are not supported; use a redis:// URL"

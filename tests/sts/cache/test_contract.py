@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from mtasts.errors import ConfigError, Notice
 from mtasts.sts.cache import MemoryCache, PolicyCache, open_cache
 from mtasts.sts.cache.base import entry_from_bytes, entry_to_bytes
+from mtasts.sts.cache.postgres import PostgresCache
 from mtasts.sts.cache.redis import RedisCache, redacted
 from mtasts.sts.cache.sqlite import SqliteCache
 from mtasts.sts.policy import parse_policy
@@ -23,6 +25,7 @@ from mtasts.sts.refresh import CacheEntry, after_fetch_failed, after_fetch_ok
 from mtasts.tlsrpt.results import ResultType
 
 REDIS_URL = os.environ.get("MTASTS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POLICY = (
     "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\n"
     "max_age: 86400\r\n"
@@ -54,21 +57,54 @@ def full_entry(domain: str = "example.com") -> CacheEntry:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+def postgres_or_skip() -> None:
+    """Skip (outside CI) or fail (under CI) when no PostgreSQL server answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL on 127.0.0.1:5432")
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database test)")
+
+
+@contextlib.asynccontextmanager
+async def pg_schema() -> AsyncIterator[str]:
+    """A fresh schema on the test server (dropped afterwards): the URL's search_path."""
+    postgres_or_skip()
+    import asyncpg
+
+    schema = f"c_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(PG_URL)
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield schema
+    finally:
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        await conn.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PolicyCache]:
     kind = request.param
-    if kind == "memory":
-        backend: PolicyCache = await open_cache("memory:")
-    elif kind == "sqlite":
-        backend = await open_cache(f"sqlite:///{tmp_path}/cache.db")
-    else:
-        redis_or_skip()
-        client = aioredis.Redis.from_url(REDIS_URL)
-        backend = RedisCache(client, REDIS_URL, prefix=f"mtasts-test:{uuid.uuid4().hex}:")
-    yield backend
-    for domain in await backend.domains():
-        await backend.delete(domain)
-    await backend.aclose()
+    async with contextlib.AsyncExitStack() as stack:
+        if kind == "memory":
+            backend: PolicyCache = await open_cache("memory:")
+        elif kind == "sqlite":
+            backend = await open_cache(f"sqlite:///{tmp_path}/cache.db")
+        elif kind == "redis":
+            redis_or_skip()
+            client = aioredis.Redis.from_url(REDIS_URL)
+            backend = RedisCache(client, REDIS_URL, prefix=f"mtasts-test:{uuid.uuid4().hex}:")
+        else:
+            schema = await stack.enter_async_context(pg_schema())
+            backend = await open_cache(f"{PG_URL}?search_path={schema}")
+            assert isinstance(backend, PostgresCache)
+            assert not backend.degraded
+        yield backend
+        for domain in await backend.domains():
+            await backend.delete(domain)
+        await backend.aclose()
 
 
 async def test_missing_domain_is_none(cache: PolicyCache) -> None:
@@ -152,6 +188,8 @@ async def test_sqlite_cache_survives_a_restart(tmp_path: Path) -> None:
         "memcached://127.0.0.1",  # defect: unknown scheme
         "sqlite://relative.db",  # defect: two slashes, no path
         "memory:?max_entries=zero",  # defect: size not a number
+        "sqlite:///x.db?timeout=soon",  # defect: not seconds
+        "sqlite:///x.db?threads=4",  # defect: not an option of ours
     ],
 )
 async def test_bad_cache_urls_are_config_errors(url: str) -> None:
@@ -240,6 +278,15 @@ async def _store_raw(cache: PolicyCache, domain: str, data: bytes) -> bool:
     if isinstance(cache, RedisCache):
         await cache._client.set(cache._key(domain), data)
         return True
+    if isinstance(cache, PostgresCache):
+        async with cache._pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO mtasts_sts_policy_cache (domain, entry) VALUES ($1, $2) "
+                "ON CONFLICT (domain) DO UPDATE SET entry = EXCLUDED.entry",
+                domain,
+                data,
+            )
+        return True
     if isinstance(cache, SqliteCache):
         await cache._db.execute(
             "INSERT OR REPLACE INTO sts_policy_cache (domain, entry) VALUES (?, ?)", (domain, data)
@@ -249,7 +296,7 @@ async def _store_raw(cache: PolicyCache, domain: str, data: bytes) -> bool:
     return False  # the memory cache stores values, not bytes
 
 
-@pytest.mark.parametrize("cache", ["sqlite", "redis"], indirect=True)
+@pytest.mark.parametrize("cache", ["sqlite", "redis", "postgres"], indirect=True)
 @pytest.mark.parametrize("data", GARBAGE)
 async def test_corrupt_stored_entry_is_a_miss_with_a_warning(
     cache: PolicyCache, data: bytes, caplog: pytest.LogCaptureFixture
@@ -262,3 +309,89 @@ async def test_corrupt_stored_entry_is_a_miss_with_a_warning(
     assert any("example.com" in r.getMessage() for r in caplog.records)
     await cache.set(full_entry())  # the bad value is simply replaced
     assert await cache.get("example.com") == full_entry()
+
+
+# --- PostgreSQL specifics ------------------------------------------------------------------
+
+
+async def test_postgres_cache_url_opens_a_postgres_cache() -> None:
+    """defect: postgresql:// was documented but open_cache refused it (the daemon failed)."""
+    async with pg_schema() as schema:
+        cache = await open_cache(f"{PG_URL}?search_path={schema}&max_size=2&timeout=3")
+        assert isinstance(cache, PostgresCache)
+        await cache.set(full_entry())
+        await cache.aclose()
+        again = await open_cache(f"{PG_URL}?search_path={schema}")  # persistent
+        assert await again.get("example.com") == full_entry()
+        await again.aclose()
+
+
+async def test_postgres_cache_lives_beside_pmsr_table() -> None:
+    """pmsr's own sts_policy_cache table in the same database is neither used nor touched."""
+    async with pg_schema() as schema:
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
+        await conn.execute(
+            "CREATE TABLE sts_policy_cache (id serial primary key, domain text, ts integer, "
+            "pol_id text, pol_body jsonb)"
+        )
+        await conn.execute("INSERT INTO sts_policy_cache (domain, ts) VALUES ('pmsr.example', 1)")
+        cache = await open_cache(f"{PG_URL}?search_path={schema}")
+        await cache.set(full_entry())
+        assert await cache.get("example.com") == full_entry()
+        assert await conn.fetchval("SELECT count(*) FROM sts_policy_cache") == 1
+        await cache.aclose()
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://postgres@127.0.0.1:5432/no_such_db_mtasts", "refused"),
+        ("postgresql://postgres@127.0.0.1:5432/test?max_size=many", "not a number"),
+        ("postgresql://postgres@127.0.0.1:5432/test?timeout=0", "out of range"),
+    ],
+)
+async def test_postgres_cache_url_errors_are_config_errors(url: str, says: str) -> None:
+    postgres_or_skip()
+    with pytest.raises(ConfigError, match=says):
+        await open_cache(url)
+
+
+async def test_postgres_outage_degrades_to_memory_with_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Unreachable at start or later: lookups keep working from memory, one warning, and
+    the password never reaches the log."""
+    url = f"postgresql://mtasts:s3cret@127.0.0.1:{_free_port()}/test?timeout=1"
+    with caplog.at_level("WARNING", logger="mtasts.sts.cache.postgres"):
+        cache = await open_cache(url)
+        assert isinstance(cache, PostgresCache)
+        assert cache.degraded
+        await cache.set(full_entry())
+        assert await cache.get("example.com") == full_entry()
+        assert await cache.domains() == ["example.com"]
+        await cache.aclose()
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1
+    assert "unreachable" in warnings[0]
+    assert "s3cret" not in warnings[0]
+
+
+async def test_postgres_backend_killed_mid_run_costs_no_lookup() -> None:
+    """pg_terminate_backend on the pool's connections: the next operations still answer."""
+    async with pg_schema() as schema:
+        import asyncpg
+
+        cache = await open_cache(f"{PG_URL}?search_path={schema}&application_name=mtasts-kill")
+        await cache.set(full_entry("before.example"))
+        admin = await asyncpg.connect(PG_URL)
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'mtasts-kill'"
+        )
+        await admin.close()
+        await cache.set(full_entry("during.example"))
+        assert await cache.get("during.example") == full_entry("during.example")
+        await cache.aclose()

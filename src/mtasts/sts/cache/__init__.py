@@ -1,7 +1,10 @@
 """Policy caches behind one protocol, chosen by URL.
 
 ``memory:`` (default; optionally ``memory:?max_entries=N``), ``sqlite:///path``
-(persistent, one machine), ``redis://host:port/db`` or ``rediss://`` (shared by a fleet).
+(persistent, one machine; ``?timeout=SECONDS`` to wait for a lock), ``redis://host:port/db``
+or ``rediss://`` (shared by a fleet; redis-py's options in the query), or
+``postgresql://user@host/db`` (shared by a fleet on PostgreSQL; see
+:mod:`mtasts.sts.cache.postgres` for its query options).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
 from mtasts.errors import ConfigError
-from mtasts.sts.cache.base import CacheEntry, PolicyCache
+from mtasts.sts.cache.base import CacheEntry, PolicyCache, redacted
 from mtasts.sts.cache.memory import DEFAULT_SIZE, MemoryCache
 
 __all__ = ["CacheEntry", "MemoryCache", "PolicyCache", "open_cache"]
@@ -27,7 +30,7 @@ async def open_cache(url: str = "memory:") -> PolicyCache:
         except ValueError as exc:
             raise ConfigError(f"cache URL {url!r}: max_entries must be a positive number") from exc
     if scheme == "sqlite":
-        from mtasts.sts.cache.sqlite import SqliteCache, sqlite_path
+        from mtasts.sts.cache.sqlite import SqliteCache, sqlite_path, sqlite_timeout
 
         try:
             sqlite_path(url)
@@ -36,6 +39,10 @@ async def open_cache(url: str = "memory:") -> PolicyCache:
                 f"cache URL {url!r}: write sqlite:///relative/path or sqlite:////absolute/path"
             ) from exc
         try:
+            sqlite_timeout(url)
+        except ValueError as exc:
+            raise ConfigError(f"cache URL {url!r}: {exc}") from None
+        try:
             return await SqliteCache.open(url)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cache URL {url!r}: cannot open the database: {exc}") from exc
@@ -43,7 +50,18 @@ async def open_cache(url: str = "memory:") -> PolicyCache:
         from mtasts.sts.cache.redis import RedisCache
 
         return RedisCache.from_url(url)
+    if scheme.split("+", 1)[0] in ("postgresql", "postgres"):
+        try:
+            from mtasts.sts.cache.postgres import PostgresCache
+        except ImportError as exc:
+            raise ConfigError(
+                f"cache URL {redacted(url)!r} needs asyncpg: pip install 'mtasts[postgres]' "
+                f"({exc})",
+                code="config.cache-url",
+            ) from None
+        return await PostgresCache.open(url)
     raise ConfigError(
-        f"cache URL {url!r} is not supported; use memory:, sqlite:///path or redis://host:port/db",
+        f"cache URL {redacted(url)!r} is not supported; use memory:, sqlite:///path, "
+        "redis://host:port/db or postgresql://user@host/db",
         code="config.cache-url",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -18,7 +19,14 @@ from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry
 from mtasts.tlsrpt.results import ResultType
 
-__all__ = ["CacheEntry", "PolicyCache", "decode_entry", "entry_from_bytes", "entry_to_bytes"]
+__all__ = [
+    "CacheEntry",
+    "PolicyCache",
+    "decode_entry",
+    "entry_from_bytes",
+    "entry_to_bytes",
+    "redacted",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +57,18 @@ class PolicyCache(Protocol):
     async def aclose(self) -> None:
         """Release connections; the cache is not used afterwards."""
         ...
+
+
+def redacted(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{netloc}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _notice(value: Any) -> Notice | None:

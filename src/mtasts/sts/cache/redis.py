@@ -15,13 +15,15 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes
+from mtasts.errors import ConfigError
+from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes, redacted
 from mtasts.sts.cache.memory import MemoryCache
+
+__all__ = ["RedisCache", "redacted"]
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +33,6 @@ T = TypeVar("T")
 DEFAULT_RETENTION = 7 * 86400
 
 _OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{netloc}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class RedisCache:
@@ -71,6 +61,10 @@ class RedisCache:
         client = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
+        try:  # builds a connection object, connects nothing: options in the URL are checked
+            client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cache URL {redacted(url)!r}: {exc}") from None
         return cls(client, url, prefix=prefix)
 
     @property

@@ -8,6 +8,8 @@ WAL mode lets several processes on the machine read while one writes.
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import aiosqlite
 
 from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes
@@ -23,9 +25,22 @@ CREATE TABLE IF NOT EXISTS sts_policy_cache (
 def sqlite_path(url: str) -> str:
     """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URL (SQLAlchemy's form)."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or len(url) == len(prefix):
+    path = url.partition("?")[0]
+    if not path.startswith(prefix) or len(path) == len(prefix):
         raise ValueError(f"{url!r} is not a sqlite:///path URL")
-    return url[len(prefix) :]
+    return path[len(prefix) :]
+
+
+def sqlite_timeout(url: str) -> float:
+    """``?timeout=SECONDS`` of the URL: how long to wait for another writer's lock (5)."""
+    query = parse_qs(url.partition("?")[2])
+    unknown = sorted(set(query) - {"timeout"})
+    if unknown:
+        raise ValueError(f"unknown option {unknown[0]!r} (only timeout=SECONDS)")
+    value = float(query.get("timeout", ["5"])[-1])
+    if not value > 0:
+        raise ValueError("timeout must be a positive number of seconds")
+    return value
 
 
 class SqliteCache:
@@ -37,7 +52,7 @@ class SqliteCache:
 
     @classmethod
     async def open(cls, url: str) -> SqliteCache:
-        db = await aiosqlite.connect(sqlite_path(url), timeout=5.0)
+        db = await aiosqlite.connect(sqlite_path(url), timeout=sqlite_timeout(url))
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
