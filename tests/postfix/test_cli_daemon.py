@@ -115,7 +115,7 @@ async def test_daemon_process_ready_answers_purges_and_stops(tmp_path: Path) -> 
             loop = asyncio.get_running_loop()
             ready = await asyncio.wait_for(loop.sock_recv(sock, 100), 20)
             assert ready == b"READY=1"
-            expected = "OK secure match=mx1.good.test servername=hostname"
+            expected = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
             assert await _ask(port, "postfix good.test") == expected
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{admin}") as http:
                 shown = (await http.get("/cache/good.test")).json()

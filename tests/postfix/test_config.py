@@ -19,7 +19,7 @@ listen = ["127.0.0.1:8461", "unix:/var/spool/postfix/private/mtasts"]
 unix_mode = "0660"
 lookup_timeout = 20
 dane = true
-dane_level = "dane"
+dane_level = "dane-only"
 metrics = "127.0.0.1:9461"
 
 [daemon.default_zone]
@@ -30,6 +30,12 @@ strict_testing = true
 
 [daemon.zones.old]
 servername = false
+
+[daemon.zones.p35]
+legacy_protocols = true
+
+[daemon.zones.loose]
+match_patterns = true
 """
 
 
@@ -43,12 +49,30 @@ def test_example_config_reads_as_documented() -> None:
     assert cfg.lookup_timeout == 20.0
     assert cfg.dane
     assert cfg.metrics == "127.0.0.1:9461"
-    assert cfg.default_zone == ReplyOptions(tlsrpt=True, dane_level=DaneLevel.DANE)
+    assert cfg.default_zone == ReplyOptions(tlsrpt=True, dane_level=DaneLevel.DANE_ONLY)
     # zones inherit the default zone, then override
-    assert cfg.zones["strict"] == ReplyOptions(
-        tlsrpt=True, strict_testing=True, dane_level=DaneLevel.DANE
-    )
+    assert cfg.zones["strict"] == ReplyOptions(tlsrpt=True, strict_testing=True)
     assert cfg.zones["old"].servername is False
+    assert cfg.zones["old"].protocols == "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
+    assert cfg.zones["p35"].protocols == "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
+    assert cfg.zones["loose"].match_patterns is True
+    assert cfg.default_zone.protocols == "protocols=>=TLSv1.2"
+
+
+def test_safe_defaults() -> None:
+    """DANE detection on, exact MX names, TLS >= 1.2 (failed on the old main: dane=False)."""
+    cfg = DaemonConfig()
+    assert cfg.dane is True
+    assert cfg.default_zone.match_patterns is False
+    assert cfg.default_zone.protocols == "protocols=>=TLSv1.2"
+
+
+def test_dane_level_dane_is_refused_with_the_reason() -> None:
+    """'dane' let Postfix fall back to clear text for MX hosts without usable TLSA."""
+    with pytest.raises(ConfigError, match="weaker than the MTA-STS policy"):
+        daemon_config_from_table({"dane_level": "dane"})
+    with pytest.raises(ConfigError, match="weaker than the MTA-STS policy"):
+        daemon_config_from_table({"zones": {"z": {"dane_level": "dane"}}})
 
 
 def test_empty_table_gives_the_defaults() -> None:
@@ -63,6 +87,8 @@ BAD: list[dict[str, Any]] = [
     {"lookup_timeout": True},  # a bool is not seconds
     {"dane": "yes"},  # not a boolean
     {"dane_level": "secure"},  # not a DANE level
+    {"default_zone": {"match_patterns": "yes"}},  # not a boolean
+    {"default_zone": {"legacy_protocols": 1}},  # not a boolean
     {"unix_mode": "rw-rw-rw-"},  # not octal
     {"listne": ["127.0.0.1:8461"]},  # typo: unknown keys are errors
     {"zones": {"x": {"require_sni": False}}},  # pmsr's name, not ours: caught

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,10 +13,12 @@ import pytest
 from mtasts.config import Settings
 from mtasts.lab import Lab
 from mtasts.lab.testing import running_lab
-from mtasts.postfix.dane import DaneProbe
+from mtasts.postfix.dane import DaneProbe, resolver_validates, warn_unless_validating
+from mtasts.postfix.mxlookup import MxAwareSource, MxCache, validating_resolver
+from mtasts.postfix.mxpolicy import NO_MATCH
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import ServerSettings, SocketmapServer
-from mtasts.postfix.socketmap import ReplyOptions
+from mtasts.postfix.socketmap import ReplyOptions, render
 from mtasts.sts.resolver import Resolver
 
 SCENARIO = '''
@@ -57,7 +60,64 @@ dnssec = true
 name = "_25._tcp.mx.signed.test"
 tlsa = ["3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
 dnssec = true
+
+[[domain]]
+name = "wild.test"
+mx = ["mx.wild.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.wild.test\\nmax_age: 86400\\n"
+
+[[domain]]
+name = "deep.test"
+mx = ["a.b.deep.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.deep.test\\nmax_age: 86400\\n"
+
+[[domain]]
+name = "tab.test"
+mx = ["mx.tab.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode:\\tenforce\\nmx: mx.tab.test\\nmax_age: 86400\\n"
+
+# partial DANE: mx1 has no TLSA, mx2 has a usable one
+[[domain]]
+name = "partial.test"
+mx = ["mx1.partial.test", "mx2.partial.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.partial.test\\nmax_age: 86400\\n"
+dnssec = true
+
+[[dns]]
+name = "_25._tcp.mx2.partial.test"
+tlsa = ["2 0 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+dnssec = true
+
+# only unusable TLSA records: PKIX-TA and PKIX-EE (RFC 7672 §3.1.3), an unknown
+# matching type, an unknown selector
+[[domain]]
+name = "unusable.test"
+mx = ["mx.unusable.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.unusable.test\\nmax_age: 86400\\n"
+dnssec = true
+
+[[dns]]
+name = "_25._tcp.mx.unusable.test"
+tlsa = ["0 0 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "1 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "3 1 9 abcd", "3 2 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+dnssec = true
+
+# signed, no TLSA yet
+[[domain]]
+name = "later.test"
+mx = ["mx.later.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.later.test\\nmax_age: 86400\\n"
+dnssec = true
 '''
+
+P12 = "protocols=>=TLSv1.2"
 
 
 @dataclass
@@ -75,8 +135,9 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
             nameserver=lab.nameserver, ca_file=lab.ca_file, https_port=lab.https_port
         )
         async with await Resolver.open(settings) as resolver:
+            mx = MxCache.for_nameserver(lab.nameserver, 5.0)
             server = SocketmapServer(
-                resolver,
+                MxAwareSource(resolver, mx),
                 ServerSettings(
                     zones={"dane": ReplyOptions(), "rpt": ReplyOptions(tlsrpt=True)},
                     answer_ttl=0,
@@ -103,13 +164,16 @@ async def ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: s
 
 CASES = [
     # (request, reply) on one connection, in this order
-    ("postfix good.test", "OK secure match=mx1.good.test:.mx.good.test servername=hostname"),
-    ("postfix GOOD.Test", "OK secure match=mx1.good.test:.mx.good.test servername=hostname"),
+    ("postfix good.test", f"OK secure match=mx1.good.test servername=hostname {P12}"),
+    ("postfix GOOD.Test", f"OK secure match=mx1.good.test servername=hostname {P12}"),
     ("postfix .good.test", "NOTFOUND "),
     ("postfix try.test", "NOTFOUND "),  # testing mode: Postfix's default applies
     ("postfix plain.test", "NOTFOUND "),  # no MTA-STS
     ("postfix missing.test", "NOTFOUND "),  # policy 404, nothing cached: as if none
     ("postfix [mx1.good.test]", "NOTFOUND "),
+    # RFC 8461 §4.1: the current MX host, exactly; one label deeper matches nothing
+    ("postfix wild.test", f"OK secure match=mx.wild.test servername=hostname {P12}"),
+    ("postfix deep.test", f"OK secure match={NO_MATCH} servername=hostname {P12}"),
 ]
 
 
@@ -131,7 +195,7 @@ async def test_tlsrpt_zone_sends_postfix_310_attributes(daemon: Daemon) -> None:
     reader, writer = await asyncio.open_connection(*daemon.tcp)
     got = await ask(reader, writer, "rpt good.test")
     assert got == (
-        "OK secure match=mx1.good.test:.mx.good.test servername=hostname"
+        f"OK secure match=mx1.good.test:.mx.good.test servername=hostname {P12}"
         " policy_type=sts policy_domain=good.test"
         " mx_host_pattern=mx1.good.test mx_host_pattern=*.mx.good.test"
         " { policy_string = version: STSv1 } { policy_string = mode: enforce }"
@@ -141,15 +205,93 @@ async def test_tlsrpt_zone_sends_postfix_310_attributes(daemon: Daemon) -> None:
     writer.close()
 
 
-async def test_dane_wins_where_tlsa_is_dnssec_validated(daemon: Daemon) -> None:
-    """RFC 8461 §2: signed.test's MX has validated TLSA: DANE, not STS; good.test stays STS."""
-    probe = DaneProbe(daemon.lab.nameserver)
-    srv = SocketmapServer(daemon.server.source, dane=probe)
+async def test_policy_line_with_a_tab_reaches_postfix_encoded(daemon: Daemon) -> None:
+    """'mode:<TAB>enforce' is a valid policy line (RFC 8461 §3.2 *WSP); it was dropped."""
+    reader, writer = await asyncio.open_connection(*daemon.tcp)
+    got = await ask(reader, writer, "rpt tab.test")
+    assert "{ policy_string = %mode:%09enforce }" in got
+    writer.close()
+
+
+async def test_dane_wins_only_with_usable_tlsa(daemon: Daemon) -> None:
+    """RFC 8461 §2 / RFC 7672: dane-only where an MX host has usable validated TLSA
+    (partial DANE too); only unusable records -> the MTA-STS answer (old main: dane-only)."""
+    mx = MxCache.for_nameserver(daemon.lab.nameserver, 5.0)
+    probe = DaneProbe(mx=mx)
+    srv = SocketmapServer(MxAwareSource(daemon.server.source.source, mx), dane=probe)
     host, port = await srv.listen_tcp("127.0.0.1", 0)
     reader, writer = await asyncio.open_connection(host, port)
-    assert await ask(reader, writer, "postfix signed.test") == "OK dane-only"
+    assert await ask(reader, writer, "postfix signed.test") == f"OK dane-only {P12}"
+    assert await ask(reader, writer, "postfix partial.test") == f"OK dane-only {P12}"
+    assert await ask(reader, writer, "postfix unusable.test") == (
+        f"OK secure match=mx.unusable.test servername=hostname {P12}"
+    )
     assert await ask(reader, writer, "postfix good.test") == (
-        "OK secure match=mx1.good.test:.mx.good.test servername=hostname"
+        f"OK secure match=mx1.good.test servername=hostname {P12}"
     )
     writer.close()
     await srv.close()
+
+
+async def test_no_dane_verdict_lives_for_the_tlsa_negative_ttl(daemon: Daemon) -> None:
+    """A TLSA published after a 'no DANE' verdict counts once the negative answer's TTL
+    (SOA minimum, 30 s here) is over, not the MX TTL (300 s; what old main used)."""
+    lab = daemon.lab
+    lab.zone.negative_ttl = 30
+    now = [1000.0]
+    mx = MxCache(validating_resolver(lab.nameserver, 5.0), clock=lambda: now[0])
+    probe = DaneProbe(mx=mx, clock=lambda: now[0])
+    lookup = await daemon.server.source.lookup("later.test")
+    assert await probe("later.test", lookup) is False
+    lab.set_records("_25._tcp.mx.later.test", "TLSA", ["3 1 1 " + "ab" * 32])
+    lab.set_dnssec("_25._tcp.mx.later.test", True)
+    now[0] += 20
+    assert await probe("later.test", lookup) is False  # still within the negative TTL
+    now[0] += 11
+    assert await probe("later.test", lookup) is True
+
+
+async def test_mx_set_is_cached_for_its_ttl_and_a_change_recovers_by_itself(
+    daemon: Daemon,
+) -> None:
+    """A new MX host Postfix sees before we do is refused (fail closed) until the cached MX
+    set expires (its TTL, 300 s in the lab), then accepted with no intervention; a cached
+    hit asks DNS nothing, and concurrent misses share one query."""
+    lab = daemon.lab
+    now = [1000.0]
+    mx = MxCache(validating_resolver(lab.nameserver, 5.0), clock=lambda: now[0])
+    source = MxAwareSource(daemon.server.source.source, mx)
+
+    def mx_queries() -> int:
+        return sum(1 for q in lab.dns_queries if q.rdtype == "MX" and q.name == "wild.test")
+
+    before = mx_queries()
+    lookups = await asyncio.gather(*(source.lookup("wild.test") for _ in range(5)))
+    assert mx_queries() == before + 1  # single flight
+    assert {render(lk).data for lk in lookups} == {
+        f"secure match=mx.wild.test servername=hostname {P12}"
+    }
+    lab.set_records("wild.test", "MX", ["10 mx2.wild.test."])
+    now[0] += 299
+    stale = await source.lookup("wild.test")
+    assert mx_queries() == before + 1  # cached hit: no DNS
+    assert render(stale).data.startswith("secure match=mx.wild.test ")  # mx2 refused
+    now[0] += 2
+    fresh = await source.lookup("wild.test")
+    assert render(fresh).data.startswith("secure match=mx2.wild.test ")
+    assert mx_queries() == before + 2
+
+
+async def test_a_resolver_without_ad_bit_is_named_once_at_start(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DANE detection needs a validating resolver: the daemon says so when it has none."""
+    lab = daemon.lab
+    resolver = validating_resolver(lab.nameserver, 5.0)
+    assert await resolver_validates(resolver) is False  # the lab has no signed root
+    with caplog.at_level(logging.WARNING, logger="mtasts.daemon"):
+        await warn_unless_validating(resolver, "127.0.0.1:53")
+    assert "does not set the AD bit" in caplog.text
+    lab.set_records(".", "NS", ["ns.lab.test."])
+    lab.set_dnssec(".", True)
+    assert await resolver_validates(resolver) is True

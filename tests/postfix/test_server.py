@@ -99,7 +99,9 @@ async def tcp_client(srv: SocketmapServer) -> Client:
     return Client(*await asyncio.open_connection(host, port))
 
 
-SECURE = "OK secure match=mx1.example.test servername=hostname"
+SECURE = "OK secure match=mx1.example.test servername=hostname protocols=>=TLSv1.2"
+# Postfix < 3.4 (servername = false): no servername, the pre-3.6 protocols syntax
+OLD = "OK secure match=mx1.example.test protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
 
 
 async def test_tcp_many_requests_on_one_connection(server: SocketmapServer) -> None:
@@ -109,7 +111,10 @@ async def test_tcp_many_requests_on_one_connection(server: SocketmapServer) -> N
     assert await c.ask("postfix .example.test") == "NOTFOUND "  # parent walk
     assert await c.ask("postfix [mx1.example.test]") == "NOTFOUND "
     assert await c.ask("postfix nopolicy.test") == "NOTFOUND "
-    assert await c.ask("old example.test") == "OK secure match=mx1.example.test"
+    assert (
+        await c.ask("old example.test")
+        == "OK secure match=mx1.example.test protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
+    )
     await c.close()
 
 
@@ -119,7 +124,7 @@ async def test_pipelined_replies_keep_request_order(server: SocketmapServer) -> 
     await c.send("postfix slow.test", "postfix example.test", "postfix .test", "postfix x.test")
     replies = await c.replies(4)
     assert replies == [
-        "OK secure match=mx1.example.test servername=hostname",
+        "OK secure match=mx1.example.test servername=hostname protocols=>=TLSv1.2",
         SECURE,
         "NOTFOUND ",
         "NOTFOUND ",
@@ -193,7 +198,9 @@ async def test_graceful_close_finishes_requests_in_flight() -> None:
     await c.send("postfix slow.test")
     await asyncio.sleep(0.05)
     closing = asyncio.create_task(srv.close())
-    assert await c.replies(1) == ["OK secure match=mx1.example.test servername=hostname"]
+    assert await c.replies(1) == [
+        "OK secure match=mx1.example.test servername=hostname protocols=>=TLSv1.2"
+    ]
     await closing
     await c.close()
 

@@ -28,6 +28,7 @@ from mtasts.postfix.config import (
     check_count,
     check_seconds,
     daemon_config_from_table,
+    dane_level,
     metrics_listen,
 )
 from mtasts.postfix.pmsr import load_pmsr_file
@@ -37,7 +38,6 @@ from mtasts.postfix.server import (
     raise_open_files_limit,
     sd_notify,
 )
-from mtasts.postfix.socketmap import DaneLevel
 
 log = logging.getLogger("mtasts.daemon")
 
@@ -56,16 +56,19 @@ def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings,
 async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
     """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping."""
     from mtasts.postfix.admin import Admin
-    from mtasts.postfix.dane import DaneProbe
+    from mtasts.postfix.dane import DaneProbe, warn_unless_validating
+    from mtasts.postfix.mxlookup import MxAwareSource, MxCache
     from mtasts.sts.resolver import Resolver
 
     soft, hard = raise_open_files_limit()
     log.info("open-files limit %d (hard %d)", soft, hard)
     resolver = await Resolver.open(settings)
     resolver.start()
-    dane = DaneProbe(settings.nameserver, timeout=settings.timeouts.dns) if cfg.dane else None
+    # the MX hosts (exact match= names) and DANE detection: the policy resolver's settings
+    mx = MxCache.for_nameserver(settings.nameserver, settings.timeouts.dns)
+    dane = DaneProbe(mx=mx) if cfg.dane else None
     server = SocketmapServer(
-        resolver,
+        MxAwareSource(resolver, mx),
         ServerSettings(
             zones=cfg.zones,
             default_zone=cfg.default_zone,
@@ -77,8 +80,9 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
         ),
         dane=dane,
     )
-    admin = Admin(server, resolver, dane.forget if dane is not None else None)
+    admin = Admin(server, resolver, dane.forget if dane is not None else mx.forget)
     stop = asyncio.Event()
+    checks: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -92,6 +96,10 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             m = metrics_listen(cfg.metrics, "metrics")
             await admin.listen(m.host, m.port)
         sd_notify("READY=1")
+        if dane is not None:  # say once, at start, if the resolver cannot show DNSSEC status
+            ns = settings.nameserver
+            where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
+            checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
         log.info(
             "ready: nameserver=%s cache=%s dane=%s",
             settings.nameserver or "resolv.conf",
@@ -102,6 +110,8 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
         log.info("stopping")
         sd_notify("STOPPING=1")
     finally:
+        for task in checks:
+            task.cancel()
         await server.close()
         await admin.close()
         await resolver.aclose()
@@ -153,9 +163,25 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     help="Client connections held at once; the oldest idle one makes room (default 1000).",
 )
 @click.option(
-    "--dane/--no-dane", default=None, help="Answer DANE where MX hosts have validated TLSA."
+    "--dane/--no-dane",
+    default=None,
+    help="Answer dane-only where an MX host has usable validated TLSA (default on).",
 )
-@click.option("--dane-level", type=click.Choice(["dane-only", "dane"]), help="DANE answer.")
+@click.option(
+    "--dane-level",
+    type=click.Choice(["dane-only", "dane"]),
+    help="Only dane-only: 'dane' is refused (weaker than the MTA-STS answer it replaces).",
+)
+@click.option(
+    "--match-patterns/--no-match-patterns",
+    default=None,
+    help="Render '*.d' as '.d' (any depth) instead of exact MX names (default off).",
+)
+@click.option(
+    "--legacy-protocols/--no-legacy-protocols",
+    default=None,
+    help="protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 for Postfix < 3.6.",
+)
 @click.option(
     "--tlsrpt/--no-tlsrpt", default=None, help="Postfix 3.10 TLSRPT attributes (default zone)."
 )
@@ -194,6 +220,8 @@ def daemon(
     max_connections: int | None,
     dane: bool | None,
     dane_level: str | None,
+    match_patterns: bool | None,
+    legacy_protocols: bool | None,
     tlsrpt: bool | None,
     servername: bool | None,
     strict_testing: bool | None,
@@ -244,6 +272,8 @@ def daemon(
             max_connections=max_connections,
             dane=dane,
             dane_level=dane_level,
+            match_patterns=match_patterns,
+            legacy_protocols=legacy_protocols,
             tlsrpt=tlsrpt,
             servername=servername,
             strict_testing=strict_testing,
@@ -300,11 +330,11 @@ def _apply_options(cfg: DaemonConfig, **opts: Any) -> DaemonConfig:
         changes["metrics"] = opts["metrics"]
     zone = cfg.default_zone
     zone_changes: dict[str, Any] = {}
-    for key in ("tlsrpt", "servername", "strict_testing"):
+    for key in ("tlsrpt", "servername", "strict_testing", "match_patterns", "legacy_protocols"):
         if opts[key] is not None:
             zone_changes[key] = opts[key]
     if opts["dane_level"] is not None:
-        zone_changes["dane_level"] = DaneLevel(opts["dane_level"])
+        zone_changes["dane_level"] = dane_level(opts["dane_level"], "--dane-level:")
     if zone_changes:
         changes["default_zone"] = replace(zone, **zone_changes)
         changes["zones"] = {n: replace(z, **zone_changes) for n, z in cfg.zones.items()}

@@ -52,6 +52,11 @@ class Zone:
     faults: dict[str, str] = field(default_factory=dict)
     signed: set[str] = field(default_factory=set)
     queries: list[DnsQuery] = field(default_factory=list)
+    #: per-name TTL of every RRset at that name (default TTL)
+    ttls: dict[str, int] = field(default_factory=dict)
+    #: when set, NXDOMAIN and NODATA answers carry an SOA with this TTL and MINIMUM
+    #: (the negative TTL, RFC 2308 §5); None: no SOA (resolvers then use their default)
+    negative_ttl: int | None = None
     _below: dict[str, int] = field(default_factory=dict)
 
     def _put(self, key: tuple[str, int], rdatas: list[dns.rdata.Rdata]) -> None:
@@ -147,7 +152,9 @@ class Zone:
             if fault == "nxdomain" or not self.exists(name):
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif found:
-                response.answer.append(_rrset(name, q.rdtype, found))
+                response.answer.append(_rrset(name, q.rdtype, found, self.ttls.get(name, TTL)))
+            if not found and self.negative_ttl is not None:
+                response.authority.append(_soa(self.negative_ttl))
             break
         if signed:
             response.flags |= dns.flags.AD
@@ -163,12 +170,19 @@ def _rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata:
 
 
 def _rrset(
-    name: str, rdtype: dns.rdatatype.RdataType, rdatas: list[dns.rdata.Rdata]
+    name: str, rdtype: dns.rdatatype.RdataType, rdatas: list[dns.rdata.Rdata], ttl: int = TTL
 ) -> dns.rrset.RRset:
     rrset = dns.rrset.RRset(dns.name.from_text(name), dns.rdataclass.IN, rdtype)
     for r in rdatas:
-        rrset.add(r, TTL)
+        rrset.add(r, ttl)
     return rrset
+
+
+def _soa(negative_ttl: int) -> dns.rrset.RRset:
+    """The lab's SOA for negative answers: TTL and MINIMUM both ``negative_ttl``."""
+    text = f"ns.lab.test. hostmaster.lab.test. 1 3600 600 86400 {negative_ttl}"
+    soa = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.SOA, text)
+    return _rrset("test", dns.rdatatype.SOA, [soa], negative_ttl)
 
 
 def _wire(response: dns.message.Message, limit: int) -> bytes:

@@ -10,8 +10,7 @@ Example::
     answer_ttl = 1              # reuse a rendered answer this long; 0 = never
     shutdown_grace = 10
     max_connections = 1000      # at the cap the oldest idle connection is closed
-    dane = true                 # answer DANE where the MX hosts have validated TLSA
-    dane_level = "dane-only"    # or "dane"
+    dane = true                 # answer dane-only where an MX host has usable validated TLSA
     uvloop = true               # when installed
     metrics = "127.0.0.1:9461"  # Prometheus text format at /metrics; "" = off
 
@@ -19,6 +18,8 @@ Example::
     servername = true           # false for Postfix < 3.4
     tlsrpt = false              # true for Postfix >= 3.10 (needed by 3.10.5's MX check)
     strict_testing = false
+    legacy_protocols = false    # true for Postfix < 3.6 (no ">=TLSv1.2" syntax)
+    match_patterns = false      # true: render "*.d" as ".d" (any depth; see docs/postfix.md)
 
     [daemon.zones.strict]       # socketmap:inet:127.0.0.1:8461:strict
     strict_testing = true
@@ -74,7 +75,9 @@ class DaemonConfig:
     answer_ttl: float = 1.0
     shutdown_grace: float = 10.0
     max_connections: int = 1000
-    dane: bool = False
+    #: RFC 8461 §2: a sender that does DANE must not let MTA-STS override it, so on by
+    #: default (docs/postfix.md "DANE first")
+    dane: bool = True
     uvloop: bool = True
     metrics: str = ""
     default_zone: ReplyOptions = field(default_factory=ReplyOptions)
@@ -96,7 +99,14 @@ _TOP = {
     "default_zone",
     "zones",
 }
-_ZONE = {"servername", "tlsrpt", "strict_testing", "dane_level"}
+_ZONE = {
+    "servername",
+    "tlsrpt",
+    "strict_testing",
+    "dane_level",
+    "legacy_protocols",
+    "match_patterns",
+}
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -150,13 +160,19 @@ def metrics_listen(text: str, where: str) -> Listen:
     return listen
 
 
-def _dane_level(value: Any, where: str) -> DaneLevel:
+def dane_level(value: Any, where: str) -> DaneLevel:
+    """Only ``dane-only``: ``dane`` would be weaker than the MTA-STS answer it replaces."""
+    if value == "dane":
+        raise ConfigError(
+            f"{where} dane_level 'dane' lets Postfix fall back to unauthenticated or "
+            "clear-text TLS for MX hosts without usable TLSA, weaker than the MTA-STS "
+            "policy it replaces (RFC 8461 §2); the daemon answers 'dane-only': remove "
+            "the setting"
+        )
     try:
         return DaneLevel(value)
     except ValueError:
-        raise ConfigError(
-            f"[{where}] dane_level must be 'dane-only' or 'dane', not {value!r}"
-        ) from None
+        raise ConfigError(f"{where} dane_level must be 'dane-only', not {value!r}") from None
 
 
 def zone_from_table(
@@ -171,7 +187,9 @@ def zone_from_table(
         servername=_bool(table, "servername", base.servername, where),
         tlsrpt=_bool(table, "tlsrpt", base.tlsrpt, where),
         strict_testing=_bool(table, "strict_testing", base.strict_testing, where),
-        dane_level=base.dane_level if level is None else _dane_level(level, where),
+        dane_level=base.dane_level if level is None else dane_level(level, f"[{where}]"),
+        legacy_protocols=_bool(table, "legacy_protocols", base.legacy_protocols, where),
+        match_patterns=_bool(table, "match_patterns", base.match_patterns, where),
     )
 
 
@@ -198,7 +216,7 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
         metrics_listen(metrics, "[daemon] metrics")
     base = ReplyOptions()
     if "dane_level" in table:
-        base = ReplyOptions(dane_level=_dane_level(table["dane_level"], where))
+        base = ReplyOptions(dane_level=dane_level(table["dane_level"], f"[{where}]"))
     default_zone = zone_from_table(table.get("default_zone", {}), "daemon.default_zone", base)
     zones_table = table.get("zones", {})
     if not isinstance(zones_table, Mapping):
@@ -215,7 +233,7 @@ def daemon_config_from_table(table: Mapping[str, Any]) -> DaemonConfig:
         answer_ttl=_seconds(table, "answer_ttl", 1.0, where),
         shutdown_grace=_seconds(table, "shutdown_grace", 10.0, where),
         max_connections=check_count(table.get("max_connections", 1000), "[daemon] max_connections"),
-        dane=_bool(table, "dane", False, where),
+        dane=_bool(table, "dane", True, where),
         uvloop=_bool(table, "uvloop", True, where),
         metrics=metrics,
         default_zone=default_zone,

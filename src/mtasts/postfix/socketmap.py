@@ -9,8 +9,9 @@ the value a TLS policy: a security level followed by ``name=value`` attributes
 
 Nothing that came from the network (the key, or a policy's ``mx`` values, or its lines)
 reaches Postfix unless it passed a check here that it cannot add attributes: host names
-are re-validated as lower-case LDH names, policy lines must be printable and free of
-``{``/``}``, and the reason of an error reply is ours, never the peer's text.
+are re-validated as lower-case LDH names, a policy line that Postfix would not carry
+verbatim is percent-encoded (:func:`encode_policy_line`), and the reason of an error
+reply is ours, never the peer's text.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+from urllib.parse import quote, unquote
 
 from mtasts.errors import DomainNameError, MtastsError
 from mtasts.names import MxPattern, normalize_domain
+from mtasts.postfix.mxpolicy import SAFE_HOST, MxSet, exact_match_names
 from mtasts.postfix.netstring import encode
 
 
@@ -44,10 +47,14 @@ class Status(StrEnum):
 
 
 class DaneLevel(StrEnum):
-    """What to answer instead of ``secure`` when the MX hosts have DNSSEC-validated TLSA."""
+    """What to answer instead of ``secure`` when the MX hosts have DNSSEC-validated TLSA.
+
+    Only ``dane-only``: Postfix's ``dane`` level falls back to opportunistic TLS (or
+    clear text) for MX hosts without usable TLSA, weaker than the ``secure`` it would
+    replace (RFC 8461 §2 lets DANE win, not lose the protection MTA-STS gave).
+    """
 
     DANE_ONLY = "dane-only"  # Postfix must use DANE; MX hosts without usable TLSA fail
-    DANE = "dane"  # DANE where usable, else Postfix's opportunistic TLS
 
 
 # --- structural views of what the resolver returns (mtasts.sts.lookup / .policy) ----------
@@ -161,25 +168,38 @@ class ReplyOptions:
     tlsrpt: bool = False  # Postfix >= 3.10 TLSRPT attributes
     strict_testing: bool = False  # enforce 'testing' policies too (not RFC 8461 §5)
     dane_level: DaneLevel = DaneLevel.DANE_ONLY
+    #: render ``*.d`` as Postfix's ``.d`` (any depth) instead of the exact names of the
+    #: current MX hosts; an explicit opt-in (docs/postfix.md "Wildcards")
+    match_patterns: bool = False
+    #: ``protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`` for Postfix < 3.6, which does not
+    #: know ``>=TLSv1.2``; implied by ``servername = false`` (Postfix < 3.4)
+    legacy_protocols: bool = False
+
+    @property
+    def protocols(self) -> str:
+        """The ``protocols=`` attribute every secure and DANE answer carries."""
+        if self.legacy_protocols or not self.servername:
+            return LEGACY_PROTOCOLS
+        return PROTOCOLS
 
 
-# A host name Postfix can take as a match= item: lower-case LDH labels, no empty label.
-_SAFE_HOST = re.compile(
-    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
-)
-# A policy line for "{ policy_string = ... }": printable, no braces (they end the attribute).
-_SAFE_LINE = re.compile(r"[^\x00-\x1f\x7f{}]+")
+#: TLS 1.2 or later, whatever OpenSSL's build defaults allow (RFC 8461 §4.2 requires TLS
+#: 1.2 or later, RFC 8996 deprecates 1.0/1.1); Postfix >= 3.6 syntax
+PROTOCOLS = "protocols=>=TLSv1.2"
+LEGACY_PROTOCOLS = "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1"
+
+_SAFE_HOST = SAFE_HOST
 
 
 def match_item(pattern: MxPattern) -> str:
-    """The ``match=`` item for one ``mx`` pattern.
+    """The ``match=`` item for one ``mx`` pattern in the pattern rendering.
 
     RFC 8461 §4.1: ``*.example.com`` matches exactly one left-most label. Postfix's
     ``match=.example.com`` matches a certificate name in any subdomain of example.com, of
-    any depth (tls_verify.c; shown with Postfix 3.7 in tests/postfix/test_postfix_e2e.py),
-    and a Postfix TLS policy cannot say "exactly one label". We render ``.example.com``:
-    a little looser than the RFC for the certificate name only. The MX *host* is held to
-    the RFC by Postfix >= 3.10.5 from the ``mx_host_pattern`` attributes (tlsrpt on).
+    any depth (tls_verify.c), and a Postfix TLS policy cannot say "exactly one label".
+    So this rendering is used only where Postfix checks the MX *host* itself (>= 3.10.5,
+    from the ``mx_host_pattern`` attributes, tlsrpt on) or by explicit opt-in
+    (``match_patterns``); the default is :func:`mtasts.postfix.mxpolicy.exact_match_names`.
     """
     host = pattern.domain
     if not _SAFE_HOST.fullmatch(host) or len(host) > 253:
@@ -196,15 +216,18 @@ def render(
     options: ReplyOptions = ReplyOptions(),
     *,
     dane: bool = False,
+    mx: MxSet | None = None,
 ) -> Reply:
     """The reply for one lookup.
 
     - status ``undetermined`` (nothing known, DNS failed): ``TEMP``; Postfix defers and
       retries, which is safer than downgrading a domain whose policy we could not read.
     - an ``enforce`` policy (or ``testing`` with ``strict_testing``): ``OK secure
-      match=... [servername=hostname] [TLSRPT attributes]``, or the DANE level when
-      ``dane`` says the MX hosts publish DNSSEC-validated TLSA (RFC 8461 §2: MTA-STS must
-      not override DANE).
+      match=... [servername=hostname] protocols=... [TLSRPT attributes]``, or ``dane-only
+      protocols=...`` when ``dane`` says an MX host publishes usable DNSSEC-validated
+      TLSA (RFC 8461 §2: MTA-STS must not override DANE). ``match=`` holds the exact
+      names of the current MX hosts ``mx`` (default: ``lookup.current_mx`` when the
+      source attached it) that the policy names, plus its exact names.
     - anything else (testing, none, no policy, failed fetch with nothing cached; RFC 8461
       §5 and §3.3): ``NOTFOUND``, so Postfix applies its own default level.
     """
@@ -218,24 +241,30 @@ def render(
     if not (mode == "enforce" or (mode == "testing" and options.strict_testing)):
         return NOTFOUND
     if dane:
-        return Reply(Status.OK, str(options.dane_level))
-    return _secure(lookup.domain, policy, options)
+        return Reply(Status.OK, f"{DaneLevel.DANE_ONLY} {options.protocols}")
+    if mx is None:
+        mx = getattr(lookup, "current_mx", None)
+    return _secure(lookup.domain, policy, options, mx)
 
 
-def _secure(domain: str, policy: PolicyLike, options: ReplyOptions) -> Reply:
-    items: list[str] = []
+def match_names(policy: PolicyLike, options: ReplyOptions, mx: MxSet | None) -> list[str]:
+    """The ``match=`` items: patterns (tlsrpt, or opted in) or exact names (default)."""
+    if options.tlsrpt or options.match_patterns:
+        return list(dict.fromkeys(match_item(p) for p in policy.mx))
+    return list(exact_match_names(policy.mx, mx)[0])
+
+
+def _secure(domain: str, policy: PolicyLike, options: ReplyOptions, mx: MxSet | None) -> Reply:
+    if not policy.mx:  # an enforce policy needs mx (RFC 8461 §3.2); never send "match="
+        return Reply(Status.TEMP, "MTA-STS enforce policy without mx patterns")
     try:
-        for pattern in policy.mx:
-            item = match_item(pattern)
-            if item not in items:
-                items.append(item)
+        items = match_names(policy, options, mx)
     except SocketmapError as exc:
         return Reply(Status.TEMP, f"unusable MTA-STS policy for this domain ({exc.code})")
-    if not items:  # an enforce policy needs mx (RFC 8461 §3.2); never send "match="
-        return Reply(Status.TEMP, "MTA-STS enforce policy without mx patterns")
     parts = ["secure", "match=" + ":".join(items)]
     if options.servername:
         parts.append("servername=hostname")
+    parts.append(options.protocols)
     data = " ".join(parts)
     if len(data.encode()) > MAX_REPLY - 3:  # cannot happen under the 64 KiB policy cap
         return Reply(Status.TEMP, "MTA-STS policy has more mx patterns than Postfix can read")
@@ -257,8 +286,8 @@ def tlsrpt_attributes(domain: str, policy: PolicyLike) -> list[str]:
     """Postfix 3.10 TLSRPT attributes for an STS policy (TLSRPT_README, "MTA-STS Support").
 
     ``policy_string`` items are the policy's own lines (RFC 8460 §4.4: "the string
-    representation of the policy"), not a re-rendering; a line that is blank or could
-    break Postfix's ``{ name = value }`` syntax is left out.
+    representation of the policy"), not a re-rendering, every one of them: a line
+    Postfix would not pass on verbatim is sent encoded (:func:`encode_policy_line`).
     """
     safe_domain = domain if _SAFE_HOST.fullmatch(domain) else None
     out = ["policy_type=sts"]
@@ -267,8 +296,42 @@ def tlsrpt_attributes(domain: str, policy: PolicyLike) -> list[str]:
     for pattern in policy.mx:
         if _SAFE_HOST.fullmatch(pattern.domain):
             out.append(f"mx_host_pattern={pattern}")
-    for raw in policy.raw_lines:
-        line = raw.strip()
-        if line and _SAFE_LINE.fullmatch(line):
-            out.append(f"{{ policy_string = {line} }}")
+    for line in policy.raw_lines:
+        if line.strip():  # a blank line is no policy field (RFC 8461 §3.2)
+            out.append(f"{{ policy_string = {encode_policy_line(line)} }}")
     return out
+
+
+# Printable ASCII but the braces, single spaces between visible characters: what
+# Postfix passes on verbatim inside "{ policy_string = ... }". Postfix's parser
+# (smtp_tls_policy.c: mystrtokq, then extpar with EXTPAR_FLAG_STRIP|NORMAL_WS) ends the
+# value at an unbalanced brace, strips leading and trailing white space and turns tabs
+# and line breaks into spaces.
+_VERBATIM = re.compile(r"[!-z|~](?:[!-z|~]| (?=[!-z|~]))*")
+_QUOTE_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in "%{}")
+#: an encoded line starts with this: no policy line can (RFC 8461 §3.2 field names
+#: begin with ALPHA or DIGIT)
+POLICY_LINE_MARK = "%"
+
+
+def encode_policy_line(line: str) -> str:
+    """``line`` as a ``policy_string`` value Postfix carries unchanged to libtlsrpt.
+
+    A line Postfix keeps verbatim is sent as is (every line of an ordinary policy).
+    Any other (a tab after ``mode:``, braces, ``%`` first, leading, trailing or double
+    spaces, control characters, non-ASCII, an empty line) is sent as ``%`` followed by
+    the line percent-encoded (RFC 3986 §2.1, UTF-8), which has no space, brace or
+    control character left, so it can neither end the attribute nor add one. RFC 8460
+    §4.4 asks for the policy's own text; :func:`decode_policy_line` restores it and the
+    collector applies it to what libtlsrpt reports.
+    """
+    if _VERBATIM.fullmatch(line) and not line.startswith(POLICY_LINE_MARK):
+        return line
+    return POLICY_LINE_MARK + quote(line, safe=_QUOTE_SAFE)
+
+
+def decode_policy_line(value: str) -> str:
+    """Inverse of :func:`encode_policy_line`; any other string is returned unchanged."""
+    if not value.startswith(POLICY_LINE_MARK):
+        return value
+    return unquote(value[1:], errors="replace")

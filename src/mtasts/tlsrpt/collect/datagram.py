@@ -26,6 +26,7 @@ import orjson
 
 from mtasts.errors import DomainNameError, TlsRptError
 from mtasts.names import normalize_domain
+from mtasts.postfix.socketmap import decode_policy_line
 from mtasts.tlsrpt.results import PolicyType, ResultType
 
 # libtlsrpt tlsrpt.h: tlsrpt_policy_type_t
@@ -205,11 +206,20 @@ def _policy(raw: Any, domain: str) -> PolicyOutcome:
     return PolicyOutcome(
         policy_type=ptype,
         policy_domain=_domain(pdomain, "policy-domain") if pdomain else domain,
-        policy_string=_strings(raw, "policy-string"),
+        policy_string=_policy_strings(raw, ptype),
         mx_host=tuple(_mx_pattern(m) for m in _strings(raw, "mx-host")),
         failed=final == 1,
         failures=tuple(_failure(f) for f in raw_failures),
     )
+
+
+def _policy_strings(raw: dict[str, Any], ptype: PolicyType) -> tuple[str, ...]:
+    strings = _strings(raw, "policy-string")
+    if ptype is not PolicyType.STS:
+        return strings
+    # `mtasts daemon` percent-encodes an STS policy line Postfix would not carry verbatim
+    # (tabs, braces; mtasts.postfix.socketmap.encode_policy_line): restore the line
+    return tuple(decode_policy_line(s) for s in strings)
 
 
 def decode_datagram(data: bytes | bytearray | memoryview) -> SessionOutcome:
