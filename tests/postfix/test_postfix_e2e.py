@@ -189,10 +189,11 @@ CASES = [
      r"Verified TLS connection established to mx2\.backup\.test"),
     ("wildcard one label", "wild.test", "sent", "mx.wild.test",
      r"Verified TLS connection established to mx\.wild\.test"),
-    # Postfix 3.7 cannot say "exactly one label": match=.deep.test also takes a.b.deep.test
-    # (documented limitation; Postfix >= 3.10.5 checks the MX name with tlsrpt on)
-    ("wildcard two labels (Postfix limit)", "deep.test", "sent", "a.b.deep.test",
-     r"Verified TLS connection established to a\.b\.deep\.test"),
+    # RFC 8461 §4.1: *.deep.test matches one label; the daemon renders exact MX names, so
+    # a.b.deep.test (a valid certificate for its own name) is refused. On old main
+    # (match=.deep.test, any depth under Postfix 3.7) this mail was delivered.
+    ("wildcard two labels deferred", "deep.test", "deferred", None,
+     r"server certificate verification failed for a\.b\.deep\.test"),
     ("testing mode", "try.test", "sent", "mx.try.test",
      r"(Trusted|Untrusted) TLS connection established to mx\.try\.test"),
     ("no MTA-STS", "plain.test", "sent", "mx.plain.test",
@@ -419,7 +420,7 @@ def test_enforced_mail_is_sent_with_sni_of_the_mx(rig: Rig) -> None:
 def test_daemon_answers_postmap_in_the_namespace(rig: Rig) -> None:
     """postmap -q sees the same answers Postfix's smtp(8) gets."""
     q = _sh(*_nsx("postmap", "-q", "Good.Test", "socketmap:inet:127.0.0.1:8461:postfix"))
-    assert q.stdout.strip() == "secure match=mx1.good.test servername=hostname"
+    assert q.stdout.strip() == "secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
     nf = _sh(
         *_nsx("postmap", "-q", ".good.test", "socketmap:inet:127.0.0.1:8461:postfix"), check=False
     )
