@@ -159,7 +159,7 @@ async def test_daemon_under_a_low_open_files_limit_keeps_answering(tmp_path: Pat
         assert proc.stderr is not None
         idle: list[asyncio.StreamWriter] = []
         try:
-            expected = "OK secure match=mx1.good.test servername=hostname"
+            expected = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
             for _ in range(100):
                 try:
                     assert await _ask(port, "postfix good.test") == expected
