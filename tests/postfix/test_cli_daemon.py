@@ -224,7 +224,7 @@ async def test_daemon_keeps_its_policies_in_postgresql(tmp_path: Path, how: str)
             )  # fmt: skip
             assert proc.stderr is not None
             try:
-                expected = "OK secure match=mx1.good.test servername=hostname"
+                expected = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
                 for _ in range(100):
                     try:
                         assert await _ask(port, "postfix good.test") == expected
