@@ -150,12 +150,16 @@ async def test_generated_policy_served_by_serve_policy_passes_check(
 
 async def test_generate_refuses_a_policy_missing_a_live_mx(lab_factory: LabFactory) -> None:
     lab = await lab_factory(healthy_domain("gen.test", mx=("mx1.gen.test", "mx2.gen.test")))
-    code, out, err = await run(lab, "policy", "generate", "-d", "gen.test", "--mx", "mx1.gen.test")
+    # --mx alone looks nothing up (issue 10); --check-live-mx compares with the live set
+    code, out, err = await run(
+        lab, "policy", "generate", "-d", "gen.test", "--mx", "mx1.gen.test", "--check-live-mx"
+    )
     assert code == 1
     assert "mx2.gen.test" in err
     assert out == ""
     code, out, _ = await run(
-        lab, "policy", "generate", "-d", "gen.test", "--mx", "mx1.gen.test", "--force"
-    )
+        lab, "policy", "generate", "-d", "gen.test", "--mx", "mx1.gen.test", "--check-live-mx",
+        "--force",
+    )  # fmt: skip
     assert code == 0
     assert "not covered: mx2.gen.test" in out

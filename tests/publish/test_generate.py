@@ -119,3 +119,71 @@ def test_rollout_path_goes_policy_first_then_record() -> None:
     steps = " ".join(rollout_steps(generate("example.com", ["mx1.example.com"], Mode.TESTING)))
     assert steps.index("Serve the policy") < steps.index("publish the _mta-sts TXT")
     assert "--mode enforce" in steps
+
+
+@pytest.mark.parametrize(
+    ("given", "uris", "notes"),
+    [
+        (["mailto:tls@example.com"], ("mailto:tls@example.com",), 0),
+        # several mailboxes of one mailto (RFC 6068): the commas become %2C (RFC 8460 §3)
+        (["mailto:a@example.com,b@example.com"], ("mailto:a@example.com%2Cb@example.com",), 1),
+        # two URIs in one value: split, not glued into one address list
+        (
+            ["mailto:a@example.com, https://r.example.com/t"],
+            ("mailto:a@example.com", "https://r.example.com/t"),
+            1,
+        ),
+        (["https://r.example.com/a;b!c"], ("https://r.example.com/a%3Bb%21c",), 1),
+        (
+            ["mailto:a@example.com", "MAILTO:b@example.com"],
+            ("mailto:a@example.com", "MAILTO:b@example.com"),
+            0,
+        ),
+        (["mailto:a@example.com", "mailto:a@example.com"], ("mailto:a@example.com",), 0),
+    ],
+)
+def test_rua_values_are_encoded_or_split(
+    given: list[str], uris: tuple[str, ...], notes: int
+) -> None:
+    pub = generate("example.com", ["mx1.example.com"], Mode.TESTING, rua=given)
+    assert pub.rua == uris
+    record = parse_tlsrpt_record(pub.records[0].value)
+    assert record is not None
+    assert record.rua == uris  # the record reads back as exactly these URIs
+    assert len(pub.notes) == notes
+
+
+@pytest.mark.parametrize(
+    "bad", ["mailto:a@example.com!10m", "example.com", "http://r.example.com/", "mailto:"]
+)
+def test_unusable_rua_is_refused(bad: str) -> None:
+    with pytest.raises(TlsRptRecordError):
+        generate("example.com", ["mx1.example.com"], Mode.TESTING, rua=[bad])
+
+
+def test_mode_none_needs_no_mx() -> None:
+    pub = generate("example.com", [], Mode.NONE)
+    assert pub.policy_text == "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n"
+
+
+def test_next_steps_fit_the_mode() -> None:
+    def steps(mode: Mode, rua: tuple[str, ...] = ("mailto:t@example.com",)) -> str:
+        mx = [] if mode is Mode.NONE else ["mx1.example.com"]
+        return " ".join(rollout_steps(generate("example.com", mx, mode, rua=rua)))
+
+    testing = steps(Mode.TESTING)
+    assert "--mode enforce" in testing
+    assert "No --rua" not in testing
+    assert "No --rua given" in steps(Mode.TESTING, ())
+    enforce = steps(Mode.ENFORCE)
+    assert "Stay in mode testing" not in enforce
+    assert "--mode enforce" not in enforce
+    assert enforce.index("read the TLS reports") < enforce.index("Serve the policy")
+    none = steps(Mode.NONE)
+    assert "RFC 8461 §8.3" in none
+    assert "enforce" not in none
+    assert none.index("Serve the policy") < none.index("publish the _mta-sts TXT")
+    served = " ".join(
+        rollout_steps(generate("example.com", ["mx.example.com"], Mode.TESTING), "SERVED HERE")
+    )
+    assert "SERVED HERE" in served

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -16,7 +19,7 @@ from mtasts.config import load_settings
 from mtasts.errors import MtastsError
 from mtasts.names import normalize_domain
 from mtasts.net.dns import resolver_for
-from mtasts.publish.generate import Publication, generate, rollout_steps
+from mtasts.publish.generate import Layout, Publication, generate, policy_path, rollout_steps
 from mtasts.sts.policy import Mode
 
 
@@ -37,7 +40,56 @@ async def _live_mx(domain: str) -> tuple[str, ...]:
     return mx_hosts(answer, domain)
 
 
-def _print(pub: Publication, out: Path | None) -> None:
+def _target(out: str, layout: Layout, domain: str) -> Path:
+    """Where ``--out`` puts the policy file.
+
+    ``--out`` names a directory (created when missing) that gets the layout's file, unless
+    it is an existing file or a new name ending in ``.txt`` (serve layout only): then that
+    file. A missing path without ``.txt``, or one ending in ``/``, is always a directory,
+    so a file is never written where a directory was meant.
+    """
+    path = Path(out)
+    names_file = path.is_file() or (
+        not path.exists() and path.suffix == ".txt" and not out.endswith(("/", os.sep))
+    )
+    if names_file:
+        if layout is Layout.STATIC:
+            raise click.UsageError(
+                f"--out {out} is a file; --layout static needs a directory (it writes "
+                f"DIR/{policy_path(layout, domain)})"
+            )
+        return path
+    return path / policy_path(layout, domain)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a server reading it never sees half a file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)  # world-readable: a web server serves it
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _serving(path: Path, out: str, layout: Layout, domain: str) -> str:
+    if layout is Layout.STATIC:
+        root = Path(out) / domain
+        return f"make {root} the document root of mta-sts.{domain} (the file is {path})"
+    if path.name == f"{domain}.txt":
+        return f"`mtasts serve policy --dir {path.parent}` serves it"
+    return f"the file is {path}"
+
+
+def _print(pub: Publication, out: Path | None, serving: str | None) -> None:
     click.echo(f"# Policy file: serve at https://mta-sts.{pub.domain}/.well-known/mta-sts.txt")
     if out is not None:
         click.echo(f"# (written to {out})")
@@ -45,10 +97,12 @@ def _print(pub: Publication, out: Path | None) -> None:
     click.echo("\n# DNS records (zone-file syntax):")
     for record in pub.records:
         click.echo(record.zone_line())
+    for note in pub.notes:
+        click.echo(f"# note: {note}")
     if pub.uncovered:
         click.echo(f"\n# WARNING: forced; not covered: {', '.join(pub.uncovered)}")
-    click.echo("\n# Recommended path:")
-    for step in rollout_steps(pub):
+    click.echo("\n# Next steps:")
+    for step in rollout_steps(pub, serving):
         click.echo(f"#  {step}")
 
 
@@ -58,14 +112,16 @@ def _print(pub: Publication, out: Path | None) -> None:
     "--mx",
     "mx",
     multiple=True,
-    help="An mx pattern (host or *.suffix); repeat it. Default: the domain's live MX hosts.",
+    help="An mx pattern (host or *.suffix); repeat it. Given, the MX set is not looked up "
+    "(see --check-live-mx). Default: the domain's live MX hosts.",
 )
 @click.option(
     "--mode",
     type=click.Choice([m.value for m in Mode]),
     default=Mode.TESTING.value,
     show_default=True,
-    help="Start with testing; move to enforce once TLS reports are clean.",
+    help="Start with testing; move to enforce once TLS reports are clean; none retires "
+    "MTA-STS (needs no --mx).",
 )
 @click.option(
     "--max-age",
@@ -74,19 +130,38 @@ def _print(pub: Publication, out: Path | None) -> None:
     help="Seconds senders may cache the policy (default: 1 week testing, 2 weeks enforce, "
     "1 day none).",
 )
-@click.option("--rua", multiple=True, help="TLS-RPT report URI (mailto: or https:); repeat it.")
+@click.option(
+    "--rua",
+    multiple=True,
+    help="TLS-RPT report URI (mailto: or https:); repeat it. ',' ';' '!' inside a URI are "
+    "percent-encoded for you (RFC 8460 §3).",
+)
+@click.option(
+    "--check-live-mx",
+    is_flag=True,
+    help="With --mx: also look up the live MX set and refuse a policy that leaves one uncovered.",
+)
 @click.option(
     "--force", is_flag=True, help="Write the policy even if it leaves a live MX uncovered."
 )
 @click.option(
-    "--no-lookup", is_flag=True, help="Do not look up the live MX set (offline generation)."
+    "--no-lookup", is_flag=True, help="Never look up the MX set (needs --mx, or --mode none)."
 )
 @click.option(
     "--out",
     "-o",
-    type=click.Path(dir_okay=True, path_type=Path),
     default=None,
-    help="Write the policy here (a directory gets <domain>.txt, ready for `mtasts serve policy`).",
+    metavar="DIR",
+    help="Write the policy file into DIR (created if missing): DIR/<domain>.txt for "
+    "`mtasts serve policy --dir DIR`, or see --layout. A name ending in .txt is a file.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice([layout.value for layout in Layout]),
+    default=Layout.SERVE.value,
+    show_default=True,
+    help="serve: DIR/<domain>.txt; static: DIR/<domain>/.well-known/mta-sts.txt, a web "
+    "server's document root for mta-sts.<domain>.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the policy and records as JSON.")
 def generate_cmd(
@@ -95,32 +170,49 @@ def generate_cmd(
     mode: str,
     max_age: int | None,
     rua: tuple[str, ...],
+    check_live_mx: bool,
     force: bool,
     no_lookup: bool,
-    out: Path | None,
+    out: str | None,
+    layout: str,
     as_json: bool,
 ) -> None:
     """Generate the policy file and the exact DNS records for DOMAIN.
 
     The _mta-sts id is derived from the policy text, so it changes exactly when the
-    policy does. A policy that does not cover every live MX is refused unless --force.
-    Exit codes: 0 written; 1 refused (policy would not cover the live MXs, or bad input).
+    policy does. Without --mx the policy lists the live MX hosts; with --mx nothing is
+    looked up, unless --check-live-mx, which refuses a policy that leaves a live MX
+    uncovered (--force writes it anyway). The next steps printed fit the mode.
+    Exit codes: 0 written; 1 refused (policy would not cover the live MXs, or bad input,
+    or the file cannot be written); 2 usage error.
     """
+    chosen = Layout(layout)
+    policy_mode = Mode(mode)
     try:
         name = normalize_domain(domain)
-        if no_lookup and not mx:
-            raise click.UsageError("--no-lookup needs the MX hosts given with --mx")
-        live = () if no_lookup else asyncio.run(_live_mx(name))
-        if not mx and not live:
+        # --mx names the MX set: no lookup unless asked for. Mode none restricts nothing,
+        # so it never needs the MX set.
+        if policy_mode is Mode.NONE:
+            lookup = False
+        elif mx:
+            lookup = check_live_mx and not no_lookup
+        else:
+            if no_lookup:
+                raise click.UsageError("--no-lookup needs the MX hosts given with --mx")
+            lookup = True
+        live = asyncio.run(_live_mx(name)) if lookup else ()
+        if policy_mode is not Mode.NONE and not mx and not live:
             raise click.ClickException(f"{name} has no MX hosts; give them with --mx")
-        pub = generate(name, mx, Mode(mode), max_age=max_age, rua=rua, live_mx=live, force=force)
+        pub = generate(name, mx, policy_mode, max_age=max_age, rua=rua, live_mx=live, force=force)
     except MtastsError as exc:
         click.echo(f"mtasts policy generate: {exc}", err=True)
         sys.exit(1)
-    path = out
+    path = None
+    serving = None
     if out is not None:
-        path = out / f"{pub.domain}.txt" if out.is_dir() else out
-        path.write_bytes(pub.policy_text.encode("utf-8"))
+        path = _target(out, chosen, pub.domain)
+        _write(path, pub.policy_text.encode("utf-8"))
+        serving = _serving(path, out, chosen, pub.domain)
     if as_json:
         print_json(
             {
@@ -132,9 +224,11 @@ def generate_cmd(
                     {"name": r.name, "type": r.type, "ttl": r.ttl, "value": r.value}
                     for r in pub.records
                 ],
+                "rua": list(pub.rua),
+                "notes": list(pub.notes),
                 "uncovered": list(pub.uncovered),
-                "steps": list(rollout_steps(pub)),
+                "steps": list(rollout_steps(pub, serving)),
             }
         )
     else:
-        _print(pub, path)
+        _print(pub, path, serving)
