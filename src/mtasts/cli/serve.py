@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import ssl
 import sys
@@ -13,7 +14,17 @@ import click
 
 from mtasts.config import parse_hostport
 from mtasts.errors import ConfigError, MtastsError
-from mtasts.publish.server import PolicyServer, load_config, load_directory, server_tls_context
+from mtasts.postfix.sockets import raise_open_files_limit
+from mtasts.publish.limits import ClientLimits
+from mtasts.publish.server import (
+    DEFAULT_MAX_CONNECTIONS,
+    READ_TIMEOUT,
+    PolicyServer,
+    ServerLimits,
+    load_config,
+    load_directory,
+    server_tls_context,
+)
 from mtasts.publish.site import Site
 
 
@@ -31,14 +42,28 @@ def _load(directory: Path | None, config: Path | None) -> Site:
 
 
 async def _serve(
-    directory: Path | None, config: Path | None, host: str, port: int, tls: ssl.SSLContext | None
+    directory: Path | None,
+    config: Path | None,
+    host: str,
+    port: int,
+    tls: ssl.SSLContext | None,
+    limits: ServerLimits,
 ) -> None:
-    server = PolicyServer(_load(directory, config), tls)
+    server = PolicyServer(_load(directory, config), tls, limits)
     bound = await server.start(host, port)
     scheme = "https" if server.tls else "http"
     domains = ", ".join(sorted(server.site.policies))
+    per_client = limits.per_client
     click.echo(
-        f"serving MTA-STS policies for {domains} on {scheme}://{bound[0]}:{bound[1]}", err=True
+        f"serving MTA-STS policies for {domains} on {scheme}://{bound[0]}:{bound[1]} "
+        f"(at most {server.connection_cap} connections; per client: "
+        + (
+            f"{per_client.max_open or 'any number'} at once, "
+            f"{f'{per_client.rate:g}' if per_client.rate else 'any number of'} new a second)"
+            if per_client
+            else "no limit)"
+        ),
+        err=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -90,12 +115,51 @@ async def _serve(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TLS private key (PEM).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    envvar="MTASTS_SERVE_MAX_CONNECTIONS",
+    help="Connections at once; lowered to fit the open-files limit. At the cap the oldest "
+    "connection still waiting for its request is closed. Env: MTASTS_SERVE_MAX_CONNECTIONS.",
+)
+@click.option(
+    "--max-per-client",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="MTASTS_SERVE_MAX_PER_CLIENT",
+    help="Connections at once from one client (an IPv4 address or an IPv6 /64); 0 = no "
+    "limit. Default 16 with --cert, none for plain HTTP (behind a proxy every connection "
+    "comes from the proxy). Env: MTASTS_SERVE_MAX_PER_CLIENT.",
+)
+@click.option(
+    "--client-rate",
+    type=click.FloatRange(min=0),
+    default=None,
+    envvar="MTASTS_SERVE_CLIENT_RATE",
+    help="New connections a second from one client, sustained (bursts of 5 seconds' worth); "
+    "0 = no limit. Default 10 with --cert, none for plain HTTP. Env: MTASTS_SERVE_CLIENT_RATE.",
+)
+@click.option(
+    "--read-timeout",
+    type=click.FloatRange(min=0.1),
+    default=READ_TIMEOUT,
+    show_default=True,
+    envvar="MTASTS_SERVE_READ_TIMEOUT",
+    help="Seconds for the TLS handshake and the request head together, and for the answer. "
+    "Env: MTASTS_SERVE_READ_TIMEOUT.",
+)
 def serve_policy(
     directory: Path | None,
     config: Path | None,
     listen: str,
     cert: Path | None,
     key: Path | None,
+    max_connections: int,
+    max_per_client: int | None,
+    client_rate: float | None,
+    read_timeout: float,
 ) -> None:
     """Serve /.well-known/mta-sts.txt for many domains, chosen by the Host header.
 
@@ -103,16 +167,35 @@ def serve_policy(
     Caddy) in front. Unknown hosts and paths get 404; nothing is ever redirected.
     SIGHUP re-reads the policies. Exit codes: 0 stopped; 1 bad configuration.
     """
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    # The accept loop is the daemon's; its "listening on" lines repeat our start line.
+    logging.getLogger("mtasts.daemon").setLevel(logging.WARNING)
     try:
         host, port = parse_hostport(listen, default_port=8080, what="listen address")
         if (cert is None) != (key is None):
             raise ConfigError("--cert and --key go together")
         tls = server_tls_context(cert, key) if cert is not None and key is not None else None
         _load(directory, config)  # fail early, before binding
-        asyncio.run(_serve(directory, config, host, port, tls))
+        raise_open_files_limit()  # the soft limit up to the hard one (systemd LimitNOFILE=)
+        limits = ServerLimits(
+            max_connections=max_connections,
+            per_client=_client_limits(max_per_client, client_rate, https=tls is not None),
+            read_timeout=read_timeout,
+        )
+        asyncio.run(_serve(directory, config, host, port, tls, limits))
     except MtastsError as exc:
         click.echo(f"mtasts serve policy: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
         click.echo(f"mtasts serve policy: cannot listen on {listen}: {exc.strerror}", err=True)
         sys.exit(1)
+
+
+def _client_limits(max_open: int | None, rate: float | None, *, https: bool) -> ClientLimits | None:
+    """Per-client limits: on by default when we terminate TLS ourselves, else off."""
+    defaults = ClientLimits() if https else ClientLimits(max_open=0, rate=0)
+    max_open = defaults.max_open if max_open is None else max_open
+    rate = defaults.rate if rate is None else rate
+    if not max_open and not rate:
+        return None
+    return ClientLimits(max_open=max_open, rate=rate, burst=max(1, round(rate * 5)))

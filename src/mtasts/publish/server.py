@@ -2,7 +2,9 @@
 
 It serves many Policy Domains by Host header, over HTTPS (``--cert/--key``) or plain HTTP
 behind a TLS-terminating proxy (nginx, Caddy). What it answers is decided by the pure
-``mtasts.publish.site.respond``; this module only reads requests, bounded in size and time.
+``mtasts.publish.site.respond``; this module reads requests with h11 (not by hand: h11
+refuses duplicate Host headers, malformed heads and oversized ones), bounded in size, time,
+connections in all and per client, and answers one request per connection.
 
 I/O module.
 """
@@ -10,19 +12,35 @@ I/O module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import socket
 import ssl
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h11
+
 from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
-from mtasts.publish.site import Response, Site, render, respond
+from mtasts.postfix.sockets import Acceptor, connection_cap
+from mtasts.publish.limits import ClientLimits, ClientTable, client_key
+from mtasts.publish.site import CONTENT_TYPE, Response, Site, render, respond
+
+log = logging.getLogger("mtasts.serve")
 
 MAX_HEAD_BYTES = 8192  # request line + headers
 MAX_POLICY_BYTES = 65536  # RFC 8461 §3.3 suggests senders cap bodies at 64 KB
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 10.0  # for the TLS handshake and the request head together; and the answer
+DEFAULT_MAX_CONNECTIONS = 1000
+RECV_BYTES = 16384
+LINGER_SECONDS = 1.0  # reading what a client still sends after our answer, at most
+LINGER_BYTES = 65536
+SUMMARY_INTERVAL = 60.0  # refused and failed connections are logged as one line a minute
+HTTP_VERSIONS = (b"1.0", b"1.1")
 
 
 def _read_policy(path: Path) -> bytes:
@@ -102,92 +120,363 @@ def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-async def _read_head(reader: asyncio.StreamReader) -> list[str] | None:
-    """Request line and header lines, or None when the request is malformed or too big."""
-    try:
-        raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-        return None
-    try:
-        return raw.decode("latin-1").split("\r\n")[:-2]
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        return None
+# --- serving ------------------------------------------------------------------------------
 
 
-_BAD_REQUEST = Response(400, "Bad Request", (("Content-Length", "0"),), b"")
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """How much the server gives: connections in all, per client, and time per request.
+
+    ``max_connections`` is lowered at start to fit the open-files limit. With no
+    ``per_client`` limits (behind a proxy every connection comes from the proxy) only the
+    overall cap applies. ``read_timeout`` None means :data:`READ_TIMEOUT`.
+    """
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    per_client: ClientLimits | None = None
+    read_timeout: float | None = None
+
+
+def _error(status: int, reason: str, text: str) -> Response:
+    body = text.encode("utf-8", "replace")
+    headers = (
+        ("Content-Type", CONTENT_TYPE),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    )
+    return Response(status, reason, headers, body)
+
+
+# A client that closes its side before sending a request (a port scanner, a health check).
+_NO_REQUEST = _error(400, "Bad Request", "no request was sent\n")
+_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
+
+
+async def _read_request(channel: _Channel, site: Site) -> Response:
+    """Read one request head with h11 and answer it (bounded by MAX_HEAD_BYTES)."""
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+    received = 0
+    try:
+        while (event := parser.next_event()) is h11.NEED_DATA:
+            data = await channel.recv()
+            received += len(data)
+            parser.receive_data(data)
+        # h11 checks its bound only while a head is incomplete; one read can bring more
+        if received - len(parser.trailing_data[0]) > MAX_HEAD_BYTES:
+            raise h11.RemoteProtocolError(
+                f"the request head is above {MAX_HEAD_BYTES} bytes", error_status_hint=431
+            )
+    except h11.RemoteProtocolError as exc:
+        # h11 refuses, among others, a duplicate Host header and an HTTP/1.1 request
+        # without one (RFC 9112 §3.2: 400), and a head above the bound (431).
+        status = exc.error_status_hint if exc.error_status_hint in _REASONS else 400
+        return _error(status, _REASONS[status], f"{exc}\n")
+    if not isinstance(event, h11.Request):
+        return _NO_REQUEST
+    if event.http_version not in HTTP_VERSIONS:
+        # RFC 9112 §2.3 lets a server process HTTP/1.x (x > 1) as 1.1; no such version
+        # exists and no policy fetcher sends one, so we refuse it like any unknown
+        # version, with 505 (RFC 9110 §15.6.6).
+        version = event.http_version.decode("ascii", "replace")
+        return _error(505, "HTTP Version Not Supported", f"HTTP/{version}: only HTTP/1.0 and 1.1\n")
+    hosts = [value for name, value in event.headers if name == b"host"]
+    return respond(
+        site,
+        event.method.decode("ascii", "replace"),
+        event.target.decode("latin-1"),
+        hosts[0].decode("latin-1") if hosts else None,
+    )
+
+
+class _Channel:
+    """A plain TCP connection, read and written with the loop's socket calls."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        self.sock, self.loop = sock, loop
+
+    async def start(self) -> None:
+        """Whatever precedes the request (TLS: the handshake)."""
+
+    async def recv(self) -> bytes:
+        return await self.loop.sock_recv(self.sock, RECV_BYTES)
+
+    async def send(self, data: bytes) -> None:
+        await self.loop.sock_sendall(self.sock, data)
+
+    async def finish(self) -> None:
+        """End our side, then read (and drop) what the client still sends for a moment:
+        closing with unread data would reset the connection and could destroy the answer
+        before the client reads it."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        received = 0
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(LINGER_SECONDS):
+                while received < LINGER_BYTES:
+                    data = await self.loop.sock_recv(self.sock, RECV_BYTES)
+                    if not data:
+                        break
+                    received += len(data)
+
+
+class _TlsChannel(_Channel):
+    """TLS over memory BIOs on the same socket calls.
+
+    Not asyncio's SSL transport: in Python 3.11 each failed handshake there leaves the
+    protocol, its 256 KiB buffer and the exception in a reference cycle
+    (CPython gh-109534) that only a full garbage collection frees, so a client sending
+    bogus handshakes grew the server by ~80 KB each. Here nothing outlives the connection.
+    """
+
+    def __init__(
+        self, sock: socket.socket, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(sock, loop)
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+
+    async def _flush(self) -> None:
+        data = self._out.read()
+        if data:
+            await self.loop.sock_sendall(self.sock, data)
+
+    async def _fill(self) -> None:
+        data = await self.loop.sock_recv(self.sock, RECV_BYTES)
+        if data:
+            self._in.write(data)
+        else:
+            self._in.write_eof()  # the next TLS call raises SSLEOFError (or returns b"")
+
+    async def start(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+        await self._flush()
+
+    async def recv(self) -> bytes:
+        while True:
+            try:
+                return self._tls.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""  # close_notify, or the TCP connection ended without one
+
+    async def send(self, data: bytes) -> None:
+        self._tls.write(data)
+        await self._flush()
+
+    async def finish(self) -> None:
+        with contextlib.suppress(ssl.SSLError):
+            self._tls.unwrap()  # queues our close_notify; the client's is not awaited
+        with contextlib.suppress(OSError):
+            await self._flush()
+        await super().finish()
+
+
+@dataclass(eq=False, slots=True)
+class _Connection:
+    client: str
+    answering: bool = False
+    evicted: bool = False
 
 
 @dataclass
 class PolicyServer:
-    """Serves ``site``; ``reload()`` swaps in new policies without a restart."""
+    """Serves ``site``; ``reload()`` swaps in new policies without a restart.
+
+    Connections are accepted by :class:`mtasts.postfix.sockets.Acceptor` (running out of
+    file descriptors is logged once per episode, not once per accept), checked against
+    the per-client limits and the connection cap (at the cap the oldest connection still
+    waiting for its request is closed), and each request is read with h11.
+    """
 
     site: Site
     tls: ssl.SSLContext | None = None
-    _server: asyncio.Server | None = None
-    # The connections being served: close() ends them (asyncio.Server.close() in Python
-    # 3.11 only stops listening, leaving handlers and their transports running on).
-    _open: dict[asyncio.Task[None], asyncio.StreamWriter] = field(default_factory=dict)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._open[task] = writer
-        try:
-            lines = await _read_head(reader)
-            response = _BAD_REQUEST
-            if lines:
-                parts = lines[0].split(" ")
-                if len(parts) == 3 and parts[2].startswith("HTTP/1."):
-                    host = None
-                    for line in lines[1:]:
-                        name, sep, value = line.partition(":")
-                        if sep and name.strip().lower() == "host":
-                            host = value.strip()
-                            break
-                    response = respond(self.site, parts[0], parts[1], host)
-            writer.write(render(response))
-            await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
-        except (OSError, TimeoutError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            try:
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
-            except (OSError, TimeoutError, ssl.SSLError):
-                # A TLS peer that does not answer close_notify: drop the socket now rather
-                # than keep it for the 30 s SSL shutdown timeout.
-                writer.transport.abort()
-            finally:
-                if task is not None:
-                    self._open.pop(task, None)
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    #: what happened since the start: served, bad-request, handshake-failed, timeout,
+    #: refused (per-client limit), closed-at-cap
+    counts: Counter[str] = field(default_factory=Counter)
+    _acceptor: Acceptor | None = None
+    _cap: int = 0
+    _clients: ClientTable | None = None
+    # Every connection being served, oldest first. close() ends them (and evicting one
+    # at the cap cancels its task) so no handler or socket outlives the server.
+    _tasks: dict[asyncio.Task[None], _Connection] = field(default_factory=dict)
+    _counted: int = 0  # connections held against the cap (evicted ones no longer are)
+    _window: Counter[str] = field(default_factory=Counter)
+    _window_clients: Counter[str] = field(default_factory=Counter)
+    _summary: asyncio.TimerHandle | None = None
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free port)."""
-        self._server = await asyncio.start_server(
-            self._handle,
-            host,
-            port,
-            ssl=self.tls,
-            limit=MAX_HEAD_BYTES,
-            # a client that opens TLS and stays silent is bounded like a slow request
-            ssl_handshake_timeout=READ_TIMEOUT if self.tls else None,
-        )
-        bound = self._server.sockets[0].getsockname()
-        return str(bound[0]), int(bound[1])
+        self._cap = connection_cap(self.limits.max_connections)
+        if self.limits.per_client is not None:
+            self._clients = ClientTable(self.limits.per_client)
+        self._acceptor = Acceptor(self._admit, self._make_room, lambda: len(self._tasks))
+        try:
+            return await self._acceptor.listen_tcp(host, port)
+        except BaseException:
+            self._acceptor.close()
+            self._acceptor = None
+            raise
 
     def reload(self, site: Site) -> None:
         self.site = site
 
+    @property
+    def connection_cap(self) -> int:
+        """The cap in force (``max_connections`` fitted to the open-files limit)."""
+        return self._cap
+
+    # --- admission ------------------------------------------------------------------
+
+    def _admit(self, sock: socket.socket) -> None:
+        try:
+            peer = sock.getpeername()
+            sock.setblocking(False)
+        except OSError:  # reset before we got to it
+            sock.close()
+            return
+        client = client_key(str(peer[0])) if isinstance(peer, tuple) else "local"
+        if self._clients is not None:
+            reason = self._clients.admit(client, asyncio.get_running_loop().time())
+            if reason is not None:
+                sock.close()
+                self._note(
+                    "refused", client, f"per-client limit reached, refusing connections: {reason}"
+                )
+                return
+        if self._counted >= self._cap and not self._evict(f"connection cap of {self._cap}"):
+            sock.close()  # every connection is busy answering: this one waits its turn
+            if self._clients is not None:
+                self._clients.release(client)
+            self._note(
+                "refused-at-cap",
+                client,
+                f"all {self._cap} connections are busy answering; refusing new ones",
+            )
+            return
+        connection = _Connection(client)
+        task = asyncio.get_running_loop().create_task(self._serve(sock, connection))
+        self._tasks[task] = connection
+        self._counted += 1
+        task.add_done_callback(self._ended)
+
+    def _make_room(self) -> bool:
+        """Out of file descriptors (the Acceptor asks): close the oldest waiting connection."""
+        return self._evict("out of file descriptors")
+
+    def _evict(self, why: str) -> bool:
+        """Close the oldest connection still waiting for its request; False if none is."""
+        for task, connection in self._tasks.items():
+            if not connection.answering and not connection.evicted:
+                connection.evicted = True
+                self._counted -= 1
+                task.cancel()
+                self._note(
+                    "closed-at-cap",
+                    connection.client,
+                    f"{why}: closing the oldest connection still waiting for its request "
+                    "(raise --max-connections and LimitNOFILE= if this is real traffic)",
+                )
+                return True
+        return False
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        connection = self._tasks.pop(task, None)
+        if connection is not None and not connection.evicted:
+            self._counted -= 1
+        if self._acceptor is not None:
+            self._acceptor.resume()  # a listener paused for lack of descriptors
+
+    # --- one connection -------------------------------------------------------------
+
+    async def _serve(self, sock: socket.socket, connection: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self.limits.read_timeout or READ_TIMEOUT
+        channel = _Channel(sock, loop) if self.tls is None else _TlsChannel(sock, loop, self.tls)
+        try:
+            async with asyncio.timeout(timeout):
+                try:
+                    await channel.start()
+                except (OSError, ssl.SSLError) as exc:
+                    log.debug("TLS handshake with %s failed: %s", connection.client, exc)
+                    self._note("handshake-failed", connection.client)
+                    return
+                response = await _read_request(channel, self.site)
+            connection.answering = True
+            if response is _NO_REQUEST:
+                self._note("no-request", connection.client)
+            elif response.status in (400, 431, 505):
+                self._note("bad-request", connection.client)
+            else:
+                self._note("served", connection.client)
+            async with asyncio.timeout(timeout):
+                await channel.send(render(response))
+                await channel.finish()
+        except TimeoutError:
+            self._note("timeout", connection.client)
+        except (OSError, ssl.SSLError):
+            pass  # the client went away
+        finally:
+            sock.close()
+            if self._clients is not None:
+                self._clients.release(connection.client)
+
+    # --- what happened, logged once a while ---------------------------------------------
+
+    def _note(self, what: str, client: str, warning: str = "") -> None:
+        """Count ``what``; the first of each kind in a minute with a ``warning`` is logged
+        at once, and everything but served requests in one summary line a minute."""
+        self.counts[what] += 1
+        if what == "served":
+            return
+        if warning and what not in self._window:
+            log.warning(
+                "%s (client %s); a summary follows each minute while it lasts", warning, client
+            )
+        self._window[what] += 1
+        if client in self._window_clients or len(self._window_clients) < 1000:
+            self._window_clients[client] += 1
+        if self._summary is None:
+            loop = asyncio.get_running_loop()
+            self._summary = loop.call_later(SUMMARY_INTERVAL, self._log_summary)
+
+    def _log_summary(self) -> None:
+        self._summary = None
+        if not self._window:
+            return
+        parts = ", ".join(f"{n} {what}" for what, n in sorted(self._window.items()))
+        busiest = ", ".join(f"{c} ({n})" for c, n in self._window_clients.most_common(3))
+        refused = any(k.startswith(("refused", "closed")) for k in self._window)
+        log.log(
+            logging.WARNING if refused else logging.INFO,
+            "in the last %.0f s: %s; most from %s",
+            SUMMARY_INTERVAL,
+            parts,
+            busiest or "-",
+        )
+        self._window.clear()
+        self._window_clients.clear()
+
     async def close(self) -> None:
         """Stop listening and end every open connection (a slow client included)."""
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._open.values()):
-                writer.transport.abort()
-            if self._open:
-                await asyncio.wait(list(self._open), timeout=READ_TIMEOUT)
-            await self._server.wait_closed()
-            self._server = None
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=READ_TIMEOUT)
+        if self._summary is not None:
+            self._summary.cancel()
+            self._log_summary()
 
     async def __aenter__(self) -> PolicyServer:
         return self
