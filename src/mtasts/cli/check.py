@@ -16,7 +16,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 from mtasts.check.finding import DomainReport, Severity, Status, worst_status
+from mtasts.check.plugin import Thresholds, regrade_all, status_lines
 from mtasts.check.runner import Limits, Target, check_domains
+from mtasts.check.tlsinfo import now as wall_clock
 from mtasts.cli.render import print_json
 from mtasts.config import load_settings
 from mtasts.errors import MtastsError
@@ -109,8 +111,34 @@ class _CheckCommand(click.Command):
     help="Seconds allowed per domain (default 90). Each MX and the policy fetch have their "
     "own shorter deadlines.",
 )
+@click.option(
+    "--nagios",
+    is_flag=True,
+    help="Print a monitoring-plugin status line with performance data (certificate days "
+    "left of the policy host and each MX, MX count), then one line per problem.",
+)
+@click.option(
+    "--warning-days",
+    type=click.IntRange(min=0),
+    default=14,
+    show_default=True,
+    help="WARNING when a certificate has fewer days left.",
+)
+@click.option(
+    "--critical-days",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="CRITICAL when a certificate has fewer days left (0: only once it has expired).",
+)
 def check(
-    domains: tuple[str, ...], as_json: bool, problems_only: bool, timeout: float | None
+    domains: tuple[str, ...],
+    as_json: bool,
+    problems_only: bool,
+    timeout: float | None,
+    nagios: bool,
+    warning_days: int,
+    critical_days: int,
 ) -> None:
     """Check DOMAIN's MTA-STS record, policy host, policy, every MX's STARTTLS, and TLS-RPT.
 
@@ -119,18 +147,29 @@ def check(
     Exit codes (monitoring-plugin convention, worst over all domains):
     0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (could not be determined, or bad arguments).
     """
+    if nagios and as_json:
+        raise _BadArguments("--nagios and --json exclude each other")
+    try:
+        limits = Thresholds(warning_days, critical_days)
+    except ValueError as exc:
+        raise _BadArguments(str(exc)) from None
     try:
         target = _target(timeout)
     except MtastsError as exc:
         click.echo(f"mtasts check: {exc}", err=True)
         sys.exit(int(Status.UNKNOWN))
-    progress = len(domains) > 1 and not as_json and sys.stderr.isatty()
+    progress = len(domains) > 1 and not as_json and not nagios and sys.stderr.isatty()
     try:
         reports = _run(domains, target, progress)
     except KeyboardInterrupt:
         click.echo("mtasts check: interrupted", err=True)
         sys.exit(int(Status.UNKNOWN))
-    if as_json:
+    now = wall_clock()
+    reports = regrade_all(reports, now, limits)
+    if nagios:
+        for line in status_lines(reports, now, limits):
+            click.echo(line)
+    elif as_json:
         print_json([r.to_json() for r in reports])
     else:
         console = Console(highlight=False)
