@@ -1,12 +1,15 @@
 """A real Postfix 3.x delivering through ``mtasts daemon``, in a network namespace.
 
-Recipe: ../shared/guides/postfix-harness.md. Everything runs inside netns ``mtastspfx``:
-the lab (DNS on :53, MX hosts on :25, policy hosts on :443, an attacker), the daemon
-on 127.0.0.1:8461 and Postfix, whose own MX lookups go to the lab DNS through a
-bind-mounted /etc/resolv.conf (host files untouched). Mail is submitted with
-sendmail(1) from the host namespace (the queue is shared), judged from Postfix's log
-and from what each lab MX received. Needs root, postfix and iproute2; skipped with a
-reason elsewhere, failed under CI=true.
+Everything runs inside netns ``mtastspfx``: the lab (DNS on :53, MX hosts on :25, policy
+hosts on :443, an attacker), the daemon on 127.0.0.1:8461 and Postfix, whose own MX and
+TLSA lookups go to the lab DNS through a bind-mounted /etc/resolv.conf. Postfix runs as
+its own instance: ``postfix -c DIR`` with main.cf, master.cf, queue and data directories
+under a temporary directory, so the system's Postfix (/etc/postfix, /var/spool/postfix)
+is never read for its settings nor written. Mail is submitted over SMTP to that
+instance's smtpd inside the netns, judged from its log and from what each lab MX
+received. Postfix's OpenSSL is configured to allow TLS 1.0 (SECLEVEL=0), so only the
+daemon's ``protocols=`` keeps an enforced domain off TLS 1.0/1.1. Needs root, postfix
+and iproute2; skipped with a reason elsewhere, failed under CI=true.
 """
 
 from __future__ import annotations
@@ -131,9 +134,108 @@ mx = ["mx.plain.test"]
 [[host]]
 name = "mx.plain.test"
 smtp = { cert = "wrong-name" }
+
+[[domain]]
+name = "expired.test"
+mx = ["mx.expired.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.expired.test\\nmax_age: 86400\\n"
+[[host]]
+name = "mx.expired.test"
+smtp = { cert = "expired" }
+
+# the attacker's MX set: DNS names only a host outside the policy (with a valid
+# certificate for its own name)
+[[domain]]
+name = "spoofed.test"
+mx = ["mx.evil.test"]
+sts = "v=STSv1; id=1"
+policy = '''version: STSv1
+mode: enforce
+mx: mx.spoofed.test
+mx: *.spoofed.test
+max_age: 86400
+'''
+[[host]]
+name = "mx.evil.test"
+smtp = { cert = "valid" }
+
+# an MX that speaks only TLS 1.0/1.1 (with a valid certificate)
+[[domain]]
+name = "oldtls.test"
+mx = ["mx.oldtls.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.oldtls.test\\nmax_age: 86400\\n"
+[[host]]
+name = "mx.oldtls.test"
+smtp = { cert = "valid", tls_max_version = "1.1" }
+
+# the same kind of MX for a domain without MTA-STS: shows that OpenSSL on both sides
+# really allows TLS 1.0/1.1 here, so the refusal above is the daemon's protocols=
+[[domain]]
+name = "oldtls-plain.test"
+mx = ["mx.oldtls-plain.test"]
+[[host]]
+name = "mx.oldtls-plain.test"
+smtp = { cert = "valid", tls_max_version = "1.1" }
+
+# DANE (RFC 8461 §2). TLSA records naming the MX's own key are added by postfix_rig.py
+# from dane.json once the lab has issued the certificates.
+# A PKIX-valid certificate that fails DANE: deferred (old main: dane off, delivered)
+[[domain]]
+name = "danefail.test"
+mx = ["mx.danefail.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.danefail.test\\nmax_age: 86400\\n"
+dnssec = true
+tlsa = ["3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+[[host]]
+name = "mx.danefail.test"
+smtp = { cert = "valid" }
+
+# partial DANE: mx1 (first) has no TLSA and sits behind a STARTTLS-stripping attacker;
+# mx2 has usable TLSA for a certificate no CA we trust signed. dane-only: mx1 is
+# skipped, mx2 authenticated by DANE alone
+[[domain]]
+name = "partial.test"
+mx = ["mx1.partial.test", "mx2.partial.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.partial.test\\nmax_age: 86400\\n"
+dnssec = true
+[[host]]
+name = "mx1.partial.test"
+smtp = { cert = "valid" }
+attacker = "strip-starttls"
+[[host]]
+name = "mx2.partial.test"
+smtp = { cert = "untrusted" }
+
+# only unusable TLSA (PKIX-TA, RFC 7672 §3.1.3): DANE does not apply, the MTA-STS
+# answer does, and the foreign certificate is refused
+[[domain]]
+name = "unusable.test"
+mx = ["mx.unusable.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: mx.unusable.test\\nmax_age: 86400\\n"
+dnssec = true
+tlsa = ["0 0 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"]
+[[host]]
+name = "mx.unusable.test"
+smtp = { cert = "untrusted" }
 """
 
+# TLSA "3 1 1 <SHA-256 of the public key>" of these hosts' certificates (kind), added by
+# the rig once the lab runs
+DANE = {"mx2.partial.test": "untrusted"}
+# these MX hosts get an RSA certificate and RSA key transport at TLS 1.0/1.1 (see the rig)
+LEGACY_TLS = ["mx.oldtls.test", "mx.oldtls-plain.test"]
+
 MAIN_CF = """\
+# our own instance (postfix -c {etc}); nothing of /etc/postfix or /var/spool/postfix is used
+config_directory = {etc}
+queue_directory = {run}/spool
+data_directory = {run}/data
+meta_directory = {etc}
 compatibility_level = 3.6
 myhostname = sender.localtest
 mydomain = localtest
@@ -151,10 +253,18 @@ smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 biff = no
 smtputf8_enable = no
 smtp_host_lookup = dns
-smtp_dns_support_level = enabled
+# as docs/postfix.md recommends: DANE where published (the lab signs some zones; Postfix
+# trusts the AD bit, resolv.conf has options trust-ad), else opportunistic TLS
+smtp_dns_support_level = dnssec
 smtp_connect_timeout = 5s
-smtp_tls_security_level = may
+smtp_tls_security_level = dane
 smtp_tls_CAfile = {ca}
+# OpenSSL allows TLS 1.0/1.1 here (SECLEVEL=0, MinProtocol TLSv1), as does Postfix's own
+# default (smtp_tls_mandatory_protocols = >=TLSv1): only the daemon's protocols= refuses
+import_environment = MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C POSTLOG_SERVICE
+    POSTLOG_HOSTNAME OPENSSL_CONF={run}/openssl.cnf
+tls_medium_cipherlist = DEFAULT:@SECLEVEL=0
+tls_high_cipherlist = DEFAULT:@SECLEVEL=0
 smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
 smtp_tls_loglevel = 1
 maillog_file = {run}/maillog
@@ -164,6 +274,17 @@ minimal_backoff_time = 1h
 maximal_backoff_time = 2h
 maximal_queue_lifetime = 1d
 bounce_queue_lifetime = 1d
+"""
+
+OPENSSL_CNF = """\
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MinProtocol = TLSv1
+CipherString = DEFAULT:@SECLEVEL=0
 """
 
 # (case, recipient domain, expected status, MX that must hold it or None, log evidence)
@@ -198,13 +319,36 @@ CASES = [
      r"(Trusted|Untrusted) TLS connection established to mx\.try\.test"),
     ("no MTA-STS", "plain.test", "sent", "mx.plain.test",
      r"(Trusted|Untrusted) TLS connection established to mx\.plain\.test"),
+    ("expired cert", "expired.test", "deferred", None,
+     r"certificate verification failed for mx\.expired\.test\S*: certificate has expired"),
+    # the daemon sees the same spoofed MX set and names no host Postfix could accept
+    ("spoofed MX set", "spoofed.test", "deferred", None,
+     r"server certificate verification failed for mx\.evil\.test"),
+    # STS-7.2-a: protocols=>=TLSv1.2; on old main (no attribute) this was delivered over
+    # TLS 1.1 ("Verified ... TLSv1.1 with cipher AES256-SHA", checked by answering
+    # protocols=>=TLSv1); the next case shows both sides speak TLS 1.1 here
+    ("TLS 1.0/1.1 only MX", "oldtls.test", "deferred", None,
+     r"SSL_connect error to mx\.oldtls\.test"),
+    ("TLS 1.0/1.1 only MX, no MTA-STS", "oldtls-plain.test", "sent", "mx.oldtls-plain.test",
+     r"TLS connection established to mx\.oldtls-plain\.test\S*: TLSv1(\.1)? with"),
+    # RFC 8461 §2: DANE wins; old main (DANE off by default) answered secure and Postfix
+    # delivered to a PKIX-valid certificate that the TLSA record does not match
+    ("DANE fails, PKIX valid", "danefail.test", "deferred", None,
+     r"verification failed for mx\.danefail\.test\S*: num=65:no matching DANE TLSA records"),
+    # partial DANE -> dane-only: never the stripped MX without TLSA, mail via DANE to mx2
+    ("partial DANE", "partial.test", "sent", "mx2.partial.test",
+     r"(?s)partial\.test/mx1\.partial\.test: no TLSA records found"
+     r".*Verified TLS connection established to mx2\.partial\.test"),
+    # only unusable TLSA: the MTA-STS answer applies and the foreign certificate is refused
+    ("unusable TLSA only", "unusable.test", "deferred", None,
+     r"certificate verification failed for mx\.unusable\.test\S*: untrusted issuer"),
 ]  # fmt: skip
 
 
 def _missing() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespace, Postfix)"
-    for tool in ("postfix", "postconf", "postsuper", "sendmail", "ip"):
+    for tool in ("postfix", "postconf", "postsuper", "postmap", "ip"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             return (
                 f"{tool} not found: apt-get install postfix iproute2 "
@@ -230,22 +374,31 @@ def _wait(pred: object, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
 
 
-def _master_stopped() -> bool:
-    if not Path("/etc/postfix/main.cf").exists():  # pitfall 14: no main.cf, no master
-        return True
-    daemon_dir = _sh("postconf", "-dh", "daemon_directory").stdout.strip()
-    return subprocess.run([f"{daemon_dir}/master", "-t"], capture_output=True).returncode == 0
-
-
 def _spawn(argv: list[str], out: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     with out.open("wb") as log:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
+def _snapshot(*roots: str) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under ``roots``: what the run must leave as it was."""
+    out = {}
+    for root in roots:
+        for path in Path(root).rglob("*") if Path(root).exists() else ():
+            if path.is_file() and not path.is_symlink():
+                st = path.stat()
+                out[str(path)] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+SYSTEM = ("/etc/postfix", "/var/spool/postfix/etc", "/var/spool/postfix/pid")
+
+
 @dataclass
 class Rig:
     run: Path
+    etc: Path
     procs: list[subprocess.Popen[bytes]]
+    system_before: dict[str, tuple[int, int]]
 
     def maillog(self) -> str:
         path = self.run / "maillog"
@@ -255,6 +408,42 @@ class Rig:
         path = self.run / "received.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def master_stopped(self) -> bool:
+        daemon_dir = _sh("postconf", "-c", str(self.etc), "-h", "daemon_directory").stdout
+        test = [f"{daemon_dir.strip()}/master", "-c", str(self.etc), "-t"]
+        return subprocess.run(test, capture_output=True).returncode == 0
+
+
+def _postfix_instance(run: Path, ca_file: str) -> Path:
+    """main.cf and master.cf of our own instance under ``run``; returns its config dir."""
+    etc = run / "etc"
+    etc.mkdir()
+    for name in ("spool", "data"):
+        (run / name).mkdir(mode=0o755)
+    shutil.chown(run / "data", "postfix", "postfix")
+    (etc / "main.cf").write_text(MAIN_CF.format(ca=ca_file, run=run, etc=etc))
+    (run / "openssl.cnf").write_text(OPENSSL_CNF)
+    # the stock master.cf (read, never written), then no chroot: a chrooted smtp(8)
+    # would not see the bind-mounted resolv.conf
+    shutil.copy(_stock_file("master.cf"), etc / "master.cf")
+    # post-install and postfix check read these from meta_directory
+    for name in ("postfix-files", "dynamicmaps.cf"):
+        if _stock_file(name).exists():
+            shutil.copy(_stock_file(name), etc / name)
+    for sub in ("postfix-files.d", "dynamicmaps.cf.d"):
+        if _stock_file(sub).is_dir():
+            shutil.copytree(_stock_file(sub), etc / sub)
+    _sh("postconf", "-c", str(etc), "-F", "*/*/chroot = n")
+    old = time.time() - 10  # a fresh main.cf makes Postfix wait to "cool down"
+    for f in ("main.cf", "master.cf"):
+        os.utime(etc / f, (old, old))
+    return etc
+
+
+def _stock_file(name: str) -> Path:
+    meta = _sh("postconf", "-dh", "meta_directory").stdout.strip() or "/etc/postfix"
+    return Path(meta) / name
+
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[Rig]:
@@ -263,20 +452,20 @@ def rig() -> Iterator[Rig]:
         if os.environ.get("CI") == "true":
             pytest.fail(f"real-Postfix test cannot run under CI: {reason}")
         pytest.skip(reason)
-    if not _master_stopped():
-        pytest.skip("a Postfix master is already running on this machine; stop it first")
     if subprocess.run(["ip", "netns", "add", NS], capture_output=True).returncode != 0:
         _sh("ip", "netns", "del", NS, check=False)
         _sh("ip", "netns", "add", NS)
     run = Path(tempfile.mkdtemp(prefix="mtasts-pfx-"))
     run.chmod(0o755)  # postsuper and postlogd run as user postfix
-    backup = {n: Path(f"/etc/postfix/{n}") for n in ("main.cf", "master.cf")}
-    saved = {n: p.read_bytes() if p.exists() else None for n, p in backup.items()}
     procs: list[subprocess.Popen[bytes]] = []
     env = {**os.environ, "PYTHONPATH": str(SRC)}
+    rig = Rig(run, run / "etc", procs, _snapshot(*SYSTEM))
+    started = False
     try:
         _sh(*_nsx("ip", "link", "set", "lo", "up"))
         (run / "scenario.toml").write_text(SCENARIO)
+        (run / "dane.json").write_text(json.dumps(DANE))
+        (run / "legacy_tls.json").write_text(json.dumps(LEGACY_TLS))
         procs.append(
             _spawn(
                 _nsx(sys.executable, str(HERE / "postfix_rig.py"), str(run)), run / "rig.out", env
@@ -285,11 +474,12 @@ def rig() -> Iterator[Rig]:
         _wait(lambda: (run / "state.json").exists() or procs[0].poll() is not None, 20, "the lab")
         assert procs[0].poll() is None, (run / "rig.out").read_text()
         state = json.loads((run / "state.json").read_text())
-        (run / "resolv.conf").write_text(f"nameserver {state['nameserver']}\n")
+        # Postfix trusts the AD bit only with trust-ad (glibc >= 2.31)
+        (run / "resolv.conf").write_text(f"nameserver {state['nameserver']}\noptions trust-ad\n")
         daemon = _nsx(
             sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
             "--listen", "127.0.0.1:8461", "--nameserver", f"{state['nameserver']}:53",
-            "--ca-file", state["ca_file"], "--answer-ttl", "0", "--log-level", "info",
+            "--ca-file", state["ca_file"], "--answer-ttl", "0", "--log-level", "debug",
         )  # fmt: skip
         procs.append(_spawn(daemon, run / "daemon.out", env))
         _wait(
@@ -298,36 +488,23 @@ def rig() -> Iterator[Rig]:
             "the daemon",
         )
         assert procs[1].poll() is None, (run / "daemon.out").read_text()
-        # Postfix: main.cf for this run, no chroot (it would not see our resolv.conf)
-        backup["main.cf"].write_text(MAIN_CF.format(ca=state["ca_file"], run=run))
         Path(state["ca_file"]).parent.chmod(0o755)
-        _sh("postconf", "-F", "*/*/chroot = n")
-        old = time.time() - 10  # pitfall 1: a fresh main.cf makes Postfix wait to "cool down"
-        for p in backup.values():
-            os.utime(p, (old, old))
+        etc = _postfix_instance(run, state["ca_file"])
         _sh(
-            "install",
-            "-m",
-            "0644",
-            "-o",
-            "postfix",
-            "-g",
-            "postfix",
-            "/dev/null",
-            str(run / "maillog"),
-        )
-        _sh("postsuper", "-d", "ALL", check=False)
-        _sh(
-            *_nsx(
-                "sh", "-c", f"mount --bind {run}/resolv.conf /etc/resolv.conf && exec postfix start"
-            )
-        )
-        _wait(lambda: "daemon started" in (run / "maillog").read_text(), 10, "Postfix")
-        yield Rig(run, procs)
+            "install", "-m", "0644", "-o", "postfix", "-g", "postfix",
+            "/dev/null", str(run / "maillog"),
+        )  # fmt: skip
+        start = f"mount --bind {run}/resolv.conf /etc/resolv.conf && exec postfix -c {etc} start"
+        done = _sh(*_nsx("sh", "-c", start), check=False)
+        started = True
+        assert done.returncode == 0, done.stdout + done.stderr + rig.maillog()
+        _wait(lambda: "daemon started" in rig.maillog(), 20, "Postfix")
+        yield rig
     finally:
-        _sh("postsuper", "-d", "ALL", check=False)
-        _sh("postfix", "stop", check=False)
-        _wait(_master_stopped, 15, "Postfix to stop")
+        if started:
+            _sh("postsuper", "-c", str(rig.etc), "-d", "ALL", check=False)
+            _sh("postfix", "-c", str(rig.etc), "stop", check=False)
+            _wait(rig.master_stopped, 15, "Postfix to stop")
         for proc in reversed(procs):
             proc.terminate()
             try:
@@ -336,21 +513,29 @@ def rig() -> Iterator[Rig]:
                 proc.kill()
                 proc.wait()
         _sh("ip", "netns", "del", NS, check=False)
-        for name, path in backup.items():
-            if saved[name] is None:
-                path.unlink(missing_ok=True)
-            else:
-                path.write_bytes(saved[name])  # type: ignore[arg-type]
         if os.environ.get("MTASTS_KEEP_RIG") != "1":
             shutil.rmtree(run, ignore_errors=True)
 
 
-def _submit(domain: str, token: str) -> None:
-    message = (
-        f"From: tester@sender.localtest\nTo: user@{domain}\nSubject: {token}\n"
-        f"Message-ID: <{token}@sender.localtest>\n\nmtasts real-Postfix test {token}\n"
-    )
-    _sh("sendmail", "-f", "tester@sender.localtest", "--", f"user@{domain}", input=message)
+_SUBMIT = """
+import json, smtplib, sys
+with smtplib.SMTP("127.0.0.1", 25, local_hostname="submit.localtest", timeout=20) as smtp:
+    for rcpt, text in json.loads(sys.stdin.read()):
+        smtp.sendmail("tester@sender.localtest", [rcpt], text.encode())
+"""
+
+
+def _submit(messages: list[tuple[str, str]]) -> None:
+    """(domain, token) pairs, submitted to our instance's smtpd inside the netns."""
+    batch = [
+        (
+            f"user@{domain}",
+            f"From: tester@sender.localtest\nTo: user@{domain}\nSubject: {token}\n"
+            f"Message-ID: <{token}@sender.localtest>\n\nmtasts real-Postfix test {token}\n",
+        )
+        for domain, token in messages
+    ]
+    _sh(*_nsx(sys.executable, "-c", _SUBMIT), input=json.dumps(batch))
 
 
 def _smtp_context(log: str, qid: str) -> str:
@@ -374,8 +559,7 @@ def test_postfix_enforces_what_the_daemon_answers(rig: Rig) -> None:
     run_id = uuid.uuid4().hex[:12]
     # fixed width: no token may be a prefix of another (case 1 vs case 11)
     tokens = {case: f"mtasts-{run_id}-{i:03d}" for i, (case, *_) in enumerate(CASES)}
-    for case, domain, *_ in CASES:
-        _submit(domain, tokens[case])
+    _submit([(domain, tokens[case]) for case, domain, *_ in CASES])
     failures = []
     for case, domain, status, mx, evidence in CASES:
         token = tokens[case]
@@ -419,9 +603,39 @@ def test_enforced_mail_is_sent_with_sni_of_the_mx(rig: Rig) -> None:
 
 def test_daemon_answers_postmap_in_the_namespace(rig: Rig) -> None:
     """postmap -q sees the same answers Postfix's smtp(8) gets."""
-    q = _sh(*_nsx("postmap", "-q", "Good.Test", "socketmap:inet:127.0.0.1:8461:postfix"))
+    pm = ("postmap", "-c", str(rig.etc), "-q")
+    q = _sh(*_nsx(*pm, "Good.Test", "socketmap:inet:127.0.0.1:8461:postfix"))
     assert q.stdout.strip() == "secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
-    nf = _sh(
-        *_nsx("postmap", "-q", ".good.test", "socketmap:inet:127.0.0.1:8461:postfix"), check=False
-    )
+    nf = _sh(*_nsx(*pm, ".good.test", "socketmap:inet:127.0.0.1:8461:postfix"), check=False)
     assert (nf.returncode, nf.stdout) == (1, "")
+
+
+def test_answers_for_the_new_cases(rig: Rig) -> None:
+    """What Postfix was told: exact MX names, a .invalid name when no MX is named, DANE
+    only where usable TLSA is published, TLS 1.2+ everywhere."""
+    pm = ("postmap", "-c", str(rig.etc), "-q")
+    p12 = "protocols=>=TLSv1.2"
+    expected = {
+        "wild.test": f"secure match=mx.wild.test servername=hostname {p12}",
+        "deep.test": f"secure match=mx-not-in-mta-sts-policy.invalid servername=hostname {p12}",
+        "spoofed.test": (
+            f"secure match=mx-not-in-mta-sts-policy.invalid servername=hostname {p12}"
+        ),
+        "danefail.test": f"dane-only {p12}",
+        "partial.test": f"dane-only {p12}",
+        "unusable.test": f"secure match=mx.unusable.test servername=hostname {p12}",
+    }
+    got = {
+        domain: _sh(*_nsx(*pm, domain, "socketmap:inet:127.0.0.1:8461:postfix")).stdout.strip()
+        for domain in expected
+    }
+    assert got == expected
+
+
+def test_the_system_postfix_is_untouched(rig: Rig) -> None:
+    """The instance lives under its own config_directory and queue: /etc/postfix and the
+    system queue's files are as they were (old main rewrote /etc/postfix/main.cf)."""
+    assert _snapshot(*SYSTEM) == rig.system_before
+    assert not Path("/etc/postfix/main.cf").exists() or "mtasts" not in Path(
+        "/etc/postfix/main.cf"
+    ).read_text(errors="replace")
