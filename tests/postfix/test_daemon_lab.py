@@ -295,3 +295,24 @@ async def test_a_resolver_without_ad_bit_is_named_once_at_start(
     lab.set_records(".", "NS", ["ns.lab.test."])
     lab.set_dnssec(".", True)
     assert await resolver_validates(resolver) is True
+
+
+async def test_mx_answers_of_every_kind(daemon: Daemon) -> None:
+    """Preference order; no MX RRset -> the domain itself (RFC 5321 §5.1); null MX and
+    NXDOMAIN -> no host; SERVFAIL -> an error, retried soon; the DNSSEC status kept."""
+    lab = daemon.lab
+    lab.set_records("order.test", "MX", ["20 b.order.test.", "10 A.order.test."])
+    lab.set_records("implicit.test", "A", ["127.0.0.9"])
+    lab.set_records("null.test", "MX", ["0 ."])
+    lab.set_records("broken.test", "A", ["127.0.0.9"])
+    lab.set_dns_fault("broken.test", "servfail")
+    mx = MxCache.for_nameserver(lab.nameserver, 5.0)
+    assert (await mx.get("order.test")).hosts == ("a.order.test", "b.order.test")
+    assert (await mx.get("implicit.test")).hosts == ("implicit.test",)
+    assert (await mx.get("null.test")).hosts == ()
+    assert (await mx.get("nosuch.test")).hosts == ()
+    broken, ttl = await mx.get_with_ttl("broken.test")
+    assert broken.error
+    assert ttl <= 10
+    assert (await mx.get("signed.test")).validated is True
+    assert (await mx.get("good.test")).validated is False

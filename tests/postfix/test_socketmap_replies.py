@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from mtasts.errors import PolicyError
 from mtasts.names import MxPattern
 from mtasts.postfix.mxlookup import MxLookup
-from mtasts.postfix.mxpolicy import NO_MATCH, MxSet, exact_match_names, host_matches
+from mtasts.postfix.mxpolicy import (
+    MIN_VERDICT_TTL,
+    NO_MATCH,
+    MxSet,
+    TlsaResult,
+    dane_verdict,
+    exact_match_names,
+    host_matches,
+    tlsa_usable,
+)
 from mtasts.postfix.socketmap import (
     DaneLevel,
     Reply,
@@ -322,3 +331,47 @@ def test_collector_restores_encoded_policy_lines() -> None:
     )
     (policy,) = decode_datagram(datagram).policies
     assert policy.policy_string == ("version: STSv1", line)
+
+
+# --- DANE decisions (RFC 7672) ---------------------------------------------------------------
+
+SHA256 = bytes(32)
+
+
+@pytest.mark.parametrize(
+    ("usage", "selector", "mtype", "data", "usable"),
+    [
+        (3, 1, 1, SHA256, True),  # DANE-EE SPKI SHA2-256
+        (2, 0, 1, SHA256, True),  # DANE-TA
+        (3, 0, 2, bytes(64), True),  # SHA2-512
+        (3, 1, 0, b"\x30\x82", True),  # full data
+        (0, 0, 1, SHA256, False),  # PKIX-TA: unusable for SMTP (RFC 7672 §3.1.3)
+        (1, 1, 1, SHA256, False),  # PKIX-EE
+        (3, 2, 1, SHA256, False),  # unknown selector
+        (3, 1, 9, SHA256, False),  # unknown matching type
+        (3, 1, 1, bytes(20), False),  # SHA2-256 of the wrong length
+        (3, 1, 0, b"", False),
+    ],
+)
+def test_tlsa_usable(usage: int, selector: int, mtype: int, data: bytes, usable: bool) -> None:
+    assert tlsa_usable(usage, selector, mtype, data) is usable
+
+
+@pytest.mark.parametrize(
+    ("mx_ttl", "results", "expected"),
+    [
+        # one usable host is enough (partial DANE -> dane-only)
+        (300, [TlsaResult(False, 60), TlsaResult(True, 120)], (True, 60)),
+        # "no TLSA" lives for the TLSA negative TTL, not the MX TTL (old main: 300)
+        (300, [TlsaResult(False, 30)], (False, 30)),
+        # the MX RRset's TTL bounds it too
+        (20, [TlsaResult(True, 3600)], (True, 20)),
+        # a failed TLSA lookup: DANE (Postfix decides and defers), re-checked soon
+        (300, [TlsaResult(False, 300, failed=True)], (True, MIN_VERDICT_TTL)),
+        # bounds
+        (0, [TlsaResult(True, 0)], (True, MIN_VERDICT_TTL)),
+        (86400, [TlsaResult(False, 86400)], (False, 3600)),
+    ],
+)
+def test_dane_verdict(mx_ttl: int, results: list[TlsaResult], expected: tuple[bool, int]) -> None:
+    assert dane_verdict(mx_ttl, results) == expected
