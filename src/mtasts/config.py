@@ -35,8 +35,9 @@ from mtasts.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/mtasts/mtasts.toml")
 
-#: Tables of the file that one component owns and validates (mtasts.postfix.config).
-COMPONENT_TABLES = frozenset({"daemon"})
+#: Tables of the file that one component owns and validates (mtasts.postfix.config,
+#: mtasts.tlsrpt.storeconf).
+COMPONENT_TABLES = frozenset({"daemon", "tlsrpt"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,17 @@ import resource
 import signal
 import socket
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from click.testing import CliRunner
 
 from mtasts.cli.daemon import daemon, read_config
+from mtasts.lab.scenario import PolicyHostSpec, Scenario
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.postfix.netstring import NetstringDecoder, encode
 
@@ -247,3 +251,78 @@ async def test_daemon_keeps_its_policies_in_postgresql(tmp_path: Path, how: str)
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await admin.close()
+
+
+def _failing_lab() -> Scenario:
+    """good.test is healthy; the others publish a record but their policy is unusable."""
+    fetch = healthy_domain("fetch.test", policy_host=PolicyHostSpec(status=500))
+    webpki = healthy_domain("webpki.test", policy_host=PolicyHostSpec(cert="self-signed"))
+    invalid = healthy_domain("invalid.test")
+    (spec,) = invalid.domains
+    invalid = replace(
+        invalid,
+        domains=(replace(spec, policy="version: STSv1\r\nmode: bogus\r\nmax_age: 86400\r\n"),),
+    )
+    none = healthy_domain("none.test", mode="none")
+    return healthy_domain("good.test") + fetch + webpki + invalid + none
+
+
+async def test_policy_failures_show_in_tlsrpt_reports(tmp_path: Path) -> None:
+    """defect: the daemon reported nothing when a policy could not be used (RFC 8461 §6);
+    now each such lookup is a failure session in the TLS-RPT store, with the right type."""
+    store = f"sqlite:///{tmp_path / 'tlsrpt.db'}"
+    port = _free_port()
+    async with running_lab(_failing_lab()) as lab:
+        env = {**os.environ, **lab.env, "PYTHONPATH": str(SRC), "MTASTS_TLSRPT_STORE": store}
+        env.pop("MTASTS_CONFIG", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+            "--listen", f"127.0.0.1:{port}", env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        try:
+            for _ in range(100):
+                try:
+                    assert await _ask(port, "postfix good.test") == (
+                        "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
+                    )
+                    break
+                except OSError:
+                    await asyncio.sleep(0.2)
+            # each _ask is its own connection: Postfix delivery attempts, not one retried
+            for domain, times in (("fetch.test", 3), ("webpki.test", 2), ("invalid.test", 1)):
+                for _ in range(times):
+                    assert await _ask(port, f"postfix {domain}") == "NOTFOUND "
+            assert await _ask(port, "postfix none.test") == "NOTFOUND "
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 30) == 0
+            stderr = (await proc.stderr.read()).decode()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert "Traceback" not in stderr
+    day = datetime.now(UTC).date().isoformat()
+    reports = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from mtasts.cli.main import main; main()",
+        "tlsrpt", "reports", "--day", day, "--store", store, "--json",
+        "--organization", "Example", "--contact", "tlsrpt@sender.example",
+        env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(reports.communicate(), 60)
+    assert reports.returncode == 0
+    seen = {}
+    for report in orjson.loads(out):
+        for p in report["policies"]:
+            details = {d["result-type"]: d["failed-session-count"] for d in p["failure-details"]}
+            seen[p["policy"]["policy-domain"]] = (
+                p["policy"]["policy-type"],
+                p["summary"]["total-successful-session-count"],
+                p["summary"]["total-failure-session-count"],
+                details,
+            )
+    assert seen == {
+        "fetch.test": ("sts", 0, 3, {"sts-policy-fetch-error": 3}),
+        "webpki.test": ("sts", 0, 2, {"sts-webpki-invalid": 2}),
+        "invalid.test": ("sts", 0, 1, {"sts-policy-invalid": 1}),
+    }

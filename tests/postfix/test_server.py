@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mtasts.errors import Notice
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
@@ -513,3 +514,53 @@ async def test_out_of_descriptors_closes_idle_connections_with_one_warning(loop:
     assert int(summary.split()[1]) > 0
     assert "Traceback" not in stderr
     assert stderr.count("out of file descriptors") == 1, stderr
+
+
+# --- policy failures reach the TLS-RPT counter; successes never do -------------------------
+
+
+class MixedSource(TableSource):
+    """``failing.test`` publishes a record but its policy cannot be fetched."""
+
+    async def lookup(self, domain: str) -> PolicyLookup:
+        if domain == "failing.test":
+            self.calls.append(domain)
+            return PolicyLookup(
+                domain,
+                LookupStatus.FAILED,
+                Source.CACHE,
+                result_type=ResultType.STS_WEBPKI_INVALID,
+                cause=Notice("fetch.tls", "certificate verify failed"),
+            )
+        return await super().lookup(domain)
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.counted: list[tuple[int, str, str, str]] = []
+
+    def count(self, who: int, domain: str, result_type: str, reason_code: str = "") -> bool:
+        self.counted.append((who, domain, result_type, reason_code))
+        return True
+
+
+async def test_failed_lookups_are_counted_once_per_request_and_successes_never() -> None:
+    """Every request answered from a failed lookup reaches the counter (such answers are
+    not reused); a reused or cached successful answer costs the counter nothing."""
+    sink = RecordingSink()
+    source = MixedSource()
+    srv = SocketmapServer(source, ServerSettings(answer_ttl=60), failures=sink)
+    first, second = await tcp_client(srv), await tcp_client(srv)
+    for c in (first, first, second):
+        assert await c.ask("postfix failing.test") == "NOTFOUND "
+        assert await c.ask("postfix example.test") == SECURE
+        assert await c.ask("postfix nopolicy.test") == "NOTFOUND "
+    assert [(d, r, code) for _, d, r, code in sink.counted] == [
+        ("failing.test", "sts-webpki-invalid", "fetch.tls")
+    ] * 3
+    assert len({who for who, *_ in sink.counted}) == 2  # the asking connection is known
+    assert source.calls.count("failing.test") == 3
+    assert source.calls.count("example.test") == 1  # successes reused as before
+    for c in (first, second):
+        await c.close()
+    await srv.close()

@@ -38,6 +38,8 @@ from mtasts.postfix.server import (
     raise_open_files_limit,
     sd_notify,
 )
+from mtasts.sts.cache.base import redacted
+from mtasts.tlsrpt.storeconf import configured_store
 
 log = logging.getLogger("mtasts.daemon")
 
@@ -53,15 +55,24 @@ def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings,
     return settings, daemon_config_from_table(component_table("daemon", path))
 
 
-async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
-    """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping."""
+async def run_daemon(
+    cfg: DaemonConfig, settings: Settings, tlsrpt_store: str | None = None
+) -> None:
+    """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping.
+
+    ``tlsrpt_store``: count policy failures there (RFC 8461 §6), as ``tlsrpt collect``
+    counts libtlsrpt's sessions.
+    """
     from mtasts.postfix.admin import Admin
     from mtasts.postfix.dane import DaneProbe, warn_unless_validating
+    from mtasts.postfix.failures import PolicyFailures
     from mtasts.postfix.mxlookup import MxAwareSource, MxCache
+    from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.sts.resolver import Resolver
 
     soft, hard = raise_open_files_limit()
     log.info("open-files limit %d (hard %d)", soft, hard)
+    failures = PolicyFailures(TlsRptStore.open(tlsrpt_store)) if tlsrpt_store else None
     resolver = await Resolver.open(settings)
     resolver.start()
     # the MX hosts (exact match= names) and DANE detection: the policy resolver's settings
@@ -79,6 +90,7 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             max_connections=cfg.max_connections,
         ),
         dane=dane,
+        failures=failures,
     )
     admin = Admin(server, resolver, dane.forget if dane is not None else mx.forget)
     stop = asyncio.Event()
@@ -86,6 +98,8 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if failures is not None:
+        failures.start()
     try:
         for listen in cfg.listen:
             if listen.path:
@@ -101,10 +115,11 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
             checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
         log.info(
-            "ready: nameserver=%s cache=%s dane=%s",
+            "ready: nameserver=%s cache=%s dane=%s tlsrpt_store=%s",
             settings.nameserver or "resolv.conf",
             resolver.cache.url,
             cfg.dane,
+            redacted(tlsrpt_store) if tlsrpt_store else "none (policy failures not counted)",
         )
         await stop.wait()
         log.info("stopping")
@@ -114,6 +129,8 @@ async def run_daemon(cfg: DaemonConfig, settings: Settings) -> None:
             task.cancel()
         await server.close()
         await admin.close()
+        if failures is not None:
+            await failures.close()
         await resolver.aclose()
 
 
@@ -203,6 +220,11 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     help="Cache URL: memory:, sqlite:///PATH, redis://..., postgresql://... Env MTASTS_CACHE.",
 )
 @click.option(
+    "--tlsrpt-store",
+    help="Count policy failures (RFC 8461 §6) in this TLS-RPT store, the one `tlsrpt "
+    "collect` writes. Env MTASTS_TLSRPT_STORE, or [tlsrpt] store. Default: not counted.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -230,6 +252,7 @@ def daemon(
     nameserver: str | None,
     ca_file: str | None,
     cache_url: str | None,
+    tlsrpt_store: str | None,
     log_level: str,
 ) -> None:
     """Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.
@@ -280,10 +303,16 @@ def daemon(
             metrics=metrics,
             uvloop=uvloop,
         )
+        if tlsrpt_store:
+            from mtasts.store.engine import parse_store_url
+
+            parse_store_url(tlsrpt_store)
+        else:
+            tlsrpt_store = configured_store(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        _run(lambda: run_daemon(cfg, settings), cfg.uvloop)
+        _run(lambda: run_daemon(cfg, settings, tlsrpt_store), cfg.uvloop)
     except OSError as exc:
         # e.g. the listen address is in use or not ours: one line, no traceback
         listens = ", ".join(str(listen) for listen in cfg.listen)

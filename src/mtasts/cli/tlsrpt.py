@@ -19,8 +19,25 @@ import click
 
 from mtasts.cli.render import console, fail, print_json
 
-STORE_HELP = "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db"
+STORE_HELP = (
+    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
+    "else [tlsrpt] store of mtasts.toml"
+)
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
+
+
+def _default_store() -> str:
+    """No --store, no $MTASTS_TLSRPT_STORE: mtasts.toml's [tlsrpt] store, else the default
+    (the daemon counts policy failures into the same setting)."""
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.storeconf import configured_store
+
+    try:
+        return configured_store() or DEFAULT_STORE
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 DEFAULT_SPOOL = "/var/lib/mtasts/tlsrpt-collect.spool"
 
 
@@ -51,7 +68,7 @@ def tlsrpt() -> None:
     envvar="MTASTS_TLSRPT_SOCKET",
     help="Unix datagram socket to create (Postfix smtp_tlsrpt_socket_name).",
 )
-@click.option("--store", default=DEFAULT_STORE, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
 @click.option(
     "--flush-interval",
     type=click.FloatRange(0.05, 3600),
@@ -158,7 +175,7 @@ def _reports_json(day: date, store: str, org: str, contact: str) -> list[dict[st
 
 @tlsrpt.command("reports")
 @click.option("--day", help="UTC day YYYY-MM-DD (default: yesterday).")
-@click.option("--store", default=DEFAULT_STORE, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
 @click.option(
     "--organization",
     envvar="MTASTS_TLSRPT_ORGANIZATION",
@@ -234,7 +251,7 @@ def _report_options(f: Any) -> Any:
     is_flag=True,
     help="Run for ever: after each UTC midnight send the finished day, retrying for 24 h.",
 )
-@click.option("--store", default=DEFAULT_STORE, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
 @_report_options
 @click.option(
     "--relay",

@@ -62,6 +62,12 @@ class PolicySource(Protocol):
 DaneProbe = Callable[[str, LookupLike], Awaitable[bool]]
 
 
+class FailureSink(Protocol):
+    """Counts failed lookups as TLS-RPT sessions (``postfix.failures.PolicyFailures``)."""
+
+    def count(self, who: int, domain: str, result_type: str, reason_code: str = "") -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Daemon behaviour; every field has a ``mtasts daemon`` option."""
@@ -96,10 +102,13 @@ class SocketmapServer:
         *,
         dane: DaneProbe | None = None,
         metrics: Metrics | None = None,
+        failures: FailureSink | None = None,
     ) -> None:
         self.source = source
         self.settings = settings
         self.dane = dane
+        #: counts lookups that found a policy but could not use it (RFC 8461 §6)
+        self.failures = failures
         self.metrics = metrics or Metrics()
         self._answers: dict[tuple[str, str], tuple[float, bytes]] = {}
         #: the same answers keyed by the request's exact bytes on the wire (hot path);
@@ -145,8 +154,8 @@ class SocketmapServer:
             return domain, hit[1]
         return domain, None
 
-    async def answer(self, payload: bytes) -> bytes:
-        """The wire reply for one request payload."""
+    async def answer(self, payload: bytes, who: int = 0) -> bytes:
+        """The wire reply for one request payload (``who``: the asking connection)."""
         started = time.perf_counter()
         try:
             request = parse_request(payload)
@@ -171,14 +180,22 @@ class SocketmapServer:
             self.metrics.count_answer("error", time.perf_counter() - started)
             log.exception("lookup domain=%s failed", domain)
             return Reply(Status.TEMP, "MTA-STS policy lookup failed; see the daemon log").encode()
+        result_type = _optional_str(getattr(lookup, "result_type", None))
         self.metrics.count_lookup(
             str(getattr(lookup, "source", "cache")),
-            _optional_str(getattr(lookup, "result_type", None)),
+            result_type,
             _optional_str(getattr(lookup, "refresh_error", None)),
         )
+        reusable = self.settings.answer_ttl > 0
+        if result_type is not None and self.failures is not None:
+            # RFC 8461 §6: a policy that exists but cannot be used is reported. Each
+            # request must reach the counter, so such answers are not reused.
+            cause = getattr(lookup, "cause", None)
+            self.failures.count(who, domain, result_type, str(getattr(cause, "code", "")))
+            reusable = False
         reply = render(lookup, options, dane=dane)
         wire = reply.encode()
-        if self.settings.answer_ttl > 0 and reply.status in (Status.OK, Status.NOTFOUND):
+        if reusable and reply.status in (Status.OK, Status.NOTFOUND):
             expires = time.monotonic() + self.settings.answer_ttl
             self._answers[(request.name, domain)] = (expires, wire)
             self.raw_answers[encode(payload)] = wire
@@ -440,7 +457,7 @@ class _Connection(asyncio.Protocol):
     async def _work(self) -> None:
         while self.pending:
             payload = self.pending[0]
-            wire = await self.server.answer(payload)
+            wire = await self.server.answer(payload, id(self))
             self.pending.popleft()
             if self.transport is None:
                 return
