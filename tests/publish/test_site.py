@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mtasts.publish.site import Site, policy_domain_of_host, render, respond
+from mtasts.errors import ConfigError
+from mtasts.publish.site import Site, check_policy_file, policy_domain_of_host, render, respond
 
 POLICY = b"version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"
 SITE = Site({"example.com": POLICY, "example.net": POLICY})
@@ -65,3 +66,26 @@ def test_render_closes_the_connection() -> None:
     assert head.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nConnection: close" in head
     assert body == POLICY
+
+
+def test_a_valid_policy_file_passes() -> None:
+    check_policy_file(POLICY, "site/example.com.txt")
+    check_policy_file(b"version: STSv1\nmode: none\nmax_age: 60\n", "x.txt")  # warnings pass
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"version: STSv1\r\nmode: enforce\r\nmax_age: 86400\r\n", "policy.mx.missing"),
+        (b"<html>Not Found</html>\n", "policy.syntax"),
+        (b"version: STSv1\nmode: enforce\nmx: \xff.example\nmax_age: 1\n", "policy.encoding"),
+        (b"", "policy"),
+    ],
+)
+def test_a_policy_file_that_does_not_lint_is_refused_by_name(data: bytes, code: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_policy_file(data, "site/example.com.txt")
+    message = str(info.value)
+    assert message.startswith("site/example.com.txt is not a valid MTA-STS policy: ")
+    assert f"[{code}" in message
+    assert info.value.code == "serve.policy-invalid"

@@ -28,7 +28,7 @@ from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
 from mtasts.postfix.sockets import Acceptor, connection_cap
 from mtasts.publish.limits import ClientLimits, ClientTable, client_key
-from mtasts.publish.site import CONTENT_TYPE, Response, Site, render, respond
+from mtasts.publish.site import CONTENT_TYPE, Response, Site, check_policy_file, render, respond
 
 log = logging.getLogger("mtasts.serve")
 
@@ -50,6 +50,7 @@ def _read_policy(path: Path) -> bytes:
         raise ConfigError(f"cannot read the policy file {path}: {exc.strerror}") from exc
     if len(data) > MAX_POLICY_BYTES:
         raise ConfigError(f"{path} is {len(data)} bytes; senders stop reading at 64 KB")
+    check_policy_file(data, str(path))  # at start and on every reload
     return data
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mtasts.errors import ConfigError
+from mtasts.sts.policy import lint_policy
+
 WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"  # RFC 8461 §3.2, RFC 8615
 POLICY_HOST_PREFIX = "mta-sts."
 # RFC 8461 §3.2: media type text/plain; charset utf-8 is the one the RFC names besides ascii.
@@ -35,6 +38,38 @@ class Site:
     """The policies served, keyed by Policy Domain (A-label, lower case, no trailing dot)."""
 
     policies: Mapping[str, bytes] = field(default_factory=dict)
+
+
+def check_policy_file(data: bytes, source: str) -> None:
+    """Refuse a policy file that does not lint (RFC 8461 §3.2, read strictly).
+
+    Raises :class:`ConfigError` naming ``source``, the first error and its code, so the
+    policy host refuses to start, or keeps its old policies on reload, rather than serve
+    a file senders would reject (they then act as if there were no policy). Warnings
+    (e.g. a short ``max_age``) do not refuse the file: ``mtasts lint policy`` shows them.
+    """
+    # We publish, so we read strictly: a sender's tolerance (trailing blank lines, ...)
+    # is no reason to serve a file the RFC does not allow.
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{source} is not a valid MTA-STS policy: byte {exc.start} is not UTF-8 text "
+            "[policy.encoding]",
+            code="serve.policy-invalid",
+            rfc="RFC 8461 §3.2",
+        ) from None
+    linted = lint_policy(text)
+    if not linted.errors:
+        return
+    first = linted.errors[0]
+    more = len(linted.errors) - 1
+    also = f"; {more} more problem(s): run `mtasts lint policy {source}`" if more else ""
+    raise ConfigError(
+        f"{source} is not a valid MTA-STS policy: {first.message} [{first.code}]{also}",
+        code="serve.policy-invalid",
+        rfc=first.rfc or "RFC 8461 §3.2",
+    )
 
 
 def policy_domain_of_host(host_header: str) -> str | None:
