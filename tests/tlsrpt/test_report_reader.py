@@ -642,6 +642,18 @@ def test_mime_boundaries_are_counted_however_lines_end(end: bytes) -> None:
     assert "2001 lines starting with '--'" in linted.errors[0].message
 
 
+def test_deeply_nested_multiparts_are_refused() -> None:
+    """The parser checks every line against each enclosing boundary: 100 nested
+    multiparts and 100,000 lines (500 KB) cost seconds; more than 20 are refused."""
+    data = b"From: a@example.org\r\n"
+    for level in range(100):
+        data += b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (level, level)
+    data += b"Content-Type: application/tlsrpt+json\r\n\r\n" + b"x\r\n" * 100_000
+    linted = read_report(data)
+    assert [n.code for n in linted.errors] == ["report.mail.too-many-parts"]
+    assert "more than 20 multipart sections" in linted.errors[0].message
+
+
 def test_a_mail_of_countless_lines_is_refused_in_bounded_memory() -> None:
     """The parser keeps every line as an object (~15 bytes each): 32 MB of bare CRs cost
     470 MB and a minute; more than 500 000 lines (38 MB of base64) are refused."""
