@@ -6,8 +6,8 @@ MTA hosts reporting as one organisation) are accepted as operators write them.
 SQLAlchemy 2 Core describes the schema and builds every statement, compiled for the
 URL's dialect; the statements run on aiosqlite / asyncpg directly. (SQLAlchemy's own
 asyncio layer needs the greenlet package, which is not a dependency of this project.)
-Tables are created with ``CREATE TABLE IF NOT EXISTS`` from the metadata (the
-``metadata.create_all`` equivalent): there are no Alembic migrations yet.
+The schema is versioned with Alembic migrations run through these drivers
+(:mod:`mtasts.store.migrate`); ``create_all`` remains for tests and tools.
 
 Each database holds one connection, opened on first use. A connection the server or the
 network dropped (``pg_terminate_backend``, a PostgreSQL restart, a failover) is noticed

@@ -12,7 +12,7 @@ from sqlalchemy import Table, and_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mtasts.store.engine import Database, open_database
-from mtasts.store.schema import deliveries, failure_counters, metadata, outbox, policy_counters
+from mtasts.store.schema import deliveries, failure_counters, outbox, policy_counters
 from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey, failure_id
 from mtasts.tlsrpt.results import PolicyType
 
@@ -61,8 +61,11 @@ class TlsRptStore:
         return cls(open_database(url, schema=schema))
 
     async def create(self) -> None:
-        """Create the tables if they do not exist (no Alembic: see engine.py)."""
-        await self.db.create_all(metadata)
+        """Create or upgrade the schema to the newest version (Alembic migrations, data
+        kept: see mtasts.store.migrate)."""
+        from mtasts.store.migrate import upgrade
+
+        await upgrade(self.db)
 
     async def reset(self) -> None:
         """Abandon the database connection after a failure: the next call reconnects."""

@@ -1,0 +1,382 @@
+"""Writes of TLS-RPT receiving: one transaction per batch of arrivals.
+
+A batch of parsed arrivals is written with a handful of set-based statements (the raw
+archive, the duplicate lookup, reports, policies, failure details, arrivals), so a
+receiver under load commits many reports per transaction and each caller is answered
+only after the COMMIT. Writers are serialised per database (SQLite's BEGIN IMMEDIATE;
+a PostgreSQL advisory lock), so two processes never store one report twice.
+The read side is :mod:`mtasts.store.received_query`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import String, delete, literal, or_, select, text, update
+
+from mtasts.errors import Notice
+from mtasts.store.engine import Database, open_database
+from mtasts.store.migrate import upgrade
+from mtasts.store.received_schema import (
+    arrivals,
+    raw_inputs,
+    report_failures,
+    report_policies,
+    reports,
+)
+from mtasts.store.tlsrpt import _insert
+from mtasts.tlsrpt.model import Report
+from mtasts.tlsrpt.receive.decide import (
+    Disposition,
+    DkimResult,
+    DkimVerdict,
+    Verdict,
+    policy_domains,
+    promotes,
+    report_day,
+)
+
+_WRITE_LOCK = 0x6D747374_7263  # PostgreSQL advisory lock key of receive writers
+_IN_CHUNK = 400  # values per IN (...) list
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One parsed arrival, ready to be written."""
+
+    received_at: int
+    channel: str
+    source: str
+    content_type: str | None
+    secret_domain: str | None
+    size: int
+    raw_sha256: str
+    raw: bytes | None  # None: the bytes are not archived
+    report: Report | None
+    verdict: Verdict
+    dkim: DkimVerdict
+    warnings: tuple[Notice, ...]
+    dedup_key: str | None = None
+    content_hash: str | None = None
+    known_report_pk: int | None = None  # identical bytes already gave this report
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    disposition: Disposition
+    report_pk: int | None
+    reason_code: str | None
+    reason: str | None
+
+
+def _in(column: Any, values: Sequence[str]) -> Any:
+    """``column IN (?, ?, ...)`` with one plain parameter per value (the engine compiles
+    statements once, without SQLAlchemy's expanding parameters)."""
+    return column.in_([literal(v, String) for v in values])
+
+
+def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield values[i : i + _IN_CHUNK]
+
+
+def _dkim_rank(result: str, is_aligned: int | bool) -> int:
+    if result == DkimResult.PASS.value:
+        return 0 if is_aligned else 1
+    return {"temperror": 2, "fail": 3}.get(result, 4)
+
+
+def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
+    return {
+        "dkim_result": d.result.value,
+        "dkim_domain": d.domain,
+        "dkim_selector": d.selector,
+        "dkim_reason": d.reason,
+        "dkim_aligned": int(d.aligned),
+    }
+
+
+def _report_row(p: Pending, now: int) -> dict[str, Any]:
+    r = p.report
+    assert r is not None
+    assert p.dedup_key is not None
+    assert p.content_hash is not None
+    quarantined = p.verdict.disposition is Disposition.QUARANTINED
+    return {
+        "dedup_key": p.dedup_key,
+        "content_hash": p.content_hash,
+        "status": Disposition.QUARANTINED.value if quarantined else Disposition.STORED.value,
+        "status_code": p.verdict.reason_code if quarantined else None,
+        "status_reason": p.verdict.reason if quarantined else None,
+        "organization": r.organization_name,
+        "report_id": r.report_id,
+        "contact_info": r.contact_info,
+        "day": report_day(r).isoformat(),
+        "range_start": int(r.date_range_start.timestamp()),
+        "range_end": int(r.date_range_end.timestamp()),
+        "domains": orjson.dumps(list(policy_domains(r))).decode(),
+        "successful": sum(x.total_successful_session_count for x in r.policies),
+        "failed": sum(x.total_failure_session_count for x in r.policies),
+        **_dkim_cols(p.dkim),
+        "warnings": orjson.dumps([w.to_json() for w in p.warnings]).decode(),
+        "raw_sha256": p.raw_sha256,
+        "first_channel": p.channel,
+        "stored_at": now,
+    }
+
+
+def _detail_rows(pk: int, r: Report) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    day = report_day(r).isoformat()
+    policies, failures = [], []
+    for i, pol in enumerate(r.policies):
+        domain = pol.policy_domain.lower().rstrip(".")
+        policies.append(
+            {
+                "report_pk": pk,
+                "idx": i,
+                "policy_domain": domain,
+                "day": day,
+                "organization": r.organization_name,
+                "policy_type": pol.policy_type.value,
+                "policy_string": orjson.dumps(list(pol.policy_string)).decode(),
+                "mx_host": orjson.dumps(list(pol.mx_host)).decode(),
+                "successful": pol.total_successful_session_count,
+                "failed": pol.total_failure_session_count,
+            }
+        )
+        for j, f in enumerate(pol.failure_details):
+            failures.append(
+                {
+                    "report_pk": pk,
+                    "policy_idx": i,
+                    "idx": j,
+                    "policy_domain": domain,
+                    "day": day,
+                    "organization": r.organization_name,
+                    "result_type": f.result_type,
+                    "sending_mta_ip": f.sending_mta_ip,
+                    "receiving_mx_hostname": f.receiving_mx_hostname,
+                    "receiving_mx_helo": f.receiving_mx_helo,
+                    "receiving_ip": f.receiving_ip,
+                    "failed_session_count": f.failed_session_count,
+                    "failure_reason_code": f.failure_reason_code,
+                    "additional_information": f.additional_information,
+                }
+            )
+    return policies, failures
+
+
+class ReceivedStore:
+    """The receiving tables of one store (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @classmethod
+    def open(cls, url: str, *, schema: str | None = None) -> ReceivedStore:
+        return cls(open_database(url, schema=schema))
+
+    async def upgrade(self) -> tuple[str | None, str]:
+        """Bring the schema to the newest version (Alembic; data kept)."""
+        return await upgrade(self.db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def _existing(self, keys: list[str], hashes: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cols = (
+            reports.c.pk,
+            reports.c.dedup_key,
+            reports.c.content_hash,
+            reports.c.status,
+            reports.c.dkim_result,
+            reports.c.dkim_aligned,
+        )
+        for part in _chunks(sorted(set(keys))):
+            out += await self.db.fetch(select(*cols).where(_in(reports.c.dedup_key, part)))
+        for part in _chunks(sorted(set(hashes))):
+            out += await self.db.fetch(select(*cols).where(_in(reports.c.content_hash, part)))
+        return out
+
+    async def known_raw(self, sha256: str) -> int | None:
+        """The report an identical input (byte for byte) already gave, if any."""
+        q = (
+            select(arrivals.c.report_pk)
+            .where(arrivals.c.raw_sha256 == sha256, arrivals.c.report_pk.is_not(None))
+            .limit(1)
+        )
+        rows = await self.db.fetch(q)
+        return int(rows[0]["report_pk"]) if rows else None
+
+    async def write(self, batch: Sequence[Pending], now: int) -> list[Written]:
+        """Write ``batch`` in one transaction; one :class:`Written` per item, in order."""
+        async with self.db.transaction():
+            if self.db.dialect.name == "postgresql":
+                await self.db.fetch(text(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"))
+            return await self._write(batch, now)
+
+    async def _write(self, batch: Sequence[Pending], now: int) -> list[Written]:
+        raws = {p.raw_sha256: p for p in batch if p.raw is not None}
+        if raws:
+            rows = [
+                {"sha256": sha, "size": p.size, "body": p.raw, "first_seen": p.received_at}
+                for sha, p in sorted(raws.items())
+            ]
+            await self.db.executemany(_insert(self.db, raw_inputs).on_conflict_do_nothing(), rows)
+        with_report = [p for p in batch if p.report is not None]
+        found = await self._existing(
+            [p.dedup_key for p in with_report if p.dedup_key],
+            [p.content_hash for p in with_report if p.content_hash],
+        )
+        by_key = {r["dedup_key"]: r for r in found}
+        by_hash = {r["content_hash"]: r for r in found}
+        new: dict[str, Pending] = {}  # dedup_key -> the first copy in this batch
+        plan: list[tuple[Pending, Disposition, Any]] = []  # (item, disposition, existing)
+        promote: dict[int, dict[str, Any]] = {}
+        dkim_better: dict[int, DkimVerdict] = {}
+        for p in batch:
+            disp = p.verdict.disposition
+            if p.known_report_pk is not None:
+                plan.append((p, Disposition.DUPLICATE, {"pk": p.known_report_pk}))
+                continue
+            if p.report is None or disp is Disposition.REFUSED:
+                plan.append((p, Disposition.REFUSED, None))
+                continue
+            assert p.dedup_key is not None
+            assert p.content_hash is not None
+            old = by_key.get(p.dedup_key) or by_hash.get(p.content_hash)
+            if old is None:
+                first = new.get(p.dedup_key) or next(
+                    (q for q in new.values() if q.content_hash == p.content_hash), None
+                )
+                if first is None:
+                    new[p.dedup_key] = p
+                    plan.append((p, disp, None))
+                else:
+                    plan.append((p, Disposition.DUPLICATE, first))
+                continue
+            plan.append((p, Disposition.DUPLICATE, old))
+            if promotes(old["status"], disp):
+                promote[old["pk"]] = {
+                    "status": "stored",
+                    "status_code": None,
+                    "status_reason": None,
+                }
+                old["status"] = "stored"
+            if _dkim_rank(p.dkim.result.value, p.dkim.aligned) < _dkim_rank(
+                old["dkim_result"], old["dkim_aligned"]
+            ):
+                dkim_better[old["pk"]] = p.dkim
+                old["dkim_result"], old["dkim_aligned"] = p.dkim.result.value, p.dkim.aligned
+        pks: dict[str, int] = {}
+        if new:
+            await self.db.executemany(
+                _insert(self.db, reports), [_report_row(p, now) for p in new.values()]
+            )
+            for part in _chunks(list(new)):
+                q = select(reports.c.pk, reports.c.dedup_key).where(_in(reports.c.dedup_key, part))
+                pks.update({r["dedup_key"]: int(r["pk"]) for r in await self.db.fetch(q)})
+            prows: list[dict[str, Any]] = []
+            frows: list[dict[str, Any]] = []
+            for key, p in new.items():
+                assert p.report is not None
+                pr, fr = _detail_rows(pks[key], p.report)
+                prows += pr
+                frows += fr
+            await self.db.executemany(_insert(self.db, report_policies), prows)
+            await self.db.executemany(_insert(self.db, report_failures), frows)
+        for upk, values in promote.items():
+            await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
+        for upk, d in dkim_better.items():
+            await self.db.execute(
+                update(reports).where(reports.c.pk == upk).values(**_dkim_cols(d))
+            )
+        out: list[Written] = []
+        arows: list[dict[str, Any]] = []
+        for p, disp, old in plan:
+            pk: int | None = None
+            code, reason = p.verdict.reason_code, p.verdict.reason
+            if disp is Disposition.DUPLICATE:
+                pk = int(old["pk"]) if isinstance(old, dict) else pks[str(old.dedup_key)]
+                code, reason = None, None
+            elif disp is not Disposition.REFUSED:
+                assert p.dedup_key is not None
+                pk = pks[p.dedup_key]
+            out.append(Written(disp, pk, code, reason))
+            arows.append(
+                {
+                    "received_at": p.received_at,
+                    "channel": p.channel,
+                    "source": p.source,
+                    "content_type": p.content_type,
+                    "secret_domain": p.secret_domain,
+                    "disposition": disp.value,
+                    "reason_code": code,
+                    "reason": reason,
+                    "report_pk": pk,
+                    "raw_sha256": p.raw_sha256 if p.raw_sha256 in raws else None,
+                    "size": p.size,
+                    **_dkim_cols(p.dkim),
+                }
+            )
+        await self.db.executemany(_insert(self.db, arrivals), arows)
+        return out
+
+    # --- reprocess and retention ---------------------------------------------------------
+
+    async def replay_log(self) -> list[dict[str, Any]]:
+        """Every archived arrival, oldest first (no bodies), for ``tlsrpt reprocess``."""
+        q = (
+            select(arrivals)
+            .where(arrivals.c.raw_sha256.is_not(None))
+            .order_by(arrivals.c.received_at, arrivals.c.pk)
+        )
+        return await self.db.fetch(q)
+
+    async def raw(self, sha256: str) -> bytes | None:
+        rows = await self.db.fetch(select(raw_inputs.c.body).where(raw_inputs.c.sha256 == sha256))
+        return bytes(rows[0]["body"]) if rows else None
+
+    async def clear_reports(self) -> None:
+        """Drop every report and every archived arrival (the raw bytes stay), before a
+        replay; call inside :meth:`transaction` with the replay."""
+        for table in (report_failures, report_policies, reports):
+            await self.db.execute(delete(table))
+        await self.db.execute(delete(arrivals).where(arrivals.c.raw_sha256.is_not(None)))
+
+    async def write_in_transaction(self, batch: Sequence[Pending], now: int) -> list[Written]:
+        """:meth:`write` inside a transaction the caller holds (``tlsrpt reprocess``)."""
+        return await self._write(batch, now)
+
+    def transaction(self) -> Any:
+        return self.db.transaction()
+
+    async def prune(self, before_day: str, before_ts: int) -> dict[str, int]:
+        """Retention: delete reports of days before ``before_day``, arrivals logged before
+        ``before_ts`` and raw bytes no arrival refers to any more."""
+        counts: dict[str, int] = {}
+        async with self.db.transaction():
+            old = select(reports.c.pk).where(reports.c.day < before_day).scalar_subquery()
+            counts["failures"] = await self.db.execute(
+                delete(report_failures).where(report_failures.c.report_pk.in_(old))
+            )
+            counts["policies"] = await self.db.execute(
+                delete(report_policies).where(report_policies.c.report_pk.in_(old))
+            )
+            counts["arrivals"] = await self.db.execute(
+                delete(arrivals).where(
+                    or_(arrivals.c.received_at < before_ts, arrivals.c.report_pk.in_(old))
+                )
+            )
+            counts["reports"] = await self.db.execute(
+                delete(reports).where(reports.c.day < before_day)
+            )
+            used = select(arrivals.c.raw_sha256).where(arrivals.c.raw_sha256.is_not(None))
+            counts["raw"] = await self.db.execute(
+                delete(raw_inputs).where(raw_inputs.c.sha256.not_in(used.scalar_subquery()))
+            )
+        return counts

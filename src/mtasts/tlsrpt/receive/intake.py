@@ -1,0 +1,340 @@
+"""The ingest API every intake uses (https, LMTP/SMTP, IMAP, files): bytes in, one
+:class:`IngestOutcome` out, after the report is durably stored.
+
+I/O: calls the pure reader and decisions, DKIM (:mod:`.dkimcheck`) and the store.
+
+Usage::
+
+    receiver = await Receiver.open("sqlite:///var/lib/mtasts/tlsrpt.db", ReceiveSettings())
+    outcome = await receiver.ingest_mail(raw_message, Arrival(Channel.LMTP, "192.0.2.7", now))
+    outcome = await receiver.ingest_report(body, Arrival(Channel.HTTPS, "192.0.2.9", now,
+                                                         content_type="application/tlsrpt+gzip"))
+    await receiver.close()
+
+Contract:
+
+- ``ingest_mail``: a whole RFC 5322 message (DKIM verified here), or any input a mail
+  intake received; ``ingest_report``: an https body (JSON or gzip, RFC 8460 §5.4);
+  ``ingest``: either, sniffed (files).
+- The call returns only after the arrival (and the report, if new) is committed. Arrivals
+  from concurrent callers are committed together, in batches of up to
+  ``settings.batch_size`` per transaction.
+- Bad input is never an exception: it is REFUSED with a stable ``reason_code``:
+  ``too-large`` (HTTP 413), ``not-a-report``, ``not-our-domain``; quarantine codes are
+  ``dkim-required``, ``not-our-domain`` (when configured so), ``https-secret-required``,
+  ``secret-domain-mismatch``. The reader's repairs are in ``warnings``.
+- A store that cannot be written raises :class:`StoreUnavailable` (HTTP 503, SMTP 451:
+  the sender retries); nothing was stored for that call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from mtasts.errors import MtastsError, Notice
+from mtasts.net.dns import DnsClient
+from mtasts.store.received import Pending, ReceivedStore, Written
+from mtasts.tlsrpt.reader import read_report
+from mtasts.tlsrpt.receive.decide import (
+    NO_DKIM,
+    Channel,
+    Disposition,
+    DkimVerdict,
+    ReceiveSettings,
+    Verdict,
+    archive_refused,
+    content_hash,
+    decide,
+    dedup_key,
+    raw_hash,
+    reader_reason,
+)
+from mtasts.tlsrpt.receive.dkimcheck import DkimChecker
+from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
+
+Clock = Callable[[], float]
+_THREAD_PARSE = 256 * 1024  # inputs above this are parsed off the event loop
+
+
+class StoreUnavailable(MtastsError):
+    """The store could not be written; the arrival was not recorded (retry later)."""
+
+    default_code = "receive.store-unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """How one copy arrived."""
+
+    channel: Channel
+    source: str  # client address, file path, "imaps://user@host/INBOX;UID=12" ...
+    received_at: datetime  # UTC, from the caller's clock
+    content_type: str | None = None
+    secret_domain: str | None = None  # the domain whose secret https path was used
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    disposition: Disposition
+    report_pk: int | None
+    reason_code: str | None
+    reason: str | None  # one line an administrator can act on
+    warnings: tuple[Notice, ...] = ()
+    dkim: DkimVerdict = NO_DKIM
+
+
+class Receiver:
+    """Takes reports in; one per process and store. See the module docstring."""
+
+    def __init__(
+        self,
+        store: ReceivedStore,
+        settings: ReceiveSettings,
+        *,
+        dkim: DkimChecker | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.dkim = dkim or DkimChecker(
+            DnsClient(settings.nameserver, timeout=settings.dns_timeout)
+        )
+        self.lock = asyncio.Lock()  # one operation at a time on the store's connection
+        self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[Written]] | None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        store_url: str,
+        settings: ReceiveSettings,
+        *,
+        resolver: DnsClient | None = None,
+        clock: Clock = time.time,
+        schema: str | None = None,
+    ) -> Receiver:
+        """Open the store (upgrading its schema) and return a receiver on it."""
+        store = ReceivedStore.open(store_url, schema=schema)
+        try:
+            await store.upgrade()
+        except Exception:
+            await store.close()
+            raise
+        dkim = DkimChecker(resolver) if resolver is not None else None
+        return cls(store, settings, dkim=dkim, clock=clock)
+
+    async def close(self) -> None:
+        """Write what is queued, then close the store."""
+        if self._writer is not None and self._queue is not None:
+            await self._queue.put(None)
+            await self._writer
+            self._writer = None
+        await self.store.close()
+
+    # --- the API -------------------------------------------------------------------------
+
+    async def ingest_mail(self, raw: bytes, arrival: Arrival) -> IngestOutcome:
+        return await self._ingest(raw, arrival, https=False)
+
+    async def ingest_report(self, raw: bytes, arrival: Arrival) -> IngestOutcome:
+        return await self._ingest(raw, arrival, https=True)
+
+    async def ingest(self, raw: bytes, arrival: Arrival) -> IngestOutcome:
+        """A file's content: a report e-mail, JSON or gzip, told apart by its bytes."""
+        return await self._ingest(raw, arrival, https=False)
+
+    # --- the steps -----------------------------------------------------------------------
+
+    async def _ingest(self, raw: bytes, arrival: Arrival, *, https: bool) -> IngestOutcome:
+        s = self.settings
+        sha = raw_hash(raw)
+        keep = archive_refused(s, https=https, secret_domain=arrival.secret_domain)
+        base = Pending(
+            received_at=int(arrival.received_at.timestamp()),
+            channel=arrival.channel.value,
+            source=arrival.source[:2000],
+            content_type=arrival.content_type,
+            secret_domain=arrival.secret_domain,
+            size=len(raw),
+            raw_sha256=sha,
+            raw=None,
+            report=None,
+            verdict=Verdict(Disposition.REFUSED),
+            dkim=NO_DKIM,
+            warnings=(),
+        )
+        if len(raw) > s.max_bytes:
+            why = f"the input is {len(raw)} bytes, above this receiver's {s.max_bytes}-byte limit"
+            refused = Verdict(Disposition.REFUSED, "too-large", why)
+            return await self._write(
+                replace(base, raw=None, report=None, verdict=refused, dkim=NO_DKIM, warnings=())
+            )
+        # the same bytes again (a re-run import, a resent mail): no need to read them
+        async with self.lock:
+            known = await self.store.known_raw(sha)
+        if known is not None:
+            dup = Verdict(Disposition.DUPLICATE)
+            return await self._write(
+                replace(
+                    base,
+                    raw=raw,
+                    report=None,
+                    verdict=dup,
+                    dkim=NO_DKIM,
+                    warnings=(),
+                    known_report_pk=known,
+                )
+            )
+        head = raw.lstrip(b" \t\r\n")
+        is_mail = not head.startswith(
+            (GZIP_MAGIC, b"{", b"[", b"\xef\xbb\xbf")
+        ) and looks_like_mail(raw)
+        if https and is_mail:
+            refused = Verdict(
+                Disposition.REFUSED,
+                "not-a-report",
+                "the body is an e-mail message; RFC 8460 §5.4 posts the report itself "
+                "(application/tlsrpt+gzip or application/tlsrpt+json)",
+            )
+            return await self._write(
+                replace(
+                    base,
+                    raw=raw if keep else None,
+                    report=None,
+                    verdict=refused,
+                    dkim=NO_DKIM,
+                    warnings=(),
+                )
+            )
+        if len(raw) > _THREAD_PARSE:
+            linted = await asyncio.to_thread(read_report, raw, max_bytes=s.max_bytes)
+        else:
+            linted = read_report(raw, max_bytes=s.max_bytes)
+        warnings = linted.warnings + _content_type_warnings(arrival.content_type, head, https)
+        if linted.value is None:
+            error = linted.errors[0] if linted.errors else Notice("report.invalid", "unreadable")
+            code = reader_reason(error.code)
+            refused = Verdict(Disposition.REFUSED, code, f"{error.message} ({error.code})"[:500])
+            return await self._write(
+                replace(
+                    base,
+                    raw=raw if keep else None,
+                    report=None,
+                    verdict=refused,
+                    dkim=NO_DKIM,
+                    warnings=warnings,
+                )
+            )
+        report = linted.value
+        dkim = NO_DKIM
+        if is_mail and s.verify_dkim:
+            dkim = await self.dkim.verify(raw)
+        verdict = decide(
+            report, s, is_mail=is_mail, https=https, dkim=dkim, secret_domain=arrival.secret_domain
+        )
+        if verdict.disposition is Disposition.REFUSED:
+            return await self._write(
+                replace(
+                    base,
+                    raw=raw if keep else None,
+                    report=None,
+                    verdict=verdict,
+                    dkim=dkim,
+                    warnings=warnings,
+                )
+            )
+        pending = replace(
+            base,
+            raw=raw,
+            report=report,
+            verdict=verdict,
+            dkim=dkim,
+            warnings=warnings,
+            dedup_key=dedup_key(report),
+            content_hash=content_hash(report),
+        )
+        return await self._write(pending)
+
+    async def _write(self, pending: Pending) -> IngestOutcome:
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        if self._writer is None:
+            self._writer = loop.create_task(self._writer_loop(self._queue))
+        future: asyncio.Future[Written] = loop.create_future()
+        await self._queue.put((pending, future))
+        written = await future
+        return IngestOutcome(
+            written.disposition,
+            written.report_pk,
+            written.reason_code,
+            written.reason,
+            pending.warnings,
+            pending.dkim,
+        )
+
+    async def _writer_loop(
+        self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[Written]] | None]
+    ) -> None:
+        """Group commit: take what is queued (up to batch_size), write it in one
+        transaction, answer every caller after the COMMIT."""
+        stop = False
+        while not stop:
+            first = await queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.settings.batch_size and not queue.empty():
+                item = queue.get_nowait()
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[tuple[Pending, asyncio.Future[Written]]]) -> None:
+        now = int(self.clock())
+        try:
+            async with self.lock:
+                results = await self.store.write([p for p, _ in batch], now)
+        except Exception as exc:
+            if len(batch) > 1:
+                # one bad item must not fail the others: write them one by one
+                for item in batch:
+                    await self._commit([item])
+                return
+            _, future = batch[0]
+            if not future.done():
+                future.set_exception(
+                    StoreUnavailable(f"the store could not be written: {type(exc).__name__}: {exc}")
+                )
+            return
+        for (_, future), written in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(written)
+
+
+def _content_type_warnings(
+    content_type: str | None, head: bytes, https: bool
+) -> tuple[Notice, ...]:
+    """RFC 8460 §5.4: application/tlsrpt+gzip or +json; the bytes decide (sniffed)."""
+    if not https or content_type is None:
+        return ()
+    kind = content_type.split(";", 1)[0].strip().lower()
+    is_gzip = head.startswith(GZIP_MAGIC)
+    expected = "application/tlsrpt+gzip" if is_gzip else "application/tlsrpt+json"
+    if kind == expected:
+        return ()
+    return (
+        Notice(
+            "receive.content-type",
+            f"posted as {kind or '(none)'} but the body is {'gzip' if is_gzip else 'JSON'}; "
+            "read by its content",
+            "RFC 8460 §5.4",
+        ),
+    )

@@ -1,0 +1,226 @@
+"""The ingest API on SQLite and PostgreSQL: every real sample is stored once, whatever
+the channel; bad input is refused with a stable code; every arrival is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mtasts.store.received_schema import arrivals, raw_inputs, report_failures, reports
+from mtasts.tlsrpt.receive.decide import (
+    Channel,
+    Disposition,
+    OtherDomains,
+    ReceiveSettings,
+)
+from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.unpack import extract_from_mail
+
+from .conftest import NOW, OpenReceiver
+
+
+def _sample_files(samples: Path) -> list[Path]:
+    return sorted(p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md")
+
+
+def _arrival(channel: Channel = Channel.FILE, source: str = "test", **kw: Any) -> Arrival:
+    return Arrival(channel, source, NOW, **kw)
+
+
+async def _rows(r: Receiver, table: Any) -> list[dict[str, Any]]:
+    return await r.store.db.fetch(select(table))
+
+
+async def _count(r: Receiver, table: Any) -> int:
+    rows = await r.store.db.fetch(select(func.count()).select_from(table))
+    return int(next(iter(rows[0].values())))
+
+
+async def test_every_real_sample_is_stored_once_and_rereading_them_is_idempotent(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    files = _sample_files(samples_dir)
+    assert len(files) == 20
+    r = await open_receiver()
+    first = await asyncio.gather(
+        *[r.ingest(f.read_bytes(), _arrival(source=str(f))) for f in files]
+    )
+    assert [o.disposition for o in first] == [Disposition.STORED] * 20, [
+        (f.name, o.reason) for f, o in zip(files, first, strict=True)
+    ]
+    assert len({o.report_pk for o in first}) == 20
+    again = [await r.ingest(f.read_bytes(), _arrival(source=str(f))) for f in files]
+    assert [o.disposition for o in again] == [Disposition.DUPLICATE] * 20
+    assert [o.report_pk for o in again] == [o.report_pk for o in first]
+    assert await _count(r, reports) == 20
+    assert await _count(r, arrivals) == 40
+    assert await _count(r, raw_inputs) == 20
+    # the tolerant reader's repairs are kept with the report (Microsoft's zone-less dates)
+    rows = {row["pk"]: row for row in await _rows(r, reports)}
+    ms = next(
+        o
+        for f, o in zip(files, first, strict=True)
+        if f.parent.name == "mjl-+mox" and f.name == "microsoft.eml"
+    )
+    assert "report.date" in rows[ms.report_pk]["warnings"] or ms.warnings
+    assert rows[ms.report_pk]["warnings"] != "[]"
+
+
+async def test_the_same_report_by_https_and_by_mail_is_stored_once(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    mail = (samples_dir / "kravietz+tlsrpt-rs" / "google1.eml").read_bytes()
+    body, is_gzip, _, _ = extract_from_mail(mail)
+    assert is_gzip
+    r = await open_receiver()
+    by_https = await r.ingest_report(
+        body, _arrival(Channel.HTTPS, "192.0.2.9", content_type="application/tlsrpt+gzip")
+    )
+    by_mail = await r.ingest_mail(mail, _arrival(Channel.LMTP, "192.0.2.10"))
+    # gzip'd again (another mtime in the gzip header): other bytes, the same report
+    plain = gzip.decompress(body)
+    again = await r.ingest_report(
+        gzip.compress(plain, mtime=12345),
+        _arrival(Channel.HTTPS, "192.0.2.11", content_type="application/tlsrpt+gzip"),
+    )
+    as_json = await r.ingest_report(
+        plain, _arrival(Channel.HTTPS, "192.0.2.12", content_type="application/tlsrpt+json")
+    )
+    assert by_https.disposition is Disposition.STORED
+    assert [o.disposition for o in (by_mail, again, as_json)] == [Disposition.DUPLICATE] * 3
+    assert {o.report_pk for o in (by_https, by_mail, again, as_json)} == {by_https.report_pk}
+    assert await _count(r, reports) == 1
+    logged = await _rows(r, arrivals)
+    assert sorted(a["channel"] for a in logged) == ["https", "https", "https", "lmtp"]
+    assert {a["report_pk"] for a in logged} == {by_https.report_pk}
+
+
+async def test_twice_by_mail_is_stored_once_with_both_arrivals(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    mail = (samples_dir / "mjl-+mox" / "example.eml").read_bytes()
+    r = await open_receiver()
+    a = await r.ingest_mail(mail, _arrival(Channel.SMTP, "198.51.100.1"))
+    # a resent copy with one more Received header: other bytes, the same report
+    b = await r.ingest_mail(
+        b"Received: from relay.example\r\n" + mail,
+        _arrival(Channel.IMAP, "imaps://u@h/INBOX;UID=3"),
+    )
+    assert (a.disposition, b.disposition) == (Disposition.STORED, Disposition.DUPLICATE)
+    assert a.report_pk == b.report_pk
+    assert await _count(r, reports) == 1
+    assert await _count(r, arrivals) == 2
+    assert await _count(r, raw_inputs) == 2  # both copies archived for reprocess
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"", "not-a-report"),  # an empty POST
+        (b"garbage \x00\xff", "not-a-report"),  # not JSON, gzip or mail
+        (b'{"organization-name": 5', "not-a-report"),  # truncated JSON
+        (b"\x1f\x8b\x08\x00garbage", "not-a-report"),  # corrupt gzip
+        (gzip.compress(b" " * 3_000_000), "too-large"),  # inflates past the bound
+        (b"[" * 100_000, "not-a-report"),  # nesting bomb
+    ],
+)
+async def test_bad_input_is_refused_with_a_code_and_logged(
+    open_receiver: OpenReceiver, body: bytes, code: str
+) -> None:
+    r = await open_receiver(ReceiveSettings(verify_dkim=False, max_bytes=2_000_000))
+    out = await r.ingest_report(body, _arrival(Channel.HTTPS, "203.0.113.5"))
+    assert out.disposition is Disposition.REFUSED
+    assert out.reason_code == code
+    assert out.reason
+    assert "\n" not in out.reason
+    (logged,) = await _rows(r, arrivals)
+    assert (logged["disposition"], logged["reason_code"]) == ("refused", code)
+    # an anonymous https poster's garbage is not archived
+    assert logged["raw_sha256"] is None
+    assert await _count(r, raw_inputs) == 0
+
+
+async def test_an_input_above_the_size_bound_is_refused_unread(open_receiver: OpenReceiver) -> None:
+    r = await open_receiver(ReceiveSettings(verify_dkim=False, max_bytes=1000))
+    out = await r.ingest_report(b"{" + b" " * 2000 + b"}", _arrival(Channel.HTTPS, "x"))
+    assert (out.disposition, out.reason_code) == (Disposition.REFUSED, "too-large")
+
+
+async def test_an_e_mail_posted_over_https_is_refused(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    r = await open_receiver()
+    mail = (samples_dir / "mjl-+mox" / "example.eml").read_bytes()
+    out = await r.ingest_report(mail, _arrival(Channel.HTTPS, "x"))
+    assert (out.disposition, out.reason_code) == (Disposition.REFUSED, "not-a-report")
+    assert "RFC 8460 §5.4" in (out.reason or "")
+
+
+async def test_refused_files_are_archived_for_reprocess(open_receiver: OpenReceiver) -> None:
+    r = await open_receiver()
+    out = await r.ingest(b'{"policies": "not a list"}', _arrival())
+    assert out.disposition is Disposition.REFUSED
+    (logged,) = await _rows(r, arrivals)
+    assert logged["raw_sha256"] is not None
+    assert await _count(r, raw_inputs) == 1
+
+
+@pytest.mark.parametrize(
+    ("other", "disposition"),
+    [
+        (OtherDomains.REFUSE, Disposition.REFUSED),
+        (OtherDomains.QUARANTINE, Disposition.QUARANTINED),
+        (OtherDomains.ACCEPT, Disposition.STORED),
+    ],
+)
+async def test_reports_about_other_domains(
+    open_receiver: OpenReceiver, samples_dir: Path, other: OtherDomains, disposition: Disposition
+) -> None:
+    settings = ReceiveSettings(
+        verify_dkim=False, owned_domains=frozenset({"example.org"}), other_domains=other
+    )
+    r = await open_receiver(settings)
+    raw = (
+        samples_dir / "domainaware+parsedmarc" / "rfc8460.json"
+    ).read_bytes()  # company-y.example
+    out = await r.ingest(raw, _arrival())
+    assert out.disposition is disposition
+    if disposition is not Disposition.STORED:
+        assert out.reason_code == "not-our-domain"
+
+
+async def test_concurrent_copies_of_the_same_reports_are_stored_once(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    files = [p for p in _sample_files(samples_dir) if p.suffix == ".json"]
+    r = await open_receiver()
+    outs = await asyncio.gather(
+        *[
+            r.ingest(f.read_bytes() + b" " * i, _arrival(source=f"{f}#{i}"))
+            for i in range(10)
+            for f in files
+        ]
+    )
+    stored = [o for o in outs if o.disposition is Disposition.STORED]
+    assert len(stored) == len(files)
+    assert all(o.disposition in (Disposition.STORED, Disposition.DUPLICATE) for o in outs)
+    assert await _count(r, reports) == len(files)
+    assert await _count(r, arrivals) == 10 * len(files)
+
+
+async def test_failure_details_are_stored_with_absent_fields_as_null(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    r = await open_receiver()
+    raw = (samples_dir / "domainaware+parsedmarc" / "mail.ru.json").read_bytes()
+    out = await r.ingest(raw, _arrival())
+    rows = [row for row in await _rows(r, report_failures) if row["report_pk"] == out.report_pk]
+    assert len(rows) == 2
+    assert {row["result_type"] for row in rows} == {"sts-policy-fetch-error"}
+    assert all(row["sending_mta_ip"] is None and row["receiving_ip"] is None for row in rows)
+    assert {row["policy_domain"] for row in rows} == {"example.com"}
