@@ -303,6 +303,8 @@ class Receiver:
             async with self.lock:
                 results = await self.store.write([p for p, _ in batch], now)
         except Exception as exc:
+            # the connection may be broken (a PostgreSQL restart): the next use reconnects
+            await self.store.db.reset()
             if len(batch) > 1:
                 # one bad item must not fail the others: write them one by one
                 for item in batch:
