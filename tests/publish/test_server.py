@@ -264,6 +264,27 @@ async def test_a_head_larger_than_the_bound_split_over_reads_gets_431() -> None:
     assert answer.startswith(b"HTTP/1.1 431 ")
 
 
+async def test_serves_ipv6_and_limits_a_client_by_its_64() -> None:
+    """An IPv6 client is its /64: ::1 and any other address of ::/64 share one limit."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    limits = ServerLimits(per_client=ClientLimits(max_open=1, rate=0))
+    async with PolicyServer(Site({"example.com": POLICY}), limits=limits) as server:
+        try:
+            host, port = await server.start("::1", 0)
+        except OSError:
+            pytest.skip("no IPv6 loopback")
+        assert host == "::1"
+        reader, writer = await asyncio.open_connection("::1", port)  # holds the one slot
+        refused_reader, refused_writer = await asyncio.open_connection("::1", port)
+        assert await asyncio.wait_for(refused_reader.read(), 10) == b""
+        writer.write(get("mta-sts.example.com"))
+        assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200 OK")
+        assert server.counts["refused"] == 1
+        for w in (writer, refused_writer):
+            w.close()
+
+
 # --- connection limits -------------------------------------------------------------------
 
 

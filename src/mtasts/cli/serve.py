@@ -52,10 +52,11 @@ async def _serve(
     server = PolicyServer(_load(directory, config), tls, limits)
     bound = await server.start(host, port)
     scheme = "https" if server.tls else "http"
+    address = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     domains = ", ".join(sorted(server.site.policies))
     per_client = limits.per_client
     click.echo(
-        f"serving MTA-STS policies for {domains} on {scheme}://{bound[0]}:{bound[1]} "
+        f"serving MTA-STS policies for {domains} on {scheme}://{address}:{bound[1]} "
         f"(at most {server.connection_cap} connections; per client: "
         + (
             f"{per_client.max_open or 'any number'} at once, "

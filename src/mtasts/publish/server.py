@@ -313,6 +313,7 @@ class PolicyServer:
     _window: Counter[str] = field(default_factory=Counter)
     _window_clients: Counter[str] = field(default_factory=Counter)
     _summary: asyncio.TimerHandle | None = None
+    _window_started: float = 0.0
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound address (port 0 picks a free port)."""
@@ -448,6 +449,7 @@ class PolicyServer:
         if self._summary is None:
             loop = asyncio.get_running_loop()
             self._summary = loop.call_later(SUMMARY_INTERVAL, self._log_summary)
+            self._window_started = loop.time()
 
     def _log_summary(self) -> None:
         self._summary = None
@@ -459,7 +461,7 @@ class PolicyServer:
         log.log(
             logging.WARNING if refused else logging.INFO,
             "in the last %.0f s: %s; most from %s",
-            SUMMARY_INTERVAL,
+            asyncio.get_running_loop().time() - self._window_started,
             parts,
             busiest or "-",
         )
