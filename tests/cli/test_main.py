@@ -81,7 +81,10 @@ def test_help_summary_is_the_commands_own(name: str) -> None:
     assert real.name == name
     stand_in = LazyGroup("probe", lazy=COMMANDS).summary_command(name)
     for limit in (30, 45, 62, 200):
-        assert stand_in.get_short_help_str(limit) == real.get_short_help_str(limit)
+        assert stand_in.get_short_help_str(limit) == real.get_short_help_str(limit), (
+            f"the summary of {name!r} in COMMANDS (src/mtasts/cli/main.py) differs from the "
+            "first paragraph of its help: copy it over"
+        )
 
 
 def test_help_lists_every_command() -> None:

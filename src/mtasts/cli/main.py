@@ -16,7 +16,8 @@ import click
 from mtasts import __version__
 
 # name -> (module, attribute, the first paragraph of the command's help). One line per
-# command; each module owns its command and its full help text.
+# command; each module owns its command and its full help text. A new top-level command
+# is one more entry here (never an import at module level: `--help` must stay light).
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "cache": (
         "mtasts.cli.daemon",
