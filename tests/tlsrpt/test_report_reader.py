@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import Linted
+from mtasts.tlsrpt import unpack
 from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.report import read_report, report_from_json, write_report
 
@@ -671,6 +672,14 @@ def test_a_json_of_countless_values_is_refused_before_decoding() -> None:
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.0f} MiB"
 
 
+def test_counting_json_values_is_linear_on_an_unterminated_string() -> None:
+    """Strings are blanked by a pattern that cannot fail once it starts at a quote; one
+    that could would be retried from each of these 2.5 million quotes (hours of CPU)."""
+    data = b"[" + b"," * 1_300_000 + b'"' + b'\\"' * 2_500_000 + b"\\"
+    linted = read_report(data)
+    assert [n.code for n in linted.errors] == ["report.json.too-many-values"]
+
+
 def test_json_values_are_counted_outside_strings_only() -> None:
     """Commas and brackets inside strings are not values: such a report is still read."""
     text = ',{["\\",' * 200_000
@@ -684,3 +693,27 @@ def test_json_values_are_counted_outside_strings_only() -> None:
     assert linted.valid
     assert linted.value is not None
     assert linted.value.policies[0].failure_details[0].additional_information == text
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='ab,[{"\\\n'),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=3), inner),
+    max_leaves=30,
+)
+
+
+def _values(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + sum(_values(v) for v in value)
+    if isinstance(value, dict):
+        return 1 + sum(_values(v) for v in value.values())
+    return 1
+
+
+@given(_JSON_VALUES)
+def test_the_json_value_count_is_an_upper_bound(value: object) -> None:
+    """Commas and brackets inside strings never count, and the count never falls short
+    of the values json.loads would build (the slow path, with strings blanked)."""
+    raw = json.dumps(value).encode()
+    counted = unpack.count_json_values(raw, fast_limit=0)
+    assert _values(value) <= counted <= _values(value) + raw.count(b"{}") + raw.count(b"[]")

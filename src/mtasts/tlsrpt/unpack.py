@@ -63,7 +63,10 @@ _MIME_FIELDS = ("content-type", "content-disposition", "content-transfer-encodin
 # 10,000 policies (~15 values each): 1.05 million values at most, so decoding is capped
 # at ~90 MB.
 MAX_JSON_VALUES = 1_200_000
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\[\s\S][^"\\]*)*"')
+# A JSON string; possessive, and an unterminated one runs to the end (optionally a lone
+# backslash), so a match never fails once it starts at a quote: a failing pattern would be
+# retried from every later quote, quadratic on '"\\"\\"\\"...'.
+_JSON_STRING = re.compile(rb'"[^"\\]*+(?:\\[\s\S][^"\\]*+)*+(?:"|\\?\Z)')
 _RFC_BOUNDS = "RFC 8460 §7"
 
 
@@ -382,15 +385,16 @@ def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
         ) from None
 
 
-def count_json_values(raw: bytes) -> int:
+def count_json_values(raw: bytes, *, fast_limit: int = MAX_JSON_VALUES) -> int:
     """An upper bound of the number of values in JSON text, without decoding it.
 
     Every value but the first in an array or object follows a ``,``, and every container
     starts with ``[`` or ``{``, so those three characters outside strings bound the count.
-    Counting them everywhere is a fast bound; strings are blanked only when it is high.
+    Counting them everywhere is a fast bound; strings are blanked only when it is above
+    ``fast_limit``.
     """
     cheap = raw.count(b",") + raw.count(b"{") + raw.count(b"[") + 1
-    if cheap <= MAX_JSON_VALUES:
+    if cheap <= fast_limit:
         return cheap
     blanked = _JSON_STRING.sub(b'""', raw)
     return blanked.count(b",") + blanked.count(b"{") + blanked.count(b"[") + 1
