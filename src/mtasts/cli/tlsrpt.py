@@ -91,8 +91,22 @@ def tlsrpt() -> None:
     "replays it (default: the SQLite store's file + .spool, or "
     f"{DEFAULT_SPOOL} for PostgreSQL).",
 )
+@click.option(
+    "--max-memory",
+    type=click.IntRange(64, 1 << 20),
+    default=256,
+    show_default=True,
+    envvar="MTASTS_TLSRPT_MAX_MEMORY",
+    help="MiB of resident memory the collector may use; past it, sessions that need a new "
+    "counter are dropped (collect.counters-full) until a flush succeeds.",
+)
 def collect(
-    socket_path: Path, store: str, flush_interval: float, socket_mode: str, spool: Path | None
+    socket_path: Path,
+    store: str,
+    flush_interval: float,
+    socket_mode: str,
+    spool: Path | None,
+    max_memory: int,
 ) -> None:
     """Count every TLS outcome libtlsrpt reports (a drop-in for tlsrpt-collectd).
 
@@ -117,7 +131,14 @@ def collect(
     if spool is None:
         spool = Path(f"{target}.spool") if kind == "sqlite" and target != ":memory:" else None
         spool = spool or Path(DEFAULT_SPOOL)
-    main = serve(socket_path, store, flush_interval=flush_interval, socket_mode=mode, spool=spool)
+    main = serve(
+        socket_path,
+        store,
+        flush_interval=flush_interval,
+        socket_mode=mode,
+        spool=spool,
+        max_memory=max_memory << 20,
+    )
     try:
         try:  # uvloop (the [uvloop] extra) when installed: less work per socket wake-up
             import uvloop

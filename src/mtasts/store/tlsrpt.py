@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import Table, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mtasts.store.engine import Database, open_database
@@ -45,6 +46,63 @@ class Delivery:
     last_error: str
 
 
+# Rows per executemany of a counter flush (the flush is still one transaction).
+FLUSH_CHUNK = 2000
+# pg_advisory_xact_lock key that serialises counter flushes (any fixed 64-bit number:
+# "mtasts-c" in ASCII).
+COUNTERS_LOCK = int.from_bytes(b"mtasts-c", "big") - (1 << 63)
+
+
+def _policy_rows(counters: Counters) -> Iterator[dict[str, Any]]:
+    """One row per policy counter (every key once, without building a set of them)."""
+    ok, bad = counters.successes, counters.failures
+    seen: set[PolicyKey] = set()  # only keys that have details but no session count
+    keys = itertools.chain(
+        ok,
+        (k for k in bad if k not in ok),
+        (k for k, _ in counters.details if k not in ok and k not in bad),
+    )
+    for key in keys:
+        if key not in ok and key not in bad:
+            if key in seen:
+                continue
+            seen.add(key)
+        yield {
+            "day": key.day.isoformat(),
+            "policy_id": key.policy_id,
+            "domain": key.domain,
+            "tlsrpt_record": key.tlsrpt_record,
+            "policy_type": key.policy_type.value,
+            "policy_domain": key.policy_domain,
+            "policy_string": orjson.dumps(list(key.policy_string)).decode(),
+            "mx_host": orjson.dumps(list(key.mx_host)).decode(),
+            "successful": ok.get(key, 0),
+            "failed": bad.get(key, 0),
+        }
+
+
+def _failure_rows(counters: Counters) -> Iterator[dict[str, Any]]:
+    for (key, f), n in counters.details.items():
+        yield {
+            "day": key.day.isoformat(),
+            "policy_id": key.policy_id,
+            "failure_id": failure_id(f),
+            "result_type": f.result_type,
+            "sending_mta_ip": f.sending_mta_ip,
+            "receiving_mx_hostname": f.receiving_mx_hostname,
+            "receiving_mx_helo": f.receiving_mx_helo,
+            "receiving_ip": f.receiving_ip,
+            "additional_information": f.additional_information,
+            "failure_reason_code": f.failure_reason_code,
+            "count": n,
+        }
+
+
+def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    while chunk := list(itertools.islice(rows, FLUSH_CHUNK)):
+        yield chunk
+
+
 def _insert(db: Database, table: Table) -> Any:
     dialect = postgresql if db.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
@@ -77,37 +135,10 @@ class TlsRptStore:
     # --- counters ----------------------------------------------------------------------
 
     async def add_counters(self, counters: Counters) -> int:
-        """Add ``counters`` in one transaction: one upsert per counter. Returns upserts."""
-        prows: dict[PolicyKey, dict[str, Any]] = {}
-        for key in counters.policy_keys():
-            prows[key] = {
-                "day": key.day.isoformat(),
-                "policy_id": key.policy_id,
-                "domain": key.domain,
-                "tlsrpt_record": key.tlsrpt_record,
-                "policy_type": key.policy_type.value,
-                "policy_domain": key.policy_domain,
-                "policy_string": orjson.dumps(list(key.policy_string)).decode(),
-                "mx_host": orjson.dumps(list(key.mx_host)).decode(),
-                "successful": counters.successes.get(key, 0),
-                "failed": counters.failures.get(key, 0),
-            }
-        frows = [
-            {
-                "day": key.day.isoformat(),
-                "policy_id": prows[key]["policy_id"],
-                "failure_id": failure_id(f),
-                "result_type": f.result_type,
-                "sending_mta_ip": f.sending_mta_ip,
-                "receiving_mx_hostname": f.receiving_mx_hostname,
-                "receiving_mx_helo": f.receiving_mx_helo,
-                "receiving_ip": f.receiving_ip,
-                "additional_information": f.additional_information,
-                "failure_reason_code": f.failure_reason_code,
-                "count": n,
-            }
-            for (key, f), n in counters.details.items()
-        ]
+        """Add ``counters`` in one transaction: one upsert per counter. Returns upserts.
+
+        Rows are built and sent FLUSH_CHUNK at a time, so a flush after a long outage
+        (hundreds of thousands of counters) costs little memory beyond the counters."""
         pins = _insert(self.db, policy_counters)
         pstmt = pins.on_conflict_do_update(
             index_elements=["day", "policy_id"],
@@ -121,16 +152,23 @@ class TlsRptStore:
             index_elements=["day", "policy_id", "failure_id"],
             set_={"count": failure_counters.c["count"] + fins.excluded["count"]},
         )
-        # Rows in primary-key order: two collectors flushing the same counters at once
-        # (PostgreSQL, one organisation) then take their row locks in the same order and
-        # cannot deadlock (set / dict order differs between processes and made
-        # PostgreSQL abort such flushes with "deadlock detected").
-        plist = sorted(prows.values(), key=lambda r: (r["day"], r["policy_id"]))
-        frows.sort(key=lambda r: (r["day"], r["policy_id"], r["failure_id"]))
+        upserts = 0
         async with self.db.transaction():
-            await self.db.executemany(pstmt, plist)
-            await self.db.executemany(fstmt, frows)
-        return len(prows) + len(frows)
+            if self.db.dialect.name == "postgresql":
+                # Two collectors of one organisation flushing the same counters at once
+                # took row locks in different orders and PostgreSQL aborted one flush with
+                # "deadlock detected". Counter flushes take this transaction lock first,
+                # so they run one after the other (each takes milliseconds); SQLite's
+                # BEGIN IMMEDIATE already does. (Sorting every row by key did the same
+                # but held the whole batch as rows in memory at once.)
+                await self.db.fetch(select(func.pg_advisory_xact_lock(COUNTERS_LOCK)))
+            for chunk in _chunks(_policy_rows(counters)):
+                await self.db.executemany(pstmt, chunk)
+                upserts += len(chunk)
+            for chunk in _chunks(_failure_rows(counters)):
+                await self.db.executemany(fstmt, chunk)
+                upserts += len(chunk)
+        return upserts
 
     async def load_day(self, day: date) -> Counters:
         """All counters of one UTC day, as :class:`Counters` (for aggregation)."""

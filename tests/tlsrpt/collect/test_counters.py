@@ -146,10 +146,13 @@ def test_the_spool_gives_back_every_counter(
 
 
 HEAD = b'{"format":"mtasts-tlsrpt-counters","version":1,"sessions":1}\n'
+_PKEY = PolicyKey(DAY, "a.example", "", PolicyType.STS, "a.example", (), ())
 POLICY = (
-    b'{"i":0,"day":"2026-11-22","domain":"a.example","tlsrpt_record":"","policy_type":"sts",'
-    b'"policy_domain":"a.example","policy_string":[],"mx_host":[],"successful":1,"failed":0}\n'
+    b'{"id":"%s","day":"2026-11-22","domain":"a.example","tlsrpt_record":"",'
+    b'"policy_type":"sts","policy_domain":"a.example","policy_string":[],"mx_host":[],'
+    b'"successful":1,"failed":0}\n' % _PKEY.policy_id.encode()
 )
+FAILURE = b'{"day":"2026-11-22","p":"%s","count":1}\n' % _PKEY.policy_id.encode()
 
 
 @pytest.mark.parametrize(
@@ -159,13 +162,13 @@ POLICY = (
         ([b"junk\n"], "line 1: not JSON"),
         ([b'{"format":"mtasts-tlsrpt-counters","version":2}\n'], "line 1: not a mtasts"),
         ([HEAD, b"[]\n"], "line 2: not an object"),
-        ([HEAD, POLICY.replace(b'"i":0', b'"i":3')], "line 2: policy lines out of order"),
+        ([HEAD, POLICY.replace(b"a.example", b"b.example")], "line 2: 'id' is not the policy's"),
         ([HEAD, POLICY.replace(b'"sts"', b'"nope"')], "line 2: 'nope' is not a valid"),
         ([HEAD, POLICY.replace(b"2026-11-22", b"22/11")], "line 2: Invalid isoformat"),
         ([HEAD, POLICY.replace(b'"successful":1', b'"successful":-1')], "'successful' is not"),
         ([HEAD, POLICY.replace(b'"mx_host":[]', b'"mx_host":[1]')], "'mx_host' is not a list"),
-        ([HEAD, b'{"p":0,"count":1}\n'], "line 2: 'p' names no policy line before it"),
-        ([HEAD, POLICY, b'{"p":0,"count":1}\n'], "line 3: 'result_type' is not a string"),
+        ([HEAD, FAILURE], "line 2: 'day' and 'p' name no policy line"),
+        ([HEAD, POLICY, FAILURE], "line 3: 'result_type' is not a string"),
         ([HEAD, b'{"x":1}\n'], "line 2: neither a policy nor a failure line"),
     ],
 )

@@ -533,3 +533,77 @@ def test_collect_exits_1_naming_a_lost_spool(tmp_path: Path) -> None:
     assert proc.returncode == 1, err
     assert "Traceback" not in err
     assert "3 sessions in 1 counters are LOST" in err
+
+
+def _flood_datagram(i: int) -> bytes:
+    d = f"host{i:08d}.flood.example"
+    policy = {
+        "policy-type": 2,
+        "policy-domain": d,
+        "policy-string": ["version: STSv1", "mode: enforce", f"mx: mx.{d}", "max_age: 86400"],
+        "mx-host": [f"mx.{d}"],
+        "failure-details": [{"c": 202, "s": "192.0.2.1", "n": f"mx.{d}", "r": "198.51.100.7"}],
+        "t": 1,
+        "f": 1,
+    }
+    return orjson.dumps(
+        {"dpv": "1", "d": d, "pr": f"v=TLSRPTv1; rua=mailto:r@{d}", "policies": [policy]}
+    )
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_max_memory_holds_as_measured_peak_rss(tmp_path: Path) -> None:
+    """`--max-memory 128` with the store down and a flood of 40,000 distinct real-sized
+    datagrams (one new domain each): the process's peak resident memory (the kernel's
+    VmHWM) stays under 128 MiB; the datagrams past the bound are rejected, each one
+    accounted for. (The bound used to count only the counters' own estimate: the
+    decoder's caches and a flush's rows came on top, and RSS reached twice the bound.)"""
+    import subprocess
+
+    sock_path = tmp_path / "tlsrpt.sock"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from mtasts.cli.main import main; main()",
+            "tlsrpt",
+            "collect",
+            "--socket",
+            str(sock_path),
+            "--store",
+            "postgresql://postgres@127.0.0.1:1/none",
+            "--spool",
+            str(tmp_path / "c.spool"),
+            "--max-memory",
+            "128",
+            "--flush-interval",
+            "0.5",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not sock_path.exists():
+        assert time.monotonic() < deadline
+        assert proc.poll() is None
+        time.sleep(0.02)
+    n = 40_000
+    _send(sock_path, [_flood_datagram(i) for i in range(n)])
+    time.sleep(1.5)  # the last fold
+    peak = _peak_rss(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err  # the store is down: spooled
+    assert peak <= 128 << 20, f"peak RSS {peak >> 20} MiB"
+    summary = [line for line in err.splitlines() if "datagrams counted" in line]
+    counted, rejected = [int(w) for w in summary[0].split() if w.isdigit()][:2]
+    assert counted + rejected == n
+    assert 5_000 < counted < n // 2
+    assert (tmp_path / "c.spool").exists()

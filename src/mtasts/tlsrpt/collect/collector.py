@@ -62,22 +62,43 @@ from mtasts.tlsrpt.collect.flusher import (
 log = logging.getLogger(__name__)
 
 RCVBUF = 8 << 20  # kernel queue: absorbs bursts while a flush runs
-# The memory counters waiting for a flush may hold (Counters.weight: the bytes of the
-# datagrams that created counters + 1 KiB per new key, which is close to the Python
-# memory they take). A flush normally empties them every few seconds or 10,000
-# sessions; the bound matters when the store is down or slow while a flood of distinct
-# (hostile) domains arrives: past it, a session that needs a new counter is rejected
-# ("collect.counters-full", logged once until a flush succeeds) while sessions of known
-# counters are still counted. 256 MiB is ~200,000 new counters of real-sized datagrams.
-# The raw batch takes its share of that bound: 1/RAW_SHARE of it (8 MiB, ~20,000 distinct
+# max_pending: the memory counters waiting for a flush may hold (Counters.weight, an
+# upper bound of their Python memory: counters.outcome_weight). A flush normally empties
+# them every few seconds or 10,000 sessions; the bound matters when the store is down or
+# slow while a flood of distinct (hostile) domains arrives: past it, a session that needs
+# a new counter is rejected ("collect.counters-full", logged once until a flush
+# succeeds) while sessions of known counters are still counted. With --max-memory 256
+# MiB it is ~150 MiB, ~88,000 sessions of distinct real-sized STS failures.
+# The raw batch takes its share of that bound: 1/RAW_SHARE of it (~5 MiB, ~8,000 distinct
 # real-sized datagrams); past it, a datagram not yet in the raw batch is decoded and
 # counted at once (as before the raw batch existed) and an early fold is asked for; so
 # the counters may hold max_pending - max_pending // RAW_SHARE. (While a fold decodes, the
 # batch it took and the new one coexist: up to twice the share, for a moment.)
 RAW_SHARE = 32
+# The process's own memory bound (``--max-memory``): the counters and the raw batch get
+# what is left of it after the resident memory at start (the interpreter, its modules,
+# the store's driver: ~55 MB) and RESERVE, which covers what the process needs besides
+# them at their worst: the decoder's caches (datagram.py: ~22 MB of decoded datagrams,
+# ~13 MB of names), a fold's decoded batch (up to two raw-batch shares), a flush's rows
+# (store.tlsrpt.FLUSH_CHUNK at a time: a few MB) and the allocator's slack. Checked as
+# peak RSS (VmHWM) under a flood of a million distinct datagrams, store down and up:
+# bench/collect_memory.py, docs/benchmarks.md.
+MAX_MEMORY = 256 << 20
+RESERVE = 48 << 20
 # Memory of one raw-batch entry beyond its datagram's bytes: the bytes object's header,
 # the (day, bytes) tuple, the dict slot and its int (measured ~120 bytes, tracemalloc).
 RAW_OVERHEAD = 160
+
+
+def process_rss() -> int:
+    """Resident memory of this process in bytes (Linux /proc; elsewhere the peak)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def utc_day(now: float) -> tuple[date, float]:
@@ -143,6 +164,7 @@ class Collector:
         max_pending: int = MAX_PENDING,
         spool: Path | None = None,
         backoff: Backoff | None = None,
+        max_memory: int | None = None,
     ) -> None:
         self.sock = sock
         # The datagram carries no time: a session counts on the collector's UTC day at
@@ -161,6 +183,9 @@ class Collector:
             max_pending=max_pending - self._raw_max,
             backoff=backoff or Backoff(),
         )
+        # Given, the process's bound: max_pending is derived from it at run() (what the
+        # resident memory at start and RESERVE leave).
+        self.max_memory = max_memory
         self.stats = CollectorStats()
         self._oversized = 0  # datagrams over MAX_DATAGRAM since the last fold (logged then)
         # The raw batch: (UTC day, datagram bytes) -> datagrams received, not yet decoded.
@@ -178,6 +203,29 @@ class Collector:
         self._lock = threading.Lock()
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _budget(self) -> None:
+        """max_pending from max_memory: what the memory resident now (modules loaded, the
+        store opened) and RESERVE leave; at least an eighth of max_memory (said so)."""
+        if self.max_memory is None:
+            return
+        rss = process_rss()
+        budget = self.max_memory - rss - RESERVE
+        if budget < self.max_memory // 8:
+            log.warning(
+                "--max-memory %d MiB leaves %d MiB for counters after the %d MiB in use at "
+                "start and %d MiB reserved: using %d MiB (the bound will not hold)",
+                self.max_memory >> 20,
+                budget >> 20,
+                rss >> 20,
+                RESERVE >> 20,
+                self.max_memory >> 23,
+            )
+            budget = self.max_memory // 8
+        with self._lock, self.flusher.lock:
+            self.max_pending = budget
+            self._raw_max = budget // RAW_SHARE
+            self.flusher.max_pending = budget - self._raw_max
 
     @property
     def counters(self) -> Counters:
@@ -360,6 +408,7 @@ class Collector:
         (:attr:`CollectorStats.shutdown`)."""
         self._loop = asyncio.get_running_loop()
         await self.flusher.start()
+        self._budget()
         self.sock.setblocking(True)
         thread = threading.Thread(target=self._receive_forever, name="tlsrpt-recv", daemon=True)
         thread.start()
@@ -394,6 +443,7 @@ async def serve(
     flush_interval: float = 5.0,
     socket_mode: int = 0o666,
     spool: Path | None = None,
+    max_memory: int = MAX_MEMORY,
     ready: asyncio.Event | None = None,
 ) -> CollectorStats:
     """Run the collector daemon on ``socket_path`` until SIGTERM; return its statistics
@@ -401,7 +451,9 @@ async def serve(
     retried in the background: counting starts at once."""
     store = TlsRptStore.open(store_url)
     sock = bind_socket(socket_path, socket_mode)
-    collector = Collector(sock, store, flush_interval=flush_interval, spool=spool)
+    collector = Collector(
+        sock, store, flush_interval=flush_interval, spool=spool, max_memory=max_memory
+    )
     collector.install_signal_handlers()
     if ready is not None:
         ready.set()

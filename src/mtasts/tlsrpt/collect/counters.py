@@ -15,6 +15,7 @@ Keys (RFC 8460 §4: one report per policy domain per UTC day):
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,24 @@ from mtasts.errors import TlsRptError
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.results import PolicyType
 
-# Memory of one new key beyond its datagram's bytes: measured ~1,260-1,300 bytes
-# (tracemalloc) per new STS key of a 270-360 byte datagram, with or without a failure.
-KEY_OVERHEAD = 1024
+# The weight of a session that made new keys: an upper bound of the memory its keys
+# hold, from its datagram's bytes and how many strings it decodes to (each a Python str
+# of 49 bytes + its text, and a pointer in a tuple): size + STRING_OVERHEAD per string
+# + KEY_OVERHEAD. Measured (tracemalloc, distinct domains): 813 bytes real for a 324-byte
+# STS success (weight 1,284), 1,188 for a 422-byte STS failure (1,774), 3,120 for a
+# 1,382-byte one with 22 policy lines (3,742). The old weight, size + 1 KiB, was below
+# the real memory for datagrams with many strings (a policy of 1,024 one-letter lines
+# decodes to 15 times its bytes).
+STRING_OVERHEAD = 56
+KEY_OVERHEAD = 512
+
+
+def outcome_weight(outcome: SessionOutcome, size: int) -> int:
+    """:attr:`Counters.weight` of a session of ``size`` bytes that made new keys."""
+    strings = 2  # domain, tlsrpt record
+    for p in outcome.policies:
+        strings += 1 + len(p.policy_string) + len(p.mx_host) + 7 * len(p.failures)
+    return size + STRING_OVERHEAD * strings + KEY_OVERHEAD
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +113,8 @@ class Counters:
     failures: Counter[PolicyKey] = field(default_factory=Counter)
     details: Counter[tuple[PolicyKey, FailureKey]] = field(default_factory=Counter)
     sessions: int = 0  # datagrams / sessions added since the last drain
-    # Bytes of the datagrams that created new counters (+ KEY_OVERHEAD each): an
-    # estimate of the memory the keys hold, which the collector bounds.
+    # outcome_weight() of the sessions that created new counters: an upper bound of the
+    # memory the keys hold, which the collector bounds.
     weight: int = 0
 
     def add(self, day: date, outcome: SessionOutcome, size: int = 0, n: int = 1) -> None:
@@ -119,7 +135,7 @@ class Counters:
             for f in p.failures:
                 details[key, f] += n
         if len(ok) + len(bad) + len(details) != before:
-            self.weight += size + KEY_OVERHEAD
+            self.weight += outcome_weight(outcome, size)
 
     @property
     def distinct(self) -> int:
@@ -155,8 +171,11 @@ class Counters:
         return set(self.successes) | set(self.failures) | {k for k, _ in self.details}
 
     def __len__(self) -> int:
-        """Number of distinct counters (upserts a flush will make)."""
-        return len(self.policy_keys()) + len(self.details)
+        """Number of distinct counters (upserts a flush will make), without a copy of the
+        keys (it is called on hundreds of thousands of them after an outage)."""
+        ok, bad = self.successes, self.failures
+        n = len(ok) + sum(1 for k in bad if k not in ok) + len(self.details)
+        return n + len({k for k, _ in self.details if k not in ok and k not in bad})
 
     def __bool__(self) -> bool:
         return bool(self.successes or self.failures or self.details)
@@ -165,9 +184,10 @@ class Counters:
 # --- the spool: pending counters in a local file while the store is down -----------------
 #
 # JSON Lines, written and read one line at a time (a spool of 256 MiB of counters is never
-# held twice in memory): a header line, one line per policy counter ({"i": index, the
-# PolicyKey fields, "successful", "failed"}), then one line per failure counter ({"p":
-# index of its policy line, the FailureKey fields, "count"}).
+# held twice in memory): a header line ({"format", "version", "sessions"}), one line per
+# policy counter ({"id": its policy_id, the PolicyKey fields, "successful", "failed"}),
+# then one line per failure counter ({"day" and "p": its policy's day and id, the
+# FailureKey fields, "count"}).
 
 SPOOL_FORMAT = "mtasts-tlsrpt-counters"
 SPOOL_VERSION = 1
@@ -186,11 +206,20 @@ def spool_lines(counters: Counters) -> Iterator[bytes]:
     """``counters`` as spool lines (each ends with a newline)."""
     head = {"format": SPOOL_FORMAT, "version": SPOOL_VERSION, "sessions": counters.sessions}
     yield orjson.dumps(head) + b"\n"
-    index: dict[PolicyKey, int] = {}
-    for i, key in enumerate(counters.policy_keys()):
-        index[key] = i
+    ok, bad = counters.successes, counters.failures
+    written: set[PolicyKey] = set()  # only keys with details but no session count
+    keys = itertools.chain(
+        ok,
+        (k for k in bad if k not in ok),
+        (k for k, _ in counters.details if k not in ok and k not in bad),
+    )
+    for key in keys:
+        if key not in ok and key not in bad:
+            if key in written:
+                continue
+            written.add(key)
         line = {
-            "i": i,
+            "id": key.policy_id,
             "day": key.day.isoformat(),
             "domain": key.domain,
             "tlsrpt_record": key.tlsrpt_record,
@@ -198,12 +227,12 @@ def spool_lines(counters: Counters) -> Iterator[bytes]:
             "policy_domain": key.policy_domain,
             "policy_string": key.policy_string,
             "mx_host": key.mx_host,
-            "successful": counters.successes.get(key, 0),
-            "failed": counters.failures.get(key, 0),
+            "successful": ok.get(key, 0),
+            "failed": bad.get(key, 0),
         }
         yield orjson.dumps(line) + b"\n"
     for (key, f), n in counters.details.items():
-        fline: dict[str, object] = {"p": index[key], "count": n}
+        fline: dict[str, object] = {"day": key.day.isoformat(), "p": key.policy_id, "count": n}
         for name in _FAILURE_FIELDS:
             fline[name] = getattr(f, name)
         yield orjson.dumps(fline) + b"\n"
@@ -239,7 +268,7 @@ def read_spool(lines: Iterable[bytes], counters: Counters) -> int:
 
     Raises TlsRptError (code ``collect.spool-invalid``) naming the line for anything that
     is not a spool this version wrote; ``counters`` may then hold part of it."""
-    policies: list[PolicyKey] = []
+    policies: dict[tuple[str, str], PolicyKey] = {}  # (day, policy_id) -> key
     sessions: Any = 0
     header = False
     for lineno, raw in enumerate(lines, 1):
@@ -261,9 +290,7 @@ def read_spool(lines: Iterable[bytes], counters: Counters) -> int:
                 raise _spool_error(where, "'sessions' is not a count")
             continue
         size = len(raw)
-        if "i" in obj:
-            if obj["i"] != len(policies):
-                raise _spool_error(where, "policy lines out of order")
+        if "id" in obj:
             try:
                 day = date.fromisoformat(_text(obj, "day", where))
                 ptype = PolicyType(_text(obj, "policy_type", where))
@@ -278,21 +305,23 @@ def read_spool(lines: Iterable[bytes], counters: Counters) -> int:
                 _texts(obj, "policy_string", where),
                 _texts(obj, "mx_host", where),
             )
-            policies.append(key)
+            if obj["id"] != key.policy_id:
+                raise _spool_error(where, "'id' is not the policy's id")
+            policies[obj["day"], key.policy_id] = key
             ok, bad = _count_of(obj, "successful", where), _count_of(obj, "failed", where)
             if ok:
                 counters.successes[key] += ok
             if bad:
                 counters.failures[key] += bad
         elif "p" in obj:
-            p = obj["p"]
-            if not isinstance(p, int) or not 0 <= p < len(policies):
-                raise _spool_error(where, "'p' names no policy line before it")
+            p = (obj.get("day"), obj["p"])
+            if p not in policies:
+                raise _spool_error(where, "'day' and 'p' name no policy line before it")
             fkey = FailureKey(*(_text(obj, name, where) for name in _FAILURE_FIELDS))
             counters.details[policies[p], fkey] += _count_of(obj, "count", where)
         else:
             raise _spool_error(where, "neither a policy nor a failure line")
-        counters.weight += size + KEY_OVERHEAD
+        counters.weight += size * 2 + KEY_OVERHEAD  # (its strings' text and headers)
     if not header:
         raise _spool_error("line 1", f"not a {SPOOL_FORMAT} v{SPOOL_VERSION} file")
     counters.sessions += int(sessions)

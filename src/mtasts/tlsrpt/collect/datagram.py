@@ -107,8 +107,15 @@ def _reject(reason: str, message: str) -> TlsRptError:
 
 
 # The same few thousand names recur in every datagram: normalising each once keeps the
-# decoder at a few microseconds (the collector's hot path).
-@functools.lru_cache(maxsize=65536)
+# decoder at a few microseconds (the collector's hot path). NAME_CACHE entries per cache:
+# each holds up to ~800 bytes (a 253-byte name, its normal form, the cache's own
+# overhead), so the two caches stay under ~13 MB, which the collector's memory bound
+# reserves (at 65,536 entries each, a flood of distinct names pinned ~100 MB nobody
+# accounted for: issue 16's 514 MB RSS).
+NAME_CACHE = 8192
+
+
+@functools.lru_cache(maxsize=NAME_CACHE)
 def _domain(name: str, field: str) -> str:
     """Lower case, no trailing dot, A-labels (RFC 8460 §4.4 requires A-labels)."""
     try:
@@ -117,7 +124,7 @@ def _domain(name: str, field: str) -> str:
         raise _reject("bad-domain", f"{field} {name[:80]!r} is not a domain name: {exc}") from None
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=NAME_CACHE)
 def _mx_pattern(name: str) -> str:
     """An mx-host pattern: a domain name, or ``*.`` and a domain name (RFC 8461 §4.1)."""
     if name.startswith("*."):
@@ -234,10 +241,14 @@ def decode_datagram(data: bytes | bytearray | memoryview) -> SessionOutcome:
 # Postfix sends byte-identical datagrams for every session with the same outcome (a
 # success carries no per-session data), so the decoded, immutable value is cached by the
 # datagram's bytes; rejected datagrams are not cached (exceptions never are). Only
-# datagrams up to MAX_CACHED bytes are (a session's is a few hundred): the cache then
-# holds at most ~16,384 x (1.5 KiB + its decoded value), some 50 MB in the worst case,
-# where 16,384 hostile 1 MiB datagrams could pin ~32 GiB.
+# datagrams up to MAX_CACHED bytes are (a session's is a few hundred), and only
+# DECODE_CACHE of them: the collector decodes each distinct datagram once per fold
+# anyway, so the cache only spares re-decoding the same few outcomes every flush; it
+# holds at most ~1,024 x (1.5 KiB + its decoded value, up to ~20 KiB for 1.5 KiB of
+# one-letter policy lines), some 22 MB, which the collector's memory bound reserves.
+# (16,384 entries pinned up to ~130 MB under a flood of distinct datagrams, measured.)
 MAX_CACHED = 1536
+DECODE_CACHE = 1024
 
 
 def _decode(data: bytes) -> SessionOutcome:
@@ -263,7 +274,7 @@ def _decode(data: bytes) -> SessionOutcome:
     )
 
 
-_decode_cached = functools.lru_cache(maxsize=16384)(_decode)
+_decode_cached = functools.lru_cache(maxsize=DECODE_CACHE)(_decode)
 
 _CODES_BY_RESULT = {v.value: k for k, v in FAILURE_CODES.items()}
 _TYPES_BY_POLICY = {v: k for k, v in POLICY_TYPES.items()}

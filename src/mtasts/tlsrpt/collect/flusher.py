@@ -247,7 +247,7 @@ class CounterFlusher:
                 self.in_flight = 0
             if not isinstance(exc, Exception):
                 raise  # cancelled: the counters are kept, the caller decides
-            await self._failed(exc, len(batch))
+            await self._failed(exc, batch.distinct)
             return False
         with self.lock:
             self.in_flight = 0
@@ -291,7 +291,7 @@ class CounterFlusher:
                 "next attempt in %.0f s",
                 self._error,
                 self._failures,
-                counters or len(self.counters),
+                counters or self.counters.distinct,
                 delay,
             )
 
