@@ -414,3 +414,9 @@ async def _send(
     finally:
         await sender.aclose()
         await store.close()
+
+
+# receiving (issue 11): import, received, reprocess, prune
+from mtasts.cli.tlsrpt_receive import register as _register_receive  # noqa: E402
+
+_register_receive(tlsrpt)

@@ -212,6 +212,15 @@ class ReceivedStore:
         rows = await self.db.fetch(q)
         return int(rows[0]["report_pk"]) if rows else None
 
+    async def arrival_seen(self, sha256: str, source: str) -> bool:
+        """Was this input (these bytes, from this place) logged already?"""
+        q = (
+            select(arrivals.c.pk)
+            .where(arrivals.c.raw_sha256 == sha256, arrivals.c.source == source)
+            .limit(1)
+        )
+        return bool(await self.db.fetch(q))
+
     async def write(self, batch: Sequence[Pending], now: int) -> list[Written]:
         """Write ``batch`` in one transaction; one :class:`Written` per item, in order."""
         async with self.db.transaction():

@@ -33,7 +33,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from mtasts.errors import MtastsError, Notice
 from mtasts.net.dns import DnsClient
@@ -43,6 +43,7 @@ from mtasts.tlsrpt.receive.decide import (
     NO_DKIM,
     Channel,
     Disposition,
+    DkimResult,
     DkimVerdict,
     ReceiveSettings,
     Verdict,
@@ -52,6 +53,7 @@ from mtasts.tlsrpt.receive.decide import (
     dedup_key,
     raw_hash,
     reader_reason,
+    retention_cutoff,
 )
 from mtasts.tlsrpt.receive.dkimcheck import DkimChecker
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
@@ -151,6 +153,20 @@ class Receiver:
     # --- the steps -----------------------------------------------------------------------
 
     async def _ingest(self, raw: bytes, arrival: Arrival, *, https: bool) -> IngestOutcome:
+        return await self._write(await self.prepare(raw, arrival, https=https))
+
+    async def prepare(
+        self,
+        raw: bytes,
+        arrival: Arrival,
+        *,
+        https: bool,
+        dkim: DkimVerdict | None = None,
+        replay: bool = False,
+    ) -> Pending:
+        """Read and decide one input, without writing it. ``dkim``: a verdict recorded
+        earlier (``tlsrpt reprocess`` never re-verifies: keys rotate, x= expires);
+        ``replay``: the archive is being re-read, so identical bytes are read again."""
         s = self.settings
         sha = raw_hash(raw)
         keep = archive_refused(s, https=https, secret_domain=arrival.secret_domain)
@@ -170,26 +186,15 @@ class Receiver:
         )
         if len(raw) > s.max_bytes:
             why = f"the input is {len(raw)} bytes, above this receiver's {s.max_bytes}-byte limit"
-            refused = Verdict(Disposition.REFUSED, "too-large", why)
-            return await self._write(
-                replace(base, raw=None, report=None, verdict=refused, dkim=NO_DKIM, warnings=())
-            )
-        # the same bytes again (a re-run import, a resent mail): no need to read them
-        async with self.lock:
-            known = await self.store.known_raw(sha)
-        if known is not None:
-            dup = Verdict(Disposition.DUPLICATE)
-            return await self._write(
-                replace(
-                    base,
-                    raw=raw,
-                    report=None,
-                    verdict=dup,
-                    dkim=NO_DKIM,
-                    warnings=(),
-                    known_report_pk=known,
+            return replace(base, verdict=Verdict(Disposition.REFUSED, "too-large", why))
+        if not replay:
+            # the same bytes again (a re-run import, a resent mail): no need to read them
+            async with self.lock:
+                known = await self.store.known_raw(sha)
+            if known is not None:
+                return replace(
+                    base, raw=raw, verdict=Verdict(Disposition.DUPLICATE), known_report_pk=known
                 )
-            )
         head = raw.lstrip(b" \t\r\n")
         is_mail = not head.startswith(
             (GZIP_MAGIC, b"{", b"[", b"\xef\xbb\xbf")
@@ -201,16 +206,7 @@ class Receiver:
                 "the body is an e-mail message; RFC 8460 §5.4 posts the report itself "
                 "(application/tlsrpt+gzip or application/tlsrpt+json)",
             )
-            return await self._write(
-                replace(
-                    base,
-                    raw=raw if keep else None,
-                    report=None,
-                    verdict=refused,
-                    dkim=NO_DKIM,
-                    warnings=(),
-                )
-            )
+            return replace(base, raw=raw if keep else None, verdict=refused)
         if len(raw) > _THREAD_PARSE:
             linted = await asyncio.to_thread(read_report, raw, max_bytes=s.max_bytes)
         else:
@@ -220,35 +216,20 @@ class Receiver:
             error = linted.errors[0] if linted.errors else Notice("report.invalid", "unreadable")
             code = reader_reason(error.code)
             refused = Verdict(Disposition.REFUSED, code, f"{error.message} ({error.code})"[:500])
-            return await self._write(
-                replace(
-                    base,
-                    raw=raw if keep else None,
-                    report=None,
-                    verdict=refused,
-                    dkim=NO_DKIM,
-                    warnings=warnings,
-                )
-            )
+            return replace(base, raw=raw if keep else None, verdict=refused, warnings=warnings)
         report = linted.value
-        dkim = NO_DKIM
-        if is_mail and s.verify_dkim:
-            dkim = await self.dkim.verify(raw)
+        if dkim is None:
+            dkim = NO_DKIM
+            if is_mail and s.verify_dkim:
+                dkim = await self.dkim.verify(raw)
         verdict = decide(
             report, s, is_mail=is_mail, https=https, dkim=dkim, secret_domain=arrival.secret_domain
         )
         if verdict.disposition is Disposition.REFUSED:
-            return await self._write(
-                replace(
-                    base,
-                    raw=raw if keep else None,
-                    report=None,
-                    verdict=verdict,
-                    dkim=dkim,
-                    warnings=warnings,
-                )
+            return replace(
+                base, raw=raw if keep else None, verdict=verdict, dkim=dkim, warnings=warnings
             )
-        pending = replace(
+        return replace(
             base,
             raw=raw,
             report=report,
@@ -258,7 +239,57 @@ class Receiver:
             dedup_key=dedup_key(report),
             content_hash=content_hash(report),
         )
-        return await self._write(pending)
+
+    # --- maintenance ---------------------------------------------------------------------
+
+    async def reprocess(self) -> dict[str, int]:
+        """Read every archived input again (after a reader fix) and rebuild the reports
+        from them, in one transaction: arrivals keep their time, channel, source and
+        recorded DKIM verdict. Returns the new dispositions counted."""
+        counts: dict[str, int] = {}
+        async with self.lock, self.store.transaction():
+            log = await self.store.replay_log()
+            await self.store.clear_reports()
+            batch: list[Pending] = []
+            for row in log:
+                raw = await self.store.raw(row["raw_sha256"])
+                if raw is None:
+                    continue
+                arrival = Arrival(
+                    Channel(row["channel"]),
+                    row["source"],
+                    datetime.fromtimestamp(row["received_at"], UTC),
+                    row["content_type"],
+                    row["secret_domain"],
+                )
+                verdict = DkimVerdict(
+                    DkimResult(row["dkim_result"]),
+                    row["dkim_domain"],
+                    row["dkim_selector"],
+                    row["dkim_reason"],
+                    bool(row["dkim_aligned"]),
+                )
+                https = arrival.channel is Channel.HTTPS
+                batch.append(
+                    await self.prepare(raw, arrival, https=https, dkim=verdict, replay=True)
+                )
+                if len(batch) >= self.settings.batch_size:
+                    for w in await self.store.write_in_transaction(batch, int(self.clock())):
+                        counts[w.disposition.value] = counts.get(w.disposition.value, 0) + 1
+                    batch = []
+            for w in await self.store.write_in_transaction(batch, int(self.clock())):
+                counts[w.disposition.value] = counts.get(w.disposition.value, 0) + 1
+        return counts
+
+    async def prune(self, today: date) -> dict[str, int]:
+        """Retention (``keep_days``): delete reports of older days, older arrivals and the
+        raw bytes nothing refers to any more. Nothing is deleted without keep_days."""
+        cutoff = retention_cutoff(today, self.settings.keep_days)
+        if cutoff is None:
+            return {}
+        ts = int(datetime.combine(cutoff, datetime.min.time(), UTC).timestamp())
+        async with self.lock:
+            return await self.store.prune(cutoff.isoformat(), ts)
 
     async def _write(self, pending: Pending) -> IngestOutcome:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,258 @@
+"""``mtasts tlsrpt import | received | reprocess | prune``: the receiving side's batch
+commands (the long-running ``tlsrpt receive`` service lives beside them).
+
+Settings: the ``[receive]`` table of mtasts.toml (mtasts.tlsrpt.receive.settings), then
+the options. DNS for DKIM keys through MTASTS_NAMESERVER / ``nameserver``.
+
+Exit status: 0 success; 1 the store failed; 2 usage error (a source that does not exist).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import click
+
+from mtasts.cli.render import console, fail, print_json
+
+STORE_HELP = (
+    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
+    "else [tlsrpt] store of mtasts.toml"
+)
+T = TypeVar("T")
+
+
+def _default_store() -> str:
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
+
+    try:
+        return configured_store() or DEFAULT_STORE
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _store_option(f: Any) -> Any:
+    return click.option(
+        "--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP
+    )(f)
+
+
+def _day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a day: write YYYY-MM-DD") from None
+
+
+def _settings(**options: Any) -> Any:
+    """[receive] of mtasts.toml, the resolver's nameserver, then the options given."""
+    from mtasts.config import component_table, load_settings
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.receive.settings import receive_settings
+
+    try:
+        base = load_settings()
+        settings = receive_settings(component_table("receive"))
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    given = {k: v for k, v in options.items() if v is not None and v != ()}
+    if "owned_domains" in given:
+        given["owned_domains"] = frozenset(given["owned_domains"])
+    return replace(settings, nameserver=base.nameserver, dns_timeout=base.timeouts.dns, **given)
+
+
+def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.receive.intake import StoreUnavailable
+
+    try:
+        return asyncio.run(coro())  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    except (StoreUnavailable, OSError) as exc:
+        fail(f"the store failed: {exc}", code=1)
+    except Exception as exc:  # a driver error (database locked, server gone)
+        fail(f"the store failed: {type(exc).__name__}: {exc}", code=1)
+    raise AssertionError("unreachable")
+
+
+@click.command("import")
+@_store_option
+@click.argument("sources", nargs=-1, required=True)
+@click.option(
+    "--owned-domain",
+    "owned_domains",
+    multiple=True,
+    help="A domain of ours (repeat); reports about none of them are refused or quarantined.",
+)
+@click.option(
+    "--other-domains",
+    type=click.Choice(["refuse", "quarantine", "accept"]),
+    help="What to do with reports about no domain of ours ([receive] other_domains).",
+)
+@click.option(
+    "--require-dkim/--no-require-dkim",
+    default=None,
+    help="Quarantine report mail without an aligned DKIM pass (RFC 8460 §3).",
+)
+@click.option(
+    "--verify-dkim/--no-verify-dkim",
+    default=None,
+    help="Look DKIM keys up in DNS (default on); off: the verdict is 'none'.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def import_(
+    store: str,
+    sources: tuple[str, ...],
+    owned_domains: tuple[str, ...],
+    other_domains: str | None,
+    require_dkim: bool | None,
+    verify_dkim: bool | None,
+    as_json: bool,
+) -> None:
+    """Import reports from files (.json, .json.gz, .eml), directories, Maildir folders,
+    mbox files (and imaps://user@host/FOLDER). Re-running it adds nothing."""
+    from mtasts.tlsrpt.receive.decide import OtherDomains
+    from mtasts.tlsrpt.receive.importer import import_sources
+    from mtasts.tlsrpt.receive.intake import Receiver
+
+    settings = _settings(
+        owned_domains=owned_domains,
+        other_domains=OtherDomains(other_domains) if other_domains else None,
+        require_dkim=require_dkim,
+        verify_dkim=verify_dkim,
+    )
+
+    async def run() -> Any:
+        receiver = await Receiver.open(store, settings)
+        try:
+            return await import_sources(receiver, sources)
+        finally:
+            await receiver.close()
+
+    result = _run(run)
+    if as_json:
+        print_json(result.to_json())
+        return
+    out = console()
+    counts = ", ".join(f"{n} {what}" for what, n in sorted(result.counts.items())) or "nothing"
+    out.print(f"imported: {counts}", highlight=False)
+    for source, code, reason in result.refused:
+        out.print(f"  refused {source}: {code}: {reason}", highlight=False)
+
+
+@click.command("received")
+@_store_option
+@click.option("--domain", help="One policy domain (default: all).")
+@click.option("--since", help="First UTC day, YYYY-MM-DD (default: 30 days ago).")
+@click.option("--until", help="Last UTC day, YYYY-MM-DD (default: today).")
+@click.option("--reports", "list_reports", is_flag=True, help="List the reports themselves.")
+@click.option("--quarantined", is_flag=True, help="With --reports: the quarantined ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def received(
+    store: str,
+    domain: str | None,
+    since: str | None,
+    until: str | None,
+    list_reports: bool,
+    quarantined: bool,
+    as_json: bool,
+) -> None:
+    """What the received reports say, per policy domain and UTC day."""
+    from mtasts.tlsrpt.receive.query import received as days_of
+    from mtasts.tlsrpt.receive.query import received_reports
+
+    today = datetime.now(UTC).date()
+    first = _day(since) or date.fromordinal(today.toordinal() - 30)
+    last = _day(until) or today
+    if list_reports or quarantined:
+        reps = _run(
+            lambda: received_reports(
+                store, domain=domain, since=first, until=last, quarantined=quarantined
+            )
+        )
+        if as_json:
+            print_json([r.to_json() for r in reps])
+        else:
+            from mtasts.cli.tlsrpt_receive_render import render_reports
+
+            render_reports(reps)
+        return
+    days = _run(lambda: days_of(store, domain=domain, since=first, until=last))
+    if as_json:
+        print_json([d.to_json() for d in days])
+    else:
+        from mtasts.cli.tlsrpt_receive_render import render_days
+
+        render_days(days)
+
+
+@click.command("reprocess")
+@_store_option
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def reprocess(store: str, as_json: bool) -> None:
+    """Read every archived input again (after a reader fix) and rebuild the reports.
+
+    Arrivals keep their time, channel and recorded DKIM verdict; runs in one
+    transaction (the receive service waits, and its senders retry)."""
+    from mtasts.tlsrpt.receive.intake import Receiver
+
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        receiver = await Receiver.open(store, settings)
+        try:
+            return await receiver.reprocess()
+        finally:
+            await receiver.close()
+
+    counts = _run(run)
+    if as_json:
+        print_json(counts)
+    else:
+        text = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing archived"
+        console().print(f"reprocessed: {text}", highlight=False)
+
+
+@click.command("prune")
+@_store_option
+@click.option(
+    "--keep-days",
+    type=click.IntRange(1),
+    help="Keep this many days of reports ([receive] keep_days).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def prune(store: str, keep_days: int | None, as_json: bool) -> None:
+    """Delete reports older than keep_days, their arrivals and raw bytes."""
+    from mtasts.tlsrpt.receive.intake import Receiver
+
+    settings = _settings(keep_days=keep_days)
+    if settings.keep_days is None:
+        raise click.UsageError("no retention set: give --keep-days or [receive] keep_days")
+
+    async def run() -> dict[str, int]:
+        receiver = await Receiver.open(store, settings)
+        try:
+            return await receiver.prune(datetime.now(UTC).date())
+        finally:
+            await receiver.close()
+
+    counts = _run(run)
+    if as_json:
+        print_json(counts)
+    else:
+        text = ", ".join(f"{n} {k}" for k, n in counts.items())
+        console().print(f"deleted: {text}", highlight=False)
+
+
+def register(group: click.Group) -> None:
+    """Add the receiving commands to ``mtasts tlsrpt``."""
+    for command in (import_, received, reprocess, prune):
+        group.add_command(command)

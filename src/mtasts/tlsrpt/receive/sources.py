@@ -1,0 +1,150 @@
+"""Where ``mtasts tlsrpt import`` finds reports: files (.json, .json.gz, .eml, anything a
+report can be), directories (recursively), Maildir folders and mbox files; other sources
+by URL scheme through :func:`register_scheme` (``imaps://`` is registered by the IMAP
+importer).
+
+I/O: reads files, each bounded to ``max_bytes + 1`` (a larger file is refused as
+``too-large`` by the receiver without being read whole).
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mtasts.errors import ConfigError
+from mtasts.tlsrpt.receive.decide import Channel
+from mtasts.tlsrpt.receive.intake import Arrival
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One input found in a source, and how it arrived."""
+
+    raw: bytes
+    arrival: Arrival
+    is_mail: bool  # a whole message (DKIM verified), else a report file
+
+
+#: scheme -> opener(source URL, max_bytes) yielding items; see register_scheme.
+Opener = Callable[[str, int], AsyncIterator[Item]]
+_SCHEMES: dict[str, Opener] = {}
+
+
+def register_scheme(scheme: str, opener: Opener) -> None:
+    """Let ``tlsrpt import`` read ``scheme://...`` sources (e.g. ``imaps``)."""
+    _SCHEMES[scheme.lower()] = opener
+
+
+def _scheme(source: str) -> str | None:
+    head, sep, _ = source.partition("://")
+    # RFC 3986 §3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    rest = head[1:].replace("+", "").replace("-", "").replace(".", "")
+    if sep and head.isascii() and head[:1].isalpha() and (not rest or rest.isalnum()):
+        return head.lower()
+    return None
+
+
+def _mtime(path: Path) -> datetime:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return datetime.now(UTC)
+
+
+def _read(path: Path, max_bytes: int) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(max_bytes + 1)
+
+
+def _is_maildir(path: Path) -> bool:
+    return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+
+def _is_mbox(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(5) == b"From "
+
+
+def _file_item(path: Path, max_bytes: int) -> Item:
+    raw = _read(path, max_bytes)
+    name = path.name.lower()
+    is_mail = name.endswith((".eml", ".msg", ".mail")) or not name.endswith(
+        (".json", ".gz", ".json.gz")
+    )
+    return Item(raw, Arrival(Channel.FILE, str(path), _mtime(path)), is_mail)
+
+
+def _maildir_items(path: Path, max_bytes: int) -> Iterator[Item]:
+    """Messages in new/ then cur/ (Maildir: one file per message, never rewritten)."""
+    for sub in ("new", "cur"):
+        for name in sorted(os.listdir(path / sub)):
+            full = path / sub / name
+            if name.startswith(".") or not full.is_file():
+                continue
+            try:
+                raw = _read(full, max_bytes)
+            except FileNotFoundError:  # moved from new/ to cur/ while we read
+                continue
+            yield Item(raw, Arrival(Channel.MAILDIR, str(full), _mtime(full)), True)
+
+
+def _mbox_items(path: Path, max_bytes: int) -> Iterator[Item]:
+    box = mailbox.mbox(path, factory=None, create=False)
+    when = _mtime(path)
+    try:
+        for i, key in enumerate(box.keys()):
+            raw = box.get_bytes(key)
+            if len(raw) > max_bytes:
+                raw = raw[: max_bytes + 1]
+            yield Item(raw, Arrival(Channel.MBOX, f"{path}#{i + 1}", when), True)
+    finally:
+        box.close()
+
+
+def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
+    if path.is_dir():
+        if _is_maildir(path):
+            yield from _maildir_items(path, max_bytes)
+            return
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            here = Path(root)
+            if _is_maildir(here) and here != path:
+                dirs.clear()
+                yield from _maildir_items(here, max_bytes)
+                continue
+            if here.name in ("cur", "new", "tmp") and _is_maildir(here.parent):
+                continue
+            for name in sorted(files):
+                if not name.startswith("."):
+                    yield from _path_items(here / name, max_bytes)
+        return
+    if path.is_file():
+        if _is_mbox(path):
+            yield from _mbox_items(path, max_bytes)
+        else:
+            yield _file_item(path, max_bytes)
+        return
+    raise ConfigError(f"{path}: no such file or directory")
+
+
+async def iter_source(source: str, max_bytes: int) -> AsyncIterator[Item]:
+    """Every input in ``source``, in a stable order. Raises ConfigError for a source
+    that does not exist or a scheme nobody registered."""
+    scheme = _scheme(source)
+    if scheme is not None:
+        opener = _SCHEMES.get(scheme)
+        if opener is None:
+            known = ", ".join(f"{s}://" for s in sorted(_SCHEMES)) or "none"
+            raise ConfigError(f"{source}: cannot import from {scheme}:// (known: {known})")
+        async for item in opener(source, max_bytes):
+            yield item
+        return
+    # an import is a batch job: small synchronous reads keep it fast
+    for item in _path_items(Path(source), max_bytes):
+        yield item
