@@ -7,9 +7,10 @@ comments only on their own lines, so ``name = value  # why`` makes ``# why`` par
 value). Needs /usr/sbin/postconf: skipped without it, failed under CI=true.
 
 A fenced block is a snippet when it has no language (or ``cf``/``conf``/``ini``/``text``)
-and either the prose line just before it names ``main.cf``/``master.cf``, or the block has
-a ``# main.cf`` / ``# master.cf`` marker line (a block may hold both, marker first), or
-every line of it is a ``name = value`` line, a continuation or a comment.
+and: it has ``# main.cf`` / ``# master.cf`` marker lines (a block may hold both, marker
+first); or every line of it is a ``name = value`` line, a continuation or a comment
+(main.cf); or the prose line just before it names only ``master.cf``; or it names
+``main.cf`` and the block has a ``name = value`` line.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ MASTER_DIST = [Path("/usr/share/postfix/master.cf.dist"), Path("/etc/postfix/mas
 UNTYPED = {"", "cf", "conf", "ini", "text", "postfix", "main.cf", "master.cf"}
 FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w.+-]*)")
 PARAM = re.compile(r"^[a-z][a-z0-9_]*\s*=")
-MARKER = re.compile(r"^#\s*(main|master)\.cf\b")
+MARKER = re.compile(r"^#\s*(?:/etc/postfix/)?(main|master)\.cf\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +67,11 @@ def _classify(info: str, prose: str, body: list[str]) -> Snippet | None:
             parts[current].append(line)
         return Snippet("", "\n".join(parts["main"]), "\n".join(parts["master"]))
     kind = None
-    if "master.cf" in prose:
+    if _looks_like_main_cf(body):
+        kind = "main"  # also when the prose names both files
+    elif "master.cf" in prose and "main.cf" not in prose:
         kind = "master"
-    elif "main.cf" in prose or _looks_like_main_cf(body):
+    elif "main.cf" in prose and any(PARAM.match(line) for line in body):
         kind = "main"
     if kind is None:
         return None
@@ -186,5 +189,12 @@ def test_classification() -> None:
     assert _classify("", "run this:", ["mtasts daemon"]) is None
     s = _classify("", "", ["# master.cf", "x unix - - n - - smtp", "# main.cf", "p = q"])
     assert s == Snippet("", "p = q", "x unix - - n - - smtp")
+    s = _classify("", "main.cf and master.cf:", ["a = b"])
+    assert s == Snippet("", "a = b", "")
+    s = _classify("", "in master.cf:", ["x unix - - n - - smtp", "  -o a=b"])
+    assert s == Snippet("", "", "x unix - - n - - smtp\n  -o a=b")
+    assert _classify("", "main.cf logs this:", ["Verified TLS connection"]) is None
+    s = _classify("", "", ["# /etc/postfix/main.cf", "p = q"])
+    assert s == Snippet("", "p = q", "")
     s = _classify("", "", ["relayhost = [mail]:587", "    # why"])
     assert s == Snippet("", "relayhost = [mail]:587\n    # why", "")
