@@ -9,7 +9,7 @@ Example::
     smtp_port = 25
 
     [cache]
-    url = "memory:"                   # memory: | sqlite:///path | redis://host:port/db
+    url = "memory:"                   # memory: | sqlite:///path | redis://host:port/db | postgresql://...
 
     [timeouts]                        # seconds
     dns = 5

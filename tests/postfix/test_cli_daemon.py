@@ -326,3 +326,44 @@ async def test_policy_failures_show_in_tlsrpt_reports(tmp_path: Path) -> None:
         "webpki.test": ("sts", 0, 2, {"sts-webpki-invalid": 2}),
         "invalid.test": ("sts", 0, 1, {"sts-policy-invalid": 1}),
     }
+
+
+async def test_a_tlsrpt_store_that_is_down_costs_no_lookup(tmp_path: Path) -> None:
+    """The store is written in the background: with it unreachable, failed and healthy
+    domains are answered as before, the daemon logs the outage without a traceback, and
+    it still stops cleanly (saying how many sessions it could not write)."""
+    store = f"postgresql://postgres@127.0.0.1:{_free_port()}/test"
+    port = _free_port()
+    async with running_lab(_failing_lab()) as lab:
+        env = {**os.environ, **lab.env, "PYTHONPATH": str(SRC)}
+        env.pop("MTASTS_CONFIG", None)
+        env.pop("MTASTS_TLSRPT_STORE", None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+            "--listen", f"127.0.0.1:{port}", "--tlsrpt-store", store,
+            env=env, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        try:
+            good = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
+            for _ in range(100):
+                try:
+                    assert await _ask(port, "postfix good.test") == good
+                    break
+                except OSError:
+                    await asyncio.sleep(0.2)
+            for _ in range(3):
+                started = asyncio.get_running_loop().time()
+                assert await _ask(port, "postfix fetch.test") == "NOTFOUND "
+                assert await _ask(port, "postfix good.test") == good
+                assert asyncio.get_running_loop().time() - started < 10
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 60) == 0
+            stderr = (await proc.stderr.read()).decode()
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert "Traceback" not in stderr
+    assert "TLS-RPT store unavailable" in stderr
+    assert "3 policy-failure sessions could not be written before exit" in stderr
