@@ -178,6 +178,8 @@ class MxLookup:
 
     lookup: LookupLike
     current_mx: MxSet | None
+    #: ``exact_match_names(policy.mx, current_mx)[0]``, computed once per policy and MX set
+    exact_names: tuple[str, ...] | None = None
 
     @property
     def domain(self) -> str:
@@ -221,6 +223,9 @@ class MxAwareSource:
         self.source = source
         self.mx = mx
         self._warned: dict[str, tuple[tuple[str, ...], str]] = {}
+        #: domain -> (policy, MX set, names): the names are recomputed only when the
+        #: cache hands out another policy or MX set object (hot path: two ``is`` checks)
+        self._names: dict[str, tuple[object, MxSet, tuple[str, ...]]] = {}
 
     async def lookup(self, domain: str) -> LookupLike:
         lookup = await self.source.lookup(domain)
@@ -228,11 +233,16 @@ class MxAwareSource:
         if policy is None or str(lookup.status) != "sts" or str(policy.mode) == "none":
             return lookup
         current = await self.mx.get(domain)
-        if str(policy.mode) == "enforce":
-            why = exact_match_names(policy.mx, current)[1]
-            if why:
-                self._warn(domain, current, why)
-        return MxLookup(lookup, current)
+        memo = self._names.get(domain)
+        if memo is not None and memo[0] is policy and memo[1] is current:
+            return MxLookup(lookup, current, memo[2])
+        names, why = exact_match_names(policy.mx, current)
+        if why and str(policy.mode) == "enforce":
+            self._warn(domain, current, why)
+        if len(self._names) > MAX_ENTRIES:
+            self._names.clear()
+        self._names[domain] = (policy, current, names)
+        return MxLookup(lookup, current, names)
 
     def _warn(self, domain: str, current: MxSet, why: str) -> None:
         key = (current.hosts, why)

@@ -242,23 +242,38 @@ def render(
         return NOTFOUND
     if dane:
         return Reply(Status.OK, f"{DaneLevel.DANE_ONLY} {options.protocols}")
+    exact: Sequence[str] | None = None
     if mx is None:
         mx = getattr(lookup, "current_mx", None)
-    return _secure(lookup.domain, policy, options, mx)
+        exact = getattr(lookup, "exact_names", None)  # computed by the source already
+    return _secure(lookup.domain, policy, options, mx, exact)
 
 
-def match_names(policy: PolicyLike, options: ReplyOptions, mx: MxSet | None) -> list[str]:
+def match_names(
+    policy: PolicyLike,
+    options: ReplyOptions,
+    mx: MxSet | None,
+    exact: Sequence[str] | None = None,
+) -> Sequence[str]:
     """The ``match=`` items: patterns (tlsrpt, or opted in) or exact names (default)."""
     if options.tlsrpt or options.match_patterns:
         return list(dict.fromkeys(match_item(p) for p in policy.mx))
-    return list(exact_match_names(policy.mx, mx)[0])
+    if exact is not None:
+        return exact
+    return exact_match_names(policy.mx, mx)[0]
 
 
-def _secure(domain: str, policy: PolicyLike, options: ReplyOptions, mx: MxSet | None) -> Reply:
+def _secure(
+    domain: str,
+    policy: PolicyLike,
+    options: ReplyOptions,
+    mx: MxSet | None,
+    exact: Sequence[str] | None = None,
+) -> Reply:
     if not policy.mx:  # an enforce policy needs mx (RFC 8461 §3.2); never send "match="
         return Reply(Status.TEMP, "MTA-STS enforce policy without mx patterns")
     try:
-        items = match_names(policy, options, mx)
+        items = match_names(policy, options, mx, exact)
     except SocketmapError as exc:
         return Reply(Status.TEMP, f"unusable MTA-STS policy for this domain ({exc.code})")
     parts = ["secure", "match=" + ":".join(items)]
