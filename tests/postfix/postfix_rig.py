@@ -2,7 +2,9 @@
 
 Usage: python postfix_rig.py STATE_DIR
 Reads STATE_DIR/scenario.toml, starts the lab on the standard ports (DNS 53, SMTP 25,
-HTTPS 443: the netns is ours, so root may bind them), publishes a TLSA record "3 1 1
+HTTPS 443: the netns is ours, so root may bind them), applies per-name TTLs from
+STATE_DIR/ttls.json and an MX change from STATE_DIR/mx_change.json when it appears
+(renamed to mx_change.done once applied), publishes a TLSA record "3 1 1
 <SHA-256 of the public key>" for each host named in STATE_DIR/dane.json (host -> the kind
 of certificate it presents), signs the root zone's NS RRset (so Postfix's and the
 daemon's "does the resolver validate?" probes see the AD bit), writes
@@ -87,6 +89,8 @@ async def main(state_dir: Path) -> None:
         legacy_path = state_dir / "legacy_tls.json"
         for host in json.loads(legacy_path.read_text()) if legacy_path.exists() else []:
             lab.mx(host).tls_context = legacy_rsa_context(lab, host, state_dir)
+        ttls_path = state_dir / "ttls.json"
+        lab.zone.ttls.update(json.loads(ttls_path.read_text()) if ttls_path.exists() else {})
         write_atomic(
             state_dir / "state.json",
             {
@@ -104,6 +108,11 @@ async def main(state_dir: Path) -> None:
                 ]
                 for name in sorted(lab.mx_hosts)
             }
+            change = state_dir / "mx_change.json"
+            if change.exists():  # the test changes one MX RRset while everything runs
+                name, records = json.loads(change.read_text())
+                lab.set_records(name, "MX", records)
+                os.replace(change, state_dir / "mx_change.done")
             count = sum(len(v) for v in received.values())
             if count != seen:
                 write_atomic(state_dir / "received.json", received)

@@ -222,7 +222,20 @@ tlsa = ["0 0 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 [[host]]
 name = "mx.unusable.test"
 smtp = { cert = "untrusted" }
+
+# an MX set that changes while the daemon holds the old one (MX TTL 20 s, see TTLS)
+[[domain]]
+name = "moving.test"
+mx = ["mx1.moving.test"]
+sts = "v=STSv1; id=1"
+policy = "version: STSv1\\nmode: enforce\\nmx: *.moving.test\\nmax_age: 86400\\n"
+[[host]]
+name = "mx2.moving.test"
+smtp = { cert = "valid" }
 """
+
+# per-name DNS TTLs (seconds) in the lab zone
+TTLS = {"moving.test": 20}
 
 # TLSA "3 1 1 <SHA-256 of the public key>" of these hosts' certificates (kind), added by
 # the rig once the lab runs
@@ -466,6 +479,7 @@ def rig() -> Iterator[Rig]:
         (run / "scenario.toml").write_text(SCENARIO)
         (run / "dane.json").write_text(json.dumps(DANE))
         (run / "legacy_tls.json").write_text(json.dumps(LEGACY_TLS))
+        (run / "ttls.json").write_text(json.dumps(TTLS))
         procs.append(
             _spawn(
                 _nsx(sys.executable, str(HERE / "postfix_rig.py"), str(run)), run / "rig.out", env
@@ -639,3 +653,47 @@ def test_the_system_postfix_is_untouched(rig: Rig) -> None:
     assert not Path("/etc/postfix/main.cf").exists() or "mtasts" not in Path(
         "/etc/postfix/main.cf"
     ).read_text(errors="replace")
+
+
+def _verdict(rig: Rig, token: str, domain: str, timeout: float = 20) -> tuple[str, str]:
+    """(queue id, status word) of the message carrying ``token``, once logged."""
+
+    def line() -> re.Match[str] | None:
+        log = rig.maillog()
+        m = re.search(rf"(\w+): message-id=<{token}@sender\.localtest>", log)
+        if not m:
+            return None
+        return re.search(rf"{m.group(1)}: to=<user@{re.escape(domain)}>.* status=(\w+)", log)
+
+    _wait(lambda: line() is not None, timeout, f"Postfix's verdict on {token}")
+    found = line()
+    assert found is not None
+    return found.group(0).split(":")[0], found.group(1)
+
+
+def test_mx_set_change_fails_closed_and_recovers_by_itself(rig: Rig) -> None:
+    """Postfix sees a new MX host before the daemon's cached MX set (20 s TTL) expires:
+    the mail is deferred (the new host is not in match=), and the next attempt after the
+    TTL is delivered to it with no intervention but the retry."""
+    run_id = uuid.uuid4().hex[:12]
+    first, second = f"mtasts-{run_id}-mv1", f"mtasts-{run_id}-mv2"
+    started = time.monotonic()
+    _submit([("moving.test", first)])
+    assert _verdict(rig, first, "moving.test")[1] == "sent"
+    (rig.run / "mx_change.tmp").write_text(json.dumps(["moving.test", ["10 mx2.moving.test."]]))
+    os.replace(rig.run / "mx_change.tmp", rig.run / "mx_change.json")
+    _wait(lambda: (rig.run / "mx_change.done").exists(), 10, "the rig to change the MX set")
+    _submit([("moving.test", second)])
+    qid, status = _verdict(rig, second, "moving.test")
+    assert time.monotonic() - started < 20, "too slow to see the stale window; rerun"
+    assert status == "deferred"
+    assert re.search(r"server certificate verification failed for mx2\.moving\.test", rig.maillog())
+    time.sleep(max(0.0, started + 21 - time.monotonic()))  # the daemon's MX TTL runs out
+    _sh("postqueue", "-c", str(rig.etc), "-i", qid)
+    _wait(
+        lambda: re.search(rf"{qid}: to=<user@moving\.test>.* status=sent", rig.maillog()),
+        20,
+        "the retry",
+    )
+    _wait(lambda: second in json.dumps(rig.received()), 5, "the mail at mx2")
+    assert any(second in str(m["data"]) for m in rig.received().get("mx2.moving.test", []))
