@@ -375,3 +375,18 @@ def test_tlsa_usable(usage: int, selector: int, mtype: int, data: bytes, usable:
 )
 def test_dane_verdict(mx_ttl: int, results: list[TlsaResult], expected: tuple[bool, int]) -> None:
     assert dane_verdict(mx_ttl, results) == expected
+
+
+def test_the_mx_wrapper_hides_nothing_of_the_lookup() -> None:
+    """The daemon reads result_type, source, cause... from what the source returns."""
+    inner = PolicyLookup(
+        "x.test",
+        LookupStatus.STS,
+        Source.CACHE,
+        policy=ENFORCE.policy,
+        result_type=ResultType.STS_POLICY_FETCH_ERROR,
+    )
+    wrapped = MxLookup(inner, MxSet(("mx1.example.com",)))
+    assert wrapped.result_type is ResultType.STS_POLICY_FETCH_ERROR
+    assert wrapped.source is Source.CACHE
+    assert wrapped.cause is inner.cause

@@ -205,6 +205,11 @@ class MxLookup:
     def refresh_error(self) -> object:
         return getattr(self.lookup, "refresh_error", None)
 
+    def __getattr__(self, name: str) -> object:
+        # anything else the resolver's lookup carries (e.g. ``cause``, read by the
+        # failure counter) reads through, so wrapping it hides nothing
+        return getattr(self.lookup, name)
+
 
 class PolicySourceLike(Protocol):
     """The resolver's ``lookup`` (:class:`mtasts.sts.resolver.Resolver`)."""
