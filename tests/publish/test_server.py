@@ -431,6 +431,7 @@ def test_rss_stays_flat_over_20000_failed_tls_handshakes(tmp_path: Path) -> None
     untrusting = ssl.create_default_context()  # trusts the system CAs, not ours
     options = ["--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "c.pem")]
     options += ["--max-per-client", "0", "--client-rate", "0"]  # one client sends them all
+    options += ["--read-timeout", "60"]  # a loaded machine turns no failure into a timeout
     with (
         _policy_process(tmp_path, *options) as (proc, port, log),
         concurrent.futures.ThreadPoolExecutor(16) as pool,
