@@ -8,6 +8,7 @@ these tests pin ordering, framing, timeouts, shutdown and readiness.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import socket
@@ -564,3 +565,23 @@ async def test_failed_lookups_are_counted_once_per_request_and_successes_never()
     for c in (first, second):
         await c.close()
     await srv.close()
+
+
+def test_each_connection_is_its_own_delivery_attempt_even_when_ids_are_reused() -> None:
+    """Connections are told apart by a serial number, not id(), which a new connection may
+    reuse once the previous one is freed (seen in the real daemon: three attempts on three
+    connections were counted as two; test_cli_daemon's store-down test fails that way)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> int:
+        sink = RecordingSink()
+        srv = SocketmapServer(MixedSource(), ServerSettings(answer_ttl=0), failures=sink)
+        for _ in range(5):
+            c = await tcp_client(srv)
+            assert await c.ask("postfix failing.test") == "NOTFOUND "
+            await c.close()
+            gc.collect()
+        await srv.close()
+        return len({who for who, *_ in sink.counted})
+
+    assert uvloop.run(scenario()) == 5

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import time
@@ -121,6 +122,7 @@ class SocketmapServer:
         self.max_connections = connection_cap(settings.max_connections)
         self._opening = 0  # accepted sockets not yet connected to a protocol
         self._connecting: set[asyncio.Task[None]] = set()
+        self.serials = itertools.count(1)
         #: connections closed to make room (idle ones), and refused (none idle)
         self.evicted = 0
         self.refused = 0
@@ -362,6 +364,8 @@ class _Connection(asyncio.Protocol):
         self.decoder = NetstringDecoder(server.settings.max_request)
         self.raw_answers = server.raw_answers
         self.metrics = server.metrics
+        #: this connection's number (not id(): a closed connection's id is soon reused)
+        self.serial = next(server.serials)
         self.transport: asyncio.Transport | None = None
         self.pending: deque[bytes] = deque()
         self.worker: asyncio.Task[None] | None = None
@@ -457,7 +461,7 @@ class _Connection(asyncio.Protocol):
     async def _work(self) -> None:
         while self.pending:
             payload = self.pending[0]
-            wire = await self.server.answer(payload, id(self))
+            wire = await self.server.answer(payload, self.serial)
             self.pending.popleft()
             if self.transport is None:
                 return
