@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date
 
 import pytest
@@ -9,7 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import ConfigError
-from mtasts.tlsrpt.aggregate import ReportSettings, build_reports, day_range, report_id
+from mtasts.tlsrpt.aggregate import (
+    UNDETAILED_REASON,
+    ReportSettings,
+    build_reports,
+    day_range,
+    report_domain,
+    report_id,
+)
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.report import read_report, report_to_json, write_report_gzip
@@ -109,6 +117,89 @@ def test_report_round_trips_through_the_tolerant_reader() -> None:
     assert linted.value == a.report
 
 
+def test_a_success_with_a_failed_mx_counts_that_failure_in_the_summary() -> None:
+    """Issue 16: the first MX failed, the second took the mail (libtlsrpt doc/example.txt):
+    one successful and one failed connection, and the failure total equals the details."""
+    c = Counters()
+    success_after_failure = PolicyOutcome(
+        STS.policy_type, STS.policy_domain, STS.policy_string, STS.mx_host, False, (UNTRUSTED,)
+    )
+    c.add(DAY, SessionOutcome("a.example", REC, (success_after_failure,)))
+    c.add(DAY, SessionOutcome("a.example", REC, (_failed(STS, UNTRUSTED, UNTRUSTED),)))
+    (a,) = build_reports(c, DAY, SETTINGS)
+    (p,) = a.report.policies
+    assert p.total_successful_session_count == 1
+    assert [d.failed_session_count for d in p.failure_details] == [3]
+    assert p.total_failure_session_count == 3
+
+
+def test_failed_sessions_without_details_get_one_catch_all_detail() -> None:
+    """A failure the MTA reported without any detail still appears in the details, so the
+    summary equals their sum (RFC 8460 §4.3.1 validation-failure, with a reason code)."""
+    c = Counters()
+    for _ in range(4):
+        c.add(DAY, SessionOutcome("a.example", REC, (_failed(STS),)))
+    c.add(DAY, SessionOutcome("a.example", REC, (_failed(STS, UNTRUSTED),)))
+    (a,) = build_reports(c, DAY, SETTINGS)
+    (p,) = a.report.policies
+    assert p.total_failure_session_count == 5
+    assert [
+        (d.result_type, d.failed_session_count, d.failure_reason_code) for d in p.failure_details
+    ] == [
+        ("certificate-not-trusted", 1, "X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT"),
+        ("validation-failure", 4, UNDETAILED_REASON),
+    ]
+
+
+def test_ip_fields_hold_only_canonical_ip_addresses() -> None:
+    """Issue 16: IPv4-mapped IPv6 in RFC 5952 §5 form; text that is no IP address (which
+    an MTA might pass) never reaches sending-mta-ip / receiving-ip."""
+    c = Counters()
+    odd = FailureOutcome(
+        "starttls-not-supported", "::FFFF:192.0.2.10", "mx1.a.example", "", "unknown", "", "x"
+    )
+    scoped = FailureOutcome("certificate-expired", "fe80::1%eth0", "", "", "[198.51.100.7]")
+    c.add(DAY, SessionOutcome("a.example", REC, (_failed(STS, odd), _failed(STS, scoped))))
+    (a,) = build_reports(c, DAY, SETTINGS)
+    by_type = {d.result_type: d for p in a.report.policies for d in p.failure_details}
+    detail = by_type["starttls-not-supported"]
+    assert (detail.sending_mta_ip, detail.receiving_ip) == ("::ffff:192.0.2.10", None)
+    detail = by_type["certificate-expired"]
+    assert (detail.sending_mta_ip, detail.receiving_ip) == ("fe80::1", None)
+    data = report_to_json(a.report)
+    (json_detail,) = [
+        d
+        for p in data["policies"]  # type: ignore[attr-defined]
+        for d in p["failure-details"]
+        if d["result-type"] == "starttls-not-supported"
+    ]
+    assert json_detail["sending-mta-ip"] == "::ffff:192.0.2.10"
+    assert "receiving-ip" not in json_detail
+
+
+def test_a_dane_report_is_about_the_tlsa_base_domain() -> None:
+    """Postfix names the MX host (the TLSA base domain) as a DANE policy's domain and sends
+    the report to the next-hop domain's rua: the report's Policy Domain (file name, and
+    the mail's TLS-Report-Domain) is the MX host. A report that also holds d's own policy
+    is about d; one about several MX hosts names the busiest."""
+    dane = PolicyOutcome(PolicyType.TLSA, "mx1.a.example", ("3 1 1 ABCDEF",), ())
+    dane2 = PolicyOutcome(PolicyType.TLSA, "mx2.c.example", ("3 1 1 ABCDEF",), ())
+    sts_b = PolicyOutcome(PolicyType.STS, "b.example", LINES, ("mx1.a.example",))
+    c = Counters()
+    c.add(DAY, SessionOutcome("a.example", REC, (dane,)))
+    c.add(DAY, SessionOutcome("b.example", REC, (dane,)))
+    c.add(DAY, SessionOutcome("b.example", REC, (sts_b,)))
+    c.add(DAY, SessionOutcome("c.example", REC, (dane,)))
+    c.add(DAY, SessionOutcome("c.example", REC, (dane2,)), n=2)
+    a, b, cc = build_reports(c, DAY, SETTINGS)
+    assert report_domain(a.report, a.domain) == "mx1.a.example"
+    assert a.filename.split("!")[1] == "mx1.a.example"
+    assert a.domain == "a.example"  # still sent to the rua the MTA looked up
+    assert report_domain(b.report, b.domain) == "b.example"
+    assert b.filename.split("!")[1] == "b.example"
+    assert report_domain(cc.report, cc.domain) == "mx2.c.example"
+
+
 @pytest.mark.parametrize("contact", ["tlsrpt", "@a.example", "tlsrpt@", ""])
 def test_contact_without_domain_is_a_config_error(contact: str) -> None:
     with pytest.raises(ConfigError, match="contact-info"):
@@ -151,8 +242,32 @@ def test_sum_of_counts_is_preserved(sessions: list[tuple[str, str, list[PolicyOu
     pols = [p for _, _, ps in sessions for p in ps]
     results = [p for b in built for p in b.report.policies]
     assert sum(p.total_successful_session_count for p in results) == sum(not p.failed for p in pols)
-    assert sum(p.total_failure_session_count for p in results) == sum(p.failed for p in pols)
-    assert sum(d.failed_session_count for p in results for d in p.failure_details) == sum(
-        len(p.failures) for p in pols
-    )
+    # Issue 16: in every policy the failure total is the sum of its details (RFC 8460 §4.4
+    # counts connections): a successful session may carry a failed MX's detail, and
+    # failed sessions without any detail get one validation-failure row.
+    for p in results:
+        assert p.total_failure_session_count == sum(
+            d.failed_session_count for d in p.failure_details
+        )
+    assert sum(
+        d.failed_session_count
+        for p in results
+        for d in p.failure_details
+        if d.failure_reason_code != UNDETAILED_REASON
+    ) == sum(len(p.failures) for p in pols)
+    failed: Counter[tuple[object, ...]] = Counter()
+    detailed: Counter[tuple[object, ...]] = Counter()
+    for domain, _, ps in sessions:
+        for p in ps:
+            ident = (domain, p.policy_type, p.policy_domain, p.policy_string, p.mx_host)
+            failed[ident] += p.failed
+            detailed[ident] += len(p.failures)
+    totals = {
+        (b.domain, p.policy_type, p.policy_domain, p.policy_string, p.mx_host): (
+            p.total_failure_session_count
+        )
+        for b in built
+        for p in b.report.policies
+    }
+    assert totals == {i: max(failed[i], detailed[i]) for i in failed}
     assert len(built) == len({d for d, _, _ in sessions})

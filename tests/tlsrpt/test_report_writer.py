@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import ReportError
+from mtasts.tlsrpt.model import canonical_ip
 from mtasts.tlsrpt.report import (
     FailureDetail,
     PolicyResult,
@@ -410,3 +411,42 @@ def test_filename_domain_fast_path_matches_idna_on_any_ldh_text(name: str) -> No
     from mtasts.tlsrpt.report import _a_label_domain, _idna_a_label_domain
 
     assert _a_label_or_error(_a_label_domain, name) == _a_label_or_error(_idna_a_label_domain, name)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("192.0.2.10", "192.0.2.10"),
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+        ("::ffff:192.0.2.10", "::ffff:192.0.2.10"),  # RFC 5952 §5
+        ("::ffff:c000:20a", "::ffff:192.0.2.10"),  # Python's str() form of the same
+        ("0:0:0:0:0:FFFF:C000:020A", "::ffff:192.0.2.10"),
+        ("fe80::1%eth0", "fe80::1"),  # no zone index in RFC 8460's ip-address
+        ("::192.0.2.10", "::c000:20a"),  # IPv4-compatible (deprecated) is plain IPv6
+        ("", None),
+        ("localhost", None),
+        ("[192.0.2.10]", None),
+        ("IPv6:2001:db8::1", None),
+        ("192.0.2.010", None),  # leading zero: ambiguous (octal?)
+        (" 192.0.2.10", None),
+    ],
+)
+def test_canonical_ip(text: str, canonical: str | None) -> None:
+    assert canonical_ip(text) == canonical
+
+
+def test_writer_puts_only_ip_addresses_in_the_ip_fields() -> None:
+    """Issue 16: IPv4-mapped IPv6 is written ::ffff:a.b.c.d (RFC 5952 §5), and text that
+    is not an IP address (a tolerant read keeps it in the model) is left out."""
+    mapped = FailureDetail(
+        "certificate-expired", "::ffff:c000:20a", None, None, "not an address", 1, None, None
+    )
+    assert mapped.sending_mta_ip == "::ffff:192.0.2.10"
+    policy = PolicyResult(PolicyType.STS, (), "a.example", ("mx.a.example",), 0, 1, (mapped,))
+    report = Report(
+        "Org", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC),
+        "tlsrpt@s.example", "id1", (policy,),
+    )  # fmt: skip
+    (detail,) = report_to_json(report)["policies"][0]["failure-details"]  # type: ignore[index]
+    assert detail["sending-mta-ip"] == "::ffff:192.0.2.10"
+    assert "receiving-ip" not in detail

@@ -122,9 +122,8 @@ LINT_WARNINGS = [
     ("v=TLSRPTv1; rua=mailto:a@x.example; rua=mailto:b@x.example", ["duplicate-rua"]),
     ("v=TLSRPTv1; rua=mailto:a@x.example; foo=bar", ["unknown-field"]),
     ("v=TLSRPTv1; rua=ftp://r.example/, mailto:a@x.example", ["rua-scheme-unusable"]),
-    # the ABNF has no WSP between "rua=" and the first URI: read, but named
-    ("v=TLSRPTv1; rua= mailto:a@x.example", ["rua-whitespace"]),
-    ("v=TLSRPTv1; rua=\tmailto:a@x.example", ["rua-whitespace"]),
+    # WSP the ABNF allows: around ',' and ';', after the final ';'
+    ("v=TLSRPTv1; rua=mailto:a@x.example ,\tmailto:b@x.example ; ", []),
 ]
 
 
@@ -134,6 +133,30 @@ def test_lint_warns_about_accepted_oddities(text: str, codes: list[str]) -> None
     linted = lint_tlsrpt_record(text)
     assert linted.valid
     assert [n.code for n in linted.warnings] == [f"tlsrpt-record.{c}" for c in codes]
+
+
+FORBIDDEN_WHITESPACE = [
+    # the ABNF has no WSP between "rua=" and the first URI
+    ("v=TLSRPTv1; rua= mailto:a@x.example", "rua-whitespace"),
+    ("v=TLSRPTv1; rua=\tmailto:a@x.example", "rua-whitespace"),
+    # nor after the last field without a ';' (E-5, as lint sts-record)
+    ("v=TLSRPTv1; rua=mailto:a@x.example ", "trailing-whitespace"),
+    ("v=TLSRPTv1; rua=mailto:a@x.example; foo=bar\t", "trailing-whitespace"),
+]
+
+
+@pytest.mark.parametrize(("text", "code"), FORBIDDEN_WHITESPACE)
+def test_lint_refuses_whitespace_the_abnf_forbids(text: str, code: str) -> None:
+    """Issue 16: lint (and check) report it as an error, consistent with lint sts-record;
+    the sender still reads the unambiguous address (it would lose the report otherwise)."""
+    linted = lint_tlsrpt_record(text)
+    assert linted.value is None
+    assert linted.errors[0].code == f"tlsrpt-record.{code}"
+    if "rua=" in text:
+        record = parse_tlsrpt_record(text)
+        assert record is not None
+        assert record.rua == ("mailto:a@x.example",)
+    assert lint_tlsrpt_records(["v=spf1 -all", text]).errors[0].code == f"tlsrpt-record.{code}"
 
 
 def test_lint_hints_at_a_misspelt_rua() -> None:

@@ -15,9 +15,9 @@ from datetime import UTC, date, datetime, time
 from mtasts.errors import ConfigError
 from mtasts.names import normalize_domain
 from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey
-from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report
+from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report, canonical_ip
 from mtasts.tlsrpt.report import report_filename
-from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.results import PolicyType, ResultType
 
 # (policy type, policy domain, policy-string lines, mx-host patterns)
 _PolicyIdent = tuple[str, str, tuple[str, ...], tuple[str, ...]]
@@ -70,12 +70,13 @@ def report_id(day: date, domain: str, submitter: str) -> str:
 
 
 def _detail(key: FailureKey, count: int) -> FailureDetail:
+    # RFC 8460 §4.4 ip-address only: text the MTA passed that is no IP address is dropped.
     return FailureDetail(
         result_type=key.result_type,
-        sending_mta_ip=key.sending_mta_ip or None,
+        sending_mta_ip=canonical_ip(key.sending_mta_ip) if key.sending_mta_ip else None,
         receiving_mx_hostname=key.receiving_mx_hostname or None,
         receiving_mx_helo=key.receiving_mx_helo or None,
-        receiving_ip=key.receiving_ip or None,
+        receiving_ip=canonical_ip(key.receiving_ip) if key.receiving_ip else None,
         failed_session_count=count,
         additional_information=key.additional_information or None,
         failure_reason_code=key.failure_reason_code or None,
@@ -93,6 +94,57 @@ def _detail_order(item: tuple[FailureKey, int]) -> tuple[int, tuple[str, ...]]:
         fk.failure_reason_code,
         fk.additional_information,
     )
+
+
+#: The failure-details row for failed sessions the MTA reported without any detail.
+UNDETAILED_REASON = "failure-reported-without-details"
+
+
+def _failure_details(failed: int, counted: Counter[FailureKey]) -> tuple[FailureDetail, ...]:
+    """The failure-details of one policy, whose counts sum to its total-failure-session-count.
+
+    RFC 8460 §4.4 counts connections: a session libtlsrpt marks successful may carry the
+    failure of an earlier MX (libtlsrpt doc/example.txt), and a failed one may carry
+    several. So the failure total is the sum of the details; failed sessions the MTA
+    reported without a detail (``failed`` above that sum) get one ``validation-failure``
+    row (§4.3.1's catch-all) so the summary and the details never disagree.
+    """
+    rows = [_detail(fk, n) for fk, n in sorted(counted.items(), key=_detail_order)]
+    missing = failed - sum(counted.values())
+    if missing > 0:
+        rows.append(
+            FailureDetail(
+                result_type=ResultType.VALIDATION_FAILURE.value,
+                sending_mta_ip=None,
+                receiving_mx_hostname=None,
+                receiving_mx_helo=None,
+                receiving_ip=None,
+                failed_session_count=missing,
+                additional_information=None,
+                failure_reason_code=UNDETAILED_REASON,
+            )
+        )
+    return tuple(rows)
+
+
+def report_domain(report: Report, domain: str) -> str:
+    """The Policy Domain a report is about (RFC 8460 §5.1 file name, §5.3 TLS-Report-Domain
+    and Subject): ``domain`` when one of its policies names it, else the ``policy-domain``
+    of its policies (the one with the most sessions, then the first by name).
+
+    It differs from ``domain`` (whose ``_smtp._tls`` record receives the report) for DANE:
+    Postfix names the TLSA base domain, the MX host, as the policy domain. RFC 8460 has one
+    Policy Domain per report; a report about several MX hosts' DANE policies cannot be
+    split, as the journal keeps one report per (day, domain), so it names the busiest.
+    """
+    sessions: Counter[str] = Counter()
+    for p in report.policies:
+        sessions[p.policy_domain] += (
+            p.total_successful_session_count + p.total_failure_session_count
+        )
+    if domain in sessions or not sessions:
+        return domain
+    return min(sessions, key=lambda name: (-sessions[name], name))
 
 
 def _ident(key: PolicyKey) -> _PolicyIdent:
@@ -137,10 +189,8 @@ def build_reports(counters: Counters, day: date, settings: ReportSettings) -> li
                 policy_domain=ident[1],
                 mx_host=ident[3],
                 total_successful_session_count=ok[ident],
-                total_failure_session_count=bad[ident],
-                failure_details=tuple(
-                    _detail(fk, n) for fk, n in sorted(fails[ident].items(), key=_detail_order)
-                ),
+                total_failure_session_count=max(bad[ident], sum(fails[ident].values())),
+                failure_details=_failure_details(bad[ident], fails[ident]),
             )
             for ident in sorted(policy_type)
         )
@@ -159,7 +209,10 @@ def build_reports(counters: Counters, day: date, settings: ReportSettings) -> li
                 tlsrpt_record=seen[0] if seen else "",
                 submitter=submitter,
                 filename=report_filename(
-                    report, submitter=submitter, policy_domain=domain, unique_id=""
+                    report,
+                    submitter=submitter,
+                    policy_domain=report_domain(report, domain),
+                    unique_id="",
                 ),
                 report=report,
             )

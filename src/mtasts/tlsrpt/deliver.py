@@ -46,9 +46,9 @@ from mtasts.errors import DnsError, DomainNameError, TlsRptError, TlsRptRecordEr
 from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
 from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
-from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports
+from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.record import parse_tlsrpt_record, select_tlsrpt_record
-from mtasts.tlsrpt.report import write_report_gzip
+from mtasts.tlsrpt.report import read_report, write_report_gzip
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +136,16 @@ def build_message(
 ) -> EmailMessage:
     """The multipart/report message: text part, then the gzip report attachment."""
     submitter = settings.report.submitter
+    policy_domain = _policy_domain(report)
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["From"] = settings.from_address
     msg["To"] = to
     msg["Subject"] = (
-        f"Report Domain: {report.domain} Submitter: {submitter} Report-ID: <{report.report_id}>"
+        f"Report Domain: {policy_domain} Submitter: {submitter} Report-ID: <{report.report_id}>"
     )
     msg["Date"] = format_datetime(now.astimezone(UTC))
     msg["Message-ID"] = message_id(report, to, submitter)
-    msg["TLS-Report-Domain"] = report.domain
+    msg["TLS-Report-Domain"] = policy_domain
     msg["TLS-Report-Submitter"] = submitter
     # RFC 8689: deliver even if the recipient's MTA-STS/DANE fails (RFC 8460 §3 MUST).
     msg["TLS-Required"] = "No"
@@ -162,6 +163,17 @@ def build_message(
     msg.set_type("multipart/report")
     msg.set_param("report-type", "tlsrpt")
     return msg
+
+
+def _policy_domain(report: OutboxReport) -> str:
+    """RFC 8460 §5.3: TLS-Report-Domain (and the Subject's Report Domain) is the report's
+    Policy Domain, which for a DANE report is the TLSA base domain, not the domain whose
+    rua receives it (:func:`mtasts.tlsrpt.aggregate.report_domain`). Read from the report
+    itself, so reports journaled before this rule get it too."""
+    linted = read_report(report.body)
+    if linted.value is None:  # our own bytes; cannot happen, but never fail a delivery
+        return report.domain
+    return report_domain(linted.value, report.domain)
 
 
 def sign_message(raw: bytes, key: DkimKey) -> bytes:

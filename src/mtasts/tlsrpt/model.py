@@ -11,6 +11,7 @@ Date-times are normalised to UTC on construction.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,24 @@ def _check_count(name: str, value: int) -> None:
         )
 
 
+def canonical_ip(text: str) -> str | None:
+    """RFC 8460 §4.4 ``ip-address`` text of ``text``, or None if it is no IP address.
+
+    IPv4 as a dotted quad; IPv6 in RFC 5952 form, with an IPv4-mapped address written
+    ``::ffff:192.0.2.10`` (RFC 5952 §5) and no zone index (not in the RFC 8460 ABNF).
+    """
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            address = ipaddress.IPv6Address(int(address))
+        if address.ipv4_mapped is not None:
+            return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
 def _check_strings(name: str, values: tuple[str, ...]) -> None:
     if not isinstance(values, tuple) or not all(isinstance(v, str) for v in values):
         raise ReportError(f"{name} must be a tuple of strings", code="report.shape")
@@ -39,7 +58,12 @@ def _check_strings(name: str, values: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class FailureDetail:
-    """One ``failure-details`` entry: a result type, where it happened, how often."""
+    """One ``failure-details`` entry: a result type, where it happened, how often.
+
+    An IP address in ``sending_mta_ip`` / ``receiving_ip`` is kept in its canonical text
+    (:func:`canonical_ip`); other text (which a tolerant read may keep) stays as it is
+    and is never written (:mod:`mtasts.tlsrpt.report`).
+    """
 
     result_type: str
     sending_mta_ip: str | None
@@ -54,6 +78,12 @@ class FailureDetail:
         if not isinstance(self.result_type, str) or not self.result_type:
             raise ReportError("result-type must be a non-empty string", code="report.shape")
         _check_count("failed-session-count", self.failed_session_count)
+        for name in ("sending_mta_ip", "receiving_ip"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                canonical = canonical_ip(value)
+                if canonical is not None and canonical != value:
+                    object.__setattr__(self, name, canonical)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,13 @@ shape, a negative count) is an error and the value is ``None``.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from mtasts.errors import Linted, Notice, ReportError, ReportTooLarge
 from mtasts.tlsrpt.dates import parse_report_datetime
-from mtasts.tlsrpt.model import MAX_COUNT, FailureDetail, PolicyResult, Report
+from mtasts.tlsrpt.model import MAX_COUNT, FailureDetail, PolicyResult, Report, canonical_ip
 from mtasts.tlsrpt.results import PolicyType, ResultType
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, MailEnvelope, extract_from_mail, gunzip, load_json
 from mtasts.tlsrpt.unpack import looks_like_mail as _looks_like_mail
@@ -216,9 +215,8 @@ def _ip(text: str | None, path: str, reader: _Reader) -> str | None:
     """RFC 8460 §4.4 ip-address; IPv6 is kept in its RFC 5952 form (E-69: accept others)."""
     if text is None:
         return None
-    try:
-        canonical = str(ipaddress.ip_address(text.strip()))
-    except ValueError:
+    canonical = canonical_ip(text.strip())  # RFC 5952, IPv4-mapped as ::ffff:a.b.c.d (§5)
+    if canonical is None:
         reader.warn("report.ip.invalid", f"{path}: {text!r} is not an IP address; kept as is")
         return text
     if canonical != text:

@@ -25,12 +25,17 @@ Decisions where the RFC leaves a choice open (also in docs/coverage/tlsrpt-model
   record) and lint warns.
 - A well-formed URI with a scheme other than ``mailto:``/``https:`` is unusable (§3): it
   is dropped with a warning; a record left with no usable URI is malformed.
+- Whitespace the ABNF forbids, between ``rua=`` and the first URI or at the end of the
+  record (after the last field, with no ``;`` after it): :func:`lint_tlsrpt_record` (for
+  ``lint`` and ``check``) reports an error, as ``lint sts-record`` does, since strict
+  senders drop such a record; the sender's :func:`parse_tlsrpt_record` still reads it
+  (the address is unambiguous, and a report lost costs the receiver its data).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mtasts.errors import Linted, Notice, TlsRptRecordError
@@ -82,7 +87,7 @@ def parse_tlsrpt_record(text: str) -> TlsRptRecord | None:
 
     Raises :class:`TlsRptRecordError` (codes ``tlsrpt-record.*``) for a malformed one.
     """
-    parsed = _parse(text)
+    parsed = _parse(text, strict=False)
     return None if parsed is None else parsed[0]
 
 
@@ -112,7 +117,7 @@ def lint_tlsrpt_record(text: str) -> Linted[TlsRptRecord]:
     if not is_tlsrpt_record(text):
         return Linted(None, errors=(_not_tlsrpt(text),))
     try:
-        parsed = _parse(text)
+        parsed = _parse(text, strict=True)
     except TlsRptRecordError as exc:
         return Linted(None, errors=(exc.notice(),))
     assert parsed is not None
@@ -146,10 +151,19 @@ def tlsrpt_record_to_json(record: TlsRptRecord) -> dict[str, object]:
 # --- the grammar ----------------------------------------------------------------------
 
 
-def _parse(text: str) -> tuple[TlsRptRecord, tuple[Notice, ...]] | None:
+def _parse(text: str, *, strict: bool) -> tuple[TlsRptRecord, tuple[Notice, ...]] | None:
+    """The record and its warnings. ``strict`` (lint): whitespace the ABNF forbids is an
+    error; otherwise (the sender) it is a warning."""
     if not is_tlsrpt_record(text):
         return None
     warnings: list[Notice] = []
+
+    def forbidden(code: str, message: str) -> None:
+        if strict:
+            raise _error(code, message)
+        warnings.append(_notice(code, message))
+
+
     rest = text[len(VERSION) :]
     pieces = rest.split(";")
     if pieces[0].strip(_WSP):
@@ -179,7 +193,7 @@ def _parse(text: str) -> tuple[TlsRptRecord, tuple[Notice, ...]] | None:
                     _notice("duplicate-rua", "only the first rua= is used: merge them into one")
                 )
                 continue
-            rua = _parse_rua(value, warnings)
+            rua = _parse_rua(value, warnings, forbidden)
         elif sep and _EXT_NAME.fullmatch(name) and _EXT_VALUE.fullmatch(value):
             extensions.append((name, value))
             hint = " (did you mean 'rua'?)" if name.lower() == "rua" else ""
@@ -188,18 +202,26 @@ def _parse(text: str) -> tuple[TlsRptRecord, tuple[Notice, ...]] | None:
             raise _error("syntax", f"field {field!r} is not name=value (RFC 8460 §3 ABNF)")
     if rua is None:
         raise _error("rua-missing", "the record has no rua= field naming where to send reports")
+    body = text.rstrip(_WSP)
+    if body != text and not body.endswith(";"):
+        # tlsrpt-record ends with a field or a field-delim; WSP alone after the last
+        # field is outside the ABNF (E-5 for the STS record says the same).
+        forbidden(
+            "trailing-whitespace",
+            "remove the whitespace at the end of the record (after the last field)",
+        )
     return TlsRptRecord(rua, tuple(extensions)), tuple(warnings)
 
 
-def _parse_rua(value: str, warnings: list[Notice]) -> tuple[str, ...]:
+def _parse_rua(
+    value: str, warnings: list[Notice], forbidden: Callable[[str, str], None]
+) -> tuple[str, ...]:
     """tlsrpt-rua = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)"""
     if value.strip(_WSP) == "":
         raise _error("rua-empty", "rua= is empty: give a mailto: or https: URI")
     if value[0] in _WSP:
         # Outside the ABNF (the URI follows "rua=" at once); strict parsers drop the record.
-        warnings.append(
-            _notice("rua-whitespace", "remove the whitespace after 'rua=': write rua=mailto:...")
-        )
+        forbidden("rua-whitespace", "remove the whitespace after 'rua=': write rua=mailto:...")
     usable: list[str] = []
     for raw in value.split(","):
         uri = raw.strip(_WSP)

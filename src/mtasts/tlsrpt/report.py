@@ -4,7 +4,8 @@ Pure: values in, bytes out (and back). This module is the one codec between the
 snake_case model (:mod:`mtasts.tlsrpt.model`) and the hyphenated JSON on the wire.
 
 - The writer is strict: exactly the RFC 8460 §4.4 keys, RFC 3339 UTC date-times ending
-  in ``Z``, no ``null`` for an absent optional field, RFC 5952 IPv6 text, I-JSON.
+  in ``Z``, no ``null`` for an absent optional field, RFC 5952 IPv6 text (IPv4-mapped
+  as ``::ffff:192.0.2.10``) and nothing but IP addresses in the IP fields, I-JSON.
 - The reader (:func:`read_report`, :func:`report_from_json`, in
   :mod:`mtasts.tlsrpt.reader`) accepts plain JSON, gzip and whole report e-mails, repairs
   every known real-world deviation and records each repair as a warning.
@@ -13,7 +14,6 @@ snake_case model (:mod:`mtasts.tlsrpt.model`) and the hyphenated JSON on the wir
 from __future__ import annotations
 
 import gzip as _gzip
-import ipaddress
 import re
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ import idna
 import orjson
 
 from mtasts.errors import ReportError
-from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report
+from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report, canonical_ip
 from mtasts.tlsrpt.reader import MAX_REPORT_BYTES, read_report, report_from_json
 from mtasts.tlsrpt.results import PolicyType
 
@@ -52,24 +52,21 @@ def format_datetime(value: datetime) -> str:
     return text + "Z"
 
 
-def _ip_text(value: str) -> str:
-    """RFC 8460 §4.4 ip-address: IPv4 dotted quad or RFC 5952 IPv6; other text as is."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        return value
-
-
 def _detail_to_json(detail: FailureDetail) -> dict[str, object]:
+    # RFC 8460 §4.4: sending-mta-ip and receiving-ip are ip-address (RFC 5952 form for
+    # IPv6, ::ffff:a.b.c.d for IPv4-mapped, §5). Text that is not an IP address (a tolerant
+    # read keeps it) is left out: the fields are optional, a wrong value is not.
     out: dict[str, object] = {"result-type": detail.result_type}
-    if detail.sending_mta_ip is not None:
-        out["sending-mta-ip"] = _ip_text(detail.sending_mta_ip)
+    sending_ip = canonical_ip(detail.sending_mta_ip) if detail.sending_mta_ip else None
+    if sending_ip is not None:
+        out["sending-mta-ip"] = sending_ip
     if detail.receiving_mx_hostname is not None:
         out["receiving-mx-hostname"] = detail.receiving_mx_hostname
     if detail.receiving_mx_helo is not None:
         out["receiving-mx-helo"] = detail.receiving_mx_helo
-    if detail.receiving_ip is not None:
-        out["receiving-ip"] = _ip_text(detail.receiving_ip)
+    receiving_ip = canonical_ip(detail.receiving_ip) if detail.receiving_ip else None
+    if receiving_ip is not None:
+        out["receiving-ip"] = receiving_ip
     out["failed-session-count"] = detail.failed_session_count
     if detail.additional_information is not None:
         out["additional-information"] = detail.additional_information

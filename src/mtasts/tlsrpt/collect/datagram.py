@@ -54,7 +54,7 @@ FAILURE_CODES: dict[int, ResultType] = {
 # datagram carrying it. libtlsrpt leaves the code space open; RFC 8460 §4.3.3 says a
 # failure that fits no category is a validation-failure with a reason code, so an
 # unknown code is counted that way, with reason "libtlsrpt-failure-code-<n>", rather
-# than dropping the session.
+# than dropping the session. A known code sent without reason text gets the same reason.
 UNKNOWN_CODE_REASON = "libtlsrpt-failure-code-{}"
 
 MAX_DATAGRAM = (1 << 20) - 1  # tlsrpt-collectd accepts 16 MiB; a real one is < 64 KiB
@@ -174,10 +174,11 @@ def _failure(raw: Any) -> FailureOutcome:
         raise _reject("bad-type", "a failure-details entry must be an object")
     code = _int(raw, "c")
     result = FAILURE_CODES.get(code)
-    reason = _text(raw, "f")
+    # A code without text still says what libtlsrpt saw: it becomes the failure-reason-code
+    # (RFC 8460 §4.3.1 asks for one with certificate-not-trusted and validation-failure).
+    reason = _text(raw, "f") or UNKNOWN_CODE_REASON.format(code)
     if result is None:
         result = ResultType.VALIDATION_FAILURE
-        reason = reason or UNKNOWN_CODE_REASON.format(code)
     host = _text(raw, "n")
     return FailureOutcome(
         result_type=result.value,
