@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 
 from mtasts.errors import PolicyError
 from mtasts.names import MxPattern
+from mtasts.postfix.mxpolicy import MxSet
+from mtasts.postfix.socketmap import ReplyOptions, render
+from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import (
     Mode,
     Policy,
@@ -183,7 +186,7 @@ def test_repairs_never_change_or_widen_the_policy(
     """Blank and comment lines anywhere, root dots on mx values and IP-like mx values
     give back the written policy: same mode, max_age, patterns; the IP-like values are
     kept apart and match nothing."""
-    lines = format_policy(policy, newline="\n").splitlines()
+    lines = format_policy(policy, newline="\n").split("\n")[:-1]  # not splitlines(): U+0085
     dotted = data.draw(st.sets(st.sampled_from(range(len(lines)))))
     dotted = {i for i in dotted if lines[i].startswith("mx: ")}
     lines = [line + "." if i in dotted else line for i, line in enumerate(lines)]
@@ -198,3 +201,26 @@ def test_repairs_never_change_or_widen_the_policy(
         assert not read.matches_mx(name)
     if read.repairs:
         assert lint_policy(text).value is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [ReplyOptions(), ReplyOptions(match_patterns=True), ReplyOptions(tlsrpt=True)],
+    ids=["exact names", "patterns (opt-in)", "tlsrpt"],
+)
+def test_ip_like_mx_values_never_reach_postfix_as_names(options: ReplyOptions) -> None:
+    """What the daemon answers for a tolerated policy: an IP-like value is never a match=
+    item or mx_host_pattern, and an enforce policy of only such values defers (TEMP)."""
+    mixed = read_policy(ENFORCE + "mx: 192.0.2.1\n")
+    only = read_policy(HEAD + "mx: 192.0.2.1\n" + TAIL)
+    hosts = MxSet(("mx.example.com", "192.0.2.1"))
+    for policy in (mixed, only):
+        lookup = PolicyLookup("example.com", LookupStatus.STS, Source.FETCHED, policy=policy)
+        reply = render(lookup, options, mx=hosts)
+        attributes = reply.data.split(" ")
+        names = [a for a in attributes if a.startswith(("match=", "mx_host_pattern="))]
+        assert not any("192.0.2.1" in a for a in names), reply
+        if policy is only:
+            assert reply.status == "TEMP", reply
+        else:
+            assert reply.status == "OK", reply
