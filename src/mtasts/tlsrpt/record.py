@@ -163,7 +163,6 @@ def _parse(text: str, *, strict: bool) -> tuple[TlsRptRecord, tuple[Notice, ...]
             raise _error(code, message)
         warnings.append(_notice(code, message))
 
-
     rest = text[len(VERSION) :]
     pieces = rest.split(";")
     if pieces[0].strip(_WSP):
