@@ -118,15 +118,17 @@ class SqliteDatabase(_Driver):
     dialect: Dialect = sqlite.dialect(paramstyle="qmark")
 
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+        import aiosqlite  # (now, not at the first connection: a process's memory at start
+        # includes its driver; the collector's memory bound is measured from it)
+
+        self._aiosqlite = aiosqlite
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: Any = None
 
     async def _get(self) -> Any:
         if self._conn is None:
-            import aiosqlite
-
-            conn = await aiosqlite.connect(self.path, isolation_level=None)
+            conn = await self._aiosqlite.connect(self.path, isolation_level=None)
             try:
                 # WAL lets `mtasts tlsrpt reports` read while the collector writes;
                 # busy_timeout makes a second writer wait instead of "database is locked".
@@ -188,6 +190,9 @@ class PostgresDatabase(_Driver):
     dialect: Dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
+        import asyncpg  # type: ignore[import-untyped]  # (now: see SqliteDatabase)
+
+        self._asyncpg = asyncpg
         self.dsn = dsn
         self.schema = schema
         self._conn: Any = None
@@ -198,10 +203,8 @@ class PostgresDatabase(_Driver):
             # failover): asyncpg never reopens a connection by itself.
             self._conn = None
         if self._conn is None:
-            import asyncpg  # type: ignore[import-untyped]
-
             settings = {"search_path": self.schema} if self.schema else None
-            self._conn = await asyncpg.connect(
+            self._conn = await self._asyncpg.connect(
                 self.dsn, server_settings=settings, timeout=CONNECT_TIMEOUT
             )
         return self._conn

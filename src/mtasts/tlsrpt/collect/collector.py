@@ -407,11 +407,14 @@ class Collector:
         read what is queued, flush, and spool what the store did not take
         (:attr:`CollectorStats.shutdown`)."""
         self._loop = asyncio.get_running_loop()
-        await self.flusher.start()
+        self.flusher.replay()
         self._budget()
         self.sock.setblocking(True)
         thread = threading.Thread(target=self._receive_forever, name="tlsrpt-recv", daemon=True)
         thread.start()
+        # The store is reached once the receiver runs: a store that takes its time (a
+        # connect timeout) must not leave Postfix's datagrams to the kernel's short queue.
+        connect = asyncio.create_task(self.flusher.connect())
         try:
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -419,6 +422,10 @@ class Collector:
                 self._readable.clear()
                 await self.flush()
         finally:
+            if not connect.done():
+                connect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connect
             self._closing = True
             # No datagram can be queued after this (senders get EPIPE), and the blocked
             # receiver wakes up with an empty read; so the drain below reads the last one.

@@ -177,15 +177,27 @@ class CounterFlusher:
     # --- the store (event loop) ---------------------------------------------------------
 
     async def start(self) -> None:
-        """Read the spool a previous shutdown left (if any) into memory, then open the
-        store and create its tables; a store that is down is retried later (no error)."""
+        """:meth:`replay`, then :meth:`connect`."""
+        self.replay()
+        await self.connect()
+
+    async def connect(self) -> None:
+        """Open the store and create its tables now, to say at once if it is down (it is
+        then retried with back-off; no error). The first flush does it otherwise."""
+        async with self._flush_lock:
+            if self._created:
+                return
+            try:
+                await asyncio.wait_for(self.store.create(), self.attempt_timeout)
+                self._created = True
+            except Exception as exc:
+                await self._failed(exc)
+
+    def replay(self) -> None:
+        """Read the spool a previous shutdown left (if any) into memory; it is deleted
+        after the flush that writes its counters."""
         if self.spool is not None:
             self._replay(self.spool)
-        try:
-            await asyncio.wait_for(self.store.create(), self.attempt_timeout)
-            self._created = True
-        except Exception as exc:
-            await self._failed(exc)
 
     def _replay(self, spool: Path) -> None:
         replayed = Counters()
@@ -220,8 +232,11 @@ class CounterFlusher:
 
     async def flush(self, *, force: bool = False) -> bool:
         """Write the pending counters in one transaction. Returns True when that worked
-        (or there was nothing to write); False if the store failed or the back-off delay
-        since the last failure has not passed (``force`` tries anyway)."""
+        (or there was nothing to write); False if the store failed, the back-off delay
+        since the last failure has not passed, or another flush or connection attempt is
+        under way (``force`` tries anyway, after that one)."""
+        if self._flush_lock.locked() and not force:
+            return False
         async with self._flush_lock:
             return await self._flush(force, self.attempt_timeout)
 
