@@ -235,3 +235,18 @@ def test_a_broken_pmsr_yaml_file_is_a_config_error(tmp_path: Path, text: str) ->
 def test_a_missing_pmsr_yaml_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read pmsr config"):
         load_pmsr_file(tmp_path / "absent.yml")
+
+
+def test_cli_refuses_dane_level_dane_before_starting(tmp_path: Path) -> None:
+    """`mtasts daemon --dane-level dane` stops with the reason, listening nowhere."""
+    from click.testing import CliRunner
+
+    from mtasts.cli.daemon import daemon
+
+    cfg = tmp_path / "mtasts.toml"
+    cfg.write_text("")
+    result = CliRunner().invoke(
+        daemon, ["--config", str(cfg), "--listen", "127.0.0.1:1", "--dane-level", "dane"]
+    )
+    assert result.exit_code == 1
+    assert "weaker than the MTA-STS policy" in result.output
