@@ -21,6 +21,7 @@ from mtasts.cli.daemon import daemon, read_config
 from mtasts.lab.scenario import PolicyHostSpec, Scenario
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.postfix.netstring import NetstringDecoder, encode
+from mtasts.store.tlsrpt import TlsRptStore
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -328,42 +329,66 @@ async def test_policy_failures_show_in_tlsrpt_reports(tmp_path: Path) -> None:
     }
 
 
+async def _run_daemon(
+    lab_env: dict[str, str], port: int, extra: list[str], asks: list[tuple[str, str]]
+) -> str:
+    """Start the daemon, wait until it answers, ask ``asks`` (each on its own connection,
+    each answered within 10 s), stop it with SIGTERM (exit 0); its stderr."""
+    env = {**os.environ, **lab_env, "PYTHONPATH": str(SRC)}
+    for name in ("MTASTS_CONFIG", "MTASTS_TLSRPT_STORE", "MTASTS_DAEMON_TLSRPT_SPOOL"):
+        env.pop(name, None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+        "--listen", f"127.0.0.1:{port}", *extra, env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        good = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
+        for _ in range(100):
+            try:
+                assert await _ask(port, "postfix good.test") == good
+                break
+            except OSError:
+                await asyncio.sleep(0.2)
+        for request, answer in asks:
+            started = asyncio.get_running_loop().time()
+            assert await _ask(port, request) == answer
+            assert asyncio.get_running_loop().time() - started < 10
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+        return (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_a_tlsrpt_store_that_is_down_costs_no_lookup(tmp_path: Path) -> None:
     """The store is written in the background: with it unreachable, failed and healthy
     domains are answered as before, the daemon logs the outage without a traceback, and
-    it still stops cleanly (saying how many sessions it could not write)."""
-    store = f"postgresql://postgres@127.0.0.1:{_free_port()}/test"
-    port = _free_port()
+    it still stops cleanly, saying how many sessions it could not write. With a spool
+    they are kept there and the next start writes them to the store."""
+    down = f"postgresql://postgres@127.0.0.1:{_free_port()}/test"
+    good = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
+    asks = [("postfix fetch.test", "NOTFOUND "), ("postfix good.test", good)] * 3
+    spool = tmp_path / "daemon.spool"
     async with running_lab(_failing_lab()) as lab:
-        env = {**os.environ, **lab.env, "PYTHONPATH": str(SRC)}
-        env.pop("MTASTS_CONFIG", None)
-        env.pop("MTASTS_TLSRPT_STORE", None)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
-            "--listen", f"127.0.0.1:{port}", "--tlsrpt-store", store,
-            env=env, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert proc.stderr is not None
-        try:
-            good = "OK secure match=mx1.good.test servername=hostname protocols=>=TLSv1.2"
-            for _ in range(100):
-                try:
-                    assert await _ask(port, "postfix good.test") == good
-                    break
-                except OSError:
-                    await asyncio.sleep(0.2)
-            for _ in range(3):
-                started = asyncio.get_running_loop().time()
-                assert await _ask(port, "postfix fetch.test") == "NOTFOUND "
-                assert await _ask(port, "postfix good.test") == good
-                assert asyncio.get_running_loop().time() - started < 10
-            proc.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(proc.wait(), 60) == 0
-            stderr = (await proc.stderr.read()).decode()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-    assert "Traceback" not in stderr
-    assert "TLS-RPT store unavailable" in stderr
-    assert "3 policy-failure sessions could not be written before exit" in stderr
+        stderr = await _run_daemon(lab.env, _free_port(), ["--tlsrpt-store", down], asks)
+        assert "Traceback" not in stderr
+        assert "TLS-RPT store unavailable" in stderr
+        assert "3 policy-failure sessions could not be written before exit" in stderr
+        spooled = ["--tlsrpt-store", down, "--tlsrpt-spool", str(spool)]
+        stderr = await _run_daemon(lab.env, _free_port(), spooled, asks)
+        assert "3 policy-failure sessions written to the spool" in stderr
+        assert spool.exists()
+        store = f"sqlite:///{tmp_path / 'tlsrpt.db'}"
+        replay = ["--tlsrpt-store", store, "--tlsrpt-spool", str(spool)]
+        stderr = await _run_daemon(lab.env, _free_port(), replay, asks[:1])
+        assert "Traceback" not in stderr
+    assert not spool.exists()
+    reader = TlsRptStore.open(store)
+    try:
+        got = await reader.load_day(datetime.now(UTC).date())
+    finally:
+        await reader.close()
+    assert sum(got.failures.values()) == 3 + 1

@@ -56,7 +56,10 @@ def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings,
 
 
 async def run_daemon(
-    cfg: DaemonConfig, settings: Settings, tlsrpt_store: str | None = None
+    cfg: DaemonConfig,
+    settings: Settings,
+    tlsrpt_store: str | None = None,
+    tlsrpt_spool: Path | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping.
 
@@ -72,7 +75,9 @@ async def run_daemon(
 
     soft, hard = raise_open_files_limit()
     log.info("open-files limit %d (hard %d)", soft, hard)
-    failures = PolicyFailures(TlsRptStore.open(tlsrpt_store)) if tlsrpt_store else None
+    failures = (
+        PolicyFailures(TlsRptStore.open(tlsrpt_store), spool=tlsrpt_spool) if tlsrpt_store else None
+    )
     resolver = await Resolver.open(settings)
     resolver.start()
     # the MX hosts (exact match= names) and DANE detection: the policy resolver's settings
@@ -225,6 +230,13 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     "collect` writes. Env MTASTS_TLSRPT_STORE, or [tlsrpt] store. Default: not counted.",
 )
 @click.option(
+    "--tlsrpt-spool",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="MTASTS_DAEMON_TLSRPT_SPOOL",
+    help="Where policy-failure counts go if the TLS-RPT store is down at shutdown "
+    "(replayed at the next start; not the collector's spool). Env MTASTS_DAEMON_TLSRPT_SPOOL.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -253,6 +265,7 @@ def daemon(
     ca_file: str | None,
     cache_url: str | None,
     tlsrpt_store: str | None,
+    tlsrpt_spool: Path | None,
     log_level: str,
 ) -> None:
     """Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.
@@ -312,7 +325,7 @@ def daemon(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        _run(lambda: run_daemon(cfg, settings, tlsrpt_store), cfg.uvloop)
+        _run(lambda: run_daemon(cfg, settings, tlsrpt_store, tlsrpt_spool), cfg.uvloop)
     except OSError as exc:
         # e.g. the listen address is in use or not ours: one line, no traceback
         listens = ", ".join(str(listen) for listen in cfg.listen)

@@ -14,7 +14,9 @@ pre-aggregating :class:`~mtasts.tlsrpt.collect.flusher.CounterFlusher` (its memo
 reconnect with back-off, one log line per outage phase), so ``mtasts tlsrpt reports``
 shows them beside the sessions libtlsrpt reported. Counting is a dict increment on the
 lookup path; only a background task writes to the store (every ``flush_interval``
-seconds, and once at shutdown), so a slow or absent store never holds a lookup.
+seconds, and once at shutdown), so a slow or absent store never holds a lookup. With a
+``spool`` file, counts the store could not take by shutdown are written there and replayed
+at the next start (the collector's spool format; one file per process).
 
 RFC 8460 counts sessions; the daemon sees lookups. Postfix's smtp(8) asks once per
 delivery attempt on its own connection, and asks again when it retries, so each request
@@ -31,6 +33,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
@@ -60,13 +63,16 @@ class PolicyFailures:
         self,
         store: TlsRptStore,
         *,
+        spool: Path | None = None,
         flush_interval: float = 5.0,
         dedup_window: float = 2.0,
         max_pending: int = MAX_PENDING,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.flusher = CounterFlusher(store, max_pending=max_pending, monotonic=monotonic)
+        self.flusher = CounterFlusher(
+            store, spool=spool, max_pending=max_pending, monotonic=monotonic
+        )
         self.flush_interval = flush_interval
         self.dedup_window = dedup_window
         self.clock = clock
@@ -136,7 +142,15 @@ class PolicyFailures:
                 await asyncio.wait_for(self._task, 2.0)
             self._task = None
         result = await self.flusher.shutdown()
-        if not result.complete:
+        if result.spool is not None:
+            log.warning(
+                "TLS-RPT store: %d policy-failure sessions written to the spool %s (%s); "
+                "the next start replays them",
+                result.sessions,
+                result.spool,
+                result.error,
+            )
+        elif not result.complete:
             log.warning(
                 "TLS-RPT store: %d policy-failure sessions could not be written before exit (%s)",
                 result.sessions,
