@@ -419,6 +419,9 @@ async def test_at_the_connection_cap_the_oldest_idle_connection_makes_room() -> 
     for c in clients[1:]:
         assert await c.ask("postfix x.test") == "NOTFOUND "  # the others stay
     assert srv.evicted == 1
+    exposition = srv.metrics.render().decode()
+    assert 'mtasts_socketmap_connections_closed_total{reason="evicted"} 1.0' in exposition
+    assert "mtasts_socketmap_connections_open 3.0" in exposition
     for c in [*clients, newcomer]:
         await c.close()
     await srv.close()
@@ -442,6 +445,8 @@ async def test_at_the_cap_with_every_connection_busy_new_ones_are_refused_once_l
         assert await c.replies(1) == [SECURE]
         await c.close()
     assert srv.refused == 3
+    exposition = srv.metrics.render().decode()
+    assert 'mtasts_socketmap_connections_closed_total{reason="refused"} 3.0' in exposition
     assert sum("all busy" in r.getMessage() for r in caplog.records) == 1
     await srv.close()
 

@@ -48,6 +48,7 @@ from mtasts.postfix.sockets import (
     raise_open_files_limit,
     sd_notify,
 )
+from mtasts.postfix.stats import ServerStats
 
 log = logging.getLogger("mtasts.daemon")
 
@@ -111,6 +112,7 @@ class SocketmapServer:
         #: counts lookups that found a policy but could not use it (RFC 8461 §6)
         self.failures = failures
         self.metrics = metrics or Metrics()
+        self.metrics.registry.register(ServerStats(self))
         self._answers: dict[tuple[str, str], tuple[float, bytes]] = {}
         #: the same answers keyed by the request's exact bytes on the wire (hot path);
         #: emptied as a whole every ``answer_ttl`` seconds, so a hit needs no clock
