@@ -112,6 +112,12 @@ CASES: list[tuple[str, Scenario, list[str], Status]] = [
         Status.CRITICAL,
     ),
     (
+        "MX CN-only certificate",  # RFC 8461 §4.2 / RFC 6125: DNS-IDs only
+        domain(smtp=SmtpSpec(cert="cn-only")),
+        ["mx.cert-name"],
+        Status.CRITICAL,
+    ),
+    (
         "MX expired certificate",
         domain(smtp=SmtpSpec(cert="expired")),
         ["mx.cert-expired"],

@@ -60,7 +60,8 @@ async def test_mx_without_starttls(lab_factory, smtp_connect) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cert", "code"), [("wrong-name", 62), ("expired", 10), ("self-signed", 18), ("untrusted", 20)]
+    ("cert", "code"),
+    [("wrong-name", 62), ("expired", 10), ("self-signed", 18), ("untrusted", 20), ("cn-only", 62)],
 )
 async def test_mx_certificate_variants(lab_factory, smtp_connect, cert, code) -> None:
     """An MX certificate variant fails verification after STARTTLS for its reason."""
