@@ -2,12 +2,11 @@
 
 Idempotent: an input already imported from the same source (same bytes, same place) is
 skipped without a new arrival; the same report from elsewhere is a logged duplicate.
-Up to ``concurrency`` inputs are in flight, so the receiver commits them in batches.
+Inputs go ``chunk`` at a time: one look-up of what was seen, one commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -37,41 +36,39 @@ async def import_sources(
     receiver: Receiver,
     sources: Sequence[str],
     *,
-    concurrency: int = 64,
+    chunk: int = 256,
     progress: Callable[[Item, IngestOutcome | None], None] | None = None,
 ) -> ImportResult:
-    """Import every input of ``sources`` (see :mod:`.sources`)."""
+    """Import every input of ``sources`` (see :mod:`.sources`), ``chunk`` at a time."""
     result = ImportResult()
-    slots = asyncio.Semaphore(concurrency)
-    tasks: set[asyncio.Task[None]] = set()
+    items: list[Item] = []
 
-    async def one(item: Item) -> None:
-        try:
-            async with receiver.lock:
-                seen = await receiver.store.arrival_seen(raw_hash(item.raw), item.arrival.source)
-            if seen:
+    async def flush() -> None:
+        async with receiver.lock:
+            seen = await receiver.store.seen_many([raw_hash(i.raw) for i in items])
+        fresh = []
+        for item in items:
+            if (raw_hash(item.raw), item.arrival.source) in seen:
                 result.add("skipped")
                 if progress:
                     progress(item, None)
-                return
-            out = await receiver.ingest(item.raw, item.arrival)
+            else:
+                fresh.append(item)
+        outcomes = await receiver.ingest_many([(i.raw, i.arrival) for i in fresh])
+        for item, out in zip(fresh, outcomes, strict=True):
             result.add(out.disposition.value)
             refused = out.disposition.value == "refused"
             if refused and out.reason_code and len(result.refused) < MAX_LISTED:
                 result.refused.append((item.arrival.source, out.reason_code, out.reason or ""))
             if progress:
                 progress(item, out)
-        finally:
-            slots.release()
+        items.clear()
 
-    try:
-        for source in sources:
-            async for item in iter_source(source, receiver.settings.max_bytes):
-                await slots.acquire()
-                task = asyncio.create_task(one(item))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-    finally:
-        if tasks:
-            await asyncio.gather(*tasks)
+    for source in sources:
+        async for item in iter_source(source, receiver.settings.max_bytes):
+            items.append(item)
+            if len(items) >= chunk:
+                await flush()
+    if items:
+        await flush()
     return result

@@ -31,14 +31,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from mtasts.errors import MtastsError, Notice
 from mtasts.net.dns import DnsClient
 from mtasts.store.received import Pending, ReceivedStore, Written
-from mtasts.tlsrpt.reader import read_report
 from mtasts.tlsrpt.receive.decide import (
     NO_DKIM,
     Channel,
@@ -56,6 +55,7 @@ from mtasts.tlsrpt.receive.decide import (
     retention_cutoff,
 )
 from mtasts.tlsrpt.receive.dkimcheck import DkimChecker
+from mtasts.tlsrpt.receive.fastmail import read_any
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
 
 Clock = Callable[[], float]
@@ -150,6 +150,18 @@ class Receiver:
         """A file's content: a report e-mail, JSON or gzip, told apart by its bytes."""
         return await self._ingest(raw, arrival, https=False)
 
+    async def ingest_many(self, inputs: Sequence[tuple[bytes, Arrival]]) -> list[IngestOutcome]:
+        """:meth:`ingest` for many inputs (an import): one look-up of the bytes already
+        seen, and the arrivals committed together."""
+        shas = [raw_hash(raw) for raw, _ in inputs]
+        async with self.lock:
+            known = await self.store.known_raws(shas)
+        prepared = [
+            await self.prepare(raw, arrival, https=False, lookup=False, known_pk=known.get(sha))
+            for (raw, arrival), sha in zip(inputs, shas, strict=True)
+        ]
+        return list(await asyncio.gather(*(self._write(p) for p in prepared)))
+
     # --- the steps -----------------------------------------------------------------------
 
     async def _ingest(self, raw: bytes, arrival: Arrival, *, https: bool) -> IngestOutcome:
@@ -163,6 +175,8 @@ class Receiver:
         https: bool,
         dkim: DkimVerdict | None = None,
         replay: bool = False,
+        lookup: bool = True,
+        known_pk: int | None = None,
     ) -> Pending:
         """Read and decide one input, without writing it. ``dkim``: a verdict recorded
         earlier (``tlsrpt reprocess`` never re-verifies: keys rotate, x= expires);
@@ -189,8 +203,10 @@ class Receiver:
             return replace(base, verdict=Verdict(Disposition.REFUSED, "too-large", why))
         if not replay:
             # the same bytes again (a re-run import, a resent mail): no need to read them
-            async with self.lock:
-                known = await self.store.known_raw(sha)
+            known = known_pk
+            if lookup:
+                async with self.lock:
+                    known = await self.store.known_raw(sha)
             if known is not None:
                 return replace(
                     base, raw=raw, verdict=Verdict(Disposition.DUPLICATE), known_report_pk=known
@@ -208,9 +224,9 @@ class Receiver:
             )
             return replace(base, raw=raw if keep else None, verdict=refused)
         if len(raw) > _THREAD_PARSE:
-            linted = await asyncio.to_thread(read_report, raw, max_bytes=s.max_bytes)
+            linted = await asyncio.to_thread(read_any, raw, max_bytes=s.max_bytes, is_mail=is_mail)
         else:
-            linted = read_report(raw, max_bytes=s.max_bytes)
+            linted = read_any(raw, max_bytes=s.max_bytes, is_mail=is_mail)
         warnings = linted.warnings + _content_type_warnings(arrival.content_type, head, https)
         if linted.value is None:
             error = linted.errors[0] if linted.errors else Notice("report.invalid", "unreadable")

@@ -65,11 +65,6 @@ def _is_maildir(path: Path) -> bool:
     return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
 
 
-def _is_mbox(path: Path) -> bool:
-    with path.open("rb") as fh:
-        return fh.read(5) == b"From "
-
-
 def _file_item(path: Path, max_bytes: int) -> Item:
     raw = _read(path, max_bytes)
     name = path.name.lower()
@@ -125,10 +120,11 @@ def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
                     yield from _path_items(here / name, max_bytes)
         return
     if path.is_file():
-        if _is_mbox(path):
+        item = _file_item(path, max_bytes)
+        if item.raw.startswith(b"From "):  # an mbox file (one read decides)
             yield from _mbox_items(path, max_bytes)
         else:
-            yield _file_item(path, max_bytes)
+            yield item
         return
     raise ConfigError(f"{path}: no such file or directory")
 

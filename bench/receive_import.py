@@ -1,0 +1,160 @@
+"""Import throughput of TLS-RPT receiving against parsedmarc 11.1.0, in one run.
+
+    python3 -m venv /tmp/parsedmarc-venv && /tmp/parsedmarc-venv/bin/pip install parsedmarc==11.1.0
+    .venv/bin/python bench/receive_import.py [--reports 2000] [--parsedmarc /tmp/parsedmarc-venv/bin/python]
+
+A mix of N distinct reports is built from the real samples (tests/data/tlsrpt-samples):
+every other input a whole report e-mail (the 11 .eml samples), the others the JSON and
+gzip samples; each copy gets its own report-id inside the report (the e-mail's
+attachment is rebuilt), so nothing is a duplicate. Then, on the same files:
+
+- mtasts: `tlsrpt import` of the directory into a fresh SQLite store (read, bounds,
+  parse, deduplicate, store; DKIM off: no DNS here), in-process, wall time;
+- parsedmarc: `parse_report_file(path, offline=True)` on each file, in its own venv
+  (a subprocess timing only its loop).
+
+Prints reports/s of each, the ratio, and what each stored or dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import email
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parent.parent / "tests" / "data" / "tlsrpt-samples"
+_REPORT_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json", "application/gzip")
+
+
+def _mutate(data: bytes, tag: str) -> bytes:
+    """The report with a report-id of its own (gzip kept gzip)."""
+    gz = data[:2] == b"\x1f\x8b"
+    obj = json.loads(gzip.decompress(data) if gz else data)
+    obj["report-id"] = f"{obj.get('report-id') or 'r'}-{tag}"
+    out = json.dumps(obj).encode()
+    return gzip.compress(out, mtime=0) if gz else out
+
+
+def _mail(raw: bytes, tag: str) -> bytes:
+    msg = email.message_from_bytes(raw)
+    for part in msg.walk():
+        name = (part.get_filename() or "").lower()
+        if part.get_content_type() in _REPORT_TYPES or name.endswith((".gz", ".json")):
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes) and data:
+                new = _mutate(data, tag)
+                if (part.get("Content-Transfer-Encoding") or "").lower() == "base64":
+                    part.set_payload(base64.encodebytes(new).decode())
+                else:
+                    part.set_payload(new.decode())
+                return msg.as_bytes()
+    raise ValueError("no report part")
+
+
+def build(n: int, out: Path) -> tuple[int, int]:
+    files = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.name != "SOURCES.md")
+    mails = [p for p in files if p.suffix == ".eml"]
+    reports = [p for p in files if p.suffix != ".eml"]
+    n_mail = 0
+    for i in range(n):
+        if i % 2 == 0:
+            src = mails[(i // 2) % len(mails)]
+            data = _mail(src.read_bytes(), str(i))
+            (out / f"{i:05d}.eml").write_bytes(data)
+            n_mail += 1
+        else:
+            src = reports[(i // 2) % len(reports)]
+            suffix = ".json.gz" if src.name.endswith(".gz") else ".json"
+            (out / f"{i:05d}{suffix}").write_bytes(_mutate(src.read_bytes(), str(i)))
+    return n, n_mail
+
+
+async def ours(directory: Path, store: Path) -> tuple[float, float, dict[str, int]]:
+    from mtasts.tlsrpt.receive.decide import ReceiveSettings
+    from mtasts.tlsrpt.receive.importer import import_sources
+    from mtasts.tlsrpt.receive.intake import Receiver
+
+    receiver = await Receiver.open(f"sqlite:///{store}", ReceiveSettings(verify_dkim=False))
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = await import_sources(receiver, [str(directory)])
+        await receiver.close()  # everything committed
+        return time.perf_counter() - started, time.process_time() - cpu, result.counts
+    finally:
+        await receiver.close()
+
+
+PARSEDMARC = r"""
+import sys, time, json, logging
+from pathlib import Path
+logging.disable(logging.CRITICAL)
+import parsedmarc
+files = sorted(Path(sys.argv[1]).iterdir())
+ok = failed = mx_hosts = 0
+started, cpu = time.perf_counter(), time.process_time()
+for f in files:
+    try:
+        r = parsedmarc.parse_report_file(str(f), offline=True)
+    except Exception:
+        failed += 1
+        continue
+    ok += 1
+    report = r.get("report") or {}
+    for p in report.get("policies") or []:
+        mx_hosts += len(p.get("mx_host_patterns") or [])
+elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+print(json.dumps({"elapsed": elapsed, "cpu": cpu, "ok": ok, "failed": failed, "mx_hosts": mx_hosts}))
+"""
+
+
+def theirs(python: str, directory: Path) -> dict[str, float]:
+    proc = subprocess.run(
+        [python, "-c", PARSEDMARC, str(directory)], capture_output=True, text=True, check=True
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=2000)
+    parser.add_argument("--parsedmarc", default="/tmp/parsedmarc-venv/bin/python")
+    parser.add_argument("--no-parsedmarc", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "in"
+        inputs.mkdir()
+        n, n_mail = build(args.reports, inputs)
+        print(f"inputs: {n} distinct reports, {n_mail} of them whole e-mails")
+        elapsed, cpu, counts = asyncio.run(ours(inputs, Path(tmp) / "store.db"))
+        rate, cpu_rate = n / elapsed, n / cpu
+        print(
+            f"mtasts tlsrpt import: {elapsed:.2f} s wall ({rate:.0f} reports/s), "
+            f"{cpu:.2f} s CPU ({cpu_rate:.0f} reports/CPU-s), {counts}"
+        )
+        if args.no_parsedmarc:
+            return
+        pm = theirs(args.parsedmarc, inputs)
+        pm_rate, pm_cpu_rate = n / pm["elapsed"], n / pm["cpu"]
+        print(
+            f"parsedmarc 11.1.0: {pm['elapsed']:.2f} s wall ({pm_rate:.0f} reports/s), "
+            f"{pm['cpu']:.2f} s CPU ({pm_cpu_rate:.0f} reports/CPU-s), "
+            f"parsed {pm['ok']}, failed {pm['failed']}, mx-host patterns kept {pm['mx_hosts']}"
+        )
+        print(
+            f"ratio: {rate / pm_rate:.1f}x parsedmarc's reports/s (wall), "
+            f"{cpu_rate / pm_cpu_rate:.1f}x per CPU second"
+        )
+        if counts.get("stored") != n:
+            sys.exit("mtasts did not store every report")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The fast path for clean report mail gives exactly the full reader's result, and
+takes only what the full reader would take."""
+
+from __future__ import annotations
+
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from mtasts.tlsrpt.reader import read_report
+from mtasts.tlsrpt.receive.fastmail import clean_report_part, read_any
+
+
+def _mails(samples: Path) -> list[Path]:
+    return sorted(samples.rglob("*.eml"))
+
+
+def test_every_sample_mail_reads_the_same_both_ways(samples_dir: Path) -> None:
+    mails = _mails(samples_dir)
+    assert len(mails) == 11
+    fast = 0
+    for path in mails:
+        raw = path.read_bytes()
+        assert read_any(raw, max_bytes=10 * 2**20, is_mail=True) == read_report(raw), path
+        fast += clean_report_part(raw) is not None
+    assert fast >= 5  # Google's and Microsoft's real mail is clean
+
+
+def _mail(**headers: str) -> bytes:
+    msg = EmailMessage(policy=email.policy.SMTP)
+    for k, v in headers.items():
+        msg[k.replace("_", "-")] = v
+    msg.set_content("report")
+    msg.add_attachment(
+        b'{"organization-name":"o","date-range":{"start-datetime":"2026-11-20T00:00:00Z",'
+        b'"end-datetime":"2026-11-20T23:59:59Z"},"contact-info":"r@sender.test",'
+        b'"report-id":"x","policies":[{"policy":{"policy-type":"no-policy-found",'
+        b'"policy-domain":"a.test"},"summary":{"total-successful-session-count":1,'
+        b'"total-failure-session-count":0}}]}',
+        maintype="application",
+        subtype="tlsrpt+json",
+    )
+    msg.set_type("multipart/report")
+    msg.set_param("report-type", "tlsrpt")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    ("headers", "fast"),
+    [
+        ({"TLS_Report_Domain": "a.test", "TLS_Report_Submitter": "sender.test"}, True),
+        ({"TLS_Report_Domain": "a.test"}, False),  # Submitter missing: the reader warns
+        ({"TLS_Report_Submitter": "sender.test"}, False),
+        # envelope disagrees with the body: the reader warns, so the long way
+        ({"TLS_Report_Domain": "b.test", "TLS_Report_Submitter": "sender.test"}, None),
+        ({"TLS_Report_Domain": "a.test", "TLS_Report_Submitter": "other.test"}, None),
+    ],
+)
+def test_what_is_clean(headers: dict[str, str], fast: bool | None) -> None:
+    raw = _mail(**headers)
+    if fast is not None:
+        assert (clean_report_part(raw) is not None) is fast
+    assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
+
+
+def test_an_encoded_word_goes_the_long_way() -> None:
+    raw = _mail(TLS_Report_Domain="a.test", TLS_Report_Submitter="sender.test").replace(
+        b"TLS-Report-Domain: a.test", b"TLS-Report-Domain: =?utf-8?q?a.test?="
+    )
+    assert clean_report_part(raw) is None
+    assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
+
+
+def test_a_huge_content_type_goes_the_long_way() -> None:
+    raw = _mail(TLS_Report_Domain="a.test", TLS_Report_Submitter="sender.test")
+    raw = raw.replace(b'report-type="tlsrpt"', b'report-type="tlsrpt"; x="' + b"a" * 600 + b'"', 1)
+    assert clean_report_part(raw) is None
+    assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
