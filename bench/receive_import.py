@@ -1,7 +1,8 @@
 """Import throughput of TLS-RPT receiving against parsedmarc 11.1.0, in one run.
 
-    python3 -m venv /tmp/parsedmarc-venv && /tmp/parsedmarc-venv/bin/pip install parsedmarc==11.1.0
-    .venv/bin/python bench/receive_import.py [--reports 2000] [--parsedmarc /tmp/parsedmarc-venv/bin/python]
+    python3 -m venv /tmp/parsedmarc-venv
+    /tmp/parsedmarc-venv/bin/pip install parsedmarc==11.1.0
+    .venv/bin/python bench/receive_import.py [--reports 2000] [--parsedmarc PYTHON]
 
 A mix of N distinct reports is built from the real samples (tests/data/tlsrpt-samples):
 every other input a whole report e-mail (the 11 .eml samples), the others the JSON and
@@ -111,7 +112,8 @@ for f in files:
     for p in report.get("policies") or []:
         mx_hosts += len(p.get("mx_host_patterns") or [])
 elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-print(json.dumps({"elapsed": elapsed, "cpu": cpu, "ok": ok, "failed": failed, "mx_hosts": mx_hosts}))
+print(json.dumps({"elapsed": elapsed, "cpu": cpu, "ok": ok, "failed": failed,
+                  "mx_hosts": mx_hosts}))
 """
 
 
