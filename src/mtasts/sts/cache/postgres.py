@@ -72,7 +72,15 @@ _REFUSED = (
     asyncpg.InsufficientPrivilegeError,  # may not create the table
     asyncpg.InvalidParameterValueError,  # a bad server setting in the URL
 )
-_OUTAGE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# What a server that goes away makes asyncpg raise; InternalClientError ("cannot switch
+# to state ...") comes from a connection the server terminated in mid-operation.
+_OUTAGE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 def split_url(url: str) -> tuple[str, dict[str, Any]]:
