@@ -590,3 +590,22 @@ def test_each_connection_is_its_own_delivery_attempt_even_when_ids_are_reused() 
         return len({who for who, *_ in sink.counted})
 
     assert uvloop.run(scenario()) == 5
+
+
+def test_unix_socket_on_uvloop(tmp_path: Path) -> None:
+    """The daemon's own accept on uvloop (its default loop) for unix sockets too."""
+    uvloop = pytest.importorskip("uvloop")
+    path = str(tmp_path / "policy.sock")
+
+    async def scenario() -> str:
+        srv = SocketmapServer(TableSource())
+        await srv.listen_unix(path, 0o666)
+        c = Client(*await asyncio.open_unix_connection(path))
+        try:
+            return await c.ask("postfix example.test")
+        finally:
+            await c.close()
+            await srv.close()
+
+    assert uvloop.run(scenario()) == SECURE
+    assert not Path(path).exists()
