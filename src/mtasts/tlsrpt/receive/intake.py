@@ -160,7 +160,20 @@ class Receiver:
             await self.prepare(raw, arrival, https=False, lookup=False, known_pk=known.get(sha))
             for (raw, arrival), sha in zip(inputs, shas, strict=True)
         ]
-        return list(await asyncio.gather(*(self._write(p) for p in prepared)))
+        out: list[IngestOutcome] = []
+        size = self.settings.batch_size
+        for i in range(0, len(prepared), size):
+            batch = prepared[i : i + size]
+            try:
+                async with self.lock:
+                    written = await self.store.write(batch, int(self.clock()))
+            except Exception:
+                # one bad item must not fail the others: the single-item path isolates it
+                await self.store.db.reset()
+                out += [await self._write(p) for p in batch]
+                continue
+            out += [_outcome(p, w) for p, w in zip(batch, written, strict=True)]
+        return out
 
     # --- the steps -----------------------------------------------------------------------
 
@@ -315,15 +328,7 @@ class Receiver:
             self._writer = loop.create_task(self._writer_loop(self._queue))
         future: asyncio.Future[Written] = loop.create_future()
         await self._queue.put((pending, future))
-        written = await future
-        return IngestOutcome(
-            written.disposition,
-            written.report_pk,
-            written.reason_code,
-            written.reason,
-            pending.warnings,
-            pending.dkim,
-        )
+        return _outcome(pending, await future)
 
     async def _writer_loop(
         self, queue: asyncio.Queue[tuple[Pending, asyncio.Future[Written]] | None]
@@ -366,6 +371,17 @@ class Receiver:
         for (_, future), written in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(written)
+
+
+def _outcome(pending: Pending, written: Written) -> IngestOutcome:
+    return IngestOutcome(
+        written.disposition,
+        written.report_pk,
+        written.reason_code,
+        written.reason,
+        pending.warnings,
+        pending.dkim,
+    )
 
 
 def _content_type_warnings(
