@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from mtasts.cli.render import console, fail, print_json
+from mtasts.cli.tlsrpt_serve import receive
 
 STORE_HELP = (
     "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
@@ -420,3 +421,4 @@ async def _send(
 from mtasts.cli.tlsrpt_receive import register as _register_receive  # noqa: E402
 
 _register_receive(tlsrpt)
+tlsrpt.add_command(receive)  # the receiving side's network intake (its own module)

@@ -1,0 +1,118 @@
+"""``mtasts tlsrpt receive``: take in TLS-RPT reports by https POST, SMTP and LMTP.
+
+Settings come from the ``[receive]`` table of the configuration file
+(:mod:`mtasts.tlsrpt.receive.netconfig` lists them), then from these options.
+
+Exit status: 0 stopped by SIGTERM or SIGINT; 1 the configuration, a listener or the
+store failed; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
+STORE_HELP = "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db"
+
+
+@click.command("receive")
+@click.option("--store", envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option(
+    "--http",
+    envvar="MTASTS_RECEIVE_HTTP",
+    help="HOST:PORT of the https intake (RFC 8460 §5.4); '' turns it off.",
+)
+@click.option(
+    "--lmtp",
+    envvar="MTASTS_RECEIVE_LMTP",
+    help="HOST:PORT or unix:/PATH of an LMTP listener for the rua mailbox.",
+)
+@click.option("--smtp", envvar="MTASTS_RECEIVE_SMTP", help="HOST:PORT of an SMTP listener.")
+@click.option(
+    "--cert",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar="MTASTS_RECEIVE_CERT",
+    help="PEM certificate chain: https, and STARTTLS on the mail listeners.",
+)
+@click.option(
+    "--key",
+    type=click.Path(dir_okay=False, exists=True),
+    envvar="MTASTS_RECEIVE_KEY",
+    help="PEM private key of --cert. Without both the http listener is plain (a proxy's).",
+)
+@click.option("--path", "url_path", help="URL path reports are POSTed to (default /tlsrpt).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Configuration file (default $MTASTS_CONFIG or /etc/mtasts/mtasts.toml).",
+)
+def receive(
+    store: str | None,
+    http: str | None,
+    lmtp: str | None,
+    smtp: str | None,
+    cert: str | None,
+    key: str | None,
+    url_path: str | None,
+    config_file: Path | None,
+) -> None:
+    """Receive TLS-RPT reports (https POST, SMTP, LMTP) into the store, until stopped.
+
+    A report is acknowledged (2xx, 250) only once it is durably stored. Without any
+    listener option or setting, https on 127.0.0.1:8460 is started.
+    """
+    from mtasts.cli.render import console, fail
+    from mtasts.config import component_table
+    from mtasts.errors import MtastsError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from mtasts.tlsrpt.receive.netconfig import parse_netconfig
+    except ImportError as exc:  # pragma: no cover - only without the [web] extra
+        fail(f"{exc}: install mtasts[web] for the https intake", code=1)
+        return
+    try:
+        table = dict(component_table("receive", config_file))
+        options = {
+            "store": store,
+            "http": http,
+            "lmtp": lmtp,
+            "smtp": smtp,
+            "cert": cert,
+            "key": key,
+            "path": url_path,
+        }
+        table.update({k: v for k, v in options.items() if v is not None})
+        if not any(table.get(k) for k in ("http", "lmtp", "smtp")):
+            table["http"] = "127.0.0.1:8460"
+        config, rest = parse_netconfig(table)
+        asyncio.run(_serve(config.store or DEFAULT_STORE, config, rest))
+    except (MtastsError, OSError) as exc:
+        fail(str(exc), code=1)
+        return
+    console(stderr=True).print("mtasts tlsrpt receive: stopped", highlight=False)
+
+
+async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
+    from mtasts.cli.render import console
+    from mtasts.tlsrpt.receive.intake import Receiver
+    from mtasts.tlsrpt.receive.service import ReceiveService, run_until_signalled
+
+    receiver = await Receiver.open(store_url, rest or None)
+    try:
+        service = ReceiveService(receiver, config)
+
+        def ready(s: ReceiveService) -> None:
+            out = console(stderr=True)
+            for line in s.describe():
+                out.print(f"mtasts tlsrpt receive: {line}", highlight=False, soft_wrap=True)
+
+        await run_until_signalled(service, ready=ready)
+    finally:
+        await receiver.close()

@@ -1,0 +1,98 @@
+"""The one door every network channel (https, SMTP, LMTP, IMAP) passes to reach the store.
+
+It bounds the ingests in progress (past ``max_inflight`` the caller answers "busy, try
+again": 503 or 451, never a queue that grows), times the store, counts every outcome in
+the metrics, and turns a store that cannot answer into a transient failure instead of a
+crashed listener. The Receiver returns only once the report is durably stored, so a
+channel that answers "accepted" after :meth:`Gate.ingest` never loses a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from mtasts.tlsrpt.receive.intake import Arrival, IngestOutcome
+from mtasts.tlsrpt.receive.metrics import IntakeMetrics
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["mail", "report"]
+
+
+class Ingests(Protocol):
+    """What the network needs of :class:`~mtasts.tlsrpt.receive.intake.Receiver`."""
+
+    async def ingest_mail(self, raw: bytes, arrival: Arrival) -> IngestOutcome: ...
+
+    async def ingest_report(self, raw: bytes, arrival: Arrival) -> IngestOutcome: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFailed:
+    """The store could not take the report now: the sender must try again later."""
+
+    reason: str
+
+
+class Gate:
+    def __init__(
+        self,
+        receiver: Ingests,
+        *,
+        max_inflight: int,
+        metrics: IntakeMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.receiver = receiver
+        self.max_inflight = max_inflight
+        self.metrics = metrics or IntakeMetrics()
+        self.clock = clock
+        self.inflight = 0
+
+    def enter(self) -> bool:
+        """Takes an ingest slot; False when ``max_inflight`` are already in progress."""
+        if self.inflight >= self.max_inflight:
+            return False
+        self.inflight += 1
+        self.metrics.inflight.set(self.inflight)
+        return True
+
+    def leave(self) -> None:
+        self.inflight -= 1
+        self.metrics.inflight.set(self.inflight)
+
+    async def ingest(self, kind: Kind, raw: bytes, arrival: Arrival) -> IngestOutcome | StoreFailed:
+        """Hands ``raw`` to the Receiver (the caller holds a slot from :meth:`enter`)."""
+        call = self.receiver.ingest_mail if kind == "mail" else self.receiver.ingest_report
+        start = self.clock()
+        try:
+            outcome = await call(raw, arrival)
+        except Exception as exc:
+            # The boundary between a listener and the store: whatever the store raised
+            # (database down, disk full, a bug on one input), this sender gets a
+            # transient failure and retries; the listener, and every other session,
+            # goes on. The cause is logged with its traceback, not swallowed.
+            log.exception("ingest of %s from %s failed", arrival.channel, arrival.source)
+            self.metrics.refuse(arrival.channel, "store-failed")
+            return StoreFailed(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.metrics.store_seconds.labels(arrival.channel).observe(self.clock() - start)
+        disposition = outcome.disposition.name
+        self.metrics.outcome(arrival.channel, disposition, outcome.reason_code)
+        verdict = _dkim_verdict(outcome)
+        if verdict:
+            self.metrics.dkim.labels(verdict).inc()
+        return outcome
+
+
+def _dkim_verdict(outcome: Any) -> str | None:
+    """The DKIM verdict an outcome carries (mail only), as a short label."""
+    dkim = getattr(outcome, "dkim", None)
+    if dkim is None:
+        return None
+    verdict = getattr(dkim, "verdict", dkim)
+    return str(getattr(verdict, "value", verdict))

@@ -1,0 +1,81 @@
+"""Prometheus metrics of the intake, one registry per running service.
+
+Names (all prefixed ``mtasts_tlsrpt_intake_``):
+
+- ``received_total{channel, disposition}``: every ingest outcome (stored, duplicate,
+  quarantined, refused) by channel (https, smtp, lmtp, imap);
+- ``refused_total{channel, reason}``: refusals, by the Receiver's reason code or by the
+  network layer's (``rate-limited``, ``busy``, ``client-busy``, ``media-type``,
+  ``too-large``, ``timeout``, ``bad-secret``, ``store-failed``);
+- ``duplicates_total{channel}``;
+- ``dkim_total{verdict}``: DKIM verdicts of mail reports (pass, fail, none, ...);
+- ``store_seconds{channel}``: time from the handover to the Receiver to its answer;
+- ``inflight``: ingests in progress.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE", "IntakeMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_P = "mtasts_tlsrpt_intake_"
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(slots=True)
+class IntakeMetrics:
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
+    received: Counter = field(init=False)
+    refused: Counter = field(init=False)
+    duplicates: Counter = field(init=False)
+    dkim: Counter = field(init=False)
+    store_seconds: Histogram = field(init=False)
+    inflight: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.received = Counter(
+            _P + "received",
+            "Reports handed to the store, by outcome",
+            ["channel", "disposition"],
+            registry=r,
+        )
+        self.refused = Counter(
+            _P + "refused",
+            "Reports or requests refused, by reason",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            _P + "duplicates", "Reports already stored", ["channel"], registry=r
+        )
+        self.dkim = Counter(_P + "dkim", "DKIM verdicts of report mail", ["verdict"], registry=r)
+        self.store_seconds = Histogram(
+            _P + "store_seconds",
+            "Seconds the store took to answer one ingest",
+            ["channel"],
+            buckets=_BUCKETS,
+            registry=r,
+        )
+        self.inflight = Gauge(_P + "inflight", "Ingests in progress", registry=r)
+
+    def outcome(self, channel: str, disposition: str, reason_code: str | None) -> None:
+        name = disposition.lower()
+        self.received.labels(channel, name).inc()
+        if name == "duplicate":
+            self.duplicates.labels(channel).inc()
+        elif name == "refused":
+            self.refused.labels(channel, reason_code or "unknown").inc()
+
+    def refuse(self, channel: str, reason: str) -> None:
+        self.refused.labels(channel, reason).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
