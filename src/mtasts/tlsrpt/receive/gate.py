@@ -13,9 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from mtasts.tlsrpt.receive.intake import Arrival, IngestOutcome
+from mtasts.tlsrpt.receive.intake import Arrival, IngestOutcome, StoreUnavailable
 from mtasts.tlsrpt.receive.metrics import IntakeMetrics
 
 log = logging.getLogger(__name__)
@@ -69,30 +69,24 @@ class Gate:
         """Hands ``raw`` to the Receiver (the caller holds a slot from :meth:`enter`)."""
         call = self.receiver.ingest_mail if kind == "mail" else self.receiver.ingest_report
         start = self.clock()
+        channel = str(arrival.channel)
         try:
             outcome = await call(raw, arrival)
+        except StoreUnavailable as exc:
+            log.warning("%s from %s: %s (the sender will retry)", channel, arrival.source, exc)
+            self.metrics.refuse(channel, "store-failed")
+            return StoreFailed(str(exc))
         except Exception as exc:
             # The boundary between a listener and the store: whatever the store raised
             # (database down, disk full, a bug on one input), this sender gets a
             # transient failure and retries; the listener, and every other session,
             # goes on. The cause is logged with its traceback, not swallowed.
-            log.exception("ingest of %s from %s failed", arrival.channel, arrival.source)
-            self.metrics.refuse(arrival.channel, "store-failed")
+            log.exception("ingest of %s from %s failed", channel, arrival.source)
+            self.metrics.refuse(channel, "store-failed")
             return StoreFailed(f"{type(exc).__name__}: {exc}")
         finally:
-            self.metrics.store_seconds.labels(arrival.channel).observe(self.clock() - start)
-        disposition = outcome.disposition.name
-        self.metrics.outcome(arrival.channel, disposition, outcome.reason_code)
-        verdict = _dkim_verdict(outcome)
-        if verdict:
-            self.metrics.dkim.labels(verdict).inc()
+            self.metrics.store_seconds.labels(channel).observe(self.clock() - start)
+        self.metrics.outcome(channel, outcome.disposition.name, outcome.reason_code)
+        if kind == "mail":  # https has no DKIM: its "none" would say nothing
+            self.metrics.dkim.labels(str(outcome.dkim.result)).inc()
         return outcome
-
-
-def _dkim_verdict(outcome: Any) -> str | None:
-    """The DKIM verdict an outcome carries (mail only), as a short label."""
-    dkim = getattr(outcome, "dkim", None)
-    if dkim is None:
-        return None
-    verdict = getattr(dkim, "verdict", dkim)
-    return str(getattr(verdict, "value", verdict))

@@ -9,7 +9,8 @@ stored the report; every refusal says why in a small JSON body:
 202   kept in quarantine (not ours, or unverified by configuration)
 400   not a report (the Receiver's reason)
 403   a report for a domain that is not ours, or for another secret's domain
-404   an unknown path or secret (or no secret where one is required)
+404   an unknown path or secret (a POST without a secret where the configuration
+      requires one, ``require_https_secret``, is kept in quarantine: 202)
 408   the body did not arrive within ``body_timeout``
 413   the body (as sent, or decompressed) is past the size bounds
 415   not one of the two TLS-RPT media types
@@ -27,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -36,7 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
-from mtasts.tlsrpt.receive.intake import Arrival
+from mtasts.tlsrpt.receive.intake import Arrival, Channel
 from mtasts.tlsrpt.receive.limits import (
     ClientSlots,
     RateLimiter,
@@ -50,7 +52,7 @@ from mtasts.tlsrpt.receive.netconfig import NetConfig
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "https"
+CHANNEL = "https"  # the metrics label
 
 
 class TooLarge(Exception):
@@ -116,8 +118,6 @@ class HttpIntake:
                 return self._refuse(
                     "bad-secret", _answer(404, "refused", "no such path", close=True)
                 )
-        elif self.config.require_secret:
-            return self._refuse("bad-secret", _answer(404, "refused", "no such path", close=True))
         content_type = request.headers.get("content-type")
         kind = media_type(content_type)
         if kind is None:
@@ -187,9 +187,9 @@ class HttpIntake:
             self.gate.metrics.refuse(CHANNEL, "disconnected")
             return _answer(400, "refused", "the client went away", close=True)
         arrival = Arrival(
-            channel=CHANNEL,
+            channel=Channel.HTTPS,
             source=client,
-            received_at=time.time(),
+            received_at=datetime.now(UTC),
             content_type=kind,
             secret_domain=domain,
         )

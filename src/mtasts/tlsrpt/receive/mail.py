@@ -23,20 +23,19 @@ import contextlib
 import logging
 import os
 import ssl
-import time
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
-from mtasts.tlsrpt.receive.intake import Arrival
+from mtasts.tlsrpt.receive.intake import Arrival, Channel
 from mtasts.tlsrpt.receive.limits import smtp_reply
 from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 
 log = logging.getLogger(__name__)
 
-Channel = Literal["smtp", "lmtp"]
 MAX_RECIPIENTS = 100
 
 
@@ -79,10 +78,12 @@ class MailIntake:
         raw = envelope.original_content or b""
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         if not self.gate.enter():
-            self.gate.metrics.refuse(self.channel, "busy")
+            self.gate.metrics.refuse(str(self.channel), "busy")
             return self._per_recipient(envelope, "451 4.3.2 busy: try again later")
         try:
-            arrival = Arrival(channel=self.channel, source=peer or "local", received_at=time.time())
+            arrival = Arrival(
+                channel=self.channel, source=peer or "local", received_at=datetime.now(UTC)
+            )
             outcome = await self.gate.ingest("mail", bytes(raw), arrival)
         finally:
             self.gate.leave()
@@ -95,7 +96,7 @@ class MailIntake:
     def _per_recipient(self, envelope: Any, reply: str) -> str:
         # RFC 2033 §4.2: after DATA an LMTP server answers once per accepted recipient.
         # aiosmtpd sends the returned text followed by CRLF, so N lines are N replies.
-        if self.channel == "lmtp":
+        if self.channel is Channel.LMTP:
             return "\r\n".join([reply] * max(1, len(envelope.rcpt_tos)))
         return reply
 
@@ -109,7 +110,7 @@ class MailIntake:
     # --- listening -----------------------------------------------------------------
 
     def protocol(self) -> SMTP:
-        cls = _LmtpSession if self.channel == "lmtp" else _SmtpSession
+        cls = _LmtpSession if self.channel is Channel.LMTP else _SmtpSession
         return cls(
             self,
             hostname=self.hostname,
@@ -152,7 +153,7 @@ class _Bounded:
         if self in intake.sessions:  # STARTTLS: the same session on its TLS transport
             return True
         if len(intake.sessions) >= intake.config.max_connections:
-            intake.gate.metrics.refuse(intake.channel, "too-many-sessions")
+            intake.gate.metrics.refuse(str(intake.channel), "too-many-sessions")
             if isinstance(transport, asyncio.WriteTransport):
                 transport.write(b"421 4.3.2 too many sessions: try again later\r\n")
             transport.close()

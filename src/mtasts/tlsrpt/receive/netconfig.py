@@ -22,10 +22,10 @@ Example::
     body_timeout = 60             # seconds to send the body
     session_timeout = 600         # seconds an SMTP/LMTP session may last
     trusted_proxies = []          # addresses whose X-Forwarded-For names the client
-    require_secret = false        # refuse POSTs that use no secret path
     hostname = ""                 # SMTP/LMTP greeting name (default: the host name)
 
     [receive.secrets]             # per-domain secret path: rua=https://host/tlsrpt/<secret>
+                                  # (require_https_secret = true: quarantine POSTs without)
     "example.com" = "c2VjcmV0LXBhdGgtZm9yLWV4YW1wbGU"
 
     [receive.imap]                # `mtasts tlsrpt import imaps://...`
@@ -104,7 +104,6 @@ class NetConfig:
     body_timeout: float = 60.0
     session_timeout: float = 600.0
     trusted_proxies: tuple[str, ...] = ()
-    require_secret: bool = False
     hostname: str = ""
     secrets: Mapping[str, str] = field(default_factory=dict)
     imap: ImapSettings = field(default_factory=ImapSettings)
@@ -209,10 +208,6 @@ def parse_netconfig(
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
                 raise _fail(key, value, "a list of addresses")
             changes[key] = tuple(value)
-        elif key == "require_secret":
-            if not isinstance(value, bool):
-                raise _fail(key, value, "true or false")
-            changes[key] = value
         elif key == "secrets":
             changes[key] = _secrets(value)
         elif key == "imap":

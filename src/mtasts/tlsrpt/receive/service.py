@@ -20,6 +20,7 @@ from typing import Any
 from mtasts.tlsrpt.receive.gate import Gate, Ingests
 from mtasts.tlsrpt.receive.http import HttpIntake
 from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
+from mtasts.tlsrpt.receive.intake import Channel
 from mtasts.tlsrpt.receive.mail import MailIntake, server_context
 from mtasts.tlsrpt.receive.metrics import IntakeMetrics
 from mtasts.tlsrpt.receive.netconfig import NetConfig
@@ -62,11 +63,11 @@ class ReceiveService:
             tls: ssl.SSLContext | None = None
             if config.cert and (config.smtp or config.lmtp):
                 tls = server_context(config.cert, config.key)
-            for channel, listen in (("smtp", config.smtp), ("lmtp", config.lmtp)):
+            for channel, listen in ((Channel.SMTP, config.smtp), (Channel.LMTP, config.lmtp)):
                 if listen is None:
                     continue
-                intake = MailIntake(self.gate, config, channel, tls)  # type: ignore[arg-type]
-                self.mail[channel] = (intake, await intake.listen(listen))
+                intake = MailIntake(self.gate, config, channel, tls)
+                self.mail[str(channel)] = (intake, await intake.listen(listen))
         except BaseException:
             await self.stop()
             raise
