@@ -55,11 +55,12 @@ def _settings(**options: Any) -> Any:
     """[receive] of mtasts.toml, the resolver's nameserver, then the options given."""
     from mtasts.config import component_table, load_settings
     from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.receive.netconfig import NET_KEYS
     from mtasts.tlsrpt.receive.settings import receive_settings
 
     try:
         base = load_settings()
-        settings = receive_settings(component_table("receive"))
+        settings = receive_settings(component_table("receive"), other_keys=NET_KEYS)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     given = {k: v for k, v in options.items() if v is not None and v != ()}

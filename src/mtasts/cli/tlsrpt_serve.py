@@ -17,7 +17,10 @@ from typing import Any
 import click
 
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
-STORE_HELP = "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db"
+STORE_HELP = (
+    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
+    "else [receive] store, else [tlsrpt] store of mtasts.toml"
+)
 
 
 @click.command("receive")
@@ -92,7 +95,10 @@ def receive(
         if not any(table.get(k) for k in ("http", "lmtp", "smtp")):
             table["http"] = "127.0.0.1:8460"
         config, rest = parse_netconfig(table)
-        asyncio.run(_serve(config.store or DEFAULT_STORE, config, rest))
+        from mtasts.tlsrpt.storeconf import configured_store
+
+        store_url = config.store or configured_store() or DEFAULT_STORE
+        asyncio.run(_serve(store_url, config, rest))
     except (MtastsError, OSError) as exc:
         fail(str(exc), code=1)
         return
@@ -100,11 +106,21 @@ def receive(
 
 
 async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
+    from dataclasses import replace
+
     from mtasts.cli.render import console
+    from mtasts.config import load_settings
     from mtasts.tlsrpt.receive.intake import Receiver
     from mtasts.tlsrpt.receive.service import ReceiveService, run_until_signalled
+    from mtasts.tlsrpt.receive.settings import receive_settings
 
-    receiver = await Receiver.open(store_url, rest or None)
+    # The store side of [receive] (owned domains, DKIM, quarantine); DKIM keys are looked
+    # up through the project's resolver settings (MTASTS_NAMESERVER in the lab).
+    base = load_settings()
+    settings = replace(
+        receive_settings(rest), nameserver=base.nameserver, dns_timeout=base.timeouts.dns
+    )
+    receiver = await Receiver.open(store_url, settings)
     try:
         service = ReceiveService(receiver, config)
 

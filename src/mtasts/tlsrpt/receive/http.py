@@ -37,8 +37,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
-from mtasts.tlsrpt.receive.intake import Arrival, Channel
+from mtasts.tlsrpt.receive.intake import Arrival
 from mtasts.tlsrpt.receive.limits import (
     ClientSlots,
     RateLimiter,

@@ -25,9 +25,10 @@ import aioimaplib
 
 from mtasts.errors import MtastsError
 from mtasts.net.tls import client_context
+from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Ingests
 from mtasts.tlsrpt.receive.imapurl import ImapSource
-from mtasts.tlsrpt.receive.intake import Arrival, Channel, IngestOutcome
+from mtasts.tlsrpt.receive.intake import Arrival, IngestOutcome
 
 log = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
-from mtasts.tlsrpt.receive.intake import Arrival, Channel
+from mtasts.tlsrpt.receive.intake import Arrival
 from mtasts.tlsrpt.receive.limits import smtp_reply
 from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 

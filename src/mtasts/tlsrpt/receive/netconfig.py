@@ -114,6 +114,8 @@ class NetConfig:
 
 
 _LISTENERS = ("http", "lmtp", "smtp")
+#: Every key of ``[receive]`` this module reads (the store side's parser skips them).
+NET_KEYS = frozenset(f.name for f in fields(NetConfig))
 _STRINGS = ("store", "cert", "key", "hostname")
 _SIZES = ("max_body", "max_message", "max_inflight", "max_connections", "client_concurrency")
 _SECONDS = ("header_timeout", "body_timeout", "session_timeout")

@@ -17,10 +17,10 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, Ingests
 from mtasts.tlsrpt.receive.http import HttpIntake
 from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
-from mtasts.tlsrpt.receive.intake import Channel
 from mtasts.tlsrpt.receive.mail import MailIntake, server_context
 from mtasts.tlsrpt.receive.metrics import IntakeMetrics
 from mtasts.tlsrpt.receive.netconfig import NetConfig

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from mtasts.tlsrpt.receive.decide import ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Receiver
 from mtasts.tlsrpt.receive.netconfig import parse_netconfig
 from mtasts.tlsrpt.receive.service import ReceiveService
@@ -67,9 +68,13 @@ def report_gzip(report_id: str, domain: str = "a.test") -> bytes:
     return gzip.compress(report_json(report_id, domain))
 
 
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'received.db'}"
+
+
 async def open_receiver(tmp_path: Path, **settings: Any) -> Receiver:
     """The real Receiver on a fresh SQLite store in ``tmp_path``."""
-    return await Receiver.open(f"sqlite:///{tmp_path / 'received.db'}", settings or None)
+    return await Receiver.open(store_url(tmp_path), ReceiveSettings(**settings))
 
 
 @asynccontextmanager
@@ -182,3 +187,36 @@ def report_mail(report_id: str, domain: str = "a.test", *, to: str = "tls-report
     )
     settings = SendSettings(report=ReportSettings("Sender Org", "tlsrpt@sender.test"))
     return build_message(outbox, to, settings, now()).as_bytes()
+
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@asynccontextmanager
+async def failing_receiver() -> AsyncIterator[Receiver]:
+    """A Receiver whose PostgreSQL store breaks under it (its schema is dropped after it
+    opened): every write then fails as it would with the database gone."""
+    import os
+    import socket
+    import uuid
+
+    import pytest
+
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, database test)")
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(PG_URL)
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    receiver = await Receiver.open(PG_URL, ReceiveSettings(), schema=schema)
+    await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    try:
+        yield receiver
+    finally:
+        await receiver.close()
+        await conn.close()

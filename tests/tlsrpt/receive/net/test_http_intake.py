@@ -12,6 +12,7 @@ import pytest
 from receive_net_support import (
     GZIP,
     JSON,
+    failing_receiver,
     metric,
     open_receiver,
     post,
@@ -229,3 +230,11 @@ async def test_garbage_on_the_socket_never_stops_the_service(receiver: Any) -> N
                 pass
             writer.close()
         assert (await post(port, report_gzip("after-junk"))).status == 200
+
+
+async def test_a_store_that_fails_is_503_with_retry_after() -> None:
+    async with failing_receiver() as receiver, running_service(receiver) as service:
+        answer = await post(service.http_port, report_gzip("down-1"))
+        assert answer.status == 503
+        assert answer.headers["retry-after"]
+        assert answer.json["result"] == "retry"

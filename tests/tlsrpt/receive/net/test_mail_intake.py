@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 import trustme
-from receive_net_support import metric, open_receiver, report_mail, running_service
+from receive_net_support import (
+    failing_receiver,
+    metric,
+    open_receiver,
+    report_mail,
+    running_service,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -155,10 +161,11 @@ async def test_starttls_with_the_configured_certificate(receiver: Any, tmp_path:
         assert code == 250
 
 
-async def test_a_store_that_fails_is_a_transient_451_and_the_listener_lives(tmp_path: Path) -> None:
-    receiver = await open_receiver(tmp_path)
-    async with running_service(receiver, http="", smtp="127.0.0.1:0") as service:
-        await receiver.close()  # the store goes away under the running listener
+async def test_a_store_that_fails_is_a_transient_451_and_the_listener_lives() -> None:
+    async with (
+        failing_receiver() as receiver,
+        running_service(receiver, http="", smtp="127.0.0.1:0") as service,
+    ):
         answer = await asyncio.to_thread(
             _send, service.port("smtp"), report_mail("down-1"), ["r@a.test"]
         )
