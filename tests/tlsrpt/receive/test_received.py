@@ -349,3 +349,27 @@ def test_cli_import_received_json_reports_reprocess_prune(
     res = run(cli, ["tlsrpt", "import", "--store", url, str(tmp_path / "missing")], env=env)
     assert res.exit_code == 2
     assert "no such file" in res.output
+
+
+async def test_import_skips_what_is_no_regular_file_and_names_an_unreadable_one(
+    open_receiver: OpenReceiver, samples_dir: Path, tmp_path: Path
+) -> None:
+    import os
+
+    from mtasts.errors import ConfigError
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "google.json").write_bytes(
+        (samples_dir / "cry-inc+dmarc-report-viewer" / "google.json").read_bytes()
+    )
+    os.mkfifo(tree / "a-fifo")  # would block a reader forever
+    r = await open_receiver()
+    assert (await import_sources(r, [str(tree)])).counts == {"stored": 1}
+    locked = tree / "locked.json"
+    locked.write_bytes(b"{}")
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads anything
+        return
+    with pytest.raises(ConfigError, match="cannot be read"):
+        await import_sources(r, [str(tree)])

@@ -57,8 +57,13 @@ def _mtime(path: Path) -> datetime:
 
 
 def _read(path: Path, max_bytes: int) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(max_bytes + 1)
+    try:
+        with path.open("rb") as fh:
+            return fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _is_maildir(path: Path) -> bool:
@@ -116,7 +121,8 @@ def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
             if here.name in ("cur", "new", "tmp") and _is_maildir(here.parent):
                 continue
             for name in sorted(files):
-                if not name.startswith("."):
+                # regular files only: a FIFO or a device in the tree is no report
+                if not name.startswith(".") and (here / name).is_file():
                     yield from _path_items(here / name, max_bytes)
         return
     if path.is_file():
