@@ -408,6 +408,10 @@ class Collector:
         (:attr:`CollectorStats.shutdown`)."""
         self._loop = asyncio.get_running_loop()
         self.flusher.replay()
+        # The schema migrations (Alembic, ~7 MB) load at the first connection, which now
+        # comes after the budget is measured: load them first so it counts them.
+        import mtasts.store.migrate  # noqa: F401
+
         self._budget()
         self.sock.setblocking(True)
         thread = threading.Thread(target=self._receive_forever, name="tlsrpt-recv", daemon=True)

@@ -5,7 +5,9 @@ counting its own policy-fetch failures) pre-aggregates them here and lets this c
 deliver them::
 
     flusher = CounterFlusher(TlsRptStore.open(url), spool=Path("/var/lib/mtasts/x.spool"))
-    await flusher.start()                # replays the spool a previous shutdown left
+    await flusher.start()                # replays the spool a previous shutdown left,
+                                         # then reaches the store (a server that must not
+                                         # wait for it: replay(), then connect() as a task)
     flusher.add(day, outcome)            # any thread; False if the memory bound refused it
     await flusher.flush()                # every few seconds (or: await flusher.run(stop))
     result = await flusher.shutdown()    # last flush; spooled if the store is still down
