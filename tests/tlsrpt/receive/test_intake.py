@@ -224,3 +224,31 @@ async def test_failure_details_are_stored_with_absent_fields_as_null(
     assert {row["result_type"] for row in rows} == {"sts-policy-fetch-error"}
     assert all(row["sending_mta_ip"] is None and row["receiving_ip"] is None for row in rows)
     assert {row["policy_domain"] for row in rows} == {"example.com"}
+
+
+async def test_a_store_that_cannot_be_written_raises_store_unavailable_then_recovers(
+    tmp_path: Path, samples_dir: Path
+) -> None:
+    """The intake's 503 / 451: nothing stored for that call, the next one works."""
+    from mtasts.tlsrpt.receive.intake import StoreUnavailable
+
+    r = await Receiver.open(f"sqlite:///{tmp_path / 'r.db'}", ReceiveSettings(verify_dkim=False))
+    try:
+        raw = (samples_dir / "cry-inc+dmarc-report-viewer" / "google.json").read_bytes()
+        good = r.store.db.path  # type: ignore[attr-defined]
+        await r.store.db.reset()
+        r.store.db.path = str(tmp_path / "missing-dir" / "r.db")  # type: ignore[attr-defined]
+        with pytest.raises(StoreUnavailable, match="store could not be"):
+            await r.ingest(raw, _arrival())
+        r.store.db.path = good  # type: ignore[attr-defined]
+        # reads work, the write fails (the group-commit writer's path)
+        conn = await r.store.db._get()  # type: ignore[attr-defined]
+        await conn.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreUnavailable, match="store could not be written"):
+            await r.ingest(raw, _arrival())
+        # the writer reset the connection: a new one writes again
+        out = await r.ingest(raw, _arrival())
+        assert out.disposition is Disposition.STORED
+        assert await _count(r, arrivals) == 1  # the failed calls left nothing behind
+    finally:
+        await r.close()

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import TypeVar
 
 from mtasts.errors import MtastsError, Notice
 from mtasts.net.dns import DnsClient
@@ -59,6 +60,7 @@ from mtasts.tlsrpt.receive.fastmail import read_any
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 _THREAD_PARSE = 256 * 1024  # inputs above this are parsed off the event loop
 
 
@@ -155,7 +157,7 @@ class Receiver:
         seen, and the arrivals committed together."""
         shas = [raw_hash(raw) for raw, _ in inputs]
         async with self.lock:
-            known = await self.store.known_raws(shas)
+            known = await self._read_store(self.store.known_raws(shas))
         prepared = [
             await self.prepare(raw, arrival, https=False, lookup=False, known_pk=known.get(sha))
             for (raw, arrival), sha in zip(inputs, shas, strict=True)
@@ -219,7 +221,7 @@ class Receiver:
             known = known_pk
             if lookup:
                 async with self.lock:
-                    known = await self.store.known_raw(sha)
+                    known = await self._read_store(self.store.known_raw(sha))
             if known is not None:
                 return replace(
                     base, raw=raw, verdict=Verdict(Disposition.DUPLICATE), known_report_pk=known
@@ -268,6 +270,16 @@ class Receiver:
             dedup_key=dedup_key(report),
             content_hash=content_hash(report),
         )
+
+    async def _read_store(self, call: Awaitable[T]) -> T:
+        """A read the intake needs; a store that fails is StoreUnavailable (retry)."""
+        try:
+            return await call
+        except Exception as exc:
+            await self.store.db.reset()
+            raise StoreUnavailable(
+                f"the store could not be read: {type(exc).__name__}: {exc}"
+            ) from exc
 
     # --- maintenance ---------------------------------------------------------------------
 
