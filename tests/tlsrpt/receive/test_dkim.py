@@ -232,3 +232,37 @@ def test_from_domain() -> None:
     )
     assert from_domain([(b"To", b"a@b.test")]) is None
     assert from_domain([(b"From", b"undisclosed")]) is None
+
+
+async def test_a_large_signed_message_is_verified_off_the_event_loop(
+    lab: Lab, tmp_path: Path, samples_dir: Path
+) -> None:
+    """A 1 MB message (a big text part): still a pass, hashed in a thread."""
+    body, _, _, _ = extract_from_mail(
+        (samples_dir / "kravietz+tlsrpt-rs" / "google1.eml").read_bytes()
+    )
+    outbox = OutboxReport(
+        day=date(2024, 9, 15),
+        domain="krvtz.net",
+        report_id="big",
+        filename="big.json.gz",
+        body=body,
+        tlsrpt_record="",
+        destinations=(),
+    )
+    settings = SendSettings(
+        report=ReportSettings("Example Sender", "tlsrpt@sender.test"),
+        dkim=DkimKey("sender.test", "sel", PEM),
+    )
+    msg = build_message(outbox, "tls-reports@a.test", settings, NOW)
+    part = next(iter(msg.iter_parts()))
+    part.set_content("x" * 1_000_000)
+    raw = sign_message(msg.as_bytes(), DkimKey("sender.test", "sel", PEM))
+    assert len(raw) > 1_000_000
+    r = await _receiver(tmp_path, lab)
+    try:
+        out = await r.ingest_mail(raw, _arrival())
+        assert out.dkim.result is DkimResult.PASS
+        assert r.queued == 0
+    finally:
+        await r.close()

@@ -12,6 +12,7 @@ body whatever ``l=`` says and accepts key records with ``s=*``, ``email`` or ``t
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from email.utils import getaddresses
@@ -25,6 +26,7 @@ from mtasts.tlsrpt.receive.decide import NO_DKIM, DkimResult, DkimVerdict
 
 MAX_SIGNATURES = 5  # signatures tried per message (a message can carry any number)
 KEY_TTL = 300.0  # seconds a looked-up key record is reused
+OFF_LOOP = 256 * 1024  # messages above this are parsed and hashed in a thread
 _MAX_KEYS = 1024
 
 
@@ -93,7 +95,10 @@ class DkimChecker:
         """The best verdict over the message's first signatures: an aligned pass, else a
         pass, else a DNS failure (temperror), else the first failure; ``none`` unsigned."""
         try:
-            checker = dkim.DKIM(raw, tlsrpt=True, minkey=1024)
+            if len(raw) > OFF_LOOP:
+                checker = await asyncio.to_thread(dkim.DKIM, raw, tlsrpt=True, minkey=1024)
+            else:
+                checker = dkim.DKIM(raw, tlsrpt=True, minkey=1024)
         except Exception as exc:  # dkimpy raises several types for a bad message
             return DkimVerdict(DkimResult.FAIL, reason=f"the message cannot be parsed: {exc}")
         count = sum(1 for n, _ in checker.headers if n.lower() == b"dkim-signature")
@@ -136,7 +141,10 @@ class DkimChecker:
             return record
 
         try:
-            ok = checker.verify(idx, dnsfunc=dnsfunc)
+            if len(checker.body) > OFF_LOOP:  # hashing a large body off the event loop
+                ok = await asyncio.to_thread(checker.verify, idx, dnsfunc=dnsfunc)
+            else:
+                ok = checker.verify(idx, dnsfunc=dnsfunc)
         except dkim.DKIMException as exc:
             return DkimVerdict(DkimResult.FAIL, domain, selector, str(exc)[:300])
         except Exception as exc:  # a malformed key or signature dkimpy does not wrap

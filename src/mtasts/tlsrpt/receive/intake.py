@@ -112,6 +112,12 @@ class Receiver:
         self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[Written]] | None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
+    @property
+    def queued(self) -> int:
+        """Arrivals read and waiting for the next commit (for back-pressure: an intake
+        answers 503 / 451 above its own bound instead of queueing more)."""
+        return self._queue.qsize() if self._queue is not None else 0
+
     @classmethod
     async def open(
         cls,
