@@ -200,4 +200,4 @@ class HttpIntake:
         name = outcome.disposition.name
         status = http_status(name, outcome.reason_code)
         reason = outcome.reason or outcome.reason_code or ""
-        return _answer(status, name.lower(), reason if status >= 400 else "")
+        return _answer(status, name.lower(), reason if status != 200 else "")
