@@ -131,6 +131,12 @@ def import_(
         verify_dkim=verify_dkim,
     )
 
+    if any(s.lower().startswith("imaps://") for s in sources):
+        try:  # registers the imaps:// scheme (the [imap] extra: aioimaplib)
+            import mtasts.tlsrpt.receive.imap  # noqa: F401
+        except ImportError as exc:
+            raise click.UsageError(f"imaps:// needs mtasts[imap] ({exc})") from None
+
     async def run() -> Any:
         receiver = await Receiver.open(store, settings)
         try:

@@ -50,6 +50,8 @@ async def import_sources(
         for item in items:
             if (raw_hash(item.raw), item.arrival.source) in seen:
                 result.add("skipped")
+                if item.done is not None:
+                    item.done(True)
                 if progress:
                     progress(item, None)
             else:
@@ -57,6 +59,8 @@ async def import_sources(
         outcomes = await receiver.ingest_many([(i.raw, i.arrival) for i in fresh])
         for item, out in zip(fresh, outcomes, strict=True):
             result.add(out.disposition.value)
+            if item.done is not None:
+                item.done(True)
             refused = out.disposition.value == "refused"
             if refused and out.reason_code and len(result.refused) < MAX_LISTED:
                 result.refused.append((item.arrival.source, out.reason_code, out.reason or ""))
@@ -67,7 +71,7 @@ async def import_sources(
     for source in sources:
         async for item in iter_source(source, receiver.settings.max_bytes):
             items.append(item)
-            if len(items) >= chunk:
+            if len(items) >= chunk or item.flush:
                 await flush()
     if items:
         await flush()

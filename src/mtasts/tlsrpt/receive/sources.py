@@ -28,6 +28,11 @@ class Item:
     raw: bytes
     arrival: Arrival
     is_mail: bool  # a whole message (DKIM verified), else a report file
+    # Told True once the input is in the store (stored, duplicate, quarantined, refused
+    # or skipped as already imported); never called if the store failed. A source that
+    # marks what it delivered (IMAP flags) marks it then.
+    done: Callable[[bool], None] | None = None
+    flush: bool = False  # the importer writes what it holds before the next item
 
 
 #: scheme -> opener(source URL, max_bytes) yielding items; see register_scheme.

@@ -13,7 +13,7 @@ from dovecot_peer import PASSWORD, USER, Dovecot, start_dovecot
 from receive_net_support import failing_receiver, open_receiver, report_mail
 
 from mtasts.errors import ConfigError
-from mtasts.tlsrpt.receive.imap import KEYWORD, ImapImporter, ImapImportError
+from mtasts.tlsrpt.receive.imap import KEYWORD, ImapFolder, ImapImportError, ImapStats
 from mtasts.tlsrpt.receive.imapurl import ImapSource, format_imap_url, parse_imap_url
 
 pytestmark = pytest.mark.peer
@@ -65,10 +65,20 @@ def _folder(peer: Dovecot, folder: str) -> list[tuple[int, bytes]]:
         return out
 
 
-def _importer(peer: Dovecot, receiver: Any, **kw: Any) -> ImapImporter:
-    return ImapImporter(
-        parse_imap_url(peer.url), receiver, password=PASSWORD, ca_file=str(peer.ca_file), **kw
-    )
+class _Run:
+    def __init__(self, peer: Dovecot, receiver: Any, max_bytes: int = 10 * 2**20, **kw: Any):
+        self.folder = ImapFolder(
+            parse_imap_url(peer.url), password=PASSWORD, ca_file=str(peer.ca_file), **kw
+        )
+        self.receiver = receiver
+        self.max_bytes = max_bytes
+
+    async def run(self) -> ImapStats:
+        return await self.folder.run(self.receiver, max_bytes=self.max_bytes)
+
+
+def _importer(peer: Dovecot, receiver: Any, **kw: Any) -> _Run:
+    return _Run(peer, receiver, **kw)
 
 
 async def test_import_flags_what_it_took_and_a_rerun_takes_nothing(
@@ -113,26 +123,36 @@ async def test_a_store_that_is_down_leaves_the_message_for_the_next_run(
         await up.close()
 
 
-async def test_a_message_past_the_size_bound_is_never_fetched(
-    dovecot: Dovecot, receiver: Any
+async def test_a_message_past_the_size_bound_is_fetched_only_to_the_bound(
+    dovecot: Dovecot, tmp_path: Path
 ) -> None:
-    _append(dovecot, report_mail("huge") + (b"X" * 76 + b"\r\n") * 2000)
-    stats = await _importer(dovecot, receiver, max_message=50_000).run()
-    assert (stats.too_large, stats.counts) == (1, {})
+    receiver = await open_receiver(tmp_path, max_bytes=50_000)
+    try:
+        _append(dovecot, report_mail("huge") + (b"X" * 76 + b"\r\n") * 20_000)  # 1.5 MB
+        seen: list[int] = []
+        run = _importer(dovecot, receiver, max_bytes=50_000)
+        async for item in run.folder.items(50_000):
+            seen.append(len(item.raw))
+            out = await receiver.ingest_mail(item.raw, item.arrival)
+            assert (out.disposition.value, out.reason_code) == ("refused", "too-large")
+            assert item.done is not None
+            item.done(True)
+        assert seen == [50_001]  # a partial fetch: never more than the bound + 1
+        assert all(KEYWORD.encode() in f for _, f in _folder(dovecot, "INBOX"))
+    finally:
+        await receiver.close()
 
 
 async def test_a_wrong_password_is_a_clear_error(dovecot: Dovecot, receiver: Any) -> None:
-    importer = ImapImporter(
-        parse_imap_url(dovecot.url), receiver, password="wrong", ca_file=str(dovecot.ca_file)
-    )
+    folder = ImapFolder(parse_imap_url(dovecot.url), password="wrong", ca_file=str(dovecot.ca_file))
     with pytest.raises(ImapImportError, match=r"login as tlsrpt@example\.test"):
-        await importer.run()
+        await folder.run(receiver)
 
 
 async def test_an_untrusted_server_certificate_is_refused(dovecot: Dovecot, receiver: Any) -> None:
-    importer = ImapImporter(parse_imap_url(dovecot.url), receiver, password=PASSWORD)
+    folder = ImapFolder(parse_imap_url(dovecot.url), password=PASSWORD)
     with pytest.raises((ImapImportError, ssl.SSLError)):
-        await importer.run()
+        await folder.run(receiver)
 
 
 @pytest.mark.parametrize(
@@ -165,3 +185,34 @@ def test_parse_imap_url(url: str, expected: ImapSource) -> None:
 def test_parse_imap_url_refuses(url: str, why: str) -> None:
     with pytest.raises(ConfigError):
         parse_imap_url(url)
+
+
+def test_the_import_command_reads_imaps_sources(dovecot: Dovecot, tmp_path: Path) -> None:
+    """`mtasts tlsrpt import imaps://...`: the password from the environment, processed
+    mail moved to [receive.imap] done_folder, a second run adds nothing."""
+    from click.testing import CliRunner
+
+    from mtasts.cli.main import cli
+
+    _append(dovecot, report_mail("cli-1"), report_mail("cli-2"), NOT_A_REPORT)
+    config = tmp_path / "mtasts.toml"
+    config.write_text('[receive.imap]\ndone_folder = "Done"\n')
+    env = {
+        "MTASTS_CONFIG": str(config),
+        "MTASTS_RECEIVE_IMAP_PASSWORD": PASSWORD,
+        "MTASTS_CA_FILE": str(dovecot.ca_file),
+    }
+    store = f"sqlite:///{tmp_path / 'cli.db'}"
+    args = ["tlsrpt", "import", "--store", store, "--json", dovecot.url]
+    first = CliRunner().invoke(cli, args, env=env)
+    assert first.exit_code == 0, first.output
+    assert '"stored": 2' in first.output
+    assert '"refused": 1' in first.output
+    assert _folder(dovecot, "INBOX") == []
+    assert len(_folder(dovecot, "Done")) == 3
+    again = CliRunner().invoke(cli, args, env=env)
+    assert again.exit_code == 0, again.output
+    assert '"counts": {}' in again.output
+    no_password = CliRunner().invoke(cli, args, env={**env, "MTASTS_RECEIVE_IMAP_PASSWORD": ""})
+    assert no_password.exit_code != 0
+    assert "MTASTS_RECEIVE_IMAP_PASSWORD" in no_password.output
