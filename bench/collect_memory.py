@@ -4,16 +4,19 @@ The memory bound (256 MiB by default, ``--max-memory``) must hold as the process
 measured resident memory, not only as the collector's own accounting. This starts the
 real process, floods its socket with ``-n`` distinct real-sized libtlsrpt datagrams (a
 distinct domain each, an STS policy and a failure detail: ~420 bytes), with the store
-down (a PostgreSQL URL nobody listens on) or up (SQLite), then SIGTERMs it, and reports
-VmHWM (the kernel's peak RSS of the process) from /proc/PID/status.
+down (a PostgreSQL URL nobody listens on) or up (SQLite; or PostgreSQL at --pg, in a
+schema of its own, dropped afterwards), then SIGTERMs it, and reports VmHWM (the
+kernel's peak RSS of the process) from /proc/PID/status.
 
     .venv/bin/python bench/collect_memory.py -n 1000000 --store down
-    .venv/bin/python bench/collect_memory.py -n 1000000 --store sqlite
+    .venv/bin/python bench/collect_memory.py -n 600000 --store sqlite
+    .venv/bin/python bench/collect_memory.py -n 600000 --store postgresql
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import socket
 import subprocess
@@ -41,6 +44,21 @@ def datagram(i: int) -> bytes:
     )
 
 
+def _psql(url: str, sql: str) -> None:
+    import asyncio
+
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def status(pid: int) -> dict[str, int]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -53,17 +71,21 @@ def status(pid: int) -> dict[str, int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=1_000_000, help="distinct datagrams")
-    ap.add_argument("--store", choices=["down", "sqlite"], default="down")
+    ap.add_argument("--store", choices=["down", "sqlite", "postgresql"], default="down")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/test")
     ap.add_argument("--max-memory", default="", help="passed to collect (default: its own)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         sock = t / "c.sock"
-        store = (
-            "postgresql://postgres@127.0.0.1:1/none"
-            if args.store == "down"
-            else (f"sqlite:///{t / 'c.db'}")
-        )
+        schema = f"bench_{os.getpid()}"
+        if args.store == "down":
+            store = "postgresql://postgres@127.0.0.1:1/none"
+        elif args.store == "sqlite":
+            store = f"sqlite:///{t / 'c.db'}"
+        else:
+            _psql(args.pg, f"CREATE SCHEMA {schema}")
+            store = f"{args.pg}?search_path={schema}"
         cmd = [sys.executable, "-c", "from mtasts.cli.main import main; main()", "tlsrpt"]
         cmd += ["collect", "--socket", str(sock), "--store", store, "--spool", str(t / "s")]
         if args.max_memory:
@@ -89,6 +111,8 @@ def main() -> None:
         end = status(proc.pid)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=600)
+        if args.store == "postgresql":
+            _psql(args.pg, f"DROP SCHEMA {schema} CASCADE")
     mib = 1 << 20
     print(
         f"{args.n} distinct datagrams ({len(datagram(0))} bytes each) in {sent:.1f} s, "
