@@ -99,11 +99,17 @@ def _dkim_rank(result: str, is_aligned: int | bool) -> int:
     return {"temperror": 2, "fail": 3}.get(result, 4)
 
 
+def _cut(value: str | None, n: int) -> str | None:
+    """Hostile input can be longer than a VARCHAR column (PostgreSQL refuses it and the
+    whole batch would fail): values are cut to the column's length."""
+    return value if value is None or len(value) <= n else value[:n]
+
+
 def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
     return {
         "dkim_result": d.result.value,
-        "dkim_domain": d.domain,
-        "dkim_selector": d.selector,
+        "dkim_domain": _cut(d.domain, 253),
+        "dkim_selector": _cut(d.selector, 253),
         "dkim_reason": d.reason,
         "dkim_aligned": int(d.aligned),
     }
@@ -142,7 +148,7 @@ def _detail_rows(pk: int, r: Report) -> tuple[list[dict[str, Any]], list[dict[st
     day = report_day(r).isoformat()
     policies, failures = [], []
     for i, pol in enumerate(r.policies):
-        domain = pol.policy_domain.lower().rstrip(".")
+        domain = _cut(pol.policy_domain.lower().rstrip("."), 253)
         policies.append(
             {
                 "report_pk": pk,
@@ -150,7 +156,7 @@ def _detail_rows(pk: int, r: Report) -> tuple[list[dict[str, Any]], list[dict[st
                 "policy_domain": domain,
                 "day": day,
                 "organization": r.organization_name,
-                "policy_type": pol.policy_type.value,
+                "policy_type": _cut(pol.policy_type.value, 32),
                 "policy_string": orjson.dumps(list(pol.policy_string)).decode(),
                 "mx_host": orjson.dumps(list(pol.mx_host)).decode(),
                 "successful": pol.total_successful_session_count,
@@ -166,11 +172,11 @@ def _detail_rows(pk: int, r: Report) -> tuple[list[dict[str, Any]], list[dict[st
                     "policy_domain": domain,
                     "day": day,
                     "organization": r.organization_name,
-                    "result_type": f.result_type,
-                    "sending_mta_ip": f.sending_mta_ip,
-                    "receiving_mx_hostname": f.receiving_mx_hostname,
+                    "result_type": _cut(f.result_type, 64),
+                    "sending_mta_ip": _cut(f.sending_mta_ip, 64),
+                    "receiving_mx_hostname": _cut(f.receiving_mx_hostname, 253),
                     "receiving_mx_helo": f.receiving_mx_helo,
-                    "receiving_ip": f.receiving_ip,
+                    "receiving_ip": _cut(f.receiving_ip, 64),
                     "failed_session_count": f.failed_session_count,
                     "failure_reason_code": f.failure_reason_code,
                     "additional_information": f.additional_information,

@@ -252,3 +252,49 @@ async def test_a_store_that_cannot_be_written_raises_store_unavailable_then_reco
         assert await _count(r, arrivals) == 1  # the failed calls left nothing behind
     finally:
         await r.close()
+
+
+async def test_values_longer_than_their_columns_are_stored_cut_not_refused_by_postgresql(
+    open_receiver: OpenReceiver,
+) -> None:
+    """PostgreSQL refuses a value longer than a VARCHAR: a hostile report must not fail
+    the batch (and be retried forever by its sender)."""
+    import json
+
+    long_name = ("a" * 60 + ".") * 6 + "example"
+    report = {
+        "organization-name": "o",
+        "date-range": {
+            "start-datetime": "2026-11-20T00:00:00Z",
+            "end-datetime": "2026-11-20T23:59:59Z",
+        },
+        "contact-info": "r@o.test",
+        "report-id": "long",
+        "policies": [
+            {
+                "policy": {"policy-type": "sts", "policy-domain": long_name},
+                "summary": {
+                    "total-successful-session-count": 1,
+                    "total-failure-session-count": 1,
+                },
+                "failure-details": [
+                    {
+                        "result-type": "x" * 300,
+                        "sending-mta-ip": "1" * 100,
+                        "receiving-ip": "2" * 100,
+                        "receiving-mx-hostname": long_name,
+                        "failed-session-count": 1,
+                    }
+                ],
+            }
+        ],
+    }
+    r = await open_receiver()
+    out = await r.ingest_report(
+        json.dumps(report).encode(),
+        _arrival(Channel.HTTPS, "x", content_type="c" * 5000, secret_domain=long_name),
+    )
+    assert out.disposition in (Disposition.STORED, Disposition.QUARANTINED)
+    (row,) = await _rows(r, report_failures)
+    assert len(row["result_type"]) == 64
+    assert len(row["policy_domain"]) <= 253
