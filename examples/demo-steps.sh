@@ -24,3 +24,7 @@ done
 echo
 echo "== 3. The whole chain, as a monitoring check (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"
 step mtasts check good.test badmx.test oldtls.test missing.test
+
+echo
+echo "== 4. The reports come home: an attacked session, reported by https and signed mail, received once"
+step python tlsrpt-receive-loop.py
