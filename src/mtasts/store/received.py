@@ -102,7 +102,19 @@ def _dkim_rank(result: str, is_aligned: int | bool) -> int:
 def _cut(value: str | None, n: int) -> str | None:
     """Hostile input can be longer than a VARCHAR column (PostgreSQL refuses it and the
     whole batch would fail): values are cut to the column's length."""
-    return value if value is None or len(value) <= n else value[:n]
+    if value is None:
+        return None
+    return (value if len(value) <= n else value[:n]).replace("\x00", "\ufffd")
+
+
+def _nul_free(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """PostgreSQL text cannot hold U+0000 (a report may: JSON allows it): written as
+    U+FFFD, in place, so one such report does not fail the batch."""
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, str) and "\x00" in value:
+                row[key] = value.replace("\x00", "\ufffd")
+    return rows
 
 
 def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
@@ -110,7 +122,7 @@ def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
         "dkim_result": d.result.value,
         "dkim_domain": _cut(d.domain, 253),
         "dkim_selector": _cut(d.selector, 253),
-        "dkim_reason": d.reason,
+        "dkim_reason": _cut(d.reason, 2000),
         "dkim_aligned": int(d.aligned),
     }
 
@@ -321,7 +333,7 @@ class ReceivedStore:
         pks: dict[str, int] = {}
         if new:
             await self.db.executemany(
-                _insert(self.db, reports), [_report_row(p, now) for p in new.values()]
+                _insert(self.db, reports), _nul_free([_report_row(p, now) for p in new.values()])
             )
             for part in _chunks(list(new)):
                 q = select(reports.c.pk, reports.c.dedup_key).where(_in(reports.c.dedup_key, part))
@@ -333,8 +345,8 @@ class ReceivedStore:
                 pr, fr = _detail_rows(pks[key], p.report)
                 prows += pr
                 frows += fr
-            await self.db.executemany(_insert(self.db, report_policies), prows)
-            await self.db.executemany(_insert(self.db, report_failures), frows)
+            await self.db.executemany(_insert(self.db, report_policies), _nul_free(prows))
+            await self.db.executemany(_insert(self.db, report_failures), _nul_free(frows))
         for upk, values in promote.items():
             await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         for upk, d in dkim_better.items():
@@ -369,7 +381,7 @@ class ReceivedStore:
                     **_dkim_cols(p.dkim),
                 }
             )
-        await self.db.executemany(_insert(self.db, arrivals), arows)
+        await self.db.executemany(_insert(self.db, arrivals), _nul_free(arows))
         return out
 
     # --- reprocess and retention ---------------------------------------------------------

@@ -298,3 +298,23 @@ async def test_values_longer_than_their_columns_are_stored_cut_not_refused_by_po
     (row,) = await _rows(r, report_failures)
     assert len(row["result_type"]) == 64
     assert len(row["policy_domain"]) <= 253
+
+
+async def test_nul_characters_in_a_report_do_not_fail_the_store(
+    open_receiver: OpenReceiver,
+) -> None:
+    """PostgreSQL text cannot hold U+0000; a report carrying it is stored all the same."""
+    raw = (
+        b'{"organization-name":"o\\u0000rg","date-range":{"start-datetime":'
+        b'"2026-11-20T00:00:00Z","end-datetime":"2026-11-20T23:59:59Z"},'
+        b'"contact-info":"r@o.test","report-id":"n\\u0000ul","policies":[{"policy":'
+        b'{"policy-type":"sts","policy-domain":"a.test","policy-string":["x\\u0000"]},'
+        b'"summary":{"total-successful-session-count":1,"total-failure-session-count":1},'
+        b'"failure-details":[{"result-type":"validation-failure","failed-session-count":1,'
+        b'"failure-reason-code":"bad\\u0000code"}]}]}'
+    )
+    r = await open_receiver()
+    out = await r.ingest(raw, _arrival(source="nul\x00.json"))
+    assert out.disposition is Disposition.STORED
+    (row,) = await _rows(r, reports)
+    assert "\x00" not in row["organization"]
