@@ -25,6 +25,12 @@ Contract:
   ``secret-domain-mismatch``. The reader's repairs are in ``warnings``.
 - A store that cannot be written raises :class:`StoreUnavailable` (HTTP 503, SMTP 451:
   the sender retries); nothing was stored for that call.
+- ``queued``: arrivals waiting for the next commit (an intake's back-pressure bound);
+  ``ingest_many``: an import's batch; ``prune(today)``: retention (``keep_days``), for a
+  service to call daily; ``reprocess()``: re-read the archive (``tlsrpt reprocess``).
+- Other import sources: :func:`mtasts.tlsrpt.receive.sources.register_scheme` (e.g.
+  ``imaps``); ``import_sources(progress=...)`` is called per input after its commit,
+  where an IMAP importer flags or moves the message.
 """
 
 from __future__ import annotations
