@@ -12,11 +12,12 @@ import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -241,6 +242,22 @@ async def _running(col: Collector, store: TlsRptStore) -> AsyncIterator[None]:
         await store.close()
 
 
+_STARTED: list[asyncio.subprocess.Process | subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_collector_left_running() -> Iterator[None]:
+    """A test that fails half-way must not leave its `mtasts tlsrpt collect` running."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        if isinstance(proc, subprocess.Popen):
+            proc.wait(10)
+
+
 class CollectProcess:
     """`mtasts tlsrpt collect` as its own process (asyncio subprocess)."""
 
@@ -265,6 +282,7 @@ class CollectProcess:
             "0.2",
             stderr=asyncio.subprocess.PIPE,
         )
+        _STARTED.append(self.proc)
         proc = self.proc
         await _until(lambda: self.sock.exists() or proc.returncode is not None, "the socket", 30)
         assert proc.returncode is None, (await proc.communicate())[1].decode()
@@ -508,8 +526,6 @@ async def test_an_unreadable_spool_is_moved_aside_not_counted(tmp_path: Path, ba
 def test_collect_exits_1_naming_a_lost_spool(tmp_path: Path) -> None:
     """Store down and the spool cannot be written either: exit 1, and the line says the
     sessions are lost (never a silent exit 0)."""
-    import subprocess
-
     sock_path = tmp_path / "tlsrpt.sock"
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -531,6 +547,7 @@ def test_collect_exits_1_naming_a_lost_spool(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(proc)
     deadline = time.monotonic() + 30
     while not sock_path.exists():
         assert time.monotonic() < deadline
@@ -575,8 +592,6 @@ def test_max_memory_holds_as_measured_peak_rss(tmp_path: Path) -> None:
     VmHWM) stays under 128 MiB; the datagrams past the bound are rejected, each one
     accounted for. (The bound used to count only the counters' own estimate: the
     decoder's caches and a flush's rows came on top, and RSS reached twice the bound.)"""
-    import subprocess
-
     sock_path = tmp_path / "tlsrpt.sock"
     proc = subprocess.Popen(
         [
@@ -599,6 +614,7 @@ def test_max_memory_holds_as_measured_peak_rss(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    _STARTED.append(proc)
     deadline = time.monotonic() + 30
     while not sock_path.exists():
         assert time.monotonic() < deadline
