@@ -121,14 +121,40 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
         receive_settings(rest), nameserver=base.nameserver, dns_timeout=base.timeouts.dns
     )
     receiver = await Receiver.open(store_url, settings)
+    retention = None
     try:
         service = ReceiveService(receiver, config)
 
         def ready(s: ReceiveService) -> None:
+            nonlocal retention
             out = console(stderr=True)
             for line in s.describe():
                 out.print(f"mtasts tlsrpt receive: {line}", highlight=False, soft_wrap=True)
+            if settings.keep_days is not None:
+                retention = asyncio.create_task(prune_daily(receiver))
 
         await run_until_signalled(service, ready=ready)
     finally:
+        if retention is not None:
+            retention.cancel()
         await receiver.close()
+
+
+async def prune_daily(receiver: Any, *, every: float = 86400.0) -> None:
+    """``[receive] keep_days``: prune at start, then once a day, while the service runs.
+    A failed prune is logged and tried again the next day; intake goes on."""
+    from datetime import UTC, datetime
+
+    from mtasts.errors import MtastsError
+
+    log = logging.getLogger("mtasts.tlsrpt.receive")
+    while True:
+        try:
+            removed = await receiver.prune(datetime.now(UTC).date())
+            if any(removed.values()):
+                log.info("retention: removed %s", removed)
+        except (MtastsError, OSError) as exc:
+            log.warning("retention: prune failed: %s (tried again tomorrow)", exc)
+        except Exception:  # housekeeping must never stop the intake; the cause is logged
+            log.exception("retention: prune failed (tried again tomorrow)")
+        await asyncio.sleep(every)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -55,3 +56,55 @@ def test_receive_names_a_bad_setting_and_exits_1(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "max_bodyy" in result.output
+
+
+async def test_receive_prunes_past_keep_days_when_it_starts(tmp_path: Path) -> None:
+    """[receive] keep_days: the running service applies retention (at start, then daily)."""
+    import asyncio
+    import os
+    import signal
+    import sys
+    from datetime import date
+
+    from receive_net_support import open_receiver, report_gzip, store_url
+
+    from mtasts.tlsrpt.receive.decide import Channel
+    from mtasts.tlsrpt.receive.intake import Arrival
+    from mtasts.tlsrpt.receive.query import received_reports
+
+    receiver = await open_receiver(tmp_path)
+    try:
+        arrival = Arrival(Channel.HTTPS, "192.0.2.1", datetime.now(UTC))
+        out = await receiver.ingest_report(report_gzip("old-1"), arrival)  # day 2026-11-22
+        assert out.disposition.value == "stored"
+    finally:
+        await receiver.close()
+    since = date(2000, 1, 1)
+    assert len(await received_reports(store_url(tmp_path), since=since)) == 1
+    config = tmp_path / "mtasts.toml"
+    config.write_text("[receive]\nkeep_days = 1\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from mtasts.cli.main import main; main()",
+        "tlsrpt",
+        "receive",
+        "--config",
+        str(config),
+        "--store",
+        store_url(tmp_path),
+        "--http",
+        "127.0.0.1:0",
+        env={**os.environ, "MTASTS_CONFIG": str(config)},
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            if not await received_reports(store_url(tmp_path), since=since):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the report past keep_days was not pruned")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0

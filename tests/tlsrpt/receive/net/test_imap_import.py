@@ -15,6 +15,7 @@ from receive_net_support import failing_receiver, open_receiver, report_mail
 from mtasts.errors import ConfigError
 from mtasts.tlsrpt.receive.imap import KEYWORD, ImapFolder, ImapImportError, ImapStats
 from mtasts.tlsrpt.receive.imapurl import ImapSource, format_imap_url, parse_imap_url
+from mtasts.tlsrpt.receive.intake import StoreUnavailable
 
 pytestmark = pytest.mark.peer
 
@@ -112,8 +113,7 @@ async def test_a_store_that_is_down_leaves_the_message_for_the_next_run(
 ) -> None:
     _append(dovecot, report_mail("later-1"))
     async with failing_receiver() as down:
-        # StoreUnavailable from a failed write; a failed read surfaces as the driver's error
-        with pytest.raises(Exception):  # noqa: B017, PT011
+        with pytest.raises(StoreUnavailable):
             await _importer(dovecot, down).run()
     assert all(KEYWORD.encode() not in f for _, f in _folder(dovecot, "INBOX"))
     up = await open_receiver(tmp_path)
