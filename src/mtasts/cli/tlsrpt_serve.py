@@ -37,6 +37,11 @@ STORE_HELP = (
 )
 @click.option("--smtp", envvar="MTASTS_RECEIVE_SMTP", help="HOST:PORT of an SMTP listener.")
 @click.option(
+    "--metrics",
+    envvar="MTASTS_RECEIVE_METRICS",
+    help="HOST:PORT serving Prometheus metrics (default: /metrics on the http listener).",
+)
+@click.option(
     "--cert",
     type=click.Path(dir_okay=False, exists=True),
     envvar="MTASTS_RECEIVE_CERT",
@@ -60,6 +65,7 @@ def receive(
     http: str | None,
     lmtp: str | None,
     smtp: str | None,
+    metrics: str | None,
     cert: str | None,
     key: str | None,
     url_path: str | None,
@@ -87,6 +93,7 @@ def receive(
             "http": http,
             "lmtp": lmtp,
             "smtp": smtp,
+            "metrics": metrics,
             "cert": cert,
             "key": key,
             "path": url_path,

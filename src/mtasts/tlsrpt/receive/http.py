@@ -92,9 +92,14 @@ class HttpIntake:
             Route(base or "/", self.post, methods=["POST"]),
             Route(f"{base}/{{secret}}", self.post, methods=["POST"]),
         ]
-        if config.metrics_path:
+        if config.metrics_path and config.metrics is None:
             routes.insert(0, Route(config.metrics_path, self.metrics, methods=["GET"]))
         self.app = Starlette(routes=routes)
+        # With a `metrics` listener of its own, metrics are served there only (not on the
+        # public report listener).
+        self.metrics_app = Starlette(
+            routes=[Route(config.metrics_path or "/metrics", self.metrics, methods=["GET"])]
+        )
 
     async def metrics(self, request: Request) -> Response:
         return Response(self.gate.metrics.render(), media_type=CONTENT_TYPE)

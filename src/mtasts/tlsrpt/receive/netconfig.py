@@ -11,6 +11,7 @@ Example::
     key = "/etc/mtasts/tlsrpt.key"
     path = "/tlsrpt"              # where reports are POSTed
     metrics_path = "/metrics"     # Prometheus text format on the http listener; "" = off
+    metrics = ""                  # HOST:PORT: serve metrics_path there instead (private)
     max_body = 5242880            # bytes of one POST body as sent (gzip or JSON)
     max_message = 10485760        # bytes of one mail message (SMTP SIZE)
     max_inflight = 32             # ingests in progress at once; past it 503 / 451
@@ -89,6 +90,7 @@ class NetConfig:
     http: Listen | None = None
     lmtp: Listen | None = None
     smtp: Listen | None = None
+    metrics: Listen | None = None
     cert: str = ""
     key: str = ""
     path: str = "/tlsrpt"
@@ -113,7 +115,7 @@ class NetConfig:
         return bool(self.cert)
 
 
-_LISTENERS = ("http", "lmtp", "smtp")
+_LISTENERS = ("http", "lmtp", "smtp", "metrics")
 #: Every key of ``[receive]`` this module reads (the store side's parser skips them).
 NET_KEYS = frozenset(f.name for f in fields(NetConfig))
 _STRINGS = ("store", "cert", "key", "hostname")
@@ -219,6 +221,8 @@ def parse_netconfig(
     config = replace(base or NetConfig(), **changes)
     if bool(config.cert) != bool(config.key):
         raise ConfigError(f"[{WHERE}] cert and key go together: give both or neither")
+    if config.metrics is not None and config.metrics.path:
+        raise ConfigError(f"[{WHERE}] metrics listens on HOST:PORT, not a unix socket")
     if config.metrics_path and config.metrics_path == config.path:
         raise ConfigError(f"[{WHERE}] metrics_path and path must differ")
     return config, rest

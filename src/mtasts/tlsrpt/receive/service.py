@@ -15,6 +15,7 @@ import logging
 import signal
 import ssl
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from mtasts.tlsrpt.receive.decide import Channel
@@ -35,6 +36,7 @@ class ReceiveService:
         self.config = config
         self.gate = Gate(receiver, max_inflight=config.max_inflight, metrics=metrics)
         self.http: HttpServer | None = None
+        self.metrics_server: HttpServer | None = None
         self.http_intake: HttpIntake | None = None
         self.mail: dict[str, tuple[MailIntake, asyncio.Server]] = {}
 
@@ -47,6 +49,11 @@ class ReceiveService:
         assert self.http is not None
         return self.http.port
 
+    @property
+    def metrics_port(self) -> int:
+        assert self.metrics_server is not None
+        return self.metrics_server.port
+
     def port(self, channel: str) -> int:
         """The TCP port the ``smtp`` or ``lmtp`` listener is bound to."""
         server = self.mail[channel][1]
@@ -56,10 +63,15 @@ class ReceiveService:
     async def start(self) -> None:
         config = self.config
         try:
+            self.http_intake = HttpIntake(self.gate, config)
             if config.http is not None:
-                self.http_intake = HttpIntake(self.gate, config)
                 self.http = HttpServer(self.http_intake.app, config, bind(config.http))
                 await self.http.start()
+            if config.metrics is not None:
+                plain = replace(config, cert="", key="")
+                app = self.http_intake.metrics_app
+                self.metrics_server = HttpServer(app, plain, bind(config.metrics))
+                await self.metrics_server.start()
             tls: ssl.SSLContext | None = None
             if config.cert and (config.smtp or config.lmtp):
                 tls = server_context(config.cert, config.key)
@@ -80,9 +92,10 @@ class ReceiveService:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self.mail.clear()
-        if self.http is not None:
-            await self.http.stop()
-            self.http = None
+        for web in (self.http, self.metrics_server):
+            if web is not None:
+                await web.stop()
+        self.http = self.metrics_server = None
 
     def describe(self) -> list[str]:
         """One line per listener, with the address it is bound to (port 0 resolved)."""
@@ -92,6 +105,10 @@ class ReceiveService:
             host, port = self.http.sock.getsockname()[:2]
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             lines.append(f"{scheme} {where} POST {self.config.path}")
+        if self.metrics_server is not None:
+            host, port = self.metrics_server.sock.getsockname()[:2]
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            lines.append(f"metrics http {where} GET {self.config.metrics_path or '/metrics'}")
         for channel, (_, server) in self.mail.items():
             for sock in server.sockets:
                 name = sock.getsockname()

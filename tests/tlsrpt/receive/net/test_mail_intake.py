@@ -212,3 +212,32 @@ async def test_a_session_is_cut_at_the_session_timeout(receiver: Any) -> None:
         else:
             pytest.fail("the session outlived session_timeout")
         writer.close()
+
+
+async def test_a_mail_only_service_serves_metrics_on_its_own_listener(receiver: Any) -> None:
+    import httpx
+
+    async with running_service(
+        receiver, http="", lmtp="127.0.0.1:0", metrics="127.0.0.1:0"
+    ) as service:
+        assert service.http is None
+        replies = await asyncio.to_thread(
+            _send, service.port("lmtp"), report_mail("m-1"), ["r@a.test"], lmtp=True
+        )
+        assert [code for code, _ in replies] == [250]
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"http://127.0.0.1:{service.metrics_port}/metrics")).text
+        labels = {"channel": "lmtp", "disposition": "stored"}
+        assert metric(text, "mtasts_tlsrpt_intake_received_total", **labels) == 1
+        assert metric(text, "mtasts_tlsrpt_intake_dkim_total", verdict="none") == 1
+
+
+async def test_with_a_metrics_listener_the_report_listener_hides_them(receiver: Any) -> None:
+    import httpx
+
+    async with running_service(receiver, metrics="127.0.0.1:0") as service:
+        async with httpx.AsyncClient() as client:
+            public = await client.get(f"http://127.0.0.1:{service.http_port}/metrics")
+            private = await client.get(f"http://127.0.0.1:{service.metrics_port}/metrics")
+        assert public.status_code == 404
+        assert private.status_code == 200
