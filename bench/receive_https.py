@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/receive_https.py [--reports 4000] [--senders 100]
 
-Both servers run as their own process on loopback, plain HTTP (TLS costs the same to
-both and is not what is measured), uvicorn with its h11 parser:
+Each server runs as its own process on loopback, plain HTTP (TLS costs the same to
+all and is not what is measured), uvicorn with its h11 parser on the stock asyncio loop
+(`tlsrpt receive` does not use uvloop: aiosmtpd's STARTTLS relies on asyncio's own SSL
+transport):
 
 - mtasts: `mtasts tlsrpt receive --http` into a fresh SQLite store (stream the body
   with its bound, read the report, deduplicate, store durably, then answer 200), per-
@@ -45,7 +47,7 @@ async def post(request):
 
 app = Starlette(routes=[Route("/tlsrpt", post, methods=["POST"])])
 uvicorn.run(app, host="127.0.0.1", port=int(__import__("sys").argv[1]), http="h11",
-            log_level="warning", access_log=False)
+            loop="asyncio", log_level="warning", access_log=False)
 """
 
 
@@ -110,6 +112,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(
+    proc: asyncio.subprocess.Process, port: int, bodies: list[bytes], senders: int
+) -> dict[str, float]:
+    before = cpu_seconds(proc.pid)
+    result = await drive(port, bodies, senders)
+    result["cpu_us"] = (cpu_seconds(proc.pid) - before) / len(bodies) * 1e6
+    result["peak_rss_mib"] = peak_rss_mib(proc.pid)
+    return result
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -227,26 +244,24 @@ async def main() -> None:
             {"MTASTS_CONFIG": str(config)},
         )
         await drive(port, warm, 20)
-        results["mtasts tlsrpt receive"] = await drive(port, bodies, opts.senders)
-        results["mtasts tlsrpt receive"]["peak_rss_mib"] = peak_rss_mib(ours.pid)
+        results["mtasts tlsrpt receive"] = await measured(ours, port, bodies, opts.senders)
         await stop(ours)
         port = free_port()
         null = await run_server([sys.executable, "-c", NULL_STORE, str(port)], port, {})
         await drive(port, warm, 20)
-        results["intake, no store"] = await drive(port, bodies, opts.senders)
-        results["intake, no store"]["peak_rss_mib"] = peak_rss_mib(null.pid)
+        results["intake, no store"] = await measured(null, port, bodies, opts.senders)
         await stop(null)
         port = free_port()
         bare = await run_server([sys.executable, "-c", BARE, str(port)], port, {})
         await drive(port, warm, 20)
-        results["bare starlette/uvicorn"] = await drive(port, bodies, opts.senders)
-        results["bare starlette/uvicorn"]["peak_rss_mib"] = peak_rss_mib(bare.pid)
+        results["bare starlette/uvicorn"] = await measured(bare, port, bodies, opts.senders)
         await stop(bare)
     print(f"{opts.reports} reports, {opts.senders} concurrent senders, keep-alive, plain HTTP")
     for name, r in results.items():
         print(
             f"{name:24} {r['reports_per_s']:8.0f} reports/s  p50 {r['p50_ms']:6.1f} ms  "
-            f"p99 {r['p99_ms']:6.1f} ms  peak RSS {r['peak_rss_mib']:5.0f} MiB  "
+            f"p99 {r['p99_ms']:6.1f} ms  CPU {r['cpu_us']:5.0f} us/report  "
+            f"peak RSS {r['peak_rss_mib']:5.0f} MiB  "
             f"(503 retried: {r['retries']:.0f})"
         )
     b = results["bare starlette/uvicorn"]
