@@ -157,9 +157,7 @@ class ClientSlots:
 #: reason_code of a refused report -> HTTP status. Anything not listed is 400.
 REFUSED_STATUS = {
     "too-large": 413,  # past a size bound (compressed or decompressed)
-    "not-our-domain": 403,  # a policy domain we do not receive for
-    "secret-mismatch": 403,  # the secret path names another domain
-    "unsupported-media-type": 415,
+    "not-our-domain": 403,  # no policy domain of ours (other_domains = "refuse")
 }
 
 

@@ -238,3 +238,30 @@ async def test_a_store_that_fails_is_503_with_retry_after() -> None:
         assert answer.status == 503
         assert answer.headers["retry-after"]
         assert answer.json["result"] == "retry"
+
+
+@pytest.mark.parametrize(
+    ("other_domains", "status", "result"),
+    [
+        ("refuse", 403, "refused"),
+        ("quarantine", 202, "quarantined"),
+    ],
+)
+async def test_reports_for_domains_not_ours_by_configuration(
+    tmp_path: Path, other_domains: str, status: int, result: str
+) -> None:
+    """The list of our domains is the Receiver's decision; the answer follows it."""
+    from mtasts.tlsrpt.receive.decide import OtherDomains
+
+    receiver = await open_receiver(
+        tmp_path, owned_domains=frozenset({"a.test"}), other_domains=OtherDomains(other_domains)
+    )
+    try:
+        async with running_service(receiver) as service:
+            ours = await post(service.http_port, report_gzip("d-1", "a.test"))
+            assert ours.status == 200
+            other = await post(service.http_port, report_gzip("d-2", "b.test"))
+            assert (other.status, other.json["result"]) == (status, result)
+            assert other.json["reason"]
+    finally:
+        await receiver.close()
