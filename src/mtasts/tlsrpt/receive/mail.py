@@ -145,6 +145,11 @@ class MailIntake:
 class _Bounded:
     """Session cap and whole-session deadline, mixed into aiosmtpd's protocols."""
 
+    # RFC 5321 §4.5.3.1.6 caps a line at 1000 octets, and aiosmtpd answers a longer one
+    # "500 Line too long", a permanent refusal of the whole report. Senders' report mail
+    # is not always that careful, and the MTA in front passes it on: we take lines up to
+    # 64 KiB (the message stays bounded by SIZE).
+    line_length_limit = 65536
     _intake: MailIntake
     _refused = False
     _deadline: asyncio.TimerHandle | None = None

@@ -241,3 +241,12 @@ async def test_with_a_metrics_listener_the_report_listener_hides_them(receiver: 
             private = await client.get(f"http://127.0.0.1:{service.metrics_port}/metrics")
         assert public.status_code == 404
         assert private.status_code == 200
+
+
+async def test_a_line_past_rfc_5321s_1000_octets_does_not_bounce_the_report(
+    receiver: Any,
+) -> None:
+    async with running_service(receiver, http="", smtp="127.0.0.1:0") as service:
+        raw = b"X-Long: " + b"a" * 5000 + b"\r\n" + report_mail("long-line")
+        code, text = await asyncio.to_thread(_send, service.port("smtp"), raw, ["r@a.test"])
+        assert code == 250, text
