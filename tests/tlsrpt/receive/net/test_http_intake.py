@@ -265,3 +265,23 @@ async def test_reports_for_domains_not_ours_by_configuration(
             assert other.json["reason"]
     finally:
         await receiver.close()
+
+
+async def test_on_postgresql_concurrent_posts_are_each_stored_once() -> None:
+    from datetime import date
+
+    from receive_net_support import PG_URL, pg_receiver
+
+    from mtasts.tlsrpt.receive.query import received_reports
+
+    async with (
+        pg_receiver() as (receiver, schema),
+        running_service(receiver, max_inflight=64, client_concurrency=0, rate=0) as service,
+    ):
+        ids = [f"pg-{i}" for i in range(50)]
+        answers = await asyncio.gather(*(post(service.http_port, report_gzip(i)) for i in ids))
+        assert [a.status for a in answers] == [200] * 50
+        again = await post(service.http_port, report_gzip("pg-0"))
+        assert again.json["result"] == "duplicate"
+        stored = await received_reports(PG_URL, since=date(2026, 11, 1), schema=schema)
+        assert sorted(r.report_id for r in stored) == sorted(ids)

@@ -225,3 +225,16 @@ async def test_sigterm_stops_the_service_cleanly(service: Running) -> None:
     assert await _post(service.ports["http"], gzip.compress(b"{}"), "127.0.0.1") >= 400
     service.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(service.process.wait(), 30) == 0
+
+
+async def test_a_report_answered_200_survives_kill_9_at_once(service: Running) -> None:
+    """2xx only after durable storage: SIGKILL right after the answers loses nothing."""
+    port = service.ports["http"]
+    statuses = await asyncio.gather(
+        *(_post(port, report_gzip(f"kill-{i}"), f"127.0.6.{i + 1}") for i in range(20))
+    )
+    assert statuses == [200] * 20
+    service.process.kill()
+    await service.process.wait()
+    reports = await received_reports(service.store, since=date(2026, 11, 1))
+    assert sorted(r.report_id for r in reports) == sorted(f"kill-{i}" for i in range(20))
