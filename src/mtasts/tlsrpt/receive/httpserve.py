@@ -100,6 +100,7 @@ class HttpServer:
             ssl_keyfile=config.key or None,
         )
         self.server = uvicorn.Server(self.config)
+        self.handshake_timeout = config.header_timeout
         self._main: asyncio.Task[None] | None = None
 
     @property
@@ -107,11 +108,32 @@ class HttpServer:
         return int(self.sock.getsockname()[1])
 
     async def start(self) -> None:
-        self.config.load()
-        # What Server.serve() does before startup(), without taking over the signals.
-        self.server.lifespan = self.config.lifespan_class(self.config)
-        await self.server.startup(sockets=[self.sock])
-        self._main = asyncio.create_task(self.server.main_loop())
+        config, server = self.config, self.server
+        config.load()
+        # uvicorn's Server.startup() for one socket, less its signal handling and with a
+        # TLS handshake deadline: asyncio's default is 60 s, and a client that connects
+        # and never says hello would hold a connection slot that long (the head deadline
+        # starts only once TLS is up).
+        server.lifespan = config.lifespan_class(config)
+        await server.lifespan.startup()
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=server.server_state, app_state=server.lifespan.state
+            )
+
+        loop = asyncio.get_running_loop()
+        server.servers = [
+            await loop.create_server(
+                protocol,
+                sock=self.sock,
+                ssl=config.ssl,
+                backlog=config.backlog,
+                ssl_handshake_timeout=self.handshake_timeout if config.ssl else None,
+            )
+        ]
+        server.started = True
+        self._main = asyncio.create_task(server.main_loop())
 
     async def stop(self) -> None:
         self.server.should_exit = True

@@ -285,3 +285,38 @@ async def test_on_postgresql_concurrent_posts_are_each_stored_once() -> None:
         assert again.json["result"] == "duplicate"
         stored = await received_reports(PG_URL, since=date(2026, 11, 1), schema=schema)
         assert sorted(r.report_id for r in stored) == sorted(ids)
+
+
+async def test_https_a_client_that_never_says_hello_is_cut_at_the_header_timeout(
+    receiver: Any, tmp_path: Path
+) -> None:
+    """TLS from --cert/--key; a TCP connection that never starts its TLS handshake is
+    closed after header_timeout (asyncio's default would hold it 60 s)."""
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    issued = ca.issue_cert("receiver.test")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(b.bytes() for b in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    async with running_service(
+        receiver, cert=str(cert), key=str(key), header_timeout=0.5
+    ) as service:
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        async with httpx.AsyncClient(verify=ctx) as client:
+            answer = await client.post(
+                f"https://127.0.0.1:{service.http_port}/tlsrpt",
+                content=report_gzip("tls-1"),
+                headers={"Content-Type": GZIP, "Host": "receiver.test"},
+                extensions={"sni_hostname": "receiver.test"},
+            )
+        assert answer.status_code == 200
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.http_port)
+        start = loop.time()
+        assert await asyncio.wait_for(reader.read(), 20) == b""
+        assert loop.time() - start < 10
+        writer.close()
