@@ -28,6 +28,7 @@ def dovecot(tmp_path: Path) -> Iterator[Dovecot]:
     try:
         yield peer
     finally:
+        print(peer.log()[-8000:])  # shown by pytest when the test failed
         peer.stop()
 
 
