@@ -108,3 +108,56 @@ async def test_receive_prunes_past_keep_days_when_it_starts(tmp_path: Path) -> N
     finally:
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+def test_receive_in_process_runs_until_sigterm(tmp_path: Path) -> None:
+    """The command itself (not a subprocess): listeners announced, retention started,
+    SIGTERM stops it cleanly with exit status 0."""
+    import os
+    import signal
+    import socket
+    import threading
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    def stop_once_listening() -> None:
+        for _ in range(1200):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # The handler is installed before the listener binds: this never kills pytest.
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    config = tmp_path / "mtasts.toml"
+    config.write_text("[receive]\nkeep_days = 30\n")
+    stopper = threading.Thread(target=stop_once_listening, daemon=True)
+    stopper.start()
+    result = CliRunner().invoke(
+        cli,
+        [
+            "tlsrpt",
+            "receive",
+            "--config",
+            str(config),
+            "--store",
+            f"sqlite:///{tmp_path / 'r.db'}",
+            "--http",
+            f"127.0.0.1:{port}",
+            "--smtp",
+            "127.0.0.1:0",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        env={"MTASTS_CONFIG": str(config)},
+    )
+    stopper.join(30)
+    assert result.exit_code == 0, result.output
+    assert f"http 127.0.0.1:{port} POST /tlsrpt" in result.output
+    assert "smtp 127.0.0.1:" in result.output
+    assert "metrics http 127.0.0.1:" in result.output
+    assert "stopped" in result.output
