@@ -117,12 +117,16 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
 
     from mtasts.cli.render import console
     from mtasts.config import load_settings
+    from mtasts.postfix.sockets import raise_open_files_limit
     from mtasts.tlsrpt.receive.intake import Receiver
     from mtasts.tlsrpt.receive.service import ReceiveService, run_until_signalled
     from mtasts.tlsrpt.receive.settings import receive_settings
 
     # The store side of [receive] (owned domains, DKIM, quarantine); DKIM keys are looked
     # up through the project's resolver settings (MTASTS_NAMESERVER in the lab).
+    # Up to max_connections per listener: the usual soft limit of 1,024 open files is
+    # below that; the hard limit is what the administrator allowed (LimitNOFILE=).
+    raise_open_files_limit()
     base = load_settings()
     settings = replace(
         receive_settings(rest), nameserver=base.nameserver, dns_timeout=base.timeouts.dns

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from receive_net_support import GZIP, metric, read_answer, report_gzip, request_head
 
+from mtasts.postfix.sockets import raise_open_files_limit
 from mtasts.tlsrpt.receive.query import received_reports
 
 pytestmark = pytest.mark.lab
@@ -55,6 +56,7 @@ class Running:
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Running]:
+    raise_open_files_limit()  # a thousand client sockets in this process
     config = tmp_path / "mtasts.toml"
     config.write_text(CONFIG)
     store = f"sqlite:///{tmp_path / 'received.db'}"
