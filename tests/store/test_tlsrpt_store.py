@@ -172,3 +172,45 @@ async def test_a_connection_the_server_ended_is_reopened(store: TlsRptStore) -> 
             await store.reset()
     got = await store.load_day(DAY)
     assert sum(got.successes.values()) == 3
+
+
+async def test_a_day_read_while_another_process_flushes_is_one_consistent_snapshot(
+    store: TlsRptStore,
+) -> None:
+    """`tlsrpt reports` reads a day while a collector keeps flushing new domains (each
+    flush commits a policy row and its failure rows): every read sees whole flushes,
+    so each failure detail has its policy and the failed sessions equal their details.
+    (Two separate reads once saw failure rows of a flush whose policy row the first read
+    had missed, and `load_day` failed with a KeyError: CI, test_store_outage.)"""
+    import asyncio
+
+    from mtasts.store.engine import PostgresDatabase
+
+    if isinstance(store.db, PostgresDatabase):
+        writer = TlsRptStore.open(store.db.dsn, schema=store.db.schema)
+    else:
+        writer = TlsRptStore.open(f"sqlite:///{store.db.path}")  # type: ignore[attr-defined]
+    done = asyncio.Event()
+
+    async def flush_forever() -> int:
+        flushes = 0
+        try:
+            while not done.is_set():
+                await writer.add_counters(_many(20, reverse=bool(flushes % 2), extra=flushes))
+                flushes += 1
+        finally:
+            await writer.close()
+        return flushes
+
+    task = asyncio.create_task(flush_forever())
+    try:
+        for _ in range(60):
+            got = await store.load_day(DAY)
+            for key in got.policy_keys():
+                details = sum(n for (k, _f), n in got.details.items() if k == key)
+                assert details == got.failures.get(key, 0)
+            await asyncio.sleep(0)
+    finally:
+        done.set()
+        flushes = await task
+    assert flushes > 1

@@ -62,6 +62,11 @@ class Database(Protocol):
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A read-only transaction in which every read sees the same committed state
+        (reads that belong together must not straddle another process's commit)."""
+        ...
+
     async def create_all(self, metadata: MetaData) -> None: ...
 
     async def reset(self) -> None:
@@ -168,6 +173,16 @@ class SqliteDatabase(_Driver):
             raise
         await conn.execute("COMMIT")
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        # A deferred transaction reads from one snapshot of the WAL from its first read on.
+        conn = await self._get()
+        await conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            await conn.execute("ROLLBACK")
+
     async def create_all(self, metadata: MetaData) -> None:
         conn = await self._get()
         for ddl in _ddl(self.dialect, metadata):
@@ -225,6 +240,12 @@ class PostgresDatabase(_Driver):
     async def transaction(self) -> AsyncIterator[None]:
         conn = await self._get()
         async with conn.transaction():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[None]:
+        conn = await self._get()
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
             yield
 
     async def create_all(self, metadata: MetaData) -> None:

@@ -172,10 +172,19 @@ class TlsRptStore:
 
     async def load_day(self, day: date) -> Counters:
         """All counters of one UTC day, as :class:`Counters` (for aggregation)."""
+        iso = day.isoformat()
+        # One snapshot for both tables: a collector committing between the two reads
+        # added failure rows whose policy row the first read had not seen.
+        async with self.db.snapshot():
+            policies = await self.db.fetch(
+                select(policy_counters).where(policy_counters.c.day == iso)
+            )
+            failures = await self.db.fetch(
+                select(failure_counters).where(failure_counters.c.day == iso)
+            )
         out = Counters()
         keys: dict[str, PolicyKey] = {}
-        iso = day.isoformat()
-        for r in await self.db.fetch(select(policy_counters).where(policy_counters.c.day == iso)):
+        for r in policies:
             key = PolicyKey(
                 day=day,
                 domain=r["domain"],
@@ -190,8 +199,7 @@ class TlsRptStore:
                 out.successes[key] = r["successful"]
             if r["failed"]:
                 out.failures[key] = r["failed"]
-        q = select(failure_counters).where(failure_counters.c.day == iso)
-        for r in await self.db.fetch(q):
+        for r in failures:
             fkey = FailureKey(
                 result_type=r["result_type"],
                 sending_mta_ip=r["sending_mta_ip"],
