@@ -17,7 +17,11 @@ SAMPLES = Path(__file__).resolve().parent / "data" / "tlsrpt-samples"
 settings.register_profile(
     "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("dev", max_examples=100, deadline=None)
+# too_slow: generating the examples, not the code under test, is slow on a loaded machine
+# (seen failing a round-trip property while eight other test runs shared two cores)
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
