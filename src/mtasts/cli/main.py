@@ -19,6 +19,11 @@ from mtasts import __version__
 # command; each module owns its command and its full help text. A new top-level command
 # is one more entry here (never an import at module level: `--help` must stay light).
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "advise": (
+        "mtasts.cli.advise",
+        "advise",
+        "Say whether DOMAIN can switch to enforce: READY, NOT READY or CANNOT TELL.",
+    ),
     "cache": (
         "mtasts.cli.daemon",
         "cache",
