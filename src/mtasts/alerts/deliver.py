@@ -1,0 +1,102 @@
+"""Drain the outbox: send each due notification through its channel, mark it sent or
+schedule its retry (:func:`~mtasts.alerts.model.retry_at`).
+
+I/O. Bounded: at most ``budget`` seconds per call (what is left stays pending for the
+next call); a channel that failed once is not tried again in the same call, so a relay
+that is down costs one timeout, not one per notification. Delivery is at least once: a
+notification sent just before the store failed to record it is sent again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from mtasts.alerts.channels import ChannelError, Notifier
+from mtasts.alerts.model import retry_at
+from mtasts.alerts.store import AlertStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Delivered:
+    sent: int = 0
+    failed: int = 0  # attempts that failed (retried later, or given up)
+    given_up: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "given_up": self.given_up,
+            "errors": self.errors,
+        }
+
+
+async def deliver_due(
+    store: AlertStore,
+    channels: Mapping[str, Notifier],
+    *,
+    give_up_after: int,
+    budget: float = 30.0,
+    clock: Callable[[], float] = time.time,
+) -> Delivered:
+    """Send what is due now; see the module docstring."""
+    out = Delivered()
+    deadline = time.monotonic() + budget
+    broken: set[str] = set()
+    while time.monotonic() < deadline:
+        due = await store.due(int(clock()), exclude=broken)
+        if not due:
+            break
+        progress = False
+        for item in due:
+            if item.channel in broken:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            channel = channels.get(item.channel)
+            try:
+                if channel is None:
+                    raise ChannelError(f"channel {item.channel!r} is no longer configured")
+                await asyncio.wait_for(channel.send(item.message), left)
+            except Exception as exc:  # a channel's failure, whatever it is, is retried
+                if isinstance(exc, ChannelError):
+                    why = str(exc)
+                elif isinstance(exc, TimeoutError):
+                    why = f"no answer within the {budget:g} s budget"
+                else:
+                    why = f"{type(exc).__name__}: {exc}"
+                now = int(clock())
+                again = (
+                    None
+                    if channel is None
+                    else retry_at(
+                        item.attempts + 1, item.created_at, now, give_up_after=give_up_after
+                    )
+                )
+                await store.mark_failed(item.pk, why, retry_at=again)
+                out.failed += 1
+                out.given_up += again is None
+                out.errors.append(f"{item.channel}: {why}")
+                broken.add(item.channel)
+                log.warning(
+                    "alert %s %s via %s failed: %s",
+                    item.message.event,
+                    item.message.key,
+                    item.channel,
+                    why,
+                )
+                continue
+            await store.mark_sent(item.pk, int(clock()))
+            out.sent += 1
+            progress = True
+        if not progress:
+            break
+    return out
