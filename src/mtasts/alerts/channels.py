@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import logging
 import random
+import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
@@ -161,31 +164,34 @@ class AppriseNotifier:
     name = "apprise"
 
     def __init__(self, config: AppriseChannel) -> None:
-        try:
-            import apprise
-        except ImportError:
-            raise ConfigError(APPRISE_HINT, code="alerts.apprise-missing") from None
-        self.config = config
-        self.apprise: Any = apprise.Apprise()
-        for url in config.urls:
-            if not self.apprise.add(url):
-                raise ConfigError(
-                    f"[alerts.apprise] urls: Apprise does not accept {_redact(url)!r}",
-                    code="config.invalid",
-                )
+        with warnings.catch_warnings():
+            # apprise imports the stdlib's deprecated imghdr (Python 3.11-3.12) when it
+            # loads its plugins, which adding the first URL does
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                import apprise
+            except ImportError:
+                raise ConfigError(APPRISE_HINT, code="alerts.apprise-missing") from None
+            self.config = config
+            self.apprise: Any = apprise.Apprise()
+            for url in config.urls:
+                if not self.apprise.add(url):
+                    raise ConfigError(
+                        f"[alerts.apprise] urls: Apprise does not accept {_redact(url)!r}",
+                        code="config.invalid",
+                    )
+
+        # Apprise sends synchronously (requests): in a thread of its own, bounded
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="mtasts-apprise")
 
     async def aclose(self) -> None:
-        return None
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     async def send(self, message: Message) -> None:
-        # Apprise sends synchronously (requests): off the event loop, bounded.
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.apprise.notify, body=message.text(), title=message.subject())
         try:
-            ok = await asyncio.wait_for(
-                asyncio.to_thread(
-                    self.apprise.notify, body=message.text(), title=message.subject()
-                ),
-                self.config.timeout,
-            )
+            ok = await asyncio.wait_for(loop.run_in_executor(self.pool, call), self.config.timeout)
         except TimeoutError:
             raise ChannelError(f"apprise: no answer within {self.config.timeout:g} s") from None
         if not ok:
