@@ -4,7 +4,9 @@ schedule its retry (:func:`~mtasts.alerts.model.retry_at`).
 I/O. Bounded: at most ``budget`` seconds per call (what is left stays pending for the
 next call); a channel that failed once is not tried again in the same call, so a relay
 that is down costs one timeout, not one per notification. Delivery is at least once: a
-notification sent just before the store failed to record it is sent again later.
+notification sent just before the store failed to record it is sent again later. Each
+notification is claimed (a lease in the store) before it is sent, so two processes
+draining the outbox at once do not send it twice.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mtasts.alerts.model import retry_at
 from mtasts.alerts.store import AlertStore
 
 log = logging.getLogger(__name__)
+LEASE = 60  # seconds a claimed notification stays with its sender beyond the budget
 
 
 @dataclass(slots=True)
@@ -62,6 +65,9 @@ async def deliver_due(
             if left <= 0:
                 break
             channel = channels.get(item.channel)
+            now = int(clock())
+            if not await store.claim(item.pk, now, now + int(budget) + LEASE):
+                continue  # another process is sending it
             try:
                 if channel is None:
                     raise ChannelError(f"channel {item.channel!r} is no longer configured")

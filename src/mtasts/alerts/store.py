@@ -190,6 +190,23 @@ class AlertStore:
             for r in rows
         ]
 
+    async def claim(self, pk: int, now: int, until: int) -> bool:
+        """Take one due notification for sending until ``until`` (a lease): False if
+        another process took it first. A sender that dies leaves it to the next one
+        once the lease ends (delivery is at least once)."""
+        taken = await self.db.execute(
+            update(notifications)
+            .where(
+                and_(
+                    notifications.c.pk == pk,
+                    notifications.c.status == "pending",
+                    notifications.c.next_attempt_at <= now,
+                )
+            )
+            .values(next_attempt_at=until)
+        )
+        return taken == 1
+
     async def mark_sent(self, pk: int, now: int) -> None:
         await self.db.execute(
             update(notifications)
