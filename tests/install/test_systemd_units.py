@@ -33,6 +33,7 @@ SERVICES = {
     "mtasts-tlsrpt-send.service": (["tlsrpt", "send", "--daemon"], "exec"),
     "mtasts-serve-policy.service": (["serve", "policy"], "exec"),
     "mtasts-tlsrpt-receive.service": (["tlsrpt", "receive"], "exec"),
+    "mtasts-web.service": (["web"], "exec"),
 }
 SANDBOX = {
     "NoNewPrivileges": "yes",

@@ -65,6 +65,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "tlsrpt",
         "SMTP TLS Reporting (RFC 8460) for a sending MTA: collect, show, send.",
     ),
+    "web": (
+        "mtasts.cli.web",
+        "web",
+        "Serve the dashboard and JSON API over the received TLS-RPT reports.",
+    ),
 }
 
 

@@ -1,0 +1,127 @@
+"""``mtasts web`` as a service: the store opened read-only in spirit (no migration), the
+live-policy fetcher, the app on uvicorn (the intake's runner: bounded heads, a deadline
+for them and for TLS handshakes), stopped by SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import signal
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import date
+
+from mtasts.config import Settings
+from mtasts.errors import ConfigError
+from mtasts.store.engine import Database, open_database
+from mtasts.store.migrate import current_revision
+from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
+from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
+from mtasts.web.app import CheckHistory, WebState, build_app
+from mtasts.web.livepolicy import LivePolicies
+from mtasts.web.settings import WebSettings
+
+
+def listen_address(text: str) -> Listen:
+    listen = Listen.parse(text, "[web] listen")
+    if listen.path:
+        raise ConfigError(f"[web] listen {text!r}: the dashboard listens on TCP only")
+    return listen
+
+
+def is_loopback(listen: Listen) -> bool:
+    if listen.host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(listen.host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: WebSettings) -> Listen:
+    """The listen address; ConfigError when it is not loopback and nobody is configured
+    to log in (the data would be open to the network)."""
+    listen = listen_address(settings.listen)
+    if not is_loopback(listen) and not settings.users:
+        raise ConfigError(
+            f"[web] listen = {settings.listen!r} is not a loopback address: configure "
+            "[web.users.NAME] (a password hash from `mtasts web --hash-password`, or a "
+            "token_sha256) so that the dashboard requires authentication",
+            code="config.invalid",
+        )
+    return listen
+
+
+async def open_store(url: str, schema: str | None = None) -> Database:
+    """The store, after checking that it holds the receiving tables; never migrated from
+    here (the dashboard only reads: `tlsrpt receive` / `tlsrpt import` create them)."""
+    db = open_database(url, schema=schema)
+    try:
+        revision = await current_revision(db)
+    except Exception:
+        await db.close()
+        raise
+    if revision is None or revision < "0002":
+        await db.close()
+        raise ConfigError(
+            f"the store {url} holds no received reports yet (schema {revision or 'empty'}): "
+            "run `mtasts tlsrpt import` or `mtasts tlsrpt receive` with it first"
+        )
+    return db
+
+
+@asynccontextmanager
+async def serving(
+    settings: WebSettings,
+    store_url: str,
+    *,
+    base: Settings | None = None,
+    schema: str | None = None,
+    today: Callable[[], date] | None = None,
+    checks: CheckHistory | None = None,
+) -> AsyncIterator[tuple[HttpServer, WebState]]:
+    """The dashboard, listening, until the block ends."""
+    listen = check_exposure(settings)
+    db = await open_store(store_url, schema)
+    live = LivePolicies(
+        base or Settings(), timeout=settings.policy_timeout, ttl=settings.policy_cache_seconds
+    )
+    state = WebState(db=db, settings=settings, live=live, checks=checks)
+    if today is not None:
+        state.today = today
+    config = NetConfig(
+        cert=settings.tls_cert or "", key=settings.tls_key or "", max_connections=200
+    )
+    server = HttpServer(build_app(state), config, bind(listen))
+    try:
+        await server.start()
+        yield server, state
+    finally:
+        await server.stop()
+        await live.aclose()
+        await db.close()
+
+
+async def run_until_signalled(
+    settings: WebSettings,
+    store_url: str,
+    *,
+    base: Settings | None = None,
+    ready: Callable[[str], object] | None = None,
+    checks: CheckHistory | None = None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serving(settings, store_url, base=base, checks=checks) as (server, _):
+            host, port = server.sock.getsockname()[:2]
+            scheme = "https" if settings.tls_cert else "http"
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            if ready is not None:
+                ready(f"{scheme}://{where}/")
+            await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
