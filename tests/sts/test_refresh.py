@@ -24,6 +24,7 @@ from mtasts.sts.refresh import (
     answer,
     backoff_until,
     decide,
+    fresh_until,
     freshness,
     policy_answer,
     refresh_at,
@@ -294,3 +295,34 @@ def test_decisions_obey_the_rfc_invariants(
         if valid:
             assert lookup is not None
             assert lookup.status is LookupStatus.STS
+
+
+@given(entries(), TXTS, TIMES, TIMES, st.floats(0, 1))
+def test_an_answer_is_reused_only_while_it_cannot_change(
+    entry: CacheEntry | None, txt: TxtOutcome, checked: float, offset: float, share: float
+) -> None:
+    """fresh_until: at every moment before it the entry is FRESH and gives the same
+    answer as at ``now``; it never reaches past the TXT re-check or the max_age expiry."""
+    decided = decide(entry, txt, T0 + checked, domain="example.com").entry
+    if decided is None:
+        return
+    now = T0 + checked + offset
+    until = fresh_until(decided, now)
+    if freshness(decided, now) is not Freshness.FRESH:
+        assert until == now
+        return
+    assert now < until <= decided.recheck_at
+    expires = decided.expires_at
+    if expires is not None and now < expires:
+        assert until <= expires
+    first = answer(decided, now)
+    for t in (now, now + (until - now) * share, until - 1e-3 * (until - now)):
+        assert freshness(decided, t) is Freshness.FRESH
+        assert answer(decided, t) == first
+
+
+def test_fresh_until_stops_at_the_proactive_refresh_and_after_its_back_off() -> None:
+    entry = replace(cached("A"), recheck_at=T0 + 2 * DAY)  # TXT re-check far away
+    assert fresh_until(entry, T0 + 10) == T0 + DAY  # refresh_interval (daily)
+    waiting = replace(failed(entry, "A", T0 + DAY), recheck_at=T0 + 2 * DAY)
+    assert fresh_until(waiting, T0 + DAY + 10) == backoff_until(waiting)

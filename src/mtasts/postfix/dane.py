@@ -76,6 +76,13 @@ class DaneProbe:
         self._verdicts[domain] = (self._clock() + ttl, verdict)
         return verdict
 
+    def peek(self, domain: str) -> bool | None:
+        """The cached verdict while it holds (no I/O), else None."""
+        hit = self._verdicts.get(domain)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]
+        return None
+
     def forget(self, domain: str) -> None:
         self._verdicts.pop(domain, None)
         self._mx.forget(domain)

@@ -91,6 +91,13 @@ class MxCache:
     async def get(self, domain: str) -> MxSet:
         return (await self.get_with_ttl(domain))[0]
 
+    def peek(self, domain: str) -> MxSet | None:
+        """The cached MX set while it is fresh (no I/O), else None."""
+        hit = self._entries.get(domain)
+        if hit is not None and hit[0] > self._clock():
+            return hit[1]
+        return None
+
     async def get_with_ttl(self, domain: str) -> tuple[MxSet, int]:
         """(the MX set, seconds it stays cached); no DNS and no suspension while cached.
 
@@ -222,32 +229,56 @@ class MxAwareSource:
 
     Policies in mode ``none`` and domains without a policy need no MX lookup. When the
     policy names none of the current MX hosts, the reason is logged once per MX answer.
+
+    Domains come from the daemon in canonical form: a source with ``lookup_name``
+    (the resolver) is asked through it, so the name is not normalised again, and one
+    with ``peek`` (no I/O) lets :meth:`peek` answer synchronously.
     """
 
     def __init__(self, source: PolicySourceLike, mx: MxCache) -> None:
         self.source = source
         self.mx = mx
+        self._lookup_name = getattr(source, "lookup_name", source.lookup)
+        self._peek: Callable[[str], LookupLike | None] | None = getattr(source, "peek", None)
         self._warned: dict[str, tuple[tuple[str, ...], str]] = {}
-        #: domain -> (policy, MX set, names): the names are recomputed only when the
-        #: cache hands out another policy or MX set object (hot path: two ``is`` checks)
-        self._names: dict[str, tuple[object, MxSet, tuple[str, ...]]] = {}
+        #: domain -> (resolver lookup, MX set, the MxLookup built from both): rebuilt
+        #: only when the resolver or the MX cache hands out another object (hot path:
+        #: two ``is`` checks, and the same MxLookup object lets the renderer reuse its
+        #: reply)
+        self._names: dict[str, tuple[object, MxSet, MxLookup]] = {}
 
     async def lookup(self, domain: str) -> LookupLike:
-        lookup = await self.source.lookup(domain)
-        policy = lookup.policy
-        if policy is None or str(lookup.status) != "sts" or str(policy.mode) == "none":
+        lookup = await self._lookup_name(domain)
+        if not _needs_mx(lookup):
             return lookup
-        current = await self.mx.get(domain)
+        return self._attach(domain, lookup, await self.mx.get(domain))
+
+    def peek(self, domain: str) -> LookupLike | None:
+        """:meth:`lookup` from what is cached (no I/O), or None if anything is missing."""
+        if self._peek is None:
+            return None
+        lookup = self._peek(domain)
+        if lookup is None or not _needs_mx(lookup):
+            return lookup
+        current = self.mx.peek(domain)
+        if current is None:
+            return None
+        return self._attach(domain, lookup, current)
+
+    def _attach(self, domain: str, lookup: LookupLike, current: MxSet) -> MxLookup:
         memo = self._names.get(domain)
-        if memo is not None and memo[0] is policy and memo[1] is current:
-            return MxLookup(lookup, current, memo[2])
+        if memo is not None and memo[0] is lookup and memo[1] is current:
+            return memo[2]
+        policy = lookup.policy
+        assert policy is not None
         names, why = exact_match_names(policy.mx, current)
         if why and str(policy.mode) == "enforce":
             self._warn(domain, current, why)
         if len(self._names) > MAX_ENTRIES:
             self._names.clear()
-        self._names[domain] = (policy, current, names)
-        return MxLookup(lookup, current, names)
+        attached = MxLookup(lookup, current, names)
+        self._names[domain] = (lookup, current, attached)
+        return attached
 
     def _warn(self, domain: str, current: MxSet, why: str) -> None:
         key = (current.hosts, why)
@@ -262,3 +293,8 @@ class MxAwareSource:
             domain,
             why,
         )
+
+
+def _needs_mx(lookup: LookupLike) -> bool:
+    policy = lookup.policy
+    return policy is not None and str(lookup.status) == "sts" and str(policy.mode) != "none"

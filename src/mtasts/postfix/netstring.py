@@ -66,6 +66,17 @@ class NetstringDecoder:
         if self._error is not None:
             raise self._error
         buf = self._buf
+        if not buf and data[-1:] == b",":
+            # The common read: exactly one whole netstring (Postfix sends one request
+            # and waits). Checked in place, no copy into the buffer; anything else
+            # (several, partial, malformed) takes the general path below.
+            colon = data.find(b":", 0, self._max_digits + 1)
+            if colon > 0:
+                digits = data[:colon]
+                if digits.isdigit() and (colon == 1 or data[0] != 0x30):
+                    length = int(digits)
+                    if length <= self._max and colon + length + 2 == len(data):
+                        return [data[colon + 1 : -1]]
         buf += data
         out: list[bytes] = []
         pos = 0

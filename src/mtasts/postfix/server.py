@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
+from mtasts.postfix.deferrals import DeferralLog
 from mtasts.postfix.eager import eager
 from mtasts.postfix.metrics import Metrics
+from mtasts.postfix.mxpolicy import NO_MATCH
 from mtasts.postfix.netstring import (
     DEFAULT_MAX_REQUEST,
     NetstringDecoder,
@@ -35,7 +37,6 @@ from mtasts.postfix.socketmap import (
     LookupLike,
     Reply,
     ReplyOptions,
-    Request,
     SocketmapError,
     Status,
     parse_request,
@@ -114,6 +115,17 @@ class SocketmapServer:
         self.metrics = metrics or Metrics()
         self.metrics.registry.register(ServerStats(self))
         self._answers: dict[tuple[str, str], tuple[float, bytes]] = {}
+        self._reuse = settings.answer_ttl > 0
+        #: payload -> (map name, Policy Domain, zone options): see :meth:`_parse`
+        self._parsed: dict[bytes, _Parsed] = {}
+        #: (map name, domain) -> (lookup, dane, wire, status, deferral reason): the
+        #: reply rendered for exactly that lookup object and DANE verdict
+        self._rendered: dict[tuple[str, str], tuple[object, bool, bytes, Status, str]] = {}
+        #: synchronous views of the source and the DANE verdicts (None: always await)
+        self._peek: Callable[[str], LookupLike | None] | None = getattr(source, "peek", None)
+        self._dane_peek: Callable[[str], bool | None] | None = getattr(dane, "peek", None)
+        #: answers that defer mail, logged at info level, rate-limited per domain
+        self.deferrals = DeferralLog()
         #: the same answers keyed by the request's exact bytes on the wire (hot path);
         #: emptied as a whole every ``answer_ttl`` seconds, so a hit needs no clock
         self.raw_answers: dict[bytes, bytes] = {}
@@ -137,41 +149,73 @@ class SocketmapServer:
         """Reply options for a socketmap name; unknown names get the default zone."""
         return self.settings.zones.get(name, self.settings.default_zone)
 
-    def cached_answer(self, payload: bytes) -> bytes | None:
-        """The wire reply for ``payload`` if it can be given without awaiting anything."""
-        try:
-            request = parse_request(payload)
-        except SocketmapError:
-            return None
-        return self._without_lookup(request)[1]
+    def _parse(self, payload: bytes) -> _Parsed:
+        """(map name, Policy Domain or None, the zone's options) of a request payload.
 
-    def _without_lookup(self, request: Request) -> tuple[str | None, bytes | None]:
-        """The request's Policy Domain, and its wire reply when no lookup is needed
-        (a key that names no domain, or an answer rendered less than answer_ttl ago)."""
-        domain = policy_domain_for_key(request.key)
+        Parsed and normalised once per distinct payload: Postfix asks about the same
+        domains again and again. Raises SocketmapError for a malformed payload.
+        """
+        parsed = self._parsed.get(payload)
+        if parsed is None:
+            request = parse_request(payload)
+            parsed = (request.name, policy_domain_for_key(request.key), self.zone(request.name))
+            if len(self._parsed) >= _PARSED_SIZE:
+                self._parsed.clear()
+            self._parsed[payload] = parsed
+        return parsed
+
+    def answer_now(self, payload: bytes, who: int = 0) -> bytes | None:
+        """The wire reply if it can be given from memory, without awaiting anything.
+
+        The daemon's hot path, called inside ``data_received``: the resolver's cached
+        answer (:meth:`Resolver.peek`), the cached MX set and DANE verdict, the reply
+        rendered for exactly these objects before. None when anything is missing (a
+        cache miss, a backend read, an expired MX set): :meth:`answer` then runs in the
+        connection's task.
+        """
+        try:
+            name, domain, options = self._parse(payload)
+        except SocketmapError:
+            return None  # answer() says why
         if domain is None:
             self.metrics.count_answer("notfound-key", 0.0)
-            return None, _NOTFOUND_WIRE
-        hit = self._answers.get((request.name, domain))
-        if hit is not None and hit[0] > time.monotonic():
-            self.metrics.count_answer("answer-cache", 0.0)
-            return domain, hit[1]
-        return domain, None
+            return _NOTFOUND_WIRE
+        if self._reuse:
+            hit = self._answers.get((name, domain))
+            if hit is not None and hit[0] > time.monotonic():
+                self.metrics.count_answer("answer-cache", 0.0)
+                return hit[1]
+        peek = self._peek
+        if peek is None:
+            return None
+        lookup = peek(domain)
+        if lookup is None:
+            return None
+        dane = False
+        if self.dane is not None and _is_enforced(lookup, options):
+            verdict = self._dane_peek(domain) if self._dane_peek is not None else None
+            if verdict is None:
+                return None
+            dane = verdict
+        return self._finish(payload, name, domain, options, lookup, dane, who, None)
 
     async def answer(self, payload: bytes, who: int = 0) -> bytes:
         """The wire reply for one request payload (``who``: the asking connection)."""
         started = time.perf_counter()
         try:
-            request = parse_request(payload)
+            name, domain, options = self._parse(payload)
         except SocketmapError as exc:
             self.metrics.count_answer("bad-request", 0.0)
             log.warning("bad socketmap request: %s", exc)
             return Reply(Status.PERM, "malformed socketmap request").encode()
-        domain, quick = self._without_lookup(request)
-        if quick is not None:
-            return quick
-        assert domain is not None
-        options = self.zone(request.name)
+        if domain is None:
+            self.metrics.count_answer("notfound-key", 0.0)
+            return _NOTFOUND_WIRE
+        if self._reuse:
+            hit = self._answers.get((name, domain))
+            if hit is not None and hit[0] > time.monotonic():
+                self.metrics.count_answer("answer-cache", 0.0)
+                return hit[1]
         try:
             lookup, dane = await self._lookup(domain, options)
         except TimeoutError:
@@ -179,29 +223,66 @@ class SocketmapServer:
             log.warning(
                 "lookup domain=%s timed out after %.0fs", domain, self.settings.lookup_timeout
             )
+            self.deferrals.note(domain, "the policy lookup timed out (TIMEOUT)")
             return Reply(Status.TIMEOUT, "MTA-STS policy lookup timed out").encode()
         except Exception:  # a broken backend must defer mail, never downgrade it
             self.metrics.count_answer("error", time.perf_counter() - started)
             log.exception("lookup domain=%s failed", domain)
+            self.deferrals.note(domain, "the policy lookup failed (TEMP); see the error above")
             return Reply(Status.TEMP, "MTA-STS policy lookup failed; see the daemon log").encode()
-        result_type = _optional_str(getattr(lookup, "result_type", None))
-        self.metrics.count_lookup(
-            str(getattr(lookup, "source", "cache")),
-            result_type,
-            _optional_str(getattr(lookup, "refresh_error", None)),
-        )
-        reusable = self.settings.answer_ttl > 0
+        return self._finish(payload, name, domain, options, lookup, dane, who, started)
+
+    def _finish(
+        self,
+        payload: bytes,
+        name: str,
+        domain: str,
+        options: ReplyOptions,
+        lookup: LookupLike,
+        dane: bool,
+        who: int,
+        started: float | None,
+    ) -> bytes:
+        """Count, render (or reuse the rendering for the same lookup object) and remember.
+
+        ``started``: when the lookup began (timed into the latency histogram); None for
+        an answer given from memory, counted by plain counters folded in at scrape.
+        """
+        result_type = getattr(lookup, "result_type", None)
+        refresh_error = getattr(lookup, "refresh_error", None)
+        memo = self._rendered.get((name, domain))
+        if memo is not None and memo[0] is lookup and memo[1] is dane:
+            wire, status, defers = memo[2], memo[3], memo[4]
+        else:
+            reply = render(lookup, options, dane=dane)
+            wire, status = reply.encode(), reply.status
+            defers = _defer_reason(reply)
+            if len(self._rendered) >= _RENDERED_SIZE:
+                self._rendered.clear()
+            self._rendered[(name, domain)] = (lookup, dane, wire, status, defers)
+        if started is None and result_type is None and refresh_error is None:
+            self.metrics.memory_answers[status] += 1
+        else:
+            self.metrics.count_lookup(
+                str(getattr(lookup, "source", "cache")),
+                _optional_str(result_type),
+                _optional_str(refresh_error),
+            )
+            self.metrics.count_answer(
+                status.lower(), time.perf_counter() - started if started is not None else 0.0
+            )
+        reusable = self._reuse
         if result_type is not None and self.failures is not None:
             # RFC 8461 §6: a policy that exists but cannot be used is reported. Each
             # request must reach the counter, so such answers are not reused.
             cause = getattr(lookup, "cause", None)
-            self.failures.count(who, domain, result_type, str(getattr(cause, "code", "")))
+            self.failures.count(who, domain, str(result_type), str(getattr(cause, "code", "")))
             reusable = False
-        reply = render(lookup, options, dane=dane)
-        wire = reply.encode()
-        if reusable and reply.status in (Status.OK, Status.NOTFOUND):
+        if defers:
+            self.deferrals.note(domain, defers)
+        if reusable and status in (Status.OK, Status.NOTFOUND):
             expires = time.monotonic() + self.settings.answer_ttl
-            self._answers[(request.name, domain)] = (expires, wire)
+            self._answers[(name, domain)] = (expires, wire)
             self.raw_answers[encode(payload)] = wire
             if self._raw_flush is None:
                 self._raw_flush = asyncio.get_running_loop().call_later(
@@ -209,15 +290,8 @@ class SocketmapServer:
                 )
             if len(self._answers) > 100_000:
                 self._prune_answers()
-        self.metrics.count_answer(str(reply.status).lower(), time.perf_counter() - started)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "lookup map=%s key=%s -> %s %s",
-                request.name,
-                request.key,
-                reply.status,
-                reply.data,
-            )
+            log.debug("lookup map=%s domain=%s -> %s", name, domain, wire.decode(errors="replace"))
         return wire
 
     async def _lookup(self, domain: str, options: ReplyOptions) -> tuple[LookupLike, bool]:
@@ -238,9 +312,12 @@ class SocketmapServer:
         if domain is None:
             self._answers.clear()
             self.raw_answers.clear()
+            self._rendered.clear()
         else:
             for k in [k for k in self._answers if k[1] == domain]:
                 del self._answers[k]
+            for k in [k for k in self._rendered if k[1] == domain]:
+                del self._rendered[k]
             self.raw_answers.clear()  # lives at most answer_ttl anyway
 
     def _prune_answers(self) -> None:
@@ -344,6 +421,23 @@ class SocketmapServer:
 __all__ = ["ServerSettings", "SocketmapServer", "raise_open_files_limit", "sd_notify"]
 
 _NOTFOUND_WIRE = NOTFOUND.encode()
+#: bounds of the per-payload parse memo and the per-domain rendering memo
+_PARSED_SIZE = 100_000
+_RENDERED_SIZE = 200_000
+
+_Parsed = tuple[str, str | None, ReplyOptions]
+
+
+def _defer_reason(reply: Reply) -> str:
+    """Why Postfix will defer mail on this reply ("" if it will not)."""
+    if reply.status in (Status.TEMP, Status.TIMEOUT):
+        return f"{reply.data} ({reply.status})"
+    if reply.status is Status.OK and f"match={NO_MATCH}" in reply.data:
+        return (
+            "the enforce policy names none of the current MX hosts "
+            f"(match={NO_MATCH}); Postfix defers until they agree"
+        )
+    return ""
 
 
 def _optional_str(value: object) -> str | None:
@@ -444,7 +538,7 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         for payload in payloads:
             if not self.pending and transport is not None:
-                wire = self.server.cached_answer(payload)
+                wire = self.server.answer_now(payload, self.serial)
                 if wire is not None:
                     transport.write(wire)
                     continue

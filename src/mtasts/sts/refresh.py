@@ -149,6 +149,34 @@ def freshness(
     return Freshness.MISS
 
 
+def fresh_until(entry: CacheEntry, now: float, rules: RefreshRules = DEFAULT_RULES) -> float:
+    """Until when a lookup may reuse the answer the entry gives at ``now`` unchanged.
+
+    For every ``t`` in ``[now, fresh_until(entry, now))``, ``freshness(entry, t)`` is
+    FRESH and ``answer(entry, t) == answer(entry, now)``: the resolver keeps the answer
+    it built at ``now`` (a :class:`PolicyLookup`) and hands it out again until then,
+    instead of re-deriving it per lookup. The bound is the first of the TXT re-check
+    (``recheck_at``: a new policy id is noticed), the policy's expiry (RFC 8461 §3.2
+    ``max_age``) and the proactive refresh (or the end of its back-off). ``now`` itself
+    when the entry is not FRESH at ``now`` (nothing may be reused).
+    """
+    if freshness(entry, now, rules) is not Freshness.FRESH:
+        return now
+    expires = entry.expires_at
+    if expires is None or now >= expires:
+        return entry.recheck_at  # no valid policy: "no policy" / "failed" until re-check
+    ends = min(entry.recheck_at, expires)
+    due = refresh_at(entry, rules)
+    if due is not None:
+        if now < due:
+            ends = min(ends, due)
+        else:  # FRESH past the refresh time: only inside the back-off of a failed refresh
+            until = backoff_until(entry, rules)
+            assert until is not None
+            ends = min(ends, until)
+    return ends
+
+
 def _refresh_due(entry: CacheEntry, now: float, rules: RefreshRules) -> bool:
     due = refresh_at(entry, rules)
     if due is None or now < due:

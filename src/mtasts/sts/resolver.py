@@ -34,6 +34,7 @@ from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.net.tls import client_context
 from mtasts.sts.cache import PolicyCache, open_cache
 from mtasts.sts.cache.memory import MemoryCache
+from mtasts.sts.cache.tier import MemoryTier
 from mtasts.sts.discover import discover, fetch_policy
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.refresh import (
@@ -47,6 +48,7 @@ from mtasts.sts.refresh import (
     alert_worthy,
     answer,
     decide,
+    fresh_until,
     freshness,
     policy_answer,
 )
@@ -57,6 +59,13 @@ Clock = Callable[[], float]
 
 #: A domain counts as "in use" (proactively refreshed) this long after its last lookup.
 IN_USE_WINDOW = 7 * 86400.0
+#: in-use domains scanned between two yields to the event loop (:meth:`refresh_due`)
+SCAN_SLICE = 500
+#: answers kept for reuse (:meth:`Resolver.peek`); beyond this the memo starts over
+MEMO_SIZE = 200_000
+
+#: ``_flight``'s "no entry read yet" (the background re-check reads its own)
+_UNREAD: CacheEntry | None = CacheEntry(domain="", checked_at=0.0, recheck_at=0.0)
 
 
 class Resolver:
@@ -90,6 +99,14 @@ class Resolver:
         # here so a broken backend costs a warning, not a refetch per lookup.
         self._unstored = MemoryCache(10_000)
         self._cache_failing = False
+        #: a synchronous read of the cache, when the backend has one (memory:, a tier)
+        self._peek_entry: Callable[[str], CacheEntry | None] | None = getattr(
+            self.cache, "peek", None
+        )
+        #: the whole cache is in this process (a miss in memory is a miss)
+        self._memory_only = isinstance(self.cache, MemoryCache)
+        #: name -> (entry, reusable until, the answer it gave): see :meth:`peek`
+        self._memo: dict[str, tuple[CacheEntry, float, PolicyLookup]] = {}
 
     @classmethod
     async def open(cls, settings: Settings | None = None, **options: object) -> Resolver:
@@ -104,6 +121,8 @@ class Resolver:
             timeouts=Timeouts(connect=t.connect, read=t.read, total=t.total),
         )
         cache = await open_cache(settings.cache.url)
+        if not isinstance(cache, MemoryCache):
+            cache = MemoryTier(cache)  # answers from memory between backend reads
         return cls(dns, https, cache, **options)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> Resolver:
@@ -137,29 +156,92 @@ class Resolver:
 
     async def lookup(self, domain: str) -> PolicyLookup:
         """The policy that applies to ``domain`` now. Raises only DomainNameError."""
-        name = normalize_domain(domain)
+        return await self.lookup_name(normalize_domain(domain))
+
+    async def lookup_name(self, name: str) -> PolicyLookup:
+        """:meth:`lookup` for a name already in canonical form (``normalize_domain``).
+
+        The cache is read once: from memory when it can be (:meth:`peek`), else from
+        the backend; a miss hands that entry to the resolution instead of reading it
+        again.
+        """
+        entry, hit = self._peek(name)
+        if hit is not None:
+            return hit
         now = self.clock()
-        result = await self._lookup(name, now)
+        if entry is None and not self._memory_only:
+            entry = await self._cache_get(name)
+            hit = self._from_entry(name, entry, now) if entry is not None else None
+        if hit is None:
+            hit = await self._wait(name, entry)
+        self._used(name, now, hit)
+        return hit
+
+    def peek(self, name: str) -> PolicyLookup | None:
+        """The answer for canonical ``name`` if the cache gives one without I/O, else None.
+
+        Synchronous (the daemon answers from it inside ``data_received``). The answer
+        built from an entry is kept and handed out again, as long as the cache holds
+        the same entry object, until :func:`~mtasts.sts.refresh.fresh_until` (the TXT
+        re-check, max_age expiry, the proactive refresh): no freshness rules, no new
+        :class:`PolicyLookup` per request. A stale entry is answered and re-checked in
+        the background, as :meth:`lookup` does.
+        """
+        return self._peek(name)[1]
+
+    def _peek(self, name: str) -> tuple[CacheEntry | None, PolicyLookup | None]:
+        """(the entry in memory, the answer it gives) -- either may be None."""
+        entry = self._memory_entry(name)
+        if entry is None:
+            return None, None
+        now = self.clock()
+        memo = self._memo.get(name)
+        if memo is not None and memo[0] is entry and now < memo[1]:
+            result: PolicyLookup | None = memo[2]
+        else:
+            result = self._from_entry(name, entry, now)
+            if result is None:
+                return entry, None
+        assert result is not None
+        self._used(name, now, result)
+        return entry, result
+
+    def _memory_entry(self, name: str) -> CacheEntry | None:
+        """The entry if the cache holds it in this process (no I/O), else None."""
+        peek_entry = self._peek_entry
+        entry = peek_entry(name) if peek_entry is not None else None
+        if len(self._unstored):  # written here because the backend refused it
+            entry = self._unstored.peek(name) or entry
+        return entry
+
+    def _from_entry(self, name: str, entry: CacheEntry, now: float) -> PolicyLookup | None:
+        """The cached answer (re-checked in the background if stale), or None on a miss."""
+        state = freshness(entry, now, self.rules)
+        if state is Freshness.MISS:
+            return None
+        cached = answer(entry, now)
+        if cached is None:
+            return None
+        if state is Freshness.STALE:
+            self._revalidate(name)
+        else:
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[name] = (entry, fresh_until(entry, now, self.rules), cached)
+        return cached
+
+    def _used(self, name: str, now: float, result: PolicyLookup) -> None:
         # Only domains with a policy are refreshed proactively (RFC 8461 §3.3 is about
         # cached policies); remembering every domain ever looked up would grow without
         # bound on an MTA that sends to millions of domains without MTA-STS.
         if result.policy is not None:
             self._in_use[name] = now
-        else:
-            self._in_use.pop(name, None)
-        return result
+        elif name in self._in_use:
+            del self._in_use[name]
 
-    async def _lookup(self, name: str, now: float) -> PolicyLookup:
-        entry = await self._cache_get(name)
-        state = freshness(entry, now, self.rules)
-        if state is not Freshness.MISS:
-            assert entry is not None
-            cached = answer(entry, now)
-            if cached is not None:
-                if state is Freshness.STALE:
-                    self._revalidate(name)
-                return cached
-        task = self._flight(name)
+    async def _wait(self, name: str, entry: CacheEntry | None) -> PolicyLookup:
+        """Resolve ``name`` (its cache entry already read: ``entry``) and wait for it."""
+        task = self._flight(name, entry)
         if self.cold_wait is None:
             return await asyncio.shield(task)
         try:
@@ -177,10 +259,10 @@ class Resolver:
         """Re-check ``domain`` now (TXT, then fetch if the rules say so) and wait for it."""
         return await asyncio.shield(self._flight(normalize_domain(domain)))
 
-    def _flight(self, name: str) -> asyncio.Task[PolicyLookup]:
+    def _flight(self, name: str, entry: CacheEntry | None = _UNREAD) -> asyncio.Task[PolicyLookup]:
         task = self._inflight.get(name)
         if task is None:
-            task = asyncio.create_task(self._resolve(name), name=f"mta-sts {name}")
+            task = asyncio.create_task(self._resolve(name, entry), name=f"mta-sts {name}")
             self._inflight[name] = task
             task.add_done_callback(lambda _t: self._inflight.pop(name, None))
         return task
@@ -198,9 +280,14 @@ class Resolver:
         async with self._limit:
             return await self._resolve(name)
 
-    async def _resolve(self, name: str) -> PolicyLookup:
-        """One resolution: TXT, the refresh decision, maybe a fetch; the cache updated."""
-        entry = await self._cache_get(name)
+    async def _resolve(self, name: str, entry: CacheEntry | None = _UNREAD) -> PolicyLookup:
+        """One resolution: TXT, the refresh decision, maybe a fetch; the cache updated.
+
+        ``entry``: the cache entry the waiting lookup read just now (not read twice);
+        a background re-check reads its own.
+        """
+        if entry is _UNREAD:
+            entry = await self._cache_get(name)
         txt = await discover(self.dns, name)
         now = self.clock()
         decision = decide(entry, txt, now, domain=name, rules=self.rules)
@@ -303,11 +390,17 @@ class Resolver:
         """
         now = self.clock()
         due: list[str] = []
-        for name, last_used in list(self._in_use.items()):
+        for n, (name, last_used) in enumerate(list(self._in_use.items())):
+            if n % SCAN_SLICE == SCAN_SLICE - 1:
+                # a scan of a million in-use domains must not hold the loop: lookups
+                # are answered between slices (p99 during a refresh wave)
+                await asyncio.sleep(0)
             if now - last_used > IN_USE_WINDOW:
-                del self._in_use[name]
+                self._in_use.pop(name, None)
                 continue
-            entry = await self._cache_get(name)
+            entry = self._memory_entry(name)
+            if entry is None and not self._memory_only:
+                entry = await self._cache_get(name)
             if freshness(entry, now, self.rules) is Freshness.STALE:
                 due.append(name)
         due.reverse()

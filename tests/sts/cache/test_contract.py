@@ -20,6 +20,7 @@ from mtasts.sts.cache.base import entry_from_bytes, entry_to_bytes
 from mtasts.sts.cache.postgres import PostgresCache
 from mtasts.sts.cache.redis import RedisCache, redacted
 from mtasts.sts.cache.sqlite import SqliteCache
+from mtasts.sts.cache.tier import MemoryTier
 from mtasts.sts.policy import parse_policy
 from mtasts.sts.refresh import CacheEntry, after_fetch_failed, after_fetch_ok
 from mtasts.tlsrpt.results import ResultType
@@ -84,7 +85,7 @@ async def pg_schema() -> AsyncIterator[str]:
         await conn.close()
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres", "tier-sqlite"])
 async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PolicyCache]:
     kind = request.param
     async with contextlib.AsyncExitStack() as stack:
@@ -92,6 +93,8 @@ async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             backend: PolicyCache = await open_cache("memory:")
         elif kind == "sqlite":
             backend = await open_cache(f"sqlite:///{tmp_path}/cache.db")
+        elif kind == "tier-sqlite":  # what Resolver.open puts in front of a backend
+            backend = MemoryTier(await open_cache(f"sqlite:///{tmp_path}/cache.db"))
         elif kind == "redis":
             redis_or_skip()
             client = aioredis.Redis.from_url(REDIS_URL)

@@ -19,11 +19,15 @@ class MemoryCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict()
 
-    async def get(self, domain: str) -> CacheEntry | None:
+    def peek(self, domain: str) -> CacheEntry | None:
+        """The entry, without I/O or suspension (the daemon's synchronous path)."""
         entry = self._entries.get(domain)
         if entry is not None:
             self._entries.move_to_end(domain)
         return entry
+
+    async def get(self, domain: str) -> CacheEntry | None:
+        return self.peek(domain)
 
     async def set(self, entry: CacheEntry) -> None:
         self._entries[entry.domain] = entry

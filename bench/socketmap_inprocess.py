@@ -1,0 +1,105 @@
+"""In-process cost of one socketmap answer without answer reuse (``answer_ttl = 0``).
+
+    .venv/bin/python bench/socketmap_inprocess.py [--domains 100000] [--calls 200000]
+        [--rounds 5] [--profile out.pstats]
+
+The daemon's real objects (``SocketmapServer`` over ``MxAwareSource`` over ``Resolver``
+with a ``memory:`` cache, the MX cache and the DANE verdicts), every cache filled up
+front for ``--domains`` domains of the realistic mix (bench/realistic.py), then
+``SocketmapServer.answer`` called for Zipf-distributed requests. No network: this is the
+cached path only. Prints the best round's process CPU time per answer. With
+``--profile`` one extra round runs under cProfile. For repeatable instruction counts run
+it under ``valgrind --tool=callgrind`` with ``--rounds 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import time
+
+from realistic import Mix, generate, zipf_requests
+
+from mtasts.net.dns import DnsClient
+from mtasts.net.https import HttpsClient
+from mtasts.net.tls import client_context
+from mtasts.postfix.dane import DaneProbe
+from mtasts.postfix.mxlookup import MxAwareSource, MxCache
+from mtasts.postfix.mxpolicy import MxSet
+from mtasts.postfix.server import ServerSettings, SocketmapServer
+from mtasts.sts.cache.memory import MemoryCache
+from mtasts.sts.policy import read_policy
+from mtasts.sts.refresh import CacheEntry
+from mtasts.sts.resolver import Resolver
+
+
+async def build(domains: int) -> tuple[SocketmapServer, Resolver, list[bytes]]:
+    mix = generate(domains, Mix())
+    now = time.time()
+    cache = MemoryCache(max(domains, 1))
+    dns = DnsClient(("127.0.0.1", 53))
+    resolver = Resolver(dns, HttpsClient(dns, client_context(None)), cache)
+    mx = MxCache(DaneProbe(("127.0.0.1", 53))._resolver)
+    dane = DaneProbe(mx=mx)
+    for d in mix.domains:
+        if d.policy is None:
+            await cache.set(CacheEntry(domain=d.name, checked_at=now, recheck_at=now + 3000))
+            continue
+        policy = read_policy(d.policy)
+        await cache.set(
+            CacheEntry(
+                domain=d.name,
+                checked_at=now,
+                recheck_at=now + 3000,
+                txt_id=d.record_id,
+                record_id=d.record_id,
+                policy=policy,
+                raw_text=d.policy,
+                fetched_at=now,
+            )
+        )
+        mx._store(d.name, MxSet(tuple(d.mx), validated=d.dane), 3000)
+        dane._verdicts[d.name] = (time.monotonic() + 3000, d.dane)
+    server = SocketmapServer(MxAwareSource(resolver, mx), ServerSettings(answer_ttl=0), dane=dane)
+    return server, resolver, zipf_requests(mix, 200_000, seed=1)
+
+
+async def run(args: argparse.Namespace) -> None:
+    server, resolver, requests = await build(args.domains)
+    n = min(args.calls, len(requests))
+    payloads = [r[r.index(b":") + 1 : -1] for r in requests[:n]]
+
+    async def one_round() -> float:
+        # as the daemon does: from memory inside data_received, else the awaited path
+        now, answer = server.answer_now, server.answer
+        start = time.process_time()
+        for p in payloads:
+            if now(p) is None:
+                await answer(p)
+        return (time.process_time() - start) / n
+
+    await one_round()  # first touch of every object
+    best = min([await one_round() for _ in range(args.rounds)])
+    print(f"{args.domains} domains, {n} Zipf requests: best {best * 1e6:.2f} µs CPU per answer")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        await one_round()
+        prof.disable()
+        prof.dump_stats(args.profile)
+    await resolver.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domains", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--profile")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
