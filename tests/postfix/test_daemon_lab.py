@@ -10,15 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from mtasts.config import Settings
+from mtasts.config import CacheSettings, Settings
 from mtasts.lab import Lab
 from mtasts.lab.testing import running_lab
 from mtasts.postfix.dane import DaneProbe, resolver_validates, warn_unless_validating
+from mtasts.postfix.deferrals import DeferralLog
 from mtasts.postfix.mxlookup import MxAwareSource, MxCache, validating_resolver
 from mtasts.postfix.mxpolicy import NO_MATCH
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import ServerSettings, SocketmapServer
 from mtasts.postfix.socketmap import ReplyOptions, render
+from mtasts.sts.cache.tier import MemoryTier
 from mtasts.sts.resolver import Resolver
 
 SCENARIO = '''
@@ -316,3 +318,77 @@ async def test_mx_answers_of_every_kind(daemon: Daemon) -> None:
     assert ttl <= 10
     assert (await mx.get("signed.test")).validated is True
     assert (await mx.get("good.test")).validated is False
+
+
+async def test_cached_answers_come_from_memory_and_follow_a_new_policy(daemon: Daemon) -> None:
+    """A cached domain is answered inside data_received (no task, no DNS), and the reply
+    rendered from memory changes as soon as the resolver stores a new policy id."""
+    lab, server = daemon.lab, daemon.server
+    reader, writer = await asyncio.open_connection(*daemon.tcp)
+    first = f"OK secure match=mx1.good.test servername=hostname {P12}"
+    assert await ask(reader, writer, "postfix good.test") == first  # fetched
+    queries = len(lab.dns_queries)
+    for _ in range(3):
+        assert await ask(reader, writer, "postfix good.test") == first
+    assert server.answer_now(b"postfix good.test") == encode(first.encode())
+    assert len(lab.dns_queries) == queries  # policy, MX set: all from memory
+    assert server.metrics.memory_answers["OK"] == 4
+    lab.set_txt("_mta-sts.good.test", ["v=STSv1; id=2"])
+    lab.set_policy(
+        "good.test",
+        "version: STSv1\nmode: enforce\nmx: mx1.good.test\nmx: mx2.good.test\nmax_age: 86400\n",
+    )
+    await server.source.source.refresh("good.test")  # the TXT re-check saw id 2
+    newer = f"OK secure match=mx1.good.test:mx2.good.test servername=hostname {P12}"
+    assert await ask(reader, writer, "postfix good.test") == newer
+    assert 'kind="ok"} 6.0' in server.metrics.render().decode()  # folded at scrape
+    writer.close()
+
+
+async def test_answers_that_defer_mail_are_logged_once_per_domain_per_minute(
+    daemon: Daemon, caplog: pytest.LogCaptureFixture
+) -> None:
+    """issue 10: an enforce policy naming none of the current MX hosts defers mail; the
+    operator sees one info line per domain and minute, with the count left out."""
+    now = [0.0]
+    daemon.server.deferrals = DeferralLog(clock=lambda: now[0])
+    reader, writer = await asyncio.open_connection(*daemon.tcp)
+    with caplog.at_level(logging.INFO, logger="mtasts.daemon"):
+        for _ in range(5):
+            assert NO_MATCH in await ask(reader, writer, "postfix deep.test")
+        assert await ask(reader, writer, "postfix good.test")  # delivers: not logged
+        lines = [r.getMessage() for r in caplog.records if "deferring" in r.getMessage()]
+        assert lines == [
+            "deferring mail to domain=deep.test: the enforce policy names none of the "
+            f"current MX hosts (match={NO_MATCH}); Postfix defers until they agree"
+        ]
+        now[0] = 61.0
+        await ask(reader, writer, "postfix deep.test")
+    lines = [r.getMessage() for r in caplog.records if "deferring" in r.getMessage()]
+    assert len(lines) == 2
+    assert lines[1].endswith("(4 more such answers in the last 61 s not logged)")
+    assert all(r.levelno == logging.INFO for r in caplog.records if "deferring" in r.getMessage())
+    writer.close()
+
+
+async def test_a_shared_cache_gets_a_memory_tier_and_answers_without_reading_it(
+    tmp_path: Path,
+) -> None:
+    """Resolver.open puts the memory tier in front of sqlite: once read, a domain is
+    answered without I/O (peek) until the tier's rules end the copy."""
+    async with running_lab(SCENARIO) as lab:
+        settings = Settings(
+            nameserver=lab.nameserver,
+            ca_file=lab.ca_file,
+            https_port=lab.https_port,
+            cache=CacheSettings(url=f"sqlite:///{tmp_path}/cache.db"),
+        )
+        async with await Resolver.open(settings) as resolver:
+            assert isinstance(resolver.cache, MemoryTier)
+            assert resolver.peek("good.test") is None
+            fetched = await resolver.lookup("good.test")
+            hit = resolver.peek("good.test")
+            assert hit is not None
+            assert hit.record_id == fetched.record_id == "1"
+            assert resolver.peek("good.test") is hit  # the same answer object, reused
+            assert (await resolver.cache.backend.get("good.test")) is not None  # written

@@ -57,14 +57,16 @@ async def test_reads_are_served_from_memory_until_the_copy_ends() -> None:
     await backend.set(policy_entry("a"))
     assert tier.peek("example.com") is None  # never read: not in memory
     first = await tier.get("example.com")
-    assert first is not None and tier.peek("example.com") is first
+    assert first is not None
+    assert tier.peek("example.com") is first
     await backend.set(policy_entry("b"))  # a fleet peer stores a newer policy id
     clock.now = T0 + 59
     assert (await tier.get("example.com")) is first  # within the ttl: the copy
     clock.now = T0 + 60
     assert tier.peek("example.com") is None  # the copy ended
     newer = await tier.get("example.com")
-    assert newer is not None and newer.record_id == "b"
+    assert newer is not None
+    assert newer.record_id == "b"
 
 
 async def test_writes_and_deletes_go_through_to_the_backend() -> None:
@@ -73,9 +75,11 @@ async def test_writes_and_deletes_go_through_to_the_backend() -> None:
     tier = MemoryTier(backend, clock=clock)
     entry = policy_entry("a")
     await tier.set(entry)
-    assert backend.peek("example.com") is entry and tier.peek("example.com") is entry
+    assert backend.peek("example.com") is entry
+    assert tier.peek("example.com") is entry
     await tier.delete("example.com")
-    assert backend.peek("example.com") is None and tier.peek("example.com") is None
+    assert backend.peek("example.com") is None
+    assert tier.peek("example.com") is None
     assert await tier.get("example.com") is None
 
 
@@ -129,13 +133,15 @@ async def test_a_newer_policy_id_stored_by_a_peer_is_seen_within_the_ttl(
     peer = MemoryTier(backends(), ttl=60, clock=clock)
     await peer.set(policy_entry("a"))
     held = await ours.get("example.com")
-    assert held is not None and held.record_id == "a"
+    assert held is not None
+    assert held.record_id == "a"
     clock.now = T0 + 10
     await peer.set(policy_entry("b", now=T0 + 10))  # the peer saw a new id and fetched it
     assert ours.peek("example.com") is held  # our copy, without a backend read
     clock.now = T0 + 61
     seen = await ours.get("example.com")
-    assert seen is not None and seen.record_id == "b"
+    assert seen is not None
+    assert seen.record_id == "b"
     assert ours.peek("example.com") is seen
 
 
@@ -150,11 +156,13 @@ async def test_the_txt_recheck_reads_the_backend_whatever_the_ttl(
     await peer.set(policy_entry("b", now=T0 + 100, recheck=300))
     clock.now = T0 + 299
     held = ours.peek("example.com")
-    assert held is not None and held.record_id == "a"
+    assert held is not None
+    assert held.record_id == "a"
     clock.now = T0 + 300  # the record is due to be checked again: ask the backend
     assert ours.peek("example.com") is None
     seen = await ours.get("example.com")
-    assert seen is not None and seen.record_id == "b"
+    assert seen is not None
+    assert seen.record_id == "b"
 
 
 async def test_a_purge_by_a_peer_applies_within_the_ttl(
