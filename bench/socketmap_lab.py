@@ -1,9 +1,10 @@
 """The lab on standard ports inside a network namespace (for bench/socketmap_bench.py).
 
-    python bench/socketmap_lab.py STATE_DIR
+    python bench/socketmap_lab.py STATE_DIR [DOMAINS]
 
-Reads STATE_DIR/scenario.toml, serves DNS on :53, HTTPS on :443, SMTP on :25 (the netns
-is the benchmark's own), writes STATE_DIR/state.json, runs until SIGTERM.
+Reads STATE_DIR/scenario.toml (or, with DOMAINS, builds the realistic workload's lab of
+that many domains: bench/realistic.py), serves DNS on :53, HTTPS on :443, SMTP on :25
+(the netns is the benchmark's own), writes STATE_DIR/state.json, runs until SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ from pathlib import Path
 from mtasts.lab import Lab, Scenario
 
 
-async def main(state_dir: Path) -> None:
-    scenario = Scenario.from_toml((state_dir / "scenario.toml").read_text())
+async def main(state_dir: Path, domains: int) -> None:
+    if domains:
+        from realistic import generate, scenario as realistic_scenario
+
+        scenario = realistic_scenario(generate(domains))
+    else:
+        scenario = Scenario.from_toml((state_dir / "scenario.toml").read_text())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Lab(scenario, https_port=443, smtp_port=25, dns_port=53) as lab:
@@ -28,4 +34,4 @@ async def main(state_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 0))

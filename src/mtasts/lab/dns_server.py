@@ -8,6 +8,7 @@ no answer at all), CNAME chains inside the zone, and the AD bit for names marked
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 from dataclasses import dataclass, field
 from typing import cast
@@ -161,7 +162,11 @@ class Zone:
         return response
 
 
+@functools.lru_cache(maxsize=65536)
 def _rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata:
+    """One parsed rdata per distinct text: dnspython's rdata are immutable, so a zone of
+    100,000 domains that share 50 providers' MX hosts parses 100 MX texts, not 100,000
+    (parsing is ~60 µs each: 6 s of a large lab's start)."""
     if rdtype == dns.rdatatype.A:  # the lab's most common record, built without a tokenizer
         return A(dns.rdataclass.IN, rdtype, text.strip())  # type: ignore[no-untyped-call]
     return dns.rdata.from_text(
