@@ -20,7 +20,8 @@ from mtasts.lab import Lab, Scenario
 
 async def main(state_dir: Path, domains: int) -> None:
     if domains:
-        from realistic import generate, scenario as realistic_scenario
+        from realistic import generate
+        from realistic import scenario as realistic_scenario
 
         scenario = realistic_scenario(generate(domains))
     else:

@@ -39,7 +39,7 @@ def _requests(key: str, index: int, procs: int) -> list[bytes]:
     return [_request(k) for k in keys[index::procs]]
 
 
-def worker(  # noqa: PLR0913
+def worker(
     addr: tuple[str, int],
     key: str,
     conns: int,

@@ -107,7 +107,9 @@ class Daemon:
         return row
 
 
-def bench(daemon: Daemon, keys: Path, distinct: Path, conns: list[int], seconds: float) -> list[dict[str, object]]:  # fmt: skip
+def bench(
+    daemon: Daemon, keys: Path, distinct: Path, conns: list[int], seconds: float
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     constant = daemon.name.startswith("bare")
     try:
@@ -120,8 +122,9 @@ def bench(daemon: Daemon, keys: Path, distinct: Path, conns: list[int], seconds:
         if not constant:
             started = time.perf_counter()
             warm = load(daemon.port, distinct, max(conns), 3600, once=True)
-            print(f"{daemon.name}: warm-up of {warm['requests']} domains in "
-                  f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)  # fmt: skip
+            took = time.perf_counter() - started
+            print(f"{daemon.name}: warm-up of {warm['requests']} domains in {took:.0f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
         for n in conns:
             rows.append(daemon.measure("warm", keys, n, seconds))
     finally:

@@ -258,6 +258,5 @@ async def test_domains_sharing_mx_hosts_share_parsed_records(lab_factory) -> Non
     assert [r.to_text() for r in (await ask(lab, "d1999.shared.test", "MX")).answer[0]] == [
         "10 mx9.prov9.test."
     ]
-    assert [r.to_text() for r in (await ask(lab, "d1997.shared.test", "MX")).answer[0]][0] == (
-        "10 mx1.prov1.test."
-    )
+    other = await ask(lab, "d1997.shared.test", "MX")
+    assert sorted(r.to_text() for r in other.answer[0])[0] == "10 mx1.prov1.test."
