@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import json
 import time
 
 from realistic import Mix, generate, zipf_requests
@@ -65,7 +66,41 @@ async def build(domains: int) -> tuple[SocketmapServer, Resolver, list[bytes]]:
     return server, resolver, zipf_requests(mix, 200_000, seed=1)
 
 
+async def serve(args: argparse.Namespace) -> None:
+    """The same server on a TCP port, driven by bench/socketmap_load.py (8 connections)."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from realistic import zipf_keys
+
+    server, resolver, _ = await build(args.domains)
+    host, port = await server.listen_tcp("127.0.0.1", 0)
+    keys = Path(tempfile.mkdtemp()) / "keys.txt"
+    keys.write_text("\n".join(zipf_keys(generate(args.domains), 200_000)) + "\n")
+    load = [sys.executable, str(Path(__file__).with_name("socketmap_load.py")),
+            f"{host}:{port}", f"@{keys}", str(args.conns), str(args.serve)]  # fmt: skip
+    prof = cProfile.Profile() if args.profile else None
+    cpu = time.process_time()
+    if prof:
+        prof.enable()
+    proc = await asyncio.create_subprocess_exec(*load, stdout=subprocess.PIPE)
+    out, _ = await proc.communicate()
+    if prof:
+        prof.disable()
+        prof.dump_stats(args.profile)
+    used = time.process_time() - cpu
+    result = json.loads(out)
+    print(f"served over TCP: {result} -> {used / result['requests'] * 1e6:.1f} µs CPU per answer")
+    await server.close()
+    await resolver.aclose()
+
+
 async def run(args: argparse.Namespace) -> None:
+    if args.serve:
+        await serve(args)
+        return
     server, resolver, requests = await build(args.domains)
     n = min(args.calls, len(requests))
     payloads = [r[r.index(b":") + 1 : -1] for r in requests[:n]]
@@ -97,8 +132,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile")
+    parser.add_argument("--serve", type=float, default=0, help="seconds over TCP (uvloop)")
+    parser.add_argument("--conns", type=int, default=8)
     args = parser.parse_args()
-    asyncio.run(run(args))
+    if args.serve:
+        import uvloop
+
+        uvloop.run(run(args))
+    else:
+        asyncio.run(run(args))
 
 
 if __name__ == "__main__":

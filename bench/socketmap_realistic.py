@@ -90,11 +90,30 @@ class Daemon:
             self.proc.wait(30)
             self.proc = None
 
+    def counts(self) -> dict[str, float]:
+        """mtasts only: answers by kind, lookups by source (its /metrics)."""
+        if "--metrics" not in self.argv:
+            return {}
+        code = (
+            "import urllib.request;"
+            "print(urllib.request.urlopen('http://127.0.0.1:9461/metrics').read().decode())"
+        )
+        text = subprocess.run(nsx(sys.executable, "-c", code), capture_output=True, text=True)
+        out: dict[str, float] = {}
+        for line in text.stdout.splitlines():
+            if line.startswith(("mtasts_socketmap_answers_total{", "mtasts_socketmap_policy_lookups_total{")):
+                name, value = line.rsplit(" ", 1)
+                out[name.split("{", 1)[1].rstrip("}")] = float(value)
+        return out
+
     def measure(self, phase: str, keys: Path, conns: int, seconds: float) -> dict[str, object]:
         assert self.proc is not None
+        counted = self.counts()
         before = cpu_seconds(self.proc.pid)
         result = load(self.port, keys, conns, seconds)
         used = cpu_seconds(self.proc.pid) - before
+        after = self.counts()
+        delta = {k: v - counted.get(k, 0.0) for k, v in after.items() if v - counted.get(k, 0.0)}
         row: dict[str, object] = {
             "daemon": self.name,
             "phase": phase,
@@ -102,6 +121,7 @@ class Daemon:
             **result,
             "cpu_us": round(used / max(result["requests"], 1) * 1e6, 1),
             "rss_mib": rss_mib(self.proc.pid),
+            "counts": delta,
         }
         print(json.dumps(row), file=sys.stderr, flush=True)
         return row
@@ -180,7 +200,8 @@ def main() -> None:
         (run / "bare.py").write_text(BARE)
         ours = [sys.executable, "-c", "'from mtasts.cli.main import main; main()'", "daemon",
                 "--listen", "127.0.0.1:8461", "--nameserver", f"{state['nameserver']}:53",
-                "--ca-file", state["ca_file"], "--log-level", "warning"]  # fmt: skip
+                "--ca-file", state["ca_file"], "--log-level", "warning",
+                "--metrics", "127.0.0.1:9461"]  # fmt: skip
         pmsr = [str(args.pmsr_venv / "bin" / "mta-sts-daemon"), "-c", str(run / "pmsr.yml")]
         specs = {
             "bare uvloop constant": ([sys.executable, str(run / "bare.py")], 8463, env),

@@ -54,6 +54,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -319,7 +320,9 @@ def lint_policy(text: str, *, tolerant: bool = False) -> Linted[Policy]:
         max_age,
         tuple(extensions),
         version,
-        tuple(lines),
+        # interned: most lines ("version: STSv1", "mode: enforce", a provider's mx and
+        # max_age lines) repeat across the domains of a large cache (docs/benchmarks.md)
+        tuple(sys.intern(line) for line in lines),
         tuple(unmatchable),
         tuple(repairs),
     )
