@@ -9,9 +9,9 @@ domains on one mail provider publish the same text) and reports the RSS it added
 the RSS added by looking each domain up once through the resolver (its answer memo and
 in-use table, what a daemon that has seen every domain holds). With ``--wave N``: N
 policies are made due for their proactive refresh at once and ``Resolver.refresh_due``
-runs (it scans every in-use domain; the N re-checks fail fast: no DNS server), while a task looks domains up from memory
-every millisecond; prints the p50/p99/max of those lookups (the stall a refresh wave
-causes) and how long the scan took.
+runs (it scans every in-use domain; the N re-checks fail fast: no DNS server), while a
+task looks domains up from memory every millisecond; prints the p50/p99/max of those
+lookups (the stall a refresh wave causes) and how long the scan took.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ async def wave(resolver: Resolver, cache: MemoryCache, count: int, due: int, now
     latencies.sort()
     n = len(latencies)
     print(
-        f"refresh wave, {count} in-use domains scanned, {due} due: {ran} re-checks, {took:.1f} s; lookups "
-        f"meanwhile ({n}): p50 {latencies[n // 2] * 1e3:.2f} ms, p99 "
+        f"refresh wave, {count} in-use domains scanned, {due} due: {ran} re-checks, "
+        f"{took:.1f} s; lookups meanwhile ({n}): p50 {latencies[n // 2] * 1e3:.2f} ms, p99 "
         f"{latencies[int(n * 0.99)] * 1e3:.2f} ms, max {latencies[-1] * 1e3:.1f} ms "
         "(time beyond the 1 ms sleep)"
     )

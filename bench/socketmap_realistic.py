@@ -51,6 +51,7 @@ default_zone:
   timeout: 4
 """
 
+_LOOKUPS = "mtasts_socketmap_policy_lookups_total{"
 DAEMONS = ("bare uvloop constant", "mtasts uvloop", "mtasts uvloop answer-ttl 0", "pmsr uvloop")
 
 
@@ -101,7 +102,7 @@ class Daemon:
         text = subprocess.run(nsx(sys.executable, "-c", code), capture_output=True, text=True)
         out: dict[str, float] = {}
         for line in text.stdout.splitlines():
-            if line.startswith(("mtasts_socketmap_answers_total{", "mtasts_socketmap_policy_lookups_total{")):
+            if line.startswith(("mtasts_socketmap_answers_total{", _LOOKUPS)):
                 name, value = line.rsplit(" ", 1)
                 out[name.split("{", 1)[1].rstrip("}")] = float(value)
         return out
