@@ -37,7 +37,7 @@ DEFAULT_PATH = Path("/etc/mtasts/mtasts.toml")
 
 #: Tables of the file that one component owns and validates (mtasts.postfix.config,
 #: mtasts.tlsrpt.storeconf).
-COMPONENT_TABLES = frozenset({"daemon", "tlsrpt", "receive", "alerts", "web"})
+COMPONENT_TABLES = frozenset({"daemon", "tlsrpt", "receive", "alerts", "web", "monitor"})
 
 
 @dataclass(frozen=True, slots=True)

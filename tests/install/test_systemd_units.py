@@ -34,6 +34,7 @@ SERVICES = {
     "mtasts-serve-policy.service": (["serve", "policy"], "exec"),
     "mtasts-tlsrpt-receive.service": (["tlsrpt", "receive"], "exec"),
     "mtasts-web.service": (["web"], "exec"),
+    "mtasts-monitor.service": (["monitor"], "exec"),
 }
 SANDBOX = {
     "NoNewPrivileges": "yes",

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -31,7 +29,6 @@ from .conftest import own_report, seed
 
 LabFactory = Callable[[Scenario | str], Awaitable[Lab]]
 TODAY = datetime.now(UTC).date()
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 
 
 def last_days(n: int) -> list[date]:
@@ -198,43 +195,46 @@ async def test_lab_end_to_end(lab_factory: LabFactory, tmp_path: Path) -> None:
     assert [c.id for c in bad.live if c.outcome.value == "fail"] == ["mx-cert"]
     assert bad.blocked_by_mx() == {"mx2.broken.test": 126}
 
-    # the command: table and --json, exit codes 0 and 2
-    env = {**os.environ, **lab.env, "MTASTS_TLSRPT_STORE": url}
+    # the command (in-process, in a thread: it runs its own event loop): --json and the
+    # table, exit codes 0 and 2
+    from click.testing import CliRunner
+
+    from mtasts.cli.main import cli
+
+    env = {**lab.env, "MTASTS_TLSRPT_STORE": url}
     for domain, code in (("clean.test", 0), ("broken.test", 2)):
-        proc = await asyncio.create_subprocess_exec(
-            *MTASTS,
-            "advise",
-            "--json",
-            domain,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli, ["advise", "--json", domain], env=env
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == code, err.decode()
-        doc = json.loads(out)
+        assert result.exit_code == code, result.output
+        doc = json.loads(result.output)
         assert doc["exit_code"] == code
         assert doc["verdict"] == ("READY" if code == 0 else "NOT READY")
-    proc = await asyncio.create_subprocess_exec(
-        *MTASTS,
-        "advise",
-        "broken.test",
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    text = out.decode()
-    assert "NOT READY" in text
-    assert "certificate-host-mismatch" in text
-    assert "id=" in text
+    result = await asyncio.to_thread(CliRunner().invoke, cli, ["advise", "broken.test"], env=env)
+    assert "NOT READY" in result.output
+    assert "certificate-host-mismatch" in result.output
+    assert "id=" in result.output
 
 
 @pytest.mark.lab
 async def test_empty_store_cannot_tell(lab_factory: LabFactory, tmp_path: Path) -> None:
+    """No reports at all: CANNOT TELL (exit 3), however healthy the live set-up."""
     lab = await lab_factory(healthy_domain("new.test", mode="testing"))
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     advice = await advise_domain(url, "new.test", target=_lab_target(lab))
     assert advice.verdict is Verdict.CANNOT_TELL
     assert advice.data.reports == 0
     assert int(advice.exit_code) == 3
+
+
+def test_cli_usage_errors_exit_3() -> None:
+    from click.testing import CliRunner
+
+    from mtasts.cli.main import cli
+
+    runner = CliRunner()
+    assert runner.invoke(cli, ["advise"]).exit_code == 3  # defect: no domain
+    assert runner.invoke(cli, ["advise", "--days", "0", "d.test"]).exit_code == 3
+    result = runner.invoke(cli, ["advise", "--days", "3", "--min-days", "7", "d.test"])
+    assert result.exit_code == 3
+    assert "min_days" in result.output

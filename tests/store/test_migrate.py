@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
-from mtasts.store import alerts_schema, received_schema
+from mtasts.store import alerts_schema, monitor_schema, received_schema
 from mtasts.store.migrate import FIRST_RELEASE, current_revision, head, upgrade
 from mtasts.store.received import ReceivedStore
 from mtasts.store.schema import deliveries, failure_counters, metadata, outbox, policy_counters
@@ -28,6 +28,7 @@ from .conftest import PG_URL, _pg_store
 DAY = date(2026, 11, 22)
 assert received_schema.RECEIVE_TABLES  # the receiving tables are part of `metadata`
 assert alerts_schema.ALERT_TABLES  # and the alert tables
+assert monitor_schema.monitor_checks is not None  # so is the monitor's check history
 
 
 def _first_release_metadata() -> MetaData:

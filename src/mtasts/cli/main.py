@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "lint",
         "Check INPUT (a file path, or - for standard input) as a KIND.",
     ),
+    "monitor": (
+        "mtasts.cli.monitor",
+        "monitor",
+        "Watch domains over time: drift, policy changes without a new id, certificates.",
+    ),
     "policy": (
         "mtasts.cli.policy",
         "policy",

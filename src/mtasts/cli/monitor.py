@@ -1,0 +1,260 @@
+"""``mtasts monitor``: watch domains over time (drift, a policy changed without a new id,
+records that disappear, certificates running out, MX losing STARTTLS or TLS 1.2).
+
+Settings: the ``[monitor]`` table of mtasts.toml (mtasts.monitor.settings), then the
+options. Exit codes of ``--once`` (cron): 0 no condition, 1 a warning condition,
+2 a critical condition, 3 a check or the store failed, or bad arguments/configuration.
+The service (without ``--once``) runs until SIGTERM/SIGINT and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import replace
+
+import click
+from rich.table import Table
+
+from mtasts.check.runner import Target
+from mtasts.cli.render import console, print_json
+from mtasts.monitor.service import Checked
+from mtasts.monitor.settings import MonitorSettings
+
+_SEVERITY_STYLE = {"warning": "yellow", "critical": "bold red"}
+
+
+class _BadArguments(click.UsageError):
+    exit_code = 3
+
+
+class _MonitorCommand(click.Command):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise _BadArguments(exc.format_message(), exc.ctx) from exc
+
+
+def _exit_code(results: list[Checked]) -> int:
+    code = 0
+    for r in results:
+        if r.error or not r.stored or any(c.key == "check.incomplete" for c in r.conditions):
+            return 3
+        for c in r.conditions:
+            code = max(code, 2 if c.severity == "critical" else 1)
+    return code
+
+
+def _render(results: list[Checked]) -> None:
+    out = console()
+    for r in results:
+        title = f"{r.domain}: check {r.report.status.name}, {len(r.conditions)} condition(s)"
+        if not r.conditions and not r.cleared:
+            out.print(f"{title} [green](nothing to watch out for)[/]", highlight=False)
+            continue
+        table = Table(title=title, title_justify="left")
+        table.add_column("")
+        table.add_column("severity")
+        table.add_column("condition", style="cyan")
+        table.add_column("summary", overflow="fold")
+        raised = {c.key for c in r.raised}
+        for c in r.conditions:
+            mark = "new" if c.key in raised else ""
+            style = _SEVERITY_STYLE.get(c.severity, "")
+            table.add_row(mark, f"[{style}]{c.severity}[/]", c.key, c.summary)
+        for c in r.cleared:
+            table.add_row("cleared", "[green]ok[/]", c.key, c.summary)
+        out.print(table)
+        if r.error:
+            out.print(f"[red]store:[/] {r.error}", highlight=False)
+
+
+@click.command(cls=_MonitorCommand)
+@click.option(
+    "--domain",
+    "domains",
+    multiple=True,
+    help="A domain to watch (repeat); replaces [monitor] domains.",
+)
+@click.option("--once", is_flag=True, help="Check every domain once and exit (for cron).")
+@click.option(
+    "--store",
+    envvar="MTASTS_MONITOR_STORE",
+    default=None,
+    help="Where the check history is kept (default: [monitor] store, else the "
+    "TLS-RPT store: [tlsrpt] store or sqlite:////var/lib/mtasts/tlsrpt.db).",
+)
+@click.option(
+    "--interval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Seconds between checks of each domain ([monitor] interval, 3600).",
+)
+@click.option(
+    "--jitter",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Up to this many seconds added at random to each wait ([monitor] jitter, 300).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Domains checked at the same time ([monitor] concurrency, 4).",
+)
+@click.option(
+    "--metrics",
+    default=None,
+    help="HOST:PORT of a Prometheus listener of its own ([monitor] metrics).",
+)
+@click.option(
+    "--history",
+    "history_of",
+    default=None,
+    metavar="DOMAIN",
+    help="Print DOMAIN's stored checks (newest first) instead of checking.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=20,
+    show_default=True,
+    help="With --history: how many checks.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 600),
+    default=None,
+    help="Seconds allowed per domain check (default 90).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with --once or --history).")
+def monitor(
+    domains: tuple[str, ...],
+    once: bool,
+    store: str | None,
+    interval: int | None,
+    jitter: int | None,
+    concurrency: int | None,
+    metrics: str | None,
+    history_of: str | None,
+    limit: int,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Watch domains over time: drift, policy changes without a new id, certificates.
+
+    \b
+    Runs the checks of `mtasts check` for each domain on its schedule, keeps every result
+    as history in the store, raises and clears conditions (logged; --json with --once)
+    and exports Prometheus gauges with --metrics.
+    Exit codes with --once: 0 nothing, 1 warning, 2 critical, 3 check/store failure.
+    """
+    from mtasts.cli.check import _target
+    from mtasts.config import component_table, parse_hostport
+    from mtasts.errors import ConfigError, DomainNameError, MtastsError
+    from mtasts.monitor.settings import Watched, monitor_settings
+    from mtasts.names import normalize_domain
+    from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
+
+    try:
+        settings = monitor_settings(component_table("monitor"))
+        if domains:
+            every = interval or settings.interval
+            settings = replace(
+                settings, domains=tuple(Watched(normalize_domain(d), every) for d in domains)
+            )
+        elif interval is not None:
+            settings = replace(
+                settings, domains=tuple(replace(w, interval=interval) for w in settings.domains)
+            )
+        changes = {
+            k: v
+            for k, v in (("jitter", jitter), ("concurrency", concurrency), ("interval", interval))
+            if v is not None
+        }
+        settings = replace(settings, **changes)  # type: ignore[arg-type]
+        if metrics:
+            settings = replace(settings, metrics=parse_hostport(metrics, what="--metrics"))
+        url = store or settings.store or configured_store() or DEFAULT_STORE
+        target = _target(timeout)
+    except (ConfigError, DomainNameError) as exc:
+        raise _BadArguments(str(exc)) from None
+    if history_of is None and not settings.domains:
+        raise _BadArguments("no domain to watch: give --domain or [monitor] domains")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("mtasts.monitor").setLevel(logging.INFO)
+    try:
+        code = asyncio.run(_main(url, settings, target, once, history_of, limit, as_json))
+    except MtastsError as exc:
+        click.echo(f"mtasts monitor: {exc}", err=True)
+        code = 3
+    except OSError as exc:
+        click.echo(f"mtasts monitor: {exc}", err=True)
+        code = 3
+    sys.exit(code)
+
+
+async def _main(
+    url: str,
+    settings: MonitorSettings,
+    target: Target,
+    once: bool,
+    history_of: str | None,
+    limit: int,
+    as_json: bool,
+) -> int:
+    from mtasts.monitor import history
+    from mtasts.monitor.metrics import serve
+    from mtasts.monitor.service import Monitor
+    from mtasts.store.engine import open_database
+    from mtasts.store.migrate import upgrade
+
+    db = open_database(url)
+    try:
+        try:
+            await upgrade(db)
+        except Exception as exc:  # a driver's own error: server gone, database locked
+            click.echo(f"mtasts monitor: the store {url} failed: {exc}", err=True)
+            return 3
+        if history_of is not None:
+            records = await history.check_history(db, history_of, limit=limit)
+            if as_json:
+                print_json([r.to_json() for r in records])
+            else:
+                for r in records:
+                    keys = ", ".join(c.key for c in r.conditions) or "-"
+                    click.echo(f"{r.checked_at:%Y-%m-%d %H:%M:%S}Z {r.status:<8} {keys}")
+            return 0
+        mon = Monitor(db, settings, target)
+        server = serve(mon.metrics, *settings.metrics) if settings.metrics else None
+        if server is not None:
+            host, port = server.server_address[:2]
+            logging.getLogger("mtasts.monitor").info("metrics on http://%s:%s/metrics", host, port)
+        try:
+            if once:
+                results = await mon.run_once()
+                if as_json:
+                    print_json([r.to_json() for r in results])
+                else:
+                    _render(results)
+                return _exit_code(results)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            logging.getLogger("mtasts.monitor").info(
+                "watching %d domain(s), %d at a time", len(settings.domains), settings.concurrency
+            )
+            await mon.run_forever(stop)
+            return 0
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+    finally:
+        await db.close()
