@@ -129,6 +129,17 @@ async def test_conditions_follow_the_lab_over_time(lab_factory: LabFactory, tmp_
         assert {c.key: c.severity for c in run.raised}[f"cert.expiry:{MX1}"] == "critical"
         assert gauge("mtasts_monitor_status", {"domain": D}) == 2
 
+        # the alerts hold the same set, raised once each (source "monitor")
+        from mtasts.alerts.store import AlertStore
+
+        opened = await AlertStore(db).open_conditions(source="monitor", domain=D)
+        expected = set()
+        for c in run.conditions:
+            kind, _, subject = c.key.partition(":")
+            expected.add(f"{kind}:{D}:{subject}" if subject else f"{kind}:{D}")
+        assert {o.key for o in opened} == expected
+        assert {o.condition.severity.value for o in opened} == {"critical"}
+
         records = await history.check_history(db, D, limit=100)
         assert len(records) == 12
         assert records[0].status == "CRITICAL"  # newest first; graded by cert_days

@@ -10,8 +10,10 @@ waits its interval plus a random jitter between checks, at most ``concurrency`` 
 a time. A failure of one domain's check or of the store is logged and never stops the
 others.
 
-Alerts: until ``mtasts.alerts`` exists, raised conditions are logged as warnings and
-cleared ones as information (logger ``mtasts.monitor``), and returned to the caller.
+Alerts: the active conditions of each checked domain go to :func:`mtasts.alerts.sync`
+(source ``monitor``, scope: that domain), which raises and resolves them once each and
+notifies the channels of ``[alerts]`` (docs/alerts.md). Raised conditions are also logged
+as warnings and cleared ones as information (logger ``mtasts.monitor``), and returned.
 
 I/O module.
 """
@@ -84,6 +86,8 @@ class Monitor:
     metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
     rng: random.Random = field(default_factory=random.Random)
     on_checked: Callable[[Checked], None] | None = None
+    alerts: bool = True  # False: no alert tables written, nothing notified
+    alert_budget: float = 10.0  # seconds of delivery per sync; the rest is retried later
     _gate: asyncio.Semaphore | None = None
     _store_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -128,6 +132,8 @@ class Monitor:
             except Exception as exc:
                 log.error("monitor: storing the check of %s failed: %s", snap.domain, exc)
                 stored, error = False, f"{type(exc).__name__}: {exc}"
+            if self.alerts:
+                error = await self._sync_alerts(snap.domain, active, now) or error
         self.metrics.update(snap, active, now, seconds)
         for c in raised:
             log.warning("monitor: RAISED %s %s %s: %s", c.severity, c.domain, c.key, c.summary)
@@ -137,6 +143,37 @@ class Monitor:
         if self.on_checked is not None:
             self.on_checked(done)
         return done
+
+    async def _sync_alerts(self, domain: str, active: tuple[Condition, ...], now: datetime) -> str:
+        """Hand the domain's whole active set to the alerts; an error as text."""
+        from mtasts import alerts
+        from mtasts.alerts.model import Condition as Alert
+        from mtasts.alerts.model import Severity
+        from mtasts.alerts.store import AlertStore
+
+        try:
+            items = [
+                Alert(
+                    c.key.partition(":")[0],
+                    c.domain,
+                    subject=c.key.partition(":")[2],
+                    severity=Severity(c.severity),
+                    summary=c.summary,
+                )
+                for c in active
+            ]
+            await alerts.sync(
+                AlertStore(self.db),
+                "monitor",
+                items,
+                domains={domain},
+                budget=self.alert_budget,
+                now=now.timestamp(),
+            )
+        except Exception as exc:  # a bad [alerts] table, the store down: log, go on
+            log.error("monitor: the alerts for %s failed: %s", domain, exc)
+            return f"alerts: {type(exc).__name__}: {exc}"
+        return ""
 
     async def run_once(self, domains: Sequence[Watched] | None = None) -> list[Checked]:
         """Check every domain once, ``concurrency`` at a time; results in input order."""
