@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: demo test lint typecheck unit env clean
+.PHONY: demo test lint typecheck unit env clean docs
 
 $(UV):
 	$(PYTHON) -m pip install --user --quiet uv
@@ -30,6 +30,10 @@ lint: .venv/.synced
 	$(RUN) ruff check src tests bench
 	$(RUN) ruff format --check src tests bench
 	$(RUN) lint-imports
+
+# docs generated from the code (a test fails when they are out of date)
+docs: .venv/.synced
+	$(RUN) python -m mtasts.settings.docs > docs/configuration.md
 
 typecheck: .venv/.synced
 	$(RUN) mypy

@@ -85,7 +85,7 @@ def test_lab_environment_is_honoured() -> None:
     ("text", "named"),
     [
         ('nameservers = "127.0.0.1"', "nameservers"),  # defect: misspelt key
-        ('[cache]\nuri = "memory:"', "cache.uri"),  # defect: unknown key in a section
+        ('[cache]\nuri = "memory:"', "'uri' in [cache]"),  # defect: unknown key in a section
         ("[timeout]\ntotal = 5", "timeout"),  # defect: unknown section
         ('[timeouts]\ntotal = "soon"', "timeouts.total"),  # defect: not a number
         ("[timeouts]\ntotal = -1", "timeouts.total"),  # defect: not positive

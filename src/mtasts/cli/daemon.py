@@ -20,14 +20,13 @@ import click
 import httpx
 import orjson
 
-from mtasts.config import DEFAULT_PATH, Settings, component_table, load_settings
+from mtasts.config import DEFAULT_PATH, Settings, load_settings
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.config import (
     DaemonConfig,
     Listen,
     check_count,
     check_seconds,
-    daemon_config_from_table,
     dane_level,
     metrics_listen,
 )
@@ -47,12 +46,13 @@ log = logging.getLogger("mtasts.daemon")
 def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings, DaemonConfig]:
     """Resolver settings and ``[daemon]`` from one TOML file (``path``, $MTASTS_CONFIG, default).
 
-    The file is read once per part: :func:`mtasts.config.load_settings` applies file <
-    environment < command line to the resolver's keys and skips ``[daemon]``, which
-    :mod:`mtasts.postfix.config` validates.
+    The file is read once (:func:`mtasts.settings.tree.load`: file < ``MTASTS_*``
+    environment < ``overrides``); every section of it is checked.
     """
-    settings = load_settings(path, overrides=overrides)
-    return settings, daemon_config_from_table(component_table("daemon", path))
+    from mtasts.settings.tree import load
+
+    tree = load(path, overrides=overrides)
+    return tree.section(Settings), tree.section(DaemonConfig)
 
 
 async def run_daemon(
@@ -232,7 +232,6 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
 @click.option(
     "--tlsrpt-spool",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="MTASTS_DAEMON_TLSRPT_SPOOL",
     help="Where policy-failure counts go if the TLS-RPT store is down at shutdown "
     "(replayed at the next start; not the collector's spool). Env MTASTS_DAEMON_TLSRPT_SPOOL.",
 )
@@ -283,6 +282,7 @@ def daemon(
     overrides = {"nameserver": nameserver, "ca_file": ca_file, "cache.url": cache_url}
     try:
         settings, cfg = read_config(config_path, overrides)
+        spool = tlsrpt_spool or cfg.tlsrpt_spool  # [daemon] even with --pmsr-config
         if pmsr_config is not None:
             imported = load_pmsr_file(pmsr_config)
             for note in imported.notes:
@@ -325,7 +325,7 @@ def daemon(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        _run(lambda: run_daemon(cfg, settings, tlsrpt_store, tlsrpt_spool), cfg.uvloop)
+        _run(lambda: run_daemon(cfg, settings, tlsrpt_store, spool), cfg.uvloop)
     except OSError as exc:
         # e.g. the listen address is in use or not ours: one line, no traceback
         listens = ", ".join(str(listen) for listen in cfg.listen)

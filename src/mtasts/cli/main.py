@@ -10,6 +10,7 @@ command itself gives.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import click
 
@@ -125,14 +126,30 @@ class LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="mtasts")
-def cli() -> None:
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The settings file for every command (default: $MTASTS_CONFIG, else "
+    "/etc/mtasts/mtasts.toml when it exists).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
     """MTA-STS (RFC 8461) and SMTP TLS Reporting (RFC 8460) for senders and receiving domains.
+
+    Settings: mtasts.toml (--config), then MTASTS_<SECTION>_<KEY> variables, then each
+    command's options; `mtasts config show` prints them and where each came from.
 
     \b
     Exit codes: 0 success; 1 the input or domain is invalid / failed;
     2 usage error; 3 could not be determined (the `check` command follows the
     monitoring-plugin convention 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     """
+    if config_file is not None:
+        from mtasts.settings.tree import use_file  # only then: --version stays light
+
+        use_file(config_file)
+        ctx.call_on_close(lambda: use_file(None))
 
 
 def main() -> None:

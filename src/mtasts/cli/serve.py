@@ -8,24 +8,27 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from mtasts.config import parse_hostport
+from mtasts.config import read_file
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.sockets import raise_open_files_limit
 from mtasts.publish.limits import ClientLimits
 from mtasts.publish.server import (
-    DEFAULT_MAX_CONNECTIONS,
-    READ_TIMEOUT,
     PolicyServer,
     ServerLimits,
     load_config,
     load_directory,
+    load_policies,
     server_tls_context,
 )
+from mtasts.publish.settings import ServeSettings
 from mtasts.publish.site import Site
+from mtasts.settings.tree import load
 
 
 @click.group()
@@ -33,23 +36,14 @@ def serve() -> None:
     """Run mtasts servers."""
 
 
-def _load(directory: Path | None, config: Path | None) -> Site:
-    if directory is not None and config is None:
-        return load_directory(directory)
-    if config is not None and directory is None:
-        return load_config(config)
-    raise ConfigError("give exactly one of --dir and --config")
-
-
 async def _serve(
-    directory: Path | None,
-    config: Path | None,
+    site: Callable[[], Site],
     host: str,
     port: int,
     tls: ssl.SSLContext | None,
     limits: ServerLimits,
 ) -> None:
-    server = PolicyServer(_load(directory, config), tls, limits)
+    server = PolicyServer(site(), tls, limits)
     bound = await server.start(host, port)
     scheme = "https" if server.tls else "http"
     address = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
@@ -71,7 +65,7 @@ async def _serve(
 
     def reload() -> None:
         try:
-            server.reload(_load(directory, config))
+            server.reload(site())
             click.echo("policies reloaded", err=True)
         except MtastsError as exc:
             click.echo(f"reload failed, keeping the old policies: {exc}", err=True)
@@ -92,20 +86,16 @@ async def _serve(
     "--dir",
     "directory",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A directory of <domain>.txt policy files (as `mtasts policy generate -o DIR` writes).",
+    help="A directory of <domain>.txt policy files (as `mtasts policy generate -o DIR` "
+    "writes). [serve] dir.",
 )
 @click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help='A TOML file with a [policies] table: "example.com" = "path/to/policy.txt".',
+    help="mtasts.toml (its [serve] section), or an older policies file: a TOML file with "
+    'only a [policies] table: "example.com" = "path/to/policy.txt".',
 )
-@click.option(
-    "--listen",
-    default="127.0.0.1:8080",
-    show_default=True,
-    envvar="MTASTS_SERVE_LISTEN",
-    help="host:port to listen on. Env: MTASTS_SERVE_LISTEN.",
-)
+@click.option("--listen", help="host:port to listen on (default 127.0.0.1:8080). [serve] listen.")
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -119,77 +109,118 @@ async def _serve(
 @click.option(
     "--max-connections",
     type=click.IntRange(min=1),
-    default=DEFAULT_MAX_CONNECTIONS,
-    show_default=True,
-    envvar="MTASTS_SERVE_MAX_CONNECTIONS",
-    help="Connections at once; lowered to fit the open-files limit. At the cap the oldest "
-    "connection still waiting for its request is closed. Env: MTASTS_SERVE_MAX_CONNECTIONS.",
+    help="Connections at once (default 1000); lowered to fit the open-files limit. At the "
+    "cap the oldest connection still waiting for its request is closed.",
 )
 @click.option(
     "--max-per-client",
     type=click.IntRange(min=0),
-    default=None,
-    envvar="MTASTS_SERVE_MAX_PER_CLIENT",
     help="Connections at once from one client (an IPv4 address or an IPv6 /64); 0 = no "
     "limit. Default 16 with --cert, none for plain HTTP (behind a proxy every connection "
-    "comes from the proxy). Env: MTASTS_SERVE_MAX_PER_CLIENT.",
+    "comes from the proxy).",
 )
 @click.option(
     "--client-rate",
     type=click.FloatRange(min=0),
-    default=None,
-    envvar="MTASTS_SERVE_CLIENT_RATE",
     help="New connections a second from one client, sustained (bursts of 5 seconds' worth); "
-    "0 = no limit. Default 10 with --cert, none for plain HTTP. Env: MTASTS_SERVE_CLIENT_RATE.",
+    "0 = no limit. Default 10 with --cert, none for plain HTTP.",
 )
 @click.option(
     "--read-timeout",
     type=click.FloatRange(min=0.1),
-    default=READ_TIMEOUT,
-    show_default=True,
-    envvar="MTASTS_SERVE_READ_TIMEOUT",
-    help="Seconds for the TLS handshake and the request head together, and for the answer. "
-    "Env: MTASTS_SERVE_READ_TIMEOUT.",
+    help="Seconds for the TLS handshake and the request head together, and for the answer "
+    "(default 10).",
 )
 def serve_policy(
     directory: Path | None,
     config: Path | None,
-    listen: str,
+    listen: str | None,
     cert: Path | None,
     key: Path | None,
-    max_connections: int,
+    max_connections: int | None,
     max_per_client: int | None,
     client_rate: float | None,
-    read_timeout: float,
+    read_timeout: float | None,
 ) -> None:
     """Serve /.well-known/mta-sts.txt for many domains, chosen by the Host header.
 
     Without --cert/--key it speaks plain HTTP, for a TLS-terminating proxy (nginx,
     Caddy) in front. Unknown hosts and paths get 404; nothing is ever redirected.
-    SIGHUP re-reads the policies. Exit codes: 0 stopped; 1 bad configuration.
+    SIGHUP re-reads the policies. Every option is also a key of [serve] in mtasts.toml
+    and an MTASTS_SERVE_<KEY> variable. Exit codes: 0 stopped; 1 bad configuration.
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # The accept loop is the daemon's; its "listening on" lines repeat our start line.
     logging.getLogger("mtasts.daemon").setLevel(logging.WARNING)
     try:
-        host, port = parse_hostport(listen, default_port=8080, what="listen address")
-        if (cert is None) != (key is None):
-            raise ConfigError("--cert and --key go together")
-        tls = server_tls_context(cert, key) if cert is not None and key is not None else None
-        _load(directory, config)  # fail early, before binding
+        policies_file = None
+        if config is not None and _is_policies_file(config):
+            policies_file = config  # the older format: a file of [policies] only
+        options = {
+            "serve.dir": ("--dir", directory),
+            "serve.listen": ("--listen", listen),
+            "serve.cert": ("--cert", cert),
+            "serve.key": ("--key", key),
+            "serve.max_connections": ("--max-connections", max_connections),
+            "serve.max_per_client": ("--max-per-client", max_per_client),
+            "serve.client_rate": ("--client-rate", client_rate),
+            "serve.read_timeout": ("--read-timeout", read_timeout),
+        }
+        tree = load(
+            None if policies_file is not None else config,
+            overrides={k: v for k, (_, v) in options.items()},
+            option_names={k: name for k, (name, _) in options.items()},
+        )
+        cfg = tree.section(ServeSettings)
+        if directory is not None or policies_file is not None:
+            cfg = replace(cfg, dir=directory, policies={})  # the option wins over the file
+
+        def site() -> Site:
+            return _site(cfg, policies_file, tree.file)
+
+        tls = (
+            server_tls_context(cfg.cert, cfg.key)
+            if cfg.cert is not None and cfg.key is not None
+            else None
+        )
+        site()  # fail early, before binding
         raise_open_files_limit()  # the soft limit up to the hard one (systemd LimitNOFILE=)
         limits = ServerLimits(
-            max_connections=max_connections,
-            per_client=_client_limits(max_per_client, client_rate, https=tls is not None),
-            read_timeout=read_timeout,
+            max_connections=cfg.max_connections,
+            per_client=_client_limits(cfg.max_per_client, cfg.client_rate, https=tls is not None),
+            read_timeout=cfg.read_timeout,
         )
-        asyncio.run(_serve(directory, config, host, port, tls, limits))
+        asyncio.run(_serve(site, cfg.listen.host, cfg.listen.port, tls, limits))
     except MtastsError as exc:
         click.echo(f"mtasts serve policy: {exc}", err=True)
         sys.exit(1)
     except OSError as exc:
-        click.echo(f"mtasts serve policy: cannot listen on {listen}: {exc.strerror}", err=True)
+        where = listen or "the listen address"
+        click.echo(f"mtasts serve policy: cannot listen on {where}: {exc.strerror}", err=True)
         sys.exit(1)
+
+
+def _is_policies_file(path: Path) -> bool:
+    """An older `serve policy --config` file: a [policies] table and nothing else."""
+    try:
+        data = read_file(path)
+    except ConfigError:
+        return False
+    return set(data) == {"policies"}
+
+
+def _site(cfg: ServeSettings, policies_file: Path | None, config_file: Path | None) -> Site:
+    """The policies to serve: --config's older file, [serve] dir or [serve.policies]."""
+    if policies_file is not None:
+        return load_config(policies_file)
+    if cfg.dir is not None:
+        return load_directory(cfg.dir)
+    if cfg.policies:
+        return load_policies(cfg.policies, config_file or Path("mtasts.toml"))
+    raise ConfigError(
+        "no policies to serve: give --dir DIR, or set [serve] dir or [serve.policies] "
+        "in mtasts.toml"
+    )
 
 
 def _client_limits(max_open: int | None, rate: float | None, *, https: bool) -> ClientLimits | None:

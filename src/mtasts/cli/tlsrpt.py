@@ -13,33 +13,56 @@ import asyncio
 import logging
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mtasts.cli.render import console, fail, print_json
 from mtasts.cli.tlsrpt_serve import receive
 
+if TYPE_CHECKING:
+    from mtasts.tlsrpt.settings import TlsRptSettings
+
 STORE_HELP = (
-    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
-    "else [tlsrpt] store of mtasts.toml"
+    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db. "
+    "Env MTASTS_TLSRPT_STORE; [tlsrpt] store"
 )
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
-
-
-def _default_store() -> str:
-    """No --store, no $MTASTS_TLSRPT_STORE: mtasts.toml's [tlsrpt] store, else the default
-    (the daemon counts policy failures into the same setting)."""
-    from mtasts.errors import ConfigError
-    from mtasts.tlsrpt.storeconf import configured_store
-
-    try:
-        return configured_store() or DEFAULT_STORE
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
 DEFAULT_SPOOL = "/var/lib/mtasts/tlsrpt-collect.spool"
+
+
+def _tlsrpt(options: dict[str, tuple[str, Any]]) -> TlsRptSettings:
+    """``[tlsrpt]`` of mtasts.toml < environment < ``options`` (keys below tlsrpt.)."""
+    from mtasts.cli.configured import settings_tree
+    from mtasts.tlsrpt.settings import TlsRptSettings
+
+    tree = settings_tree({f"tlsrpt.{key}": given for key, given in options.items()})
+    return tree.section(TlsRptSettings)
+
+
+def _store(cfg: TlsRptSettings) -> str:
+    """The configured store (the daemon counts policy failures into the same one)."""
+    from mtasts.errors import MtastsError
+    from mtasts.store.engine import parse_store_url
+
+    url = cfg.store or DEFAULT_STORE
+    try:
+        parse_store_url(url)
+    except MtastsError as exc:
+        raise click.UsageError(str(exc)) from None
+    return url
+
+
+def _reporter(cfg: TlsRptSettings) -> tuple[str, str]:
+    """organization and contact, which every report names (RFC 8460 §4.4)."""
+    missing = [
+        f"--{key} (or [tlsrpt] {key}, MTASTS_TLSRPT_{key.upper()})"
+        for key in ("organization", "contact")
+        if not getattr(cfg, key)
+    ]
+    if missing:
+        raise click.UsageError("reports need " + " and ".join(missing))
+    return cfg.organization, cfg.contact
 
 
 def _yesterday() -> date:
@@ -65,49 +88,42 @@ def tlsrpt() -> None:
     "--socket",
     "socket_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    envvar="MTASTS_TLSRPT_SOCKET",
-    help="Unix datagram socket to create (Postfix smtp_tlsrpt_socket_name).",
+    help="Unix datagram socket to create (Postfix smtp_tlsrpt_socket_name). "
+    "Env MTASTS_TLSRPT_SOCKET; [tlsrpt.collect] socket.",
 )
-@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option("--store", help=STORE_HELP)
 @click.option(
     "--flush-interval",
     type=click.FloatRange(0.05, 3600),
-    default=5.0,
-    show_default=True,
-    envvar="MTASTS_TLSRPT_FLUSH_INTERVAL",
-    help="Seconds between two flushes of the counters to the store.",
+    help="Seconds between two flushes of the counters to the store (default 5). "
+    "Env MTASTS_TLSRPT_FLUSH_INTERVAL.",
 )
 @click.option(
     "--socket-mode",
-    default="0666",
-    show_default=True,
-    help="Permissions of the socket file (octal); Postfix's smtp(8) must be able to write.",
+    help="Permissions of the socket file (octal, default 0666); Postfix's smtp(8) must be "
+    "able to write.",
 )
 @click.option(
     "--spool",
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="MTASTS_TLSRPT_SPOOL",
     help="File that keeps the counters when the store is down at shutdown; the next start "
     "replays it (default: the SQLite store's file + .spool, or "
-    f"{DEFAULT_SPOOL} for PostgreSQL).",
+    f"{DEFAULT_SPOOL} for PostgreSQL). Env MTASTS_TLSRPT_SPOOL.",
 )
 @click.option(
     "--max-memory",
     type=click.IntRange(64, 1 << 20),
-    default=256,
-    show_default=True,
-    envvar="MTASTS_TLSRPT_MAX_MEMORY",
-    help="MiB of resident memory the collector may use; past it, sessions that need a new "
-    "counter are dropped (collect.counters-full) until a flush succeeds.",
+    help="MiB of resident memory the collector may use (default 256); past it, sessions "
+    "that need a new counter are dropped (collect.counters-full) until a flush succeeds. "
+    "Env MTASTS_TLSRPT_MAX_MEMORY.",
 )
 def collect(
-    socket_path: Path,
-    store: str,
-    flush_interval: float,
-    socket_mode: str,
+    socket_path: Path | None,
+    store: str | None,
+    flush_interval: float | None,
+    socket_mode: str | None,
     spool: Path | None,
-    max_memory: int,
+    max_memory: int | None,
 ) -> None:
     """Count every TLS outcome libtlsrpt reports (a drop-in for tlsrpt-collectd).
 
@@ -120,10 +136,24 @@ def collect(
     from mtasts.tlsrpt.collect.collector import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        mode = int(socket_mode, 8)
-    except ValueError:
-        raise click.BadParameter(f"{socket_mode!r} is not an octal mode like 0660") from None
+    cfg = _tlsrpt(
+        {
+            "store": ("--store", store),
+            "collect.socket": ("--socket", socket_path),
+            "collect.flush_interval": ("--flush-interval", flush_interval),
+            "collect.socket_mode": ("--socket-mode", socket_mode),
+            "collect.spool": ("--spool", spool),
+            "collect.max_memory": ("--max-memory", max_memory),
+        }
+    )
+    opts = cfg.collect
+    if opts.socket is None:
+        raise click.UsageError(
+            "give --socket (or [tlsrpt.collect] socket, MTASTS_TLSRPT_SOCKET): the datagram "
+            "socket Postfix's smtp_tlsrpt_socket_name names"
+        )
+    store = _store(cfg)
+    spool = opts.spool
     try:
         kind, target = parse_store_url(store)
     except MtastsError as exc:
@@ -133,12 +163,12 @@ def collect(
         spool = Path(f"{target}.spool") if kind == "sqlite" and target != ":memory:" else None
         spool = spool or Path(DEFAULT_SPOOL)
     main = serve(
-        socket_path,
+        opts.socket,
         store,
-        flush_interval=flush_interval,
-        socket_mode=mode,
+        flush_interval=opts.flush_interval,
+        socket_mode=int(opts.socket_mode),
         spool=spool,
-        max_memory=max_memory << 20,
+        max_memory=opts.max_memory << 20,
     )
     try:
         try:  # uvloop (the [uvloop] extra) when installed: less work per socket wake-up
@@ -195,28 +225,43 @@ def _reports_json(day: date, store: str, org: str, contact: str) -> list[dict[st
     return [report_to_json(b.report) for b in build_reports(counters, day, settings)]
 
 
+def _report_options(f: Any) -> Any:
+    f = click.option(
+        "--contact",
+        help="contact-info address; its domain is the TLS-Report-Submitter (RFC 8460 §5.3). "
+        "Env MTASTS_TLSRPT_CONTACT; [tlsrpt] contact.",
+    )(f)
+    return click.option(
+        "--organization",
+        help="organization-name of the reports (RFC 8460 §4.4). "
+        "Env MTASTS_TLSRPT_ORGANIZATION; [tlsrpt] organization.",
+    )(f)
+
+
 @tlsrpt.command("reports")
 @click.option("--day", help="UTC day YYYY-MM-DD (default: yesterday).")
-@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
-@click.option(
-    "--organization",
-    envvar="MTASTS_TLSRPT_ORGANIZATION",
-    required=True,
-    help="organization-name of the reports (RFC 8460 §4.4).",
-)
-@click.option(
-    "--contact",
-    envvar="MTASTS_TLSRPT_CONTACT",
-    required=True,
-    help="contact-info address; its domain is the TLS-Report-Submitter (RFC 8460 §5.3).",
-)
+@click.option("--store", help=STORE_HELP)
+@_report_options
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of reports in RFC wire form.")
-def reports(day: str | None, store: str, organization: str, contact: str, as_json: bool) -> None:
-    """Show the day's reports, one per policy domain, exactly as they would be sent."""
+def reports(
+    day: str | None, store: str | None, organization: str | None, contact: str | None, as_json: bool
+) -> None:
+    """Show the day's reports, one per policy domain, exactly as they would be sent.
+
+    organization and contact come from [tlsrpt] of mtasts.toml (or the options).
+    """
     from mtasts.errors import MtastsError
 
+    cfg = _tlsrpt(
+        {
+            "store": ("--store", store),
+            "organization": ("--organization", organization),
+            "contact": ("--contact", contact),
+        }
+    )
+    org, contact_info = _reporter(cfg)
     try:
-        out = _reports_json(_day(day), store, organization, contact)
+        out = _reports_json(_day(day), _store(cfg), org, contact_info)
     except (MtastsError, OSError) as exc:
         fail(str(exc), code=1)
         return
@@ -251,21 +296,6 @@ def _render(out: list[dict[str, Any]]) -> None:
         console().print("no TLS sessions were counted on that day")
 
 
-def _report_options(f: Any) -> Any:
-    f = click.option(
-        "--contact",
-        envvar="MTASTS_TLSRPT_CONTACT",
-        required=True,
-        help="contact-info address; its domain is the TLS-Report-Submitter (RFC 8460 §5.3).",
-    )(f)
-    return click.option(
-        "--organization",
-        envvar="MTASTS_TLSRPT_ORGANIZATION",
-        required=True,
-        help="organization-name of the reports (RFC 8460 §4.4).",
-    )(f)
-
-
 @tlsrpt.command("send")
 @click.option("--day", help="UTC day YYYY-MM-DD to send (default: yesterday).")
 @click.option(
@@ -273,30 +303,32 @@ def _report_options(f: Any) -> Any:
     is_flag=True,
     help="Run for ever: after each UTC midnight send the finished day, retrying for 24 h.",
 )
-@click.option("--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
+@click.option("--store", help=STORE_HELP)
 @_report_options
 @click.option(
     "--relay",
-    default="127.0.0.1:25",
-    show_default=True,
-    envvar="MTASTS_TLSRPT_RELAY",
-    help="host:port of the SMTP relay that takes report mail (your MTA).",
+    help="host:port of the SMTP relay that takes report mail (your MTA; default "
+    "127.0.0.1:25). Env MTASTS_TLSRPT_RELAY; [tlsrpt.send] relay.",
 )
-@click.option("--relay-starttls", is_flag=True, help="Use STARTTLS to the relay.")
+@click.option("--relay-starttls", is_flag=True, default=None, help="Use STARTTLS to the relay.")
 @click.option(
-    "--from", "sender", envvar="MTASTS_TLSRPT_FROM", help="From address (default: --contact)."
+    "--from",
+    "sender",
+    help="From address (default: --contact). Env MTASTS_TLSRPT_FROM; [tlsrpt.send] sender.",
 )
 @click.option(
     "--dkim-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    envvar="MTASTS_TLSRPT_DKIM_KEY",
-    help="PEM private key that DKIM-signs report mail (RFC 8460 §3 MUST).",
+    help="PEM private key that DKIM-signs report mail (RFC 8460 §3 MUST). "
+    "Env MTASTS_TLSRPT_DKIM_KEY; [tlsrpt.dkim] key.",
 )
 @click.option(
-    "--dkim-selector", default="tlsrpt", show_default=True, envvar="MTASTS_TLSRPT_DKIM_SELECTOR"
+    "--dkim-selector",
+    help="s= (default tlsrpt). Env MTASTS_TLSRPT_DKIM_SELECTOR; [tlsrpt.dkim] selector.",
 )
 @click.option(
-    "--dkim-domain", envvar="MTASTS_TLSRPT_DKIM_DOMAIN", help="d= (default: the submitter domain)."
+    "--dkim-domain",
+    help="d= (default: the submitter domain). Env MTASTS_TLSRPT_DKIM_DOMAIN.",
 )
 @click.option(
     "--spread",
@@ -307,9 +339,8 @@ def _report_options(f: Any) -> Any:
 @click.option(
     "--settle",
     type=click.IntRange(0, 86400),
-    default=300,
-    show_default=True,
-    help="Seconds after a UTC midnight before the finished day is built (late flushes).",
+    help="Seconds after a UTC midnight before the finished day is built (late flushes; "
+    "default 300).",
 )
 @click.option(
     "--unfinished",
@@ -319,57 +350,77 @@ def _report_options(f: Any) -> Any:
 @click.option(
     "--retry-base",
     type=click.IntRange(1, 86400),
-    default=300,
-    show_default=True,
-    help="Seconds before the first retry; each later one waits twice as long.",
+    help="Seconds before the first retry (default 300); each later one waits twice as long.",
 )
 def send(
     day: str | None,
     daemon: bool,
-    store: str,
-    organization: str,
-    contact: str,
-    relay: str,
-    relay_starttls: bool,
+    store: str | None,
+    organization: str | None,
+    contact: str | None,
+    relay: str | None,
+    relay_starttls: bool | None,
     sender: str | None,
     dkim_key: Path | None,
-    dkim_selector: str,
+    dkim_selector: str | None,
     dkim_domain: str | None,
     spread: float | None,
-    settle: int,
+    settle: int | None,
     unfinished: bool,
-    retry_base: int,
+    retry_base: int | None,
 ) -> None:
     """Deliver the reports (https POST and DKIM-signed mail), journaled and retried.
 
     Without --daemon: journal the day's reports, try every destination that is due, and
     exit 0 if nothing is left pending, 1 otherwise (run again, or run --daemon).
     """
-    from mtasts.config import load_settings, parse_hostport
+    from mtasts.cli.configured import settings_tree
+    from mtasts.config import Settings
     from mtasts.errors import MtastsError
     from mtasts.tlsrpt.aggregate import ReportSettings
     from mtasts.tlsrpt.deliver import DkimKey, SendSettings
+    from mtasts.tlsrpt.settings import TlsRptSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    options = {
+        "store": ("--store", store),
+        "organization": ("--organization", organization),
+        "contact": ("--contact", contact),
+        "send.relay": ("--relay", relay),
+        "send.relay_starttls": ("--relay-starttls", relay_starttls),
+        "send.sender": ("--from", sender),
+        "send.spread": ("--spread", spread),
+        "send.settle": ("--settle", settle),
+        "send.retry_base": ("--retry-base", retry_base),
+        "dkim.key": ("--dkim-key", dkim_key),
+        "dkim.selector": ("--dkim-selector", dkim_selector),
+        "dkim.domain": ("--dkim-domain", dkim_domain),
+    }
+    tree = settings_tree({f"tlsrpt.{key}": given for key, given in options.items()})
+    cfg, base = tree.section(TlsRptSettings), tree.section(Settings)
+    org, contact_info = _reporter(cfg)
+    store_url = _store(cfg)
+    opts = cfg.send
     try:
-        cfg = load_settings()
-        report = ReportSettings(organization, contact)
+        report = ReportSettings(org, contact_info)
         key = None
-        if dkim_key is not None:
-            key = DkimKey(dkim_domain or report.submitter, dkim_selector, dkim_key.read_bytes())
+        if cfg.dkim.key is not None:
+            key = DkimKey(
+                cfg.dkim.domain or report.submitter, cfg.dkim.selector, cfg.dkim.key.read_bytes()
+            )
         settings = SendSettings(
             report=report,
-            relay=parse_hostport(relay, default_port=25, what="--relay"),
-            relay_starttls=relay_starttls,
-            sender_address=sender or "",
+            relay=opts.relay,
+            relay_starttls=opts.relay_starttls,
+            sender_address=opts.sender,
             dkim=key,
-            ca_file=str(cfg.ca_file) if cfg.ca_file else None,
-            nameserver=cfg.nameserver,
-            spread=spread if spread is not None else (14400.0 if daemon else 0.0),
-            first_retry=retry_base,
-            settle=settle,
+            ca_file=str(base.ca_file) if base.ca_file else None,
+            nameserver=base.nameserver,
+            spread=opts.spread if opts.spread is not None else (14400.0 if daemon else 0.0),
+            first_retry=opts.retry_base,
+            settle=opts.settle,
         )
-        pending = asyncio.run(_send(store, settings, _day(day), daemon, unfinished))
+        pending = asyncio.run(_send(store_url, settings, _day(day), daemon, unfinished))
     except (MtastsError, OSError) as exc:
         fail(str(exc), code=1)
         return

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from mtasts.errors import ConfigError
 from mtasts.postfix.config import DaemonConfig, Listen
 from mtasts.postfix.socketmap import ReplyOptions
+from mtasts.settings.types import OctalMode
 
 _KNOWN = {
     "host",
@@ -325,7 +326,7 @@ def from_pmsr(data: Mapping[str, Any]) -> PmsrImport:
     daemon = replace(
         DaemonConfig(),
         listen=(listen,),
-        unix_mode=int(mode),
+        unix_mode=OctalMode(int(mode)),
         shutdown_grace=float(data.get("shutdown_timeout", 20)),
         default_zone=default_zone,
         zones=zones,

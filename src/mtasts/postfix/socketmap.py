@@ -27,6 +27,7 @@ from mtasts.errors import DomainNameError, MtastsError
 from mtasts.names import MxPattern, normalize_domain
 from mtasts.postfix.mxpolicy import SAFE_HOST, MxSet, exact_match_names
 from mtasts.postfix.netstring import encode
+from mtasts.settings.schema import setting
 
 
 class SocketmapError(MtastsError):
@@ -55,6 +56,16 @@ class DaneLevel(StrEnum):
     """
 
     DANE_ONLY = "dane-only"  # Postfix must use DANE; MX hosts without usable TLSA fail
+
+    @classmethod
+    def _missing_(cls, value: object) -> DaneLevel:
+        if value == "dane":
+            raise ValueError(
+                "dane_level 'dane' lets Postfix fall back to unauthenticated or clear-text "
+                "TLS for MX hosts without usable TLSA, weaker than the MTA-STS policy it "
+                "replaces (RFC 8461 §2); the daemon answers 'dane-only': remove the setting"
+            )
+        raise ValueError(f"dane_level must be 'dane-only', not {value!r}")
 
 
 # --- structural views of what the resolver returns (mtasts.sts.lookup / .policy) ----------
@@ -162,18 +173,31 @@ MAX_REPLY = 100_000
 
 @dataclass(frozen=True, slots=True)
 class ReplyOptions:
-    """Per-zone rendering switches (a zone = one socketmap name)."""
+    """Per-zone rendering switches (a zone = one socketmap name: the last field of the
+    map spec, socketmap:inet:127.0.0.1:8461:NAME)."""
 
-    servername: bool = True  # Postfix >= 3.4; off for older Postfix
-    tlsrpt: bool = False  # Postfix >= 3.10 TLSRPT attributes
-    strict_testing: bool = False  # enforce 'testing' policies too (not RFC 8461 §5)
-    dane_level: DaneLevel = DaneLevel.DANE_ONLY
+    servername: bool = setting(
+        True, doc="servername=hostname (Postfix >= 3.4); false for older Postfix"
+    )
+    tlsrpt: bool = setting(
+        False, doc="Postfix 3.10 TLSRPT attributes (needed by 3.10.5's MX check)"
+    )
+    strict_testing: bool = setting(
+        False, doc="enforce 'testing' policies too (not RFC 8461 §5: for test zones)"
+    )
+    dane_level: DaneLevel = setting(
+        DaneLevel.DANE_ONLY, doc="what DANE-capable MX hosts get; only dane-only"
+    )
     #: render ``*.d`` as Postfix's ``.d`` (any depth) instead of the exact names of the
     #: current MX hosts; an explicit opt-in (docs/postfix.md "Wildcards")
-    match_patterns: bool = False
+    match_patterns: bool = setting(
+        False, doc="render '*.d' as Postfix's '.d' (any depth) instead of exact MX names"
+    )
     #: ``protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1`` for Postfix < 3.6, which does not
     #: know ``>=TLSv1.2``; implied by ``servername = false`` (Postfix < 3.4)
-    legacy_protocols: bool = False
+    legacy_protocols: bool = setting(
+        False, doc="protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 for Postfix < 3.6"
+    )
 
     @property
     def protocols(self) -> str:

@@ -28,14 +28,13 @@ from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
 from mtasts.postfix.sockets import Acceptor, connection_cap
 from mtasts.publish.limits import ClientLimits, ClientTable, client_key
+from mtasts.publish.settings import DEFAULT_MAX_CONNECTIONS, READ_TIMEOUT
 from mtasts.publish.site import CONTENT_TYPE, Response, Site, check_policy_file, render, respond
 
 log = logging.getLogger("mtasts.serve")
 
 MAX_HEAD_BYTES = 8192  # request line + headers
 MAX_POLICY_BYTES = 65536  # RFC 8461 §3.3 suggests senders cap bodies at 64 KB
-READ_TIMEOUT = 10.0  # for the TLS handshake and the request head together; and the answer
-DEFAULT_MAX_CONNECTIONS = 1000
 RECV_BYTES = 16384
 LINGER_SECONDS = 1.0  # reading what a client still sends after our answer, at most
 LINGER_BYTES = 65536
@@ -102,11 +101,20 @@ def load_config(path: Path) -> Site:
     table = data.get("policies")
     if not isinstance(table, Mapping) or not table:
         raise ConfigError(f'{path}: needs a [policies] table: "example.com" = "policy.txt"')
-    policies: dict[str, bytes] = {}
     for name, file in table.items():
         if not isinstance(file, str):
             raise ConfigError(f"{path}: the policy of {name} must be a file path")
-        _add(policies, _domain_key(name, path), _read_policy(path.parent / file), path)
+    return load_policies({name: Path(file) for name, file in table.items()}, path)
+
+
+def load_policies(table: Mapping[str, Path], source: Path) -> Site:
+    """Policies from ``domain -> file`` (``[serve.policies]``); relative to ``source``'s
+    directory."""
+    if not table:
+        raise ConfigError(f'{source}: no policies: "example.com" = "policy.txt"')
+    policies: dict[str, bytes] = {}
+    for name, file in table.items():
+        _add(policies, _domain_key(name, source), _read_policy(source.parent / file), source)
     return Site(policies)
 
 
