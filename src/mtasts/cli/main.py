@@ -35,10 +35,20 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "check",
         "Check DOMAIN's MTA-STS record, policy host, policy, every MX's STARTTLS, and TLS-RPT.",
     ),
+    "config": (
+        "mtasts.cli.config",
+        "config",
+        "Show, check or write mtasts.toml, the settings of every command.",
+    ),
     "daemon": (
         "mtasts.cli.daemon",
         "daemon",
         "Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.",
+    ),
+    "init": (
+        "mtasts.cli.config",
+        "init",
+        "Write a commented mtasts.toml, every setting with its default.",
     ),
     "lab": (
         "mtasts.cli.lab",

@@ -57,8 +57,14 @@ def _toml_key(key: str) -> str:
 
 
 def masked(value: Any, f: Field) -> Any:
-    """``"***"`` for a set secret, else ``value``."""
-    return "***" if f.meta.secret and value not in (None, "") else value
+    """``"***"`` for a set secret, a URL without its password, else ``value``."""
+    if f.meta.secret and value not in (None, ""):
+        return "***"
+    if isinstance(value, str) and "://" in value:
+        from mtasts.sts.cache.base import redacted
+
+        return redacted(value)
+    return value
 
 
 # --- walking the schema -------------------------------------------------------------------
@@ -207,3 +213,43 @@ def markdown(sections: Mapping[str, type], intro: str, legacy: Mapping[str, str]
             out.append(f"- `[{name}]`: {where}")
         out.append("")
     return "\n".join(out)
+
+
+# --- the effective settings (config show) -------------------------------------------------
+
+
+def leaves(
+    sections: Mapping[str, type], values: Mapping[str, Any]
+) -> Iterator[tuple[Key, Field, Any]]:
+    """Every value key of the tree with its field and effective value, in file order."""
+    for name, cls in sections.items():
+        yield from _leaves(cls, values[name], (name,) if name else ())
+
+
+def _leaves(cls: type, instance: Any, prefix: Key) -> Iterator[tuple[Key, Field, Any]]:
+    for f in fields_of(cls):
+        key = (*prefix, f.name)
+        value = getattr(instance, f.name)
+        if f.kind == "table":
+            yield from _leaves(f.type, value, key)
+        elif f.kind == "tables":
+            sub = entry_type(f.type)
+            assert sub is not None
+            for entry_name, entry in value.items():
+                yield from _leaves(sub, entry, (*key, entry_name))
+        else:
+            yield key, f, value
+
+
+def json_value(value: Any) -> Any:
+    """A setting as JSON: numbers, booleans, strings, lists and objects; None is null."""
+    if value is None or isinstance(value, bool | float) or type(value) is int:
+        return value
+    if isinstance(value, enum.Enum):
+        return json_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | frozenset | set) or type(value) is tuple:
+        items = sorted(value) if isinstance(value, frozenset | set) else value
+        return [json_value(v) for v in items]
+    return str(value)
