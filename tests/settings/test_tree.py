@@ -56,7 +56,7 @@ def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
         ('[daemon]\nlisten = ["x"]\n', ":2: daemon.listen = ['x']: item 1"),  # bad listener
         ("\n\n[tlsrpt.send]\nsettle = -1\n", ":4: tlsrpt.send.settle = -1: expected"),  # bound
         ("[tlsrpt]\nstor = 1\n", ":2: unknown setting 'stor' in [tlsrpt]"),  # typo
-        ("[web]\nx = 1\n", ":1: unknown section [web]; known:"),  # unknown section
+        ("[webb]\nx = 1\n", ":1: unknown section [webb]; known:"),  # unknown section
         ("tlsrpt = 1\n", ":1: tlsrpt must be a table"),  # a section as a value
         ('[serve]\ncert = "/c.pem"\n', ":2: [serve]: cert and key go together"),  # cross-key
         ("x = [\n", "is not valid TOML"),  # syntax: tomllib gives the line
