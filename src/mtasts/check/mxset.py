@@ -10,7 +10,7 @@ Pure: no I/O, no clock (``now`` is an argument).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mtasts.check.certs import check_tls
 from mtasts.check.evidence import Lookup, MxAnswer, SmtpProbe
@@ -18,6 +18,9 @@ from mtasts.check.finding import EvidenceValue, Finding, Severity
 from mtasts.sts.policy import Mode, Policy
 
 MATCH_RFC = "RFC 8461 §4.1"
+#: Under enforce, an MX certificate this close to expiry is CRITICAL, not a warning: once it
+#: expires, senders refuse the MX (RFC 8461 §4.2) instead of reporting it.
+ENFORCE_EXPIRY_CRITICAL = timedelta(days=7)
 TLS_RFC = "RFC 8461 §4.2"
 
 
@@ -201,3 +204,25 @@ def check_probe(probe: SmtpProbe, now: datetime) -> list[Finding]:
         Finding(f.id, f.severity, f.message, (*f.evidence, ("address", probe.address)), f.rfc)
         for f in findings
     ]
+
+
+def escalate_for_enforce(
+    findings: Sequence[Finding], policy: Policy | None, now: datetime
+) -> list[Finding]:
+    """Under an enforce policy, ``mx.cert-expiry`` within :data:`ENFORCE_EXPIRY_CRITICAL`
+    becomes CRITICAL: a lapse then defers mail instead of producing reports."""
+    if policy is None or policy.mode is not Mode.ENFORCE:
+        return list(findings)
+    out = []
+    for f in findings:
+        value = f.get("not_after")
+        if f.id == "mx.cert-expiry" and isinstance(value, str):
+            left = datetime.fromisoformat(value) - now
+            if left < ENFORCE_EXPIRY_CRITICAL:
+                message = (
+                    f"{f.message} The policy is in mode enforce: once it expires, senders "
+                    "refuse to deliver to this MX."
+                )
+                f = Finding(f.id, Severity.CRITICAL, message, f.evidence, f.rfc)
+        out.append(f)
+    return out

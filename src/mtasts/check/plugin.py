@@ -107,6 +107,8 @@ def _regrade(finding: Finding, now: datetime, limits: Thresholds) -> Finding:
     days = _days(not_after, now)
     if days < 0:  # expired after the handshake: the certificate checks already said so
         return finding
+    if finding.severity is Severity.CRITICAL:  # the checker's own rule (enforce) stands
+        return finding
     host = finding.get("host")
     when = f"{days} day(s), on {not_after:%Y-%m-%d}"
     if days < limits.critical_days:

@@ -22,7 +22,13 @@ from mtasts.check import dnsq
 from mtasts.check.evidence import Lookup, MxAnswer, PolicyResponse, SmtpProbe, TxtAnswer
 from mtasts.check.fetch import fetch_policy_evidence
 from mtasts.check.finding import DomainReport, Finding, Severity
-from mtasts.check.mxset import check_coverage, check_mx_answer, check_probe, mx_hosts
+from mtasts.check.mxset import (
+    check_coverage,
+    check_mx_answer,
+    check_probe,
+    escalate_for_enforce,
+    mx_hosts,
+)
 from mtasts.check.policyhost import check_policy_response
 from mtasts.check.probe import probe_mx
 from mtasts.check.records import check_sts_record, check_tlsrpt_record
@@ -160,7 +166,7 @@ async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
 
     for probes in await asyncio.gather(*probe_tasks):
         for probe in probes:
-            findings += check_probe(probe, now)
+            findings += escalate_for_enforce(check_probe(probe, now), policy, now)
 
     rpt_answer = await rpt_task
     rpt_elsewhere: list[TxtAnswer] = []

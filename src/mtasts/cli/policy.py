@@ -20,7 +20,7 @@ from mtasts.errors import MtastsError
 from mtasts.names import normalize_domain
 from mtasts.net.dns import resolver_for
 from mtasts.publish.generate import Layout, Publication, generate, policy_path, rollout_steps
-from mtasts.sts.policy import Mode
+from mtasts.sts.policy import Mode, Policy
 
 
 @click.group()
@@ -38,6 +38,20 @@ async def _live_mx(domain: str) -> tuple[str, ...]:
             "give them with --mx"
         )
     return mx_hosts(answer, domain)
+
+
+async def _enforce_warnings(domain: str, policy: Policy) -> tuple[str, ...]:
+    """One live check of ``domain``: what would make ``policy`` in mode enforce refuse
+    mail (an MX without STARTTLS or TLS 1.2, a bad or soon expiring certificate)."""
+    from mtasts.check.runner import check_domain
+    from mtasts.check.tlsinfo import now
+    from mtasts.cli.check import _target as check_target
+    from mtasts.monitor.advise import enforce_blockers
+    from mtasts.monitor.snapshot import snapshot_of
+
+    when = now()
+    live = snapshot_of(await check_domain(domain, check_target(None), now=when))
+    return enforce_blockers(live, policy, when)
 
 
 def _target(out: str, layout: Layout, domain: str) -> Path:
@@ -182,7 +196,10 @@ def generate_cmd(
     The _mta-sts id is derived from the policy text, so it changes exactly when the
     policy does. Without --mx the policy lists the live MX hosts; with --mx nothing is
     looked up, unless --check-live-mx, which refuses a policy that leaves a live MX
-    uncovered (--force writes it anyway). The next steps printed fit the mode.
+    uncovered (--force writes it anyway). With --mode enforce and a lookup, the live MXs
+    are also probed and a WARNING printed for each MX whose STARTTLS, TLS version or
+    certificate (valid for less than 14 more days) would make senders refuse mail (run
+    `mtasts advise DOMAIN` for the full judgement). The next steps printed fit the mode.
     Exit codes: 0 written; 1 refused (policy would not cover the live MXs, or bad input,
     or the file cannot be written); 2 usage error.
     """
@@ -204,9 +221,14 @@ def generate_cmd(
         if policy_mode is not Mode.NONE and not mx and not live:
             raise click.ClickException(f"{name} has no MX hosts; give them with --mx")
         pub = generate(name, mx, policy_mode, max_age=max_age, rua=rua, live_mx=live, force=force)
+        warnings: tuple[str, ...] = ()
+        if policy_mode is Mode.ENFORCE and lookup:
+            warnings = asyncio.run(_enforce_warnings(name, pub.policy))
     except MtastsError as exc:
         click.echo(f"mtasts policy generate: {exc}", err=True)
         sys.exit(1)
+    for warning in warnings:
+        click.echo(f"mtasts policy generate: WARNING: {warning}", err=True)
     path = None
     serving = None
     if out is not None:
@@ -227,6 +249,7 @@ def generate_cmd(
                 "rua": list(pub.rua),
                 "notes": list(pub.notes),
                 "uncovered": list(pub.uncovered),
+                "warnings": list(warnings),
                 "steps": list(rollout_steps(pub, serving)),
             }
         )

@@ -615,6 +615,25 @@ def live_checks(
     return tuple(out)
 
 
+#: The live checks whose failure makes an enforce policy refuse mail (``policy generate``).
+ENFORCE_CHECKS = ("mx-covered", "mx-starttls", "mx-tls12", "mx-cert", "cert-time")
+
+
+def enforce_blockers(
+    live: Snapshot, policy: Policy, now: datetime, *, cert_days: int = 14
+) -> tuple[str, ...]:
+    """Why publishing ``policy`` in mode enforce now would make senders refuse mail: the
+    failing live checks among :data:`ENFORCE_CHECKS` (empty when none fails)."""
+    checks = live_checks(
+        live, replace(policy, mode=Mode.ENFORCE), Criteria(cert_days=cert_days), now
+    )
+    return tuple(
+        f"{c.message} (under enforce, senders refuse to deliver there)"
+        for c in checks
+        if c.id in ENFORCE_CHECKS and c.outcome is Outcome.FAIL
+    )
+
+
 def data_check(evidence: Evidence, criteria: Criteria) -> DataCheck:
     reporters = sum(1 for r in evidence.reporters if r.sts_sessions > 0)
     days = len(evidence.days)
