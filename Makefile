@@ -34,6 +34,7 @@ lint: .venv/.synced
 # docs generated from the code (a test fails when they are out of date)
 docs: .venv/.synced
 	$(RUN) python -m mtasts.settings.docs > docs/configuration.md
+	$(RUN) python -m mtasts.settings.docs --example > contrib/mtasts.toml
 
 typecheck: .venv/.synced
 	$(RUN) mypy

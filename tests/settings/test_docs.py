@@ -11,7 +11,9 @@ from mtasts.settings.docs import INTRO, legacy_tables
 from mtasts.settings.registry import section_classes
 from mtasts.settings.render import example_file, markdown
 
-DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs" / "configuration.md"
+EXAMPLE = ROOT / "contrib" / "mtasts.toml"  # in the wheel: share/mtasts/contrib/mtasts.toml
 
 
 def test_configuration_md_is_up_to_date() -> None:
@@ -19,6 +21,12 @@ def test_configuration_md_is_up_to_date() -> None:
     expected = markdown(section_classes(), INTRO, legacy_tables())
     assert DOCS.read_text(encoding="utf-8") == expected, (
         "docs/configuration.md is out of date: run `make docs` and commit it"
+    )
+
+
+def test_the_shipped_example_is_up_to_date() -> None:
+    assert EXAMPLE.read_text(encoding="utf-8") == example_file(section_classes()), (
+        "contrib/mtasts.toml is out of date: run `make docs` and commit it"
     )
 
 

@@ -1,8 +1,9 @@
-"""Generate docs/configuration.md from the registered sections.
+"""Generate docs/configuration.md and contrib/mtasts.toml from the registered sections.
 
     python -m mtasts.settings.docs > docs/configuration.md      # or: make docs
+    python -m mtasts.settings.docs --example > contrib/mtasts.toml
 
-tests/settings/test_docs.py fails when the committed file differs from this output.
+tests/settings/test_docs.py fails when a committed file differs from this output.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from mtasts.settings.registry import section_classes
-from mtasts.settings.render import markdown
+from mtasts.settings.render import example_file, markdown
 
 #: tables still parsed by their component (mtasts.config.COMPONENT_TABLES), and where
 #: they are described
@@ -136,7 +137,10 @@ in src/mtasts/config.py; the tree then accepts that table unchecked.
 
 
 def main() -> None:
-    sys.stdout.write(markdown(section_classes(), INTRO, legacy_tables()))
+    if sys.argv[1:] == ["--example"]:
+        sys.stdout.write(example_file(section_classes()))
+    else:
+        sys.stdout.write(markdown(section_classes(), INTRO, legacy_tables()))
 
 
 if __name__ == "__main__":
