@@ -25,6 +25,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "advise",
         "Say whether DOMAIN can switch to enforce: READY, NOT READY or CANNOT TELL.",
     ),
+    "alerts": (
+        "mtasts.cli.alerts",
+        "alerts",
+        "Alerts on the received TLS-RPT reports: rules, e-mail, webhook, Apprise.",
+    ),
     "cache": (
         "mtasts.cli.daemon",
         "cache",

@@ -1,0 +1,269 @@
+"""``mtasts alerts run | list | test``: alerts on the received TLS-RPT reports.
+
+Settings: ``[alerts]`` of mtasts.toml (docs/alerts.md); the store is the TLS-RPT store
+(``--store``, ``$MTASTS_TLSRPT_STORE``, ``[tlsrpt] store``).
+
+Exit status: 0 success; 1 the store or a channel failed; 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from mtasts.cli.render import console, fail, print_json
+
+T = TypeVar("T")
+STORE_HELP = (
+    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
+    "else [tlsrpt] store of mtasts.toml"
+)
+
+
+def _default_store() -> str:
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
+
+    try:
+        return configured_store() or DEFAULT_STORE
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _store_option(f: Any) -> Any:
+    return click.option(
+        "--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP
+    )(f)
+
+
+def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
+    """(alert settings, resolver settings, CA file, [receive] owned_domains)."""
+    from mtasts.alerts.api import configured_settings
+    from mtasts.config import component_table, load_settings
+    from mtasts.errors import ConfigError
+    from mtasts.tlsrpt.receive.netconfig import NET_KEYS
+    from mtasts.tlsrpt.receive.settings import receive_settings
+
+    try:
+        settings, ca_file = configured_settings()
+        owned = receive_settings(component_table("receive"), other_keys=NET_KEYS).owned_domains
+        return settings, load_settings(), ca_file, owned
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    from mtasts.errors import ConfigError
+
+    try:
+        return asyncio.run(coro())  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+    except Exception as exc:  # the store or a driver: a person reads it
+        fail(f"the store failed: {type(exc).__name__}: {exc}", code=1)
+    raise AssertionError("unreachable")
+
+
+@click.group("alerts")
+def alerts() -> None:
+    """Alerts on the received TLS-RPT reports: rules, e-mail, webhook, Apprise."""
+
+
+@alerts.command("run")
+@_store_option
+@click.option("--once", is_flag=True, help="Evaluate the rules and deliver once, then exit.")
+@click.option(
+    "--metrics",
+    "metrics_listen",
+    metavar="HOST:PORT",
+    envvar="MTASTS_ALERTS_METRICS",
+    help="Serve Prometheus metrics of the received reports at http://HOST:PORT/metrics.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --once: print the result as JSON.")
+def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> None:
+    """Evaluate the rules after each intake and daily, and send the notifications.
+
+    Without --once it runs until SIGTERM: it looks for new reports every [alerts] poll
+    seconds, runs every rule at [alerts] daily_at (UTC), and retries notifications that
+    could not be sent. A store or channel that fails is retried, never fatal."""
+    from mtasts.alerts.channels import close_all, notifiers
+    from mtasts.alerts.evaluate import run_rules
+    from mtasts.alerts.service import AlertService, run_until_signalled
+    from mtasts.alerts.store import AlertStore
+
+    settings, base, ca_file, owned = _configured()
+    if metrics_listen is not None:
+        try:
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise click.UsageError(
+                "--metrics needs the web extra: pip install 'mtasts[web]'"
+            ) from None
+        from mtasts.errors import ConfigError
+        from mtasts.tlsrpt.receive.netconfig import Listen
+
+        try:
+            Listen.parse(metrics_listen, "--metrics")
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    async def main() -> Any:
+        opened = AlertStore.open(store)
+        channels = notifiers(settings, ca_file=ca_file)
+        try:
+            if once:
+                await opened.upgrade()
+                return await run_rules(
+                    opened,
+                    settings,
+                    today=datetime.now(UTC).date(),
+                    base=base,
+                    owned=owned,
+                    channels=channels,
+                    ca_file=ca_file,
+                )
+            service = AlertService(opened, settings, base, channels, owned=owned, ca_file=ca_file)
+            await _upgrade_until_ready(opened)
+
+            def ready(lines: list[str]) -> None:
+                for line in lines:
+                    click.echo(f"listening: {line}", err=True)
+                click.echo(f"alerts: watching {store.split('@')[-1]}", err=True)
+
+            await run_until_signalled(service, metrics=metrics_listen, ready=ready)
+            return None
+        finally:
+            await close_all(channels)
+            await opened.close()
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    result = _run(main)
+    if result is None:
+        return
+    if as_json:
+        print_json(result.to_json())
+    else:
+        out = console()
+        out.print(
+            f"raised {len(result.raised)}, still open {len(result.repeated)}, "
+            f"resolved {len(result.resolved)}",
+            highlight=False,
+        )
+        for key in result.raised:
+            out.print(f"  raised   {key}", highlight=False)
+        for key in result.resolved:
+            out.print(f"  resolved {key}", highlight=False)
+        if result.delivered is not None:
+            d = result.delivered
+            out.print(f"notifications: {d.sent} sent, {d.failed} failed", highlight=False)
+            for error in d.errors:
+                out.print(f"  {error}", highlight=False)
+    if result.delivered is not None and result.delivered.failed:
+        raise SystemExit(1)
+
+
+async def _upgrade_until_ready(store: Any, *, pause: float = 5.0) -> None:
+    """The schema upgrade at start, retried while the store is unreachable (a service
+    that starts before its database must not exit)."""
+    while True:
+        try:
+            await store.upgrade()
+            return
+        except Exception as exc:
+            logging.getLogger(__name__).warning(
+                "alerts: the store is not reachable yet (%s: %s); retrying",
+                type(exc).__name__,
+                exc,
+            )
+            await store.db.reset()
+            await asyncio.sleep(pause)
+
+
+@alerts.command("list")
+@_store_option
+@click.option("--all", "show_all", is_flag=True, help="Resolved conditions too (the newest 100).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_(store: str, show_all: bool, as_json: bool) -> None:
+    """The open conditions (and the notifications that could not be delivered)."""
+    from mtasts.alerts.store import AlertStore
+
+    async def main() -> tuple[list[dict[str, Any]], dict[str, int]]:
+        opened = AlertStore.open(store)
+        try:
+            await opened.upgrade()
+            if show_all:
+                rows = await opened.history()
+            else:
+                rows = [o.to_json() for o in await opened.open_conditions()]
+            return rows, await opened.outbox_counts()
+        finally:
+            await opened.close()
+
+    rows, outbox = _run(main)
+    if as_json:
+        print_json({"conditions": rows, "notifications": outbox})
+        return
+    from rich.table import Table
+
+    out = console()
+    if not rows:
+        out.print("no open conditions" if not show_all else "no conditions", highlight=False)
+    else:
+        table = Table("severity", "domain", "condition", "since", "summary")
+        for r in rows:
+            since = datetime.fromtimestamp(r["first_seen"], UTC).strftime("%Y-%m-%d %H:%M")
+            state = r["severity"] if r.get("resolved_at") is None else "resolved"
+            table.add_row(state, r["domain"] or "-", r["key"], since, r["summary"])
+        out.print(table)
+    pending, failed = outbox.get("pending", 0), outbox.get("failed", 0)
+    if pending or failed:
+        out.print(
+            f"notifications: {pending} waiting to be sent, {failed} given up", highlight=False
+        )
+
+
+@alerts.command("test")
+@click.option("--json", "as_json", is_flag=True, help="Print the result per channel as JSON.")
+def test(as_json: bool) -> None:
+    """Send a test notification through every configured channel (now, not queued)."""
+    import time
+
+    from mtasts.alerts.channels import close_all, notifiers
+    from mtasts.alerts.message import Message
+
+    settings, _, ca_file, _ = _configured()
+    if not settings.channels:
+        raise click.UsageError(
+            "no channel configured: add [alerts.email], [alerts.webhook] or [alerts.apprise]"
+        )
+    message = Message.test(now=int(time.time()))
+
+    async def main() -> dict[str, str | None]:
+        channels = notifiers(settings, ca_file=ca_file)
+        results: dict[str, str | None] = {}
+        try:
+            for name, channel in channels.items():
+                try:
+                    await channel.send(message)
+                    results[name] = None
+                except Exception as exc:
+                    results[name] = str(exc) or type(exc).__name__
+        finally:
+            await close_all(channels)
+        return results
+
+    results = _run(main)
+    if as_json:
+        print_json({name: {"ok": err is None, "error": err} for name, err in results.items()})
+    else:
+        out = console()
+        for name, err in results.items():
+            out.print(f"{name}: " + ("sent" if err is None else f"FAILED: {err}"), highlight=False)
+    if any(err is not None for err in results.values()):
+        raise SystemExit(1)
