@@ -35,6 +35,7 @@ SERVICES = {
     "mtasts-tlsrpt-receive.service": (["tlsrpt", "receive"], "exec"),
     "mtasts-web.service": (["web"], "exec"),
     "mtasts-monitor.service": (["monitor"], "exec"),
+    "mtasts-alerts.service": (["alerts", "run"], "exec"),
 }
 SANDBOX = {
     "NoNewPrivileges": "yes",

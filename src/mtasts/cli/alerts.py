@@ -143,6 +143,7 @@ def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> No
             await opened.close()
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     result = _run(main)
     if result is None:
         return
