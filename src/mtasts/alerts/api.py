@@ -9,7 +9,7 @@ monitor`` (source ``monitor``); docs/alerts.md is the contract. In one call:
    was unreachable: :class:`AlertStoreUnavailable`, call again later; nothing is lost);
 2. the outbox is drained for at most ``budget`` seconds (also older notifications that
    failed before); what could not be sent stays pending and is retried with back-off
-   by the next ``sync``, ``mtasts alerts run`` or ``mtasts alerts send``. A failed
+   by the next ``sync`` or ``mtasts alerts run``. A failed
    channel never makes ``sync`` raise.
 """
 
