@@ -82,16 +82,17 @@ def _render(results: list[Checked]) -> None:
 @click.option("--once", is_flag=True, help="Check every domain once and exit (for cron).")
 @click.option(
     "--store",
-    envvar="MTASTS_MONITOR_STORE",
     default=None,
-    help="Where the check history is kept (default: [monitor] store, else the "
-    "TLS-RPT store: [tlsrpt] store or sqlite:////var/lib/mtasts/tlsrpt.db).",
+    help="Where the check history is kept (default: [monitor] store or "
+    "$MTASTS_MONITOR_STORE, else the TLS-RPT store: [tlsrpt] store or "
+    "sqlite:////var/lib/mtasts/tlsrpt.db).",
 )
 @click.option(
     "--interval",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=60),
     default=None,
-    help="Seconds between checks of each domain ([monitor] interval, 3600).",
+    help="Seconds between checks of a domain ([monitor] interval, 3600; [monitor] "
+    "intervals still apply).",
 )
 @click.option(
     "--jitter",
@@ -153,34 +154,29 @@ def monitor(
     Exit codes with --once: 0 nothing, 1 warning, 2 critical, 3 check/store failure.
     """
     from mtasts.cli.check import _target
-    from mtasts.config import component_table, parse_hostport
+    from mtasts.cli.configured import settings_tree
     from mtasts.errors import ConfigError, DomainNameError, MtastsError
-    from mtasts.monitor.settings import Watched, monitor_settings
     from mtasts.names import normalize_domain
     from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
 
-    try:
-        settings = monitor_settings(component_table("monitor"))
-        if domains:
-            every = interval or settings.interval
-            settings = replace(
-                settings, domains=tuple(Watched(normalize_domain(d), every) for d in domains)
-            )
-        elif interval is not None:
-            settings = replace(
-                settings, domains=tuple(replace(w, interval=interval) for w in settings.domains)
-            )
-        changes = {
-            k: v
-            for k, v in (("jitter", jitter), ("concurrency", concurrency), ("interval", interval))
-            if v is not None
+    tree = settings_tree(
+        {
+            "monitor.interval": ("--interval", interval),
+            "monitor.jitter": ("--jitter", jitter),
+            "monitor.concurrency": ("--concurrency", concurrency),
+            "monitor.metrics": ("--metrics", metrics),
+            "monitor.store": ("--store", store),
         }
-        settings = replace(settings, **changes)  # type: ignore[arg-type]
-        if metrics:
-            settings = replace(settings, metrics=parse_hostport(metrics, what="--metrics"))
-        url = store or settings.store or configured_store() or DEFAULT_STORE
+    )
+    try:
+        settings = tree.section(MonitorSettings)
+        if domains:  # --domain replaces the list (per-domain intervals of others dropped)
+            names = [normalize_domain(d) for d in domains]
+            kept = {d: s for d, s in settings.intervals.items() if normalize_domain(d) in names}
+            settings = replace(settings, domains=tuple(names), intervals=kept)
+        url = settings.store or configured_store() or DEFAULT_STORE
         target = _target(timeout)
-    except (ConfigError, DomainNameError) as exc:
+    except (ConfigError, DomainNameError, ValueError) as exc:
         raise _BadArguments(str(exc)) from None
     if history_of is None and not settings.domains:
         raise _BadArguments("no domain to watch: give --domain or [monitor] domains")

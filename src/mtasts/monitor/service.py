@@ -77,7 +77,7 @@ class Checked:
 
 @dataclass
 class Monitor:
-    """Checks ``settings.domains`` against ``target`` and keeps the history in ``db``."""
+    """Checks ``settings.watched`` against ``target`` and keeps the history in ``db``."""
 
     db: Database
     settings: MonitorSettings
@@ -177,7 +177,7 @@ class Monitor:
 
     async def run_once(self, domains: Sequence[Watched] | None = None) -> list[Checked]:
         """Check every domain once, ``concurrency`` at a time; results in input order."""
-        chosen = self.settings.domains if domains is None else domains
+        chosen = self.settings.watched if domains is None else domains
         await self.prune()
         return list(await asyncio.gather(*(self.check(w.name) for w in chosen)))
 
@@ -207,7 +207,7 @@ class Monitor:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Watch every domain until ``stop`` is set; then return after the checks under
         way finish their current step."""
-        tasks = [asyncio.ensure_future(self._watch(w, stop)) for w in self.settings.domains]
+        tasks = [asyncio.ensure_future(self._watch(w, stop)) for w in self.settings.watched]
         prune = asyncio.ensure_future(self._prune_daily(stop))
         try:
             await stop.wait()

@@ -1,8 +1,9 @@
-"""The ``[monitor]`` table of mtasts.toml -> :class:`MonitorSettings`. Example::
+"""The ``[monitor]`` section of mtasts.toml: ``mtasts monitor`` (pure: no I/O). Example::
 
     [monitor]
-    domains = ["example.com", { name = "example.org", interval = 600 }]
-    interval = 3600          # seconds between checks of a domain (default for each)
+    domains = ["example.com", "example.org"]
+    interval = 3600          # seconds between checks of each domain
+    intervals = { "example.org" = 600 }   # per-domain intervals
     jitter = 300             # up to this many seconds added at random to each wait
     concurrency = 4          # domains checked at the same time
     cert_days = [30, 14, 7]  # warn below the first numbers, critical below the last
@@ -10,23 +11,20 @@
     store = "sqlite:////var/lib/mtasts/tlsrpt.db"   # default: [tlsrpt] store
     metrics = "127.0.0.1:9469"                       # Prometheus listener (optional)
 
-Pure: a mapping in, settings out; an unknown key or a bad value is one ConfigError
-naming it.
+Registered in :mod:`mtasts.settings.registry`; every mistake is one ConfigError naming the
+key (file and line from the tree).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from mtasts.config import parse_hostport
-from mtasts.errors import ConfigError, DomainNameError
+from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.settings.schema import setting
+from mtasts.settings.types import HostPort
 
-KEYS = frozenset(
-    {"domains", "interval", "jitter", "concurrency", "cert_days", "keep_days", "store", "metrics"}
-)
 MIN_INTERVAL = 60  # seconds: a check costs the domain's servers a handful of connections
 MAX_DOMAINS = 10_000
 
@@ -41,14 +39,60 @@ class Watched:
 
 @dataclass(frozen=True, slots=True)
 class MonitorSettings:
-    domains: tuple[Watched, ...] = ()
-    interval: int = 3600
-    jitter: int = 300
-    concurrency: int = 4
-    cert_days: tuple[int, ...] = (30, 14, 7)
-    keep_days: int | None = None
-    store: str | None = None
-    metrics: tuple[str, int] | None = None
+    """Scheduled checks of receiving domains (`mtasts monitor`, docs/monitor.md)."""
+
+    domains: tuple[str, ...] = setting((), doc="domains to check on a schedule")
+    interval: int = setting(
+        3600, minimum=MIN_INTERVAL, doc="seconds between two checks of a domain"
+    )
+    intervals: Mapping[str, int] = setting(
+        default_factory=dict,
+        doc='per-domain intervals in seconds, e.g. { "example.org" = 600 }',
+    )
+    jitter: int = setting(300, minimum=0, doc="up to this many seconds added to each wait")
+    concurrency: int = setting(4, minimum=1, maximum=256, doc="domains checked at once")
+    cert_days: tuple[int, ...] = setting(
+        (30, 14, 7),
+        doc="certificate days left: warning below the first, critical below the last",
+    )
+    keep_days: int | None = setting(None, minimum=1, doc="days of check history kept")
+    store: str | None = setting(
+        None,
+        doc="store of the check history; unset: the TLS-RPT store ([tlsrpt] store)",
+    )
+    metrics: HostPort | None = setting(
+        None, doc="HOST:PORT of a Prometheus listener of its own", example="127.0.0.1:9469"
+    )
+
+    def __post_init__(self) -> None:
+        if len(self.domains) > MAX_DOMAINS:
+            raise ValueError(f"domains: {len(self.domains)} entries, at most {MAX_DOMAINS}")
+        names: list[str] = []
+        for domain in self.domains:
+            try:
+                name = normalize_domain(domain)
+            except DomainNameError as exc:
+                raise ValueError(f"domains: {exc.message}") from None
+            if name in names:
+                raise ValueError(f"domains: {name} is listed twice")
+            names.append(name)
+        for domain, seconds in self.intervals.items():
+            if not _valid(domain) or normalize_domain(domain) not in names:
+                raise ValueError(f"intervals: {domain!r} is not one of the domains")
+            if seconds < MIN_INTERVAL:
+                raise ValueError(f"intervals: {domain} = {seconds}: at least {MIN_INTERVAL}")
+        days = list(self.cert_days)
+        if not days or any(d < 0 for d in days) or sorted(set(days), reverse=True) != days:
+            raise ValueError("cert_days: whole days, largest first, e.g. [30, 14, 7]")
+        if self.store is not None and not self.store.strip():
+            raise ValueError("store: a store URL (sqlite:///path or postgresql://...)")
+
+    @property
+    def watched(self) -> tuple[Watched, ...]:
+        """The domains with their intervals, normalised, in the order given."""
+        per = {normalize_domain(d): s for d, s in self.intervals.items()}
+        names = (normalize_domain(d) for d in self.domains)
+        return tuple(Watched(n, per.get(n, self.interval)) for n in names)
 
     @property
     def critical_days(self) -> int:
@@ -59,80 +103,9 @@ class MonitorSettings:
         return self.cert_days[0]
 
 
-def _fail(key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"[monitor] {key} = {value!r}: {why}", code="config.invalid")
-
-
-def _int(key: str, value: Any, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(key, value, f"a whole number of at least {low}")
-    if high is not None and value > high:
-        raise _fail(key, value, f"at most {high}")
-    return value
-
-
-def _domain(entry: Any, interval: int) -> Watched:
-    if isinstance(entry, str):
-        name, every = entry, interval
-    elif isinstance(entry, dict):
-        extra = sorted(set(entry) - {"name", "interval"})
-        if extra or not isinstance(entry.get("name"), str):
-            raise _fail("domains", entry, 'write "example.com" or { name = "...", interval = N }')
-        name = entry["name"]
-        every = _int("interval", entry.get("interval", interval), MIN_INTERVAL)
-    else:
-        raise _fail("domains", entry, "each entry is a domain name or an inline table")
+def _valid(domain: str) -> bool:
     try:
-        return Watched(normalize_domain(name), every)
-    except DomainNameError as exc:
-        raise _fail("domains", name, exc.message) from None
-
-
-def monitor_settings(table: Mapping[str, Any]) -> MonitorSettings:
-    """Settings from a ``[monitor]`` table (defaults for what is absent)."""
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in [monitor]; known: {', '.join(sorted(KEYS))}",
-            code="config.invalid",
-        )
-    interval = _int("interval", table.get("interval", 3600), MIN_INTERVAL)
-    jitter = _int("jitter", table.get("jitter", 300), 0)
-    concurrency = _int("concurrency", table.get("concurrency", 4), 1, 256)
-    raw = table.get("domains", [])
-    if not isinstance(raw, list):
-        raise _fail("domains", raw, "a list")
-    if len(raw) > MAX_DOMAINS:
-        raise _fail("domains", f"{len(raw)} entries", f"at most {MAX_DOMAINS}")
-    domains: dict[str, Watched] = {}
-    for entry in raw:
-        watched = _domain(entry, interval)
-        if watched.name in domains:
-            raise _fail("domains", watched.name, "listed twice")
-        domains[watched.name] = watched
-    days = table.get("cert_days", [30, 14, 7])
-    if (
-        not isinstance(days, list)
-        or not days
-        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in days)
-        or sorted(days, reverse=True) != days
-        or len(set(days)) != len(days)
-    ):
-        raise _fail("cert_days", days, "a list of whole days, largest first, e.g. [30, 14, 7]")
-    keep = table.get("keep_days")
-    store = table.get("store")
-    if store is not None and (not isinstance(store, str) or not store):
-        raise _fail("store", store, "a store URL (sqlite:///path or postgresql://...)")
-    metrics = table.get("metrics")
-    if metrics is not None and (not isinstance(metrics, str) or ":" not in metrics):
-        raise _fail("metrics", metrics, "host:port")
-    return MonitorSettings(
-        domains=tuple(domains.values()),
-        interval=interval,
-        jitter=jitter,
-        concurrency=concurrency,
-        cert_days=tuple(days),
-        keep_days=None if keep is None else _int("keep_days", keep, 1),
-        store=store,
-        metrics=parse_hostport(metrics, what="[monitor] metrics") if metrics else None,
-    )
+        normalize_domain(domain)
+    except DomainNameError:
+        return False
+    return True

@@ -19,7 +19,6 @@ LEGACY_DOCS = {
     "receive": "the receiving side (`mtasts tlsrpt receive|import`): docs/tlsrpt-receiving.md",
     "web": "the dashboard (`mtasts web`): docs/web.md",
     "alerts": "alerts and their channels: docs/alerts.md",
-    "monitor": "scheduled checks (`mtasts monitor`): docs/monitor.md",
 }
 
 

@@ -17,6 +17,7 @@ SECTIONS: dict[str, str] = {
     "daemon": "mtasts.postfix.config:DaemonConfig",
     "tlsrpt": "mtasts.tlsrpt.settings:TlsRptSettings",
     "serve": "mtasts.publish.settings:ServeSettings",
+    "monitor": "mtasts.monitor.settings:MonitorSettings",
 }
 
 
