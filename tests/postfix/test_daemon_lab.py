@@ -392,3 +392,60 @@ async def test_a_shared_cache_gets_a_memory_tier_and_answers_without_reading_it(
             assert hit.record_id == fetched.record_id == "1"
             assert resolver.peek("good.test") is hit  # the same answer object, reused
             assert (await resolver.cache.backend.get("good.test")) is not None  # written
+
+
+async def test_a_kept_answer_ends_with_the_mx_set_and_a_purge(daemon: Daemon) -> None:
+    """The reply kept for a request (the hot path's snapshot) holds only while its MX set
+    is fresh and the resolver still holds the same cache entry."""
+    lab = daemon.lab
+    now = [1000.0]
+    resolver = daemon.server.source.source
+    mx = MxCache(validating_resolver(lab.nameserver, 5.0), clock=lambda: now[0])
+    srv = SocketmapServer(
+        MxAwareSource(resolver, mx), ServerSettings(answer_ttl=0), clock=lambda: now[0]
+    )
+    request = encode(b"postfix wild.test")
+    old = f"OK secure match=mx.wild.test servername=hostname {P12}"
+    assert await srv.answer(b"postfix wild.test") == encode(old.encode())  # fetched
+    assert srv.answer_now(b"postfix wild.test") == encode(old.encode())  # kept now
+    assert srv.snapshot(request) == encode(old.encode())
+    lab.set_records("wild.test", "MX", ["10 mx2.wild.test."])
+    now[0] += 299
+    assert srv.snapshot(request) == encode(old.encode())  # MX TTL 300 s: still
+    now[0] += 2
+    assert srv.snapshot(request) is None  # the MX set ended: not kept any more
+    assert srv.answer_now(b"postfix wild.test") is None  # and needs DNS: the task path
+    new = f"OK secure match=mx2.wild.test servername=hostname {P12}"
+    assert await srv.answer(b"postfix wild.test") == encode(new.encode())
+    assert srv.answer_now(b"postfix wild.test") == encode(new.encode())
+    assert srv.snapshot(request) == encode(new.encode())
+    await resolver.cache.delete("wild.test")  # a purge
+    assert srv.snapshot(request) is None
+    await srv.close()
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.counted: list[tuple[str, str]] = []
+
+    def count(self, who: int, domain: str, result_type: str, reason_code: str = "") -> bool:
+        self.counted.append((domain, result_type))
+        return True
+
+
+async def test_every_answer_under_a_failed_policy_reaches_the_failure_counter(
+    daemon: Daemon,
+) -> None:
+    """RFC 8461 §6: answers from memory too; such answers are never kept as snapshots."""
+    sink = CountingSink()
+    resolver = daemon.server.source.source
+    mx = MxCache.for_nameserver(daemon.lab.nameserver, 5.0)
+    srv = SocketmapServer(MxAwareSource(resolver, mx), ServerSettings(answer_ttl=0), failures=sink)
+    host, port = await srv.listen_tcp("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(host, port)
+    for _ in range(4):
+        assert await ask(reader, writer, "postfix missing.test") == "NOTFOUND "
+    assert sink.counted == [("missing.test", "sts-policy-fetch-error")] * 4
+    assert not srv.snapshots
+    writer.close()
+    await srv.close()

@@ -76,11 +76,13 @@ class DaneProbe:
         self._verdicts[domain] = (self._clock() + ttl, verdict)
         return verdict
 
-    def peek(self, domain: str) -> bool | None:
-        """The cached verdict while it holds (no I/O), else None."""
+    def peek(self, domain: str) -> tuple[bool, float] | None:
+        """(the cached verdict, seconds it still holds) without I/O, or None."""
         hit = self._verdicts.get(domain)
-        if hit is not None and hit[0] > self._clock():
-            return hit[1]
+        if hit is not None:
+            left = hit[0] - self._clock()
+            if left > 0:
+                return hit[1], left
         return None
 
     def forget(self, domain: str) -> None:

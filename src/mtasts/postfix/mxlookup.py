@@ -91,11 +91,13 @@ class MxCache:
     async def get(self, domain: str) -> MxSet:
         return (await self.get_with_ttl(domain))[0]
 
-    def peek(self, domain: str) -> MxSet | None:
-        """The cached MX set while it is fresh (no I/O), else None."""
+    def peek(self, domain: str) -> tuple[MxSet, float] | None:
+        """(the cached MX set, seconds it stays fresh) without I/O, or None."""
         hit = self._entries.get(domain)
-        if hit is not None and hit[0] > self._clock():
-            return hit[1]
+        if hit is not None:
+            left = hit[0] - self._clock()
+            if left > 0:
+                return hit[1], left
         return None
 
     async def get_with_ttl(self, domain: str) -> tuple[MxSet, int]:
@@ -239,7 +241,11 @@ class MxAwareSource:
         self.source = source
         self.mx = mx
         self._lookup_name = getattr(source, "lookup_name", source.lookup)
-        self._peek: Callable[[str], LookupLike | None] | None = getattr(source, "peek", None)
+        self._peek_for: Callable[[str], tuple[LookupLike, float, object] | None] | None = getattr(
+            source, "peek_for", None
+        )
+        #: the source's current cache entry of a domain (see :meth:`peek`)
+        self.current: Callable[[str], object] | None = getattr(source, "current_entry", None)
         self._warned: dict[str, tuple[tuple[str, ...], str]] = {}
         #: domain -> (resolver lookup, MX set, the MxLookup built from both): rebuilt
         #: only when the resolver or the MX cache hands out another object (hot path:
@@ -253,17 +259,26 @@ class MxAwareSource:
             return lookup
         return self._attach(domain, lookup, await self.mx.get(domain))
 
-    def peek(self, domain: str) -> LookupLike | None:
-        """:meth:`lookup` from what is cached (no I/O), or None if anything is missing."""
-        if self._peek is None:
+    def peek(self, domain: str) -> tuple[LookupLike, float, object] | None:
+        """:meth:`lookup` from what is cached (no I/O), or None if anything is missing.
+
+        With it: how many seconds this very answer object holds (the shortest of the
+        resolver's and the MX set's), and the cache entry it rests on -- the answer also
+        ends when :attr:`current` no longer returns that entry (a new policy stored, a
+        purge, an eviction).
+        """
+        if self._peek_for is None:
             return None
-        lookup = self._peek(domain)
-        if lookup is None or not _needs_mx(lookup):
-            return lookup
-        current = self.mx.peek(domain)
-        if current is None:
+        got = self._peek_for(domain)
+        if got is None:
             return None
-        return self._attach(domain, lookup, current)
+        lookup, valid, token = got
+        if not _needs_mx(lookup):
+            return got
+        hit = self.mx.peek(domain)
+        if hit is None:
+            return None
+        return self._attach(domain, lookup, hit[0]), min(valid, hit[1]), token
 
     def _attach(self, domain: str, lookup: LookupLike, current: MxSet) -> MxLookup:
         memo = self._names.get(domain)

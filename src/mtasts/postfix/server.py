@@ -106,8 +106,11 @@ class SocketmapServer:
         dane: DaneProbe | None = None,
         metrics: Metrics | None = None,
         failures: FailureSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
+        #: the clock of the MX and DANE caches (monotonic): when a kept answer ends
+        self.clock = clock
         self.settings = settings
         self.dane = dane
         #: counts lookups that found a policy but could not use it (RFC 8461 §6)
@@ -122,8 +125,16 @@ class SocketmapServer:
         #: reply rendered for exactly that lookup object and DANE verdict
         self._rendered: dict[tuple[str, str], tuple[object, bool, bytes, Status, str]] = {}
         #: synchronous views of the source and the DANE verdicts (None: always await)
-        self._peek: Callable[[str], LookupLike | None] | None = getattr(source, "peek", None)
-        self._dane_peek: Callable[[str], bool | None] | None = getattr(dane, "peek", None)
+        self._peek: Callable[[str], tuple[LookupLike, float, object] | None] | None = getattr(
+            source, "peek", None
+        )
+        self._current: Callable[[str], object] | None = getattr(source, "current", None)
+        self._dane_peek: Callable[[str], tuple[bool, float] | None] | None = getattr(
+            dane, "peek", None
+        )
+        #: payload -> (until (monotonic), domain, cache entry, wire, status, deferral
+        #: reason): the last answer to exactly this payload, see :meth:`answer_now`
+        self.snapshots: dict[bytes, tuple[float, str, object, bytes, Status, str]] = {}
         #: answers that defer mail, logged at info level, rate-limited per domain
         self.deferrals = DeferralLog()
         #: the same answers keyed by the request's exact bytes on the wire (hot path);
@@ -167,11 +178,11 @@ class SocketmapServer:
     def answer_now(self, payload: bytes, who: int = 0) -> bytes | None:
         """The wire reply if it can be given from memory, without awaiting anything.
 
-        The daemon's hot path, called inside ``data_received``: the resolver's cached
-        answer (:meth:`Resolver.peek`), the cached MX set and DANE verdict, the reply
-        rendered for exactly these objects before. None when anything is missing (a
-        cache miss, a backend read, an expired MX set): :meth:`answer` then runs in the
-        connection's task.
+        Called inside ``data_received`` when the request's snapshot (:meth:`snapshot`)
+        does not hold: the answer from the cached parts (:meth:`MxAwareSource.peek`, the
+        DANE verdict), rendered once per lookup object, and a new snapshot of it. None
+        when anything is missing (a cache miss, a backend read, an expired MX set):
+        :meth:`answer` then runs in the connection's task.
         """
         try:
             name, domain, options = self._parse(payload)
@@ -188,16 +199,63 @@ class SocketmapServer:
         peek = self._peek
         if peek is None:
             return None
-        lookup = peek(domain)
-        if lookup is None:
+        got = peek(domain)
+        if got is None:
             return None
+        lookup, valid, token = got
         dane = False
         if self.dane is not None and _is_enforced(lookup, options):
             verdict = self._dane_peek(domain) if self._dane_peek is not None else None
             if verdict is None:
                 return None
-            dane = verdict
-        return self._finish(payload, name, domain, options, lookup, dane, who, None)
+            dane, valid = verdict[0], min(valid, verdict[1])
+        wire = self._finish(payload, name, domain, options, lookup, dane, who, None)
+        self._snapshot(payload, domain, lookup, token, valid, wire)
+        return wire
+
+    def _snapshot(
+        self, payload: bytes, domain: str, lookup: LookupLike, token: object, valid: float,
+        wire: bytes,
+    ) -> None:  # fmt: skip
+        """Keep ``wire`` for ``payload`` for ``valid`` seconds while ``token`` is current.
+
+        Not for answers whose every request must reach the TLS-RPT failure counter, nor
+        for those reused by ``answer_ttl`` anyway. The resolver marked the domain in use
+        when it built the answer, at least hourly for a domain still asked (its answers
+        hold until the TXT re-check, at most an hour), well within the 7 days after
+        which an unused domain is no longer refreshed.
+        """
+        if valid <= 0 or self._reuse or self._current is None:
+            return
+        if getattr(lookup, "result_type", None) is not None:
+            return
+        if getattr(lookup, "refresh_error", None) is not None:
+            return
+        memo = self._rendered.get(_key_of(self._parsed[payload]))
+        if memo is None or memo[2] is not wire:
+            return
+        if len(self.snapshots) >= _PARSED_SIZE:
+            self.snapshots.clear()
+        until = self.clock() + valid
+        self.snapshots[encode(payload)] = (until, domain, token, wire, memo[3], memo[4])
+
+    def snapshot(self, request: bytes) -> bytes | None:
+        """The hot path: the reply kept for this framed request (exactly these bytes on
+        the wire), if it still holds -- the resolver's cache entry is the same object (no
+        new policy id stored, no purge, no eviction) and none of the resolver's answer,
+        the MX set and the DANE verdict has reached the end of its validity."""
+        snap = self.snapshots.get(request)
+        if snap is None:
+            return None
+        current = self._current
+        assert current is not None  # snapshots are only taken with it
+        if snap[0] > self.clock() and current(snap[1]) is snap[2]:
+            self.metrics.memory_answers[snap[4]] += 1
+            if snap[5]:
+                self.deferrals.note(snap[1], snap[5])
+            return snap[3]
+        del self.snapshots[request]
+        return None
 
     async def answer(self, payload: bytes, who: int = 0) -> bytes:
         """The wire reply for one request payload (``who``: the asking connection)."""
@@ -309,6 +367,7 @@ class SocketmapServer:
 
     def forget(self, domain: str | None = None) -> None:
         """Drop rendered answers (all, or one domain's) so the next request asks the source."""
+        self.snapshots.clear()
         if domain is None:
             self._answers.clear()
             self.raw_answers.clear()
@@ -428,6 +487,11 @@ _RENDERED_SIZE = 200_000
 _Parsed = tuple[str, str | None, ReplyOptions]
 
 
+def _key_of(parsed: _Parsed) -> tuple[str, str]:
+    assert parsed[1] is not None
+    return parsed[0], parsed[1]
+
+
 def _defer_reason(reply: Reply) -> str:
     """Why Postfix will defer mail on this reply ("" if it will not)."""
     if reply.status in (Status.TEMP, Status.TIMEOUT):
@@ -506,13 +570,19 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        # Hot path: one whole request that was answered less than answer_ttl ago.
-        if not self.pending and not self.decoder.buffered:
+        # Hot path: one whole request that was answered less than answer_ttl ago, or
+        # whose last answer still holds (the server's snapshot of it).
+        if not self.pending and not self.decoder.buffered and self.transport is not None:
             wire = self.raw_answers.get(data)
-            if wire is not None and self.transport is not None:
+            if wire is not None:
                 self.transport.write(wire)
                 self.served += 1
                 self.metrics.fast_hits += 1
+                return
+            wire = self.server.snapshot(data)
+            if wire is not None:
+                self.transport.write(wire)
+                self.served += 1
                 return
         try:
             payloads: list[bytes] | tuple[bytes, ...] = self.decoder.feed(data)

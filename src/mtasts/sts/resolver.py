@@ -105,6 +105,11 @@ class Resolver:
         )
         #: the whole cache is in this process (a miss in memory is a miss)
         self._memory_only = isinstance(self.cache, MemoryCache)
+        #: ``current_entry(name)``: the cache entry of canonical ``name`` held in this
+        #: process now (no I/O); the memory cache's own read when that is the whole cache
+        self.current_entry: Callable[[str], CacheEntry | None] = self._memory_entry
+        if isinstance(self.cache, MemoryCache):
+            self.current_entry = self.cache.peek  # never refuses a write: nothing unstored
         #: name -> (entry, reusable until, the answer it gave): see :meth:`peek`
         self._memo: dict[str, tuple[CacheEntry, float, PolicyLookup]] = {}
 
@@ -188,6 +193,19 @@ class Resolver:
         the background, as :meth:`lookup` does.
         """
         return self._peek(name)[1]
+
+    def peek_for(self, name: str) -> tuple[PolicyLookup, float, CacheEntry] | None:
+        """:meth:`peek`, with how many seconds the same answer holds and the cache entry
+        it came from: while :meth:`current_entry` is that entry and the seconds last,
+        the answer is the same object (the daemon keeps its rendered reply that long).
+        0 seconds for a stale entry (answered, being re-checked: not to be kept)."""
+        entry, result = self._peek(name)
+        if result is None or entry is None:
+            return None
+        memo = self._memo.get(name)
+        if memo is None or memo[0] is not entry:
+            return result, 0.0, entry
+        return result, memo[1] - self.clock(), entry
 
     def _peek(self, name: str) -> tuple[CacheEntry | None, PolicyLookup | None]:
         """(the entry in memory, the answer it gives) -- either may be None."""
