@@ -18,7 +18,7 @@ import socket
 import ssl
 import tomllib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,7 +161,24 @@ _NO_REQUEST = _error(400, "Bad Request", "no request was sent\n")
 _REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 
 
-async def _read_request(channel: _Channel, site: Site) -> Response:
+#: RFC 8555 §8.3: where an ACME CA fetches an http-01 key authorization
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+#: token -> key authorization (``mtasts serve policy --acme`` with http-01), None: unknown
+Http01Answers = Callable[[str], bytes | None]
+
+
+def _acme_answer(answers: Http01Answers, method: str, target: str) -> Response:
+    token = target[len(ACME_CHALLENGE_PATH) :]
+    body = answers(token) if token and "/" not in token and method in ("GET", "HEAD") else None
+    if body is None:
+        return _error(404, "Not Found", "no such ACME challenge\n")
+    headers = (("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body))))
+    return Response(200, "OK", headers, b"" if method == "HEAD" else body)
+
+
+async def _read_request(
+    channel: _Channel, site: Site, acme: Http01Answers | None = None
+) -> Response:
     """Read one request head with h11 and answer it (bounded by MAX_HEAD_BYTES)."""
     parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     received = 0
@@ -188,11 +205,14 @@ async def _read_request(channel: _Channel, site: Site) -> Response:
         # version, with 505 (RFC 9110 §15.6.6).
         version = event.http_version.decode("ascii", "replace")
         return _error(505, "HTTP Version Not Supported", f"HTTP/{version}: only HTTP/1.0 and 1.1\n")
+    target = event.target.decode("latin-1")
+    if acme is not None and target.startswith(ACME_CHALLENGE_PATH):
+        return _acme_answer(acme, event.method.decode("ascii", "replace"), target)
     hosts = [value for name, value in event.headers if name == b"host"]
     return respond(
         site,
         event.method.decode("ascii", "replace"),
-        event.target.decode("latin-1"),
+        target,
         hosts[0].decode("latin-1") if hosts else None,
     )
 
@@ -243,6 +263,10 @@ class _TlsChannel(_Channel):
         super().__init__(sock, loop)
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._in, self._out, server_side=True)
+        # the ClientHello as received, for an SNI callback that must see its ALPN offer
+        # (mtasts.acme: tls-alpn-01 validations get the validation certificate)
+        self._tls.client_hello = b""  # type: ignore[attr-defined]
+        self._handshaking = True
 
     async def _flush(self) -> None:
         data = self._out.read()
@@ -252,6 +276,9 @@ class _TlsChannel(_Channel):
     async def _fill(self) -> None:
         data = await self.loop.sock_recv(self.sock, RECV_BYTES)
         if data:
+            hello: bytes = self._tls.client_hello  # type: ignore[attr-defined]
+            if self._handshaking and len(hello) < MAX_HEAD_BYTES:
+                self._tls.client_hello = hello + data  # type: ignore[attr-defined]
             self._in.write(data)
         else:
             self._in.write_eof()  # the next TLS call raises SSLEOFError (or returns b"")
@@ -264,6 +291,12 @@ class _TlsChannel(_Channel):
             except ssl.SSLWantReadError:
                 await self._flush()
                 await self._fill()
+            except ssl.SSLError:
+                with contextlib.suppress(OSError):
+                    await self._flush()  # the alert (e.g. unrecognized_name) reaches the client
+                raise
+        self._handshaking = False
+        self._tls.client_hello = b""  # type: ignore[attr-defined]
         await self._flush()
 
     async def recv(self) -> bytes:
@@ -308,6 +341,8 @@ class PolicyServer:
     site: Site
     tls: ssl.SSLContext | None = None
     limits: ServerLimits = field(default_factory=ServerLimits)
+    #: answers ACME http-01 challenges under /.well-known/acme-challenge/ (any Host)
+    acme_http: Http01Answers | None = None
     #: what happened since the start: served, bad-request, handshake-failed, timeout,
     #: refused (per-client limit), closed-at-cap
     counts: Counter[str] = field(default_factory=Counter)
@@ -419,7 +454,7 @@ class PolicyServer:
                     log.debug("TLS handshake with %s failed: %s", connection.client, exc)
                     self._note("handshake-failed", connection.client)
                     return
-                response = await _read_request(channel, self.site)
+                response = await _read_request(channel, self.site, self.acme_http)
             connection.answering = True
             if response is _NO_REQUEST:
                 self._note("no-request", connection.client)

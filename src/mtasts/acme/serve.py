@@ -1,0 +1,52 @@
+"""Wiring ``mtasts serve policy --acme``: the certificate manager for the served names,
+the http-01 listener (port 80) and the metrics listener.
+
+I/O module.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import start_http_server
+
+from mtasts.acme.manager import CertManager
+from mtasts.acme.prechecks import Prechecks
+from mtasts.acme.settings import AcmeSettings
+from mtasts.config import parse_hostport
+from mtasts.publish.server import PolicyServer, ServerLimits
+from mtasts.publish.site import POLICY_HOST_PREFIX, Site
+
+log = logging.getLogger("mtasts.acme")
+
+
+def policy_hosts(site: Site) -> list[str]:
+    """``mta-sts.<domain>`` of every served Policy Domain."""
+    return [POLICY_HOST_PREFIX + domain for domain in site.policies]
+
+
+def start_acme(
+    settings: AcmeSettings, site: Site, nameserver: tuple[str, int] | None
+) -> CertManager:
+    """A running manager for ``site``'s policy hosts (call inside the event loop)."""
+    manager = CertManager(settings, policy_hosts(site), prechecks=Prechecks(settings, nameserver))
+    manager.start()
+    if settings.metrics:
+        host, port = parse_hostport(settings.metrics, default_port=9481, what="[acme] metrics")
+        start_http_server(port, host, registry=manager.metrics.registry)
+    return manager
+
+
+async def start_acme_listeners(
+    manager: CertManager, limits: ServerLimits
+) -> list[tuple[PolicyServer, tuple[str, int]]]:
+    """The plain-HTTP listener answering http-01 (every other request gets 404), with the
+    address it is bound to."""
+    settings = manager.settings
+    if "http-01" not in settings.challenges or not settings.http_listen:
+        return []
+    host, port = parse_hostport(settings.http_listen, default_port=80, what="[acme] http_listen")
+    server = PolicyServer(Site({}), None, limits, acme_http=manager.http01)
+    bound = await server.start(host, port)
+    log.info("answering ACME http-01 challenges on http://%s:%d", *bound)
+    return [(server, bound)]
