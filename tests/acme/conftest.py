@@ -27,7 +27,7 @@ from mtasts.lab.scenario import DnsSpec  # noqa: E402
 from mtasts.lab.testing import LabPool, policy_text  # noqa: E402
 from mtasts.publish.server import PolicyServer, ServerLimits  # noqa: E402
 from mtasts.publish.site import Site  # noqa: E402
-from pebble_peer import Pebble, require_pebble  # noqa: E402
+from pebble_peer import Pebble, free_port, require_pebble  # noqa: E402
 
 POLICY = policy_text(("mx1.example.test",)).encode()
 
@@ -103,7 +103,6 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         lab = await pool.start(scenario or sum((dns_for(d) for d in domains), Scenario()))
         lab_ca = lab.pki.ca
         peb = Pebble(tmp_path / f"pebble{len(running)}", lab_ca, lab.nameserver, tls_port=0, **(pebble or {}))
-        peb.directory.mkdir()
         values: dict[str, Any] = {
             "directory": peb.url,
             "ca_file": peb.ca_file,
@@ -121,7 +120,7 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         host = AcmeHost(lab, peb, manager, server, bound[1])
         running.append(host)
         if "http-01" in acme.challenges:
-            http_port = peb.http_port or 0
+            http_port = peb.http_port or free_port()
             acme = replace(acme, http_listen=f"127.0.0.1:{http_port}")
             manager.settings = acme
             (http, http_bound), *_ = await start_acme_listeners(manager, ServerLimits())

@@ -64,11 +64,14 @@ class Pebble:
         """Trust for pebble's own https listener (the directory, the management API)."""
         return self.directory / "pebble-listener-ca.pem"
 
-    def _config(self) -> Path:
+    def __post_init__(self) -> None:
+        self.directory.mkdir(exist_ok=True)
         cert = self.ca.issue_cert("127.0.0.1", "localhost")
         cert.private_key_pem.write_to_path(str(self.directory / "pebble-key.pem"))
         cert.cert_chain_pems[0].write_to_path(str(self.directory / "pebble-cert.pem"))
         self.ca.cert_pem.write_to_path(str(self.ca_file))
+
+    def _config(self) -> Path:
         settings: dict[str, object] = {
             "listenAddress": f"127.0.0.1:{self.port}",
             "managementListenAddress": f"127.0.0.1:{self.management_port}",

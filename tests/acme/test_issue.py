@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 
 import pytest
 from cryptography import x509
 
+from acme_helpers import wait_for
 from mtasts.lab.testing import policy_text
 
 POLICY = policy_text(("mx1.example.test",)).encode()
@@ -31,3 +33,79 @@ async def test_tls_alpn_01_on_the_serving_port(acme_host) -> None:
     mode = (host.manager.store.cert_path("mta-sts.alpn.test").stat().st_mode) & 0o777
     assert mode == 0o600
     assert (host.manager.store.account_path.stat().st_mode & 0o777) == 0o600
+
+
+async def test_http_01_on_port_80_listener(acme_host) -> None:
+    """With only http-01 allowed, pebble fetches the key authorization from the plain-HTTP
+    listener; that listener serves nothing else (no policy over plain HTTP)."""
+    host = await acme_host(("web.test",), challenges=("http-01",))
+    await host.wait_issued("mta-sts.web.test")
+    cert, _ = await host.fetch("mta-sts.web.test")
+    assert _names(cert) == ["mta-sts.web.test"]
+    assert host.sample("mtasts_acme_handshakes_total", kind="tls-alpn-01") == 0
+    reader, writer = await asyncio.open_connection("127.0.0.1", host.http_port)
+    writer.write(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.web.test\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 404")
+    # the challenge file is removed once the order is done
+    assert not list((host.manager.store.root / "challenges" / "http-01").iterdir())
+
+
+async def test_renewal_replaces_the_certificate_without_dropping_connections(acme_host) -> None:
+    """A 6-second certificate is renewed at 2/3 of its life; new handshakes get the new
+    one while a connection opened before keeps working."""
+    host = await acme_host(("renew.test",), pebble={"validity": 6, "always_valid": True})
+    name = "mta-sts.renew.test"
+    await host.wait_issued(name)
+    first = host.manager.certs[name]
+    context = ssl.create_default_context(cadata=host.pebble.root_pem().decode())
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", host.port, ssl=context, server_hostname=name
+    )
+    await wait_for(lambda: host.manager.certs[name] is not first, 15, lambda: host.diagnose(name))
+    # the old connection still gets its answer
+    writer.write(f"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {name}\r\n\r\n".encode())
+    assert (await reader.read()).startswith(b"HTTP/1.1 200 OK")
+    writer.close()
+    cert, _ = await host.fetch(name)
+    new_cert = host.manager.certs[name]
+    assert new_cert.life.not_after > first.life.not_after
+    assert cert.not_valid_after_utc == new_cert.life.not_after
+    assert host.sample("mtasts_acme_issuance_total", result="issued") >= 2
+
+
+async def test_ca_down_then_back(acme_host) -> None:
+    """The CA is unreachable: failures back off and are recorded; once it is back (a new
+    pebble that has forgotten our account) the account is registered again and the
+    certificate obtained."""
+    host = await acme_host(("outage.test",), start_pebble=False, pebble={"always_valid": True})
+    name = "mta-sts.outage.test"
+    await wait_for(lambda: host.manager.status[name].failures >= 2, 10)
+    status = host.manager.status[name]
+    assert "cannot reach the CA" in status.last_error
+    assert host.manager.store.read_status(name).failures == status.failures
+    await asyncio.to_thread(host.pebble.start)
+    await host.wait_issued(name)
+    assert host.manager.status[name].failures == 0
+    # a CA restart loses its accounts: the stored one is replaced, not fatal
+    host.pebble.stop()
+    await asyncio.to_thread(host.pebble.start)
+    before = host.manager.certs[name]
+    host.manager.renew_now(name)
+    await wait_for(lambda: host.manager.certs.get(name) is not before, 15, lambda: host.diagnose(name))
+
+
+async def test_revoked_certificate_is_replaced(acme_host) -> None:
+    """Revoking a certificate (a leaked key) revokes it at the CA and gets a new one."""
+    host = await acme_host(("revoke.test",), pebble={"always_valid": True})
+    name = "mta-sts.revoke.test"
+    await host.wait_issued(name)
+    old_cert, _ = await host.fetch(name)
+    before = host.manager.certs[name]
+    await host.manager.revoke(name)
+    status = await asyncio.to_thread(host.pebble.cert_status, old_cert.serial_number)
+    assert status["Status"] == "Revoked"
+    await wait_for(lambda: host.manager.certs[name] is not before, 15, lambda: host.diagnose(name))
+    new_cert, _ = await host.fetch(name)
+    assert new_cert.serial_number != old_cert.serial_number

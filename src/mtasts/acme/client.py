@@ -214,8 +214,8 @@ class AcmeClient:
                 self.settings.directory, _network(self.settings, None)
             )
             return tuple(directory.meta.caa_identities or ())
-        except (errors.Error, requests.RequestException, ValueError) as exc:
-            raise IssueError(f"cannot read the directory {self.settings.directory}: {exc}") from exc
+        except (errors.Error, requests.RequestException, OSError, ValueError) as exc:
+            raise IssueError(f"cannot reach the CA: cannot read the directory {self.settings.directory}: {exc}") from exc
 
     def revoke(self, pem: bytes) -> None:
         """Revoke the certificate in ``pem`` (key + chain) with our account (blocking)."""

@@ -103,6 +103,7 @@ class CertManager:
         self.status: dict[str, NameStatus] = {}
         self.budget = IssuanceBudget(settings.max_issuance_per_hour)
         self._wanted: set[str] = set()  # on demand: names asked for at a handshake
+        self._force: set[str] = set()  # renew now whatever the dates say (after a revocation)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(_PARALLEL)
         self._wake = asyncio.Event()
@@ -245,7 +246,7 @@ class CertManager:
             self._watch(name, state, status, cert)
             if cert is None and self.settings.on_demand and name not in self._wanted:
                 continue  # on demand: only names a handshake asked for
-            if state is CertState.VALID and cert is not None:
+            if state is CertState.VALID and cert is not None and name not in self._force:
                 sleep = min(sleep, max(0.05, cert.due.timestamp() - now))
                 continue
             if name in self._running:
@@ -254,6 +255,7 @@ class CertManager:
                 sleep = min(sleep, status.next_try - now)
                 continue
             self._wanted.discard(name)
+            self._force.discard(name)
             self._running[name] = asyncio.get_running_loop().create_task(self._obtain(name, cert))
         return max(0.05, sleep)
 
@@ -386,6 +388,22 @@ class CertManager:
             self.store.write_status(status)
         except OSError as exc:
             log.warning("cannot write the status of %s: %s", status.name, exc)
+
+    def renew_now(self, name: str) -> None:
+        """Renew ``name`` at the next look, whatever its dates say."""
+        self._force.add(name)
+        self._set(replace(self.status.get(name, NameStatus(name)), next_try=0.0))
+        self._wake.set()
+
+    async def revoke(self, name: str) -> None:
+        """Revoke ``name``'s certificate at the CA (a leaked key) and obtain a new one at
+        once; the revoked one is served until the new one is there. Raises IssueError."""
+        pem = self.store.read_cert(name)
+        if pem is None:
+            raise IssueError(f"no certificate for {name} in {self.store.root}")
+        await asyncio.to_thread(self.client.revoke, pem)
+        log.warning("the certificate of %s is revoked; obtaining a new one", name)
+        self.renew_now(name)
 
     def state_of(self, name: str) -> CertState:
         cert = self.certs.get(name)
