@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 
 async def wait_for(
-    condition: Callable[[], bool], timeout: float, explain: Callable[[], str] = str
+    condition: Callable[[], bool], seconds: float, explain: Callable[[], str] = str
 ) -> None:
-    """Poll ``condition`` every 50 ms; fail with ``explain()`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
+    """Poll ``condition`` every 50 ms; fail with ``explain()`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s\n{explain()}")
+            raise AssertionError(f"condition not met within {seconds} s\n{explain()}")
         await asyncio.sleep(0.05)

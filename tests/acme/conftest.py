@@ -17,24 +17,31 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acme_helpers import wait_for  # noqa: E402
-from mtasts.acme.manager import CertManager  # noqa: E402
-from mtasts.acme.prechecks import Prechecks  # noqa: E402
-from mtasts.acme.serve import policy_hosts, start_acme_listeners  # noqa: E402
-from mtasts.acme.settings import AcmeSettings  # noqa: E402
-from mtasts.lab import Lab, Scenario  # noqa: E402
-from mtasts.lab.scenario import DnsSpec  # noqa: E402
-from mtasts.lab.testing import LabPool, policy_text  # noqa: E402
-from mtasts.publish.server import PolicyServer, ServerLimits  # noqa: E402
-from mtasts.publish.site import Site  # noqa: E402
-from pebble_peer import Pebble, free_port, require_pebble  # noqa: E402
+from acme_helpers import wait_for
+from pebble_peer import Pebble, free_port, require_pebble
+
+from mtasts.acme.manager import CertManager
+from mtasts.acme.prechecks import Prechecks
+from mtasts.acme.serve import policy_hosts, start_acme_listeners
+from mtasts.acme.settings import AcmeSettings
+from mtasts.lab import Lab, Scenario
+from mtasts.lab.scenario import DnsSpec
+from mtasts.lab.testing import LabPool, policy_text
+from mtasts.publish.server import PolicyServer, ServerLimits
+from mtasts.publish.site import Site
 
 POLICY = policy_text(("mx1.example.test",)).encode()
 
 
-def dns_for(domain: str, *, address: str = "127.0.0.1", txt: bool = True, cname: str = "") -> Scenario:
+def dns_for(
+    domain: str, *, address: str = "127.0.0.1", txt: bool = True, cname: str = ""
+) -> Scenario:
     """The records of a domain whose policy host is our server."""
-    host = DnsSpec(f"mta-sts.{domain}", cname=cname) if cname else DnsSpec(f"mta-sts.{domain}", a=(address,))
+    host = (
+        DnsSpec(f"mta-sts.{domain}", cname=cname)
+        if cname
+        else DnsSpec(f"mta-sts.{domain}", a=(address,))
+    )
     specs = [host]
     if txt:
         specs.append(DnsSpec(f"_mta-sts.{domain}", txt=(("v=STSv1; id=1",),)))
@@ -69,8 +76,8 @@ class AcmeHost:
             with contextlib.suppress(ssl.SSLError, OSError):
                 await writer.wait_closed()
 
-    async def wait_issued(self, name: str, timeout: float = 20.0) -> None:
-        await wait_for(lambda: name in self.manager.certs, timeout, lambda: self.diagnose(name))
+    async def wait_issued(self, name: str, seconds: float = 20.0) -> None:
+        await wait_for(lambda: name in self.manager.certs, seconds, lambda: self.diagnose(name))
 
     def sample(self, metric: str, **labels: str) -> float:
         value = self.manager.metrics.registry.get_sample_value(metric, labels)
@@ -102,7 +109,9 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
     ) -> AcmeHost:
         lab = await pool.start(scenario or sum((dns_for(d) for d in domains), Scenario()))
         lab_ca = lab.pki.ca
-        peb = Pebble(tmp_path / f"pebble{len(running)}", lab_ca, lab.nameserver, tls_port=0, **(pebble or {}))
+        peb = Pebble(
+            tmp_path / f"pebble{len(running)}", lab_ca, lab.nameserver, tls_port=0, **(pebble or {})
+        )
         values: dict[str, Any] = {
             "directory": peb.url,
             "ca_file": peb.ca_file,
@@ -114,7 +123,9 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         }
         acme = AcmeSettings(**values)
         site = Site({d: POLICY for d in domains})
-        manager = CertManager(acme, policy_hosts(site), prechecks=Prechecks(acme, lab.nameserver), tick=0.2)
+        manager = CertManager(
+            acme, policy_hosts(site), prechecks=Prechecks(acme, lab.nameserver), tick=0.2
+        )
         server = PolicyServer(site, manager.server_context, ServerLimits())
         bound = await server.start(listen, port)
         host = AcmeHost(lab, peb, manager, server, bound[1])

@@ -138,7 +138,7 @@ class Pebble:
     def get(self, path: str, *, management: bool = False) -> bytes:
         port = self.management_port if management else self.port
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        with urllib.request.urlopen(  # noqa: S310 (https to our own pebble)
+        with urllib.request.urlopen(
             f"https://127.0.0.1:{port}{path}", context=context, timeout=5
         ) as answer:
             return bytes(answer.read())

@@ -6,9 +6,9 @@ import asyncio
 import ssl
 
 import pytest
+from acme_helpers import wait_for
 from cryptography import x509
 
-from acme_helpers import wait_for
 from mtasts.lab.testing import policy_text
 
 POLICY = policy_text(("mx1.example.test",)).encode()
@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
 
 def _names(cert: x509.Certificate) -> list[str]:
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    return cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
 
 
 async def test_tls_alpn_01_on_the_serving_port(acme_host) -> None:
@@ -27,7 +29,8 @@ async def test_tls_alpn_01_on_the_serving_port(acme_host) -> None:
     await host.wait_issued("mta-sts.alpn.test")
     cert, response = await host.fetch("mta-sts.alpn.test")
     assert _names(cert) == ["mta-sts.alpn.test"]
-    assert response.startswith(b"HTTP/1.1 200 OK") and response.endswith(POLICY)
+    assert response.startswith(b"HTTP/1.1 200 OK")
+    assert response.endswith(POLICY)
     # the CA's validation connections got the validation certificate (acme-tls/1)
     assert host.sample("mtasts_acme_handshakes_total", kind="tls-alpn-01") >= 1
     mode = (host.manager.store.cert_path("mta-sts.alpn.test").stat().st_mode) & 0o777
@@ -93,7 +96,9 @@ async def test_ca_down_then_back(acme_host) -> None:
     await asyncio.to_thread(host.pebble.start)
     before = host.manager.certs[name]
     host.manager.renew_now(name)
-    await wait_for(lambda: host.manager.certs.get(name) is not before, 15, lambda: host.diagnose(name))
+    await wait_for(
+        lambda: host.manager.certs.get(name) is not before, 15, lambda: host.diagnose(name)
+    )
 
 
 async def test_revoked_certificate_is_replaced(acme_host) -> None:

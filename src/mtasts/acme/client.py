@@ -215,7 +215,9 @@ class AcmeClient:
             )
             return tuple(directory.meta.caa_identities or ())
         except (errors.Error, requests.RequestException, OSError, ValueError) as exc:
-            raise IssueError(f"cannot reach the CA: cannot read the directory {self.settings.directory}: {exc}") from exc
+            raise IssueError(
+                f"cannot reach the CA: cannot read the directory {self.settings.directory}: {exc}"
+            ) from exc
 
     def revoke(self, pem: bytes) -> None:
         """Revoke the certificate in ``pem`` (key + chain) with our account (blocking)."""

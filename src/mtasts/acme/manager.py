@@ -302,7 +302,8 @@ class CertManager:
                 what = "renewing" if cert is not None else "obtaining"
                 log.info("%s the certificate of %s from %s", what, name, self.settings.directory)
                 async with asyncio.timeout(self.settings.issue_timeout + 30):
-                    issued = await asyncio.to_thread(self._issue_locked, name)
+                    seen = cert.mtime if cert is not None else 0.0
+                    issued = await asyncio.to_thread(self._issue_locked, name, seen)
                 self._issued(name, issued)
         except IssueError as exc:
             self.metrics.issuance.labels("failed").inc()
@@ -320,17 +321,15 @@ class CertManager:
             self._running.pop(name, None)
             self._wake.set()
 
-    def _issue_locked(self, name: str) -> Issued | None:
-        """In a worker thread, under the name's lock: another instance may just have done
-        it (then its file is used, None returned)."""
+    def _issue_locked(self, name: str, seen: float) -> Issued | None:
+        """In a worker thread, under the name's lock. ``seen`` is the mtime of the file we
+        decided to replace; when the file changed since and is not due, another instance
+        has just renewed it: its file is used (None returned) and no order is placed."""
         with self.store.lock(name):
             pem = self.store.read_cert(name)
-            if pem is not None:
-                life = _lifetime(pem)
-                fresh = renew_at(life, self.settings.renew_fraction)
-                if fresh > _utc(self.clock()) and self.store.cert_mtime(name) != getattr(
-                    self.certs.get(name), "mtime", None
-                ):
+            if pem is not None and self.store.cert_mtime(name) != seen:
+                fresh = renew_at(_lifetime(pem), self.settings.renew_fraction)
+                if fresh > _utc(self.clock()):
                     return None
             issued = self.client.issue(name)
             self.store.write_cert(name, issued.pem)

@@ -57,10 +57,13 @@ class Prechecks:
         if not name.startswith(POLICY_HOST):
             return Verdict(False, f"{name} is not a policy host name (mta-sts.<domain>)")
         try:
-            for step in (self._rule(name, on_demand), self._addresses(name), self._caa(name)):
-                verdict = await step
-                if not verdict.ok:
-                    return verdict
+            verdict = await self._rule(name, on_demand)
+            if verdict.ok:
+                verdict = await self._addresses(name)
+            if verdict.ok:
+                verdict = await self._caa(name)
+            if not verdict.ok:
+                return verdict
         except DnsError as exc:
             return Verdict(False, exc.message, temporary=True)
         return Verdict(True, "pre-checks passed")

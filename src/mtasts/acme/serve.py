@@ -25,16 +25,23 @@ def policy_hosts(site: Site) -> list[str]:
     return [POLICY_HOST_PREFIX + domain for domain in site.policies]
 
 
-def start_acme(
+def acme_manager(
     settings: AcmeSettings, site: Site, nameserver: tuple[str, int] | None
 ) -> CertManager:
-    """A running manager for ``site``'s policy hosts (call inside the event loop)."""
-    manager = CertManager(settings, policy_hosts(site), prechecks=Prechecks(settings, nameserver))
-    manager.start()
+    """The manager of ``site``'s policy hosts (not started: bind the server first)."""
+    return CertManager(settings, policy_hosts(site), prechecks=Prechecks(settings, nameserver))
+
+
+async def start_acme(manager: CertManager, limits: ServerLimits) -> list[PolicyServer]:
+    """Start the http-01 and metrics listeners, then the manager (inside the event loop)."""
+    settings = manager.settings
+    servers = [server for server, _ in await start_acme_listeners(manager, limits)]
     if settings.metrics:
         host, port = parse_hostport(settings.metrics, default_port=9481, what="[acme] metrics")
         start_http_server(port, host, registry=manager.metrics.registry)
-    return manager
+        log.info("ACME metrics on http://%s:%d/metrics", host, port)
+    manager.start()
+    return servers
 
 
 async def start_acme_listeners(
