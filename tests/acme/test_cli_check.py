@@ -85,6 +85,11 @@ async def test_pebble_certificate_makes_check_pass(tmp_path: Path) -> None:
                 ]
                 assert code == 0, (problems, err)
                 assert "policy.valid" in [f["id"] for f in report["findings"]]
+                # the [acme] table is in the configuration: the manager's status shows too
+                (acme,) = [f for f in report["findings"] if f["id"] == "policy-host.acme"]
+                assert acme["severity"] == "ok"
+                assert acme["evidence"]["state"] == "valid"
+                assert acme["evidence"]["failures"] == 0
                 # without pebble's root the same certificate is untrusted: the check sees it
                 code, out, _ = await _run(env, "check", "cert.test", "--json")
                 assert code == 2

@@ -15,6 +15,7 @@ from mtasts.acme.caa import CaaRecord, climb, evaluate, issuer_of
 from mtasts.acme.hello import offered_alpn, wants_acme_tls
 from mtasts.acme.renewal import CertState, IssuanceBudget, Lifetime, backoff, cert_state, renew_at
 from mtasts.acme.settings import AcmeSettings, acme_settings
+from mtasts.check.acmecert import check_acme_status
 from mtasts.errors import ConfigError
 
 LE = ("letsencrypt.org",)
@@ -191,3 +192,15 @@ def test_settings_errors_name_the_key(table, words) -> None:
     with pytest.raises(ConfigError) as caught:
         acme_settings(table)
     assert words in caught.value.message
+
+
+def test_check_acme_status_findings() -> None:
+    name = "mta-sts.example.com"
+    ok = check_acme_status(name, {"not_after": 1.9e9, "renew_at": 1.8e9, "state": "valid"})
+    assert [f.severity.value for f in ok] == ["ok"]
+    failing = check_acme_status(
+        name, {"not_after": 1.9e9, "failures": 3, "last_error": "validation failed: x"}
+    )
+    assert failing[0].severity.value == "warning"
+    assert "3 time(s) in a row: validation failed: x" in failing[0].message
+    assert check_acme_status(name, {})[0].severity.value == "warning"  # none yet

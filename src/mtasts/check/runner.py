@@ -11,6 +11,7 @@ I/O module.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from pathlib import Path
 import dns.asyncresolver
 
 from mtasts.check import dnsq
+from mtasts.check.acmecert import check_acme_status
 from mtasts.check.evidence import Lookup, MxAnswer, PolicyResponse, SmtpProbe, TxtAnswer
 from mtasts.check.fetch import fetch_policy_evidence
 from mtasts.check.finding import DomainReport, Finding, Severity
@@ -61,6 +63,9 @@ class Target:
     https_port: int = 443
     smtp_port: int = 25
     limits: Limits = Limits()
+    #: the state directory of `serve policy --acme` on this host: its status for
+    #: mta-sts.<domain> is reported too (policy-host.acme)
+    acme_state: Path | None = None
 
 
 async def _probe_host(client: DnsClient, host: str, target: Target) -> list[SmtpProbe]:
@@ -175,7 +180,18 @@ async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
             resolver, [f"_smtp-tlsrpt.{domain}", f"_tlsrpt.{domain}"]
         )
     findings += check_tlsrpt_record(rpt_answer, rpt_elsewhere)
+    if target.acme_state is not None:
+        findings += _acme_findings(target.acme_state, f"mta-sts.{domain}")
     return findings
+
+
+def _acme_findings(state: Path, name: str) -> list[Finding]:
+    """The ACME manager's status for ``name``, when this host serves it."""
+    try:
+        data = json.loads((state / "certs" / f"{name}.json").read_bytes())
+    except (OSError, ValueError):
+        return []  # not a name this host's `serve policy --acme` manages
+    return check_acme_status(name, data) if isinstance(data, dict) else []
 
 
 async def check_domain(
