@@ -8,7 +8,7 @@ import contextlib
 import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pebble_peer import Pebble, free_port, require_pebble
 from mtasts.acme.manager import CertManager
 from mtasts.acme.prechecks import Prechecks
 from mtasts.acme.serve import policy_hosts, start_acme_listeners
-from mtasts.acme.settings import AcmeSettings
+from mtasts.acme.settings import AcmeSettings, HttpListen
 from mtasts.lab import Lab, Scenario
 from mtasts.lab.scenario import DnsSpec
 from mtasts.lab.testing import LabPool, policy_text
@@ -121,6 +121,8 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
             "issue_timeout": 20.0,
             **settings,
         }
+        if "http-01" in values.get("challenges", ()):
+            values["http_listen"] = HttpListen("127.0.0.1", free_port())
         acme = AcmeSettings(**values)
         site = Site({d: POLICY for d in domains})
         manager = CertManager(
@@ -131,9 +133,6 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         host = AcmeHost(lab, peb, manager, server, bound[1])
         running.append(host)
         if "http-01" in acme.challenges:
-            http_port = peb.http_port or free_port()
-            acme = replace(acme, http_listen=f"127.0.0.1:{http_port}")
-            manager.settings = acme
             (http, http_bound), *_ = await start_acme_listeners(manager, ServerLimits())
             host.extra, host.http_port = [http], http_bound[1]
             peb.http_port = host.http_port

@@ -13,7 +13,6 @@ from prometheus_client import start_http_server
 from mtasts.acme.manager import CertManager
 from mtasts.acme.prechecks import Prechecks
 from mtasts.acme.settings import AcmeSettings
-from mtasts.config import parse_hostport
 from mtasts.publish.server import PolicyServer, ServerLimits
 from mtasts.publish.site import POLICY_HOST_PREFIX, Site
 
@@ -36,8 +35,8 @@ async def start_acme(manager: CertManager, limits: ServerLimits) -> list[PolicyS
     """Start the http-01 and metrics listeners, then the manager (inside the event loop)."""
     settings = manager.settings
     servers = [server for server, _ in await start_acme_listeners(manager, limits)]
-    if settings.metrics:
-        host, port = parse_hostport(settings.metrics, default_port=9481, what="[acme] metrics")
+    if settings.metrics is not None:
+        host, port = settings.metrics
         start_http_server(port, host, registry=manager.metrics.registry)
         log.info("ACME metrics on http://%s:%d/metrics", host, port)
     manager.start()
@@ -50,9 +49,9 @@ async def start_acme_listeners(
     """The plain-HTTP listener answering http-01 (every other request gets 404), with the
     address it is bound to."""
     settings = manager.settings
-    if "http-01" not in settings.challenges or not settings.http_listen:
+    if "http-01" not in settings.challenges or settings.http_listen is None:
         return []
-    host, port = parse_hostport(settings.http_listen, default_port=80, what="[acme] http_listen")
+    host, port = settings.http_listen
     server = PolicyServer(Site({}), None, limits, acme_http=manager.http01)
     bound = await server.start(host, port)
     log.info("answering ACME http-01 challenges on http://%s:%d", *bound)

@@ -1,4 +1,4 @@
-"""The ``[acme]`` table of mtasts.toml -> :class:`AcmeSettings`. Example::
+"""The ``[acme]`` section of mtasts.toml: certificates for ``serve policy --acme``. Example::
 
     [acme]
     directory = "https://acme-v02.api.letsencrypt.org/directory"
@@ -7,21 +7,11 @@
     challenges = ["tls-alpn-01", "http-01"]  # http-01 needs http_listen
     http_listen = "[::]:80"                  # serve http-01 answers here (optional)
     addresses = ["192.0.2.10", "2001:db8::10"]   # names must resolve to these
-    caa_identities = ["letsencrypt.org"]     # the CA's CAA issuer domain(s)
-    eab_kid = ""                             # External Account Binding, when the CA needs it
-    eab_hmac_key = ""                        # base64url
-    ca_file = ""                             # trust for the directory URL (a test CA)
-    renew_fraction = 0.6667                  # renew after 2/3 of the lifetime (ARI wins)
-    alert_days = 10                          # alert when expiry is this near without renewal
-    retry_min = 60                           # back-off after a failure: 60 s, doubling...
-    retry_max = 21600                        # ... up to 6 h
     on_demand = false                        # issue at the first handshake for a new name
-    domains = []                             # policy domains allowed without DNS checks
     cname_target = "mta-sts.provider.example"  # on demand: customers' CNAME must point here
-    max_issuance_per_hour = 20               # new names (on demand) and renewals together
-    metrics = "127.0.0.1:9481"               # Prometheus metrics listener (optional)
 
-Pure: a mapping in, settings out; one ConfigError per bad key, naming it.
+Pure: registered in mtasts.settings.registry; docs/configuration.md lists every key and
+docs/acme.md explains them.
 """
 
 from __future__ import annotations
@@ -29,152 +19,131 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtasts.config import parse_hostport
 from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.settings.build import build_section
+from mtasts.settings.schema import setting
+from mtasts.settings.types import HostPort, parse_hostport
 
 CHALLENGE_TYPES = ("tls-alpn-01", "http-01")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
-@dataclass(frozen=True, slots=True)
-class AcmeSettings:
-    """Where and how certificates are obtained; see the module docstring for each key."""
+class HttpListen(HostPort):
+    """The http-01 listener: ``HOST`` (port 80) or ``HOST:PORT``."""
 
-    directory: str = LETS_ENCRYPT
-    email: str = ""
-    state_dir: Path = Path("/var/lib/mtasts/acme")
-    challenges: tuple[str, ...] = ("tls-alpn-01",)
-    http_listen: str = ""
-    addresses: tuple[str, ...] = ()
-    caa_identities: tuple[str, ...] = ()
-    eab_kid: str = ""
-    eab_hmac_key: str = ""
-    ca_file: Path | None = None
-    renew_fraction: float = 2 / 3
-    alert_days: float = 10.0
-    retry_min: float = 60.0
-    retry_max: float = 21600.0
-    on_demand: bool = False
-    domains: tuple[str, ...] = ()
-    cname_target: str = ""
-    max_issuance_per_hour: int = 20
-    metrics: str = ""
-    #: seconds one issuance may take (order, challenges, finalize) before it is abandoned
-    issue_timeout: float = 120.0
+    __slots__ = ()
+
+    @classmethod
+    def expected(cls) -> str:
+        return "HOST or HOST:PORT such as [::]:80"
+
+    @classmethod
+    def parse(cls, text: str) -> HttpListen:
+        return cls(*parse_hostport(text, default_port=80, what="http_listen"))
 
 
-KEYS = frozenset(f.name for f in fields(AcmeSettings))
+class MetricsListen(HostPort):
+    """The metrics listener: ``HOST`` (port 9481) or ``HOST:PORT``."""
 
+    __slots__ = ()
 
-def _fail(key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"[acme] {key} = {value!r}: {why}", code="config.invalid")
+    @classmethod
+    def expected(cls) -> str:
+        return "HOST or HOST:PORT such as 127.0.0.1:9481"
 
-
-def _strings(key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(key, value, "a list of non-empty strings")
-    return tuple(value)
+    @classmethod
+    def parse(cls, text: str) -> MetricsListen:
+        return cls(*parse_hostport(text, default_port=9481, what="metrics"))
 
 
 def _domain(key: str, value: str) -> str:
     try:
         return normalize_domain(value.strip().rstrip("."))
     except DomainNameError as exc:
-        raise _fail(key, value, exc.message) from None
+        raise ConfigError(f"[acme] {key}: {value!r}: {exc.message}") from None
 
 
-def _number(key: str, value: Any, low: float, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(key, value, "a number")
-    if value < low or (high is not None and value > high):
-        bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-        raise _fail(key, value, f"must be {bound}")
-    return float(value)
+@dataclass(frozen=True, slots=True)
+class AcmeSettings:
+    """``mtasts serve policy --acme``: certificates for mta-sts.<domain> from an ACME CA."""
+
+    directory: str = setting(LETS_ENCRYPT, doc="the CA's ACME directory URL (https://)")
+    email: str = setting("", doc="contact address for the CA's notices (optional)")
+    state_dir: Path = setting(
+        Path("/var/lib/mtasts/acme"), doc="account key, certificates (0600), status, locks"
+    )
+    challenges: tuple[str, ...] = setting(
+        ("tls-alpn-01",), doc="tls-alpn-01 (on the serving port) and/or http-01, preferred first"
+    )
+    http_listen: HttpListen | None = setting(
+        None, doc="HOST:PORT answering http-01 (port 80); needed for http-01"
+    )
+    addresses: tuple[str, ...] = setting(
+        (), doc="our public addresses: a name must resolve to these only (unset: not checked)"
+    )
+    caa_identities: tuple[str, ...] = setting(
+        (), doc="the CA's CAA issuer domains (unset: from its directory)"
+    )
+    eab_kid: str = setting("", doc="External Account Binding key id, when the CA needs one")
+    eab_hmac_key: str = setting("", secret=True, doc="External Account Binding key (base64url)")
+    ca_file: Path | None = setting(None, doc="trust for the directory URL (a private CA)")
+    renew_fraction: float = setting(
+        2 / 3, minimum=0.1, maximum=0.95, doc="renew after this part of the lifetime (ARI wins)"
+    )
+    alert_days: float = setting(
+        10.0, minimum=0, doc="alert when expiry is this near without renewal"
+    )
+    retry_min: float = setting(60.0, minimum=1, doc="seconds after a failure, doubling")
+    retry_max: float = setting(21600.0, minimum=1, doc="longest wait between retries (s)")
+    on_demand: bool = setting(False, doc="obtain a certificate at a name's first handshake")
+    domains: tuple[str, ...] = setting(
+        (), doc="policy domains allowed without the _mta-sts/CNAME rule"
+    )
+    cname_target: str = setting("", doc="on demand: customers' mta-sts CNAME must point here")
+    max_issuance_per_hour: int = setting(20, minimum=1, doc="orders an hour, all names")
+    metrics: MetricsListen | None = setting(None, doc="HOST:PORT of a Prometheus listener")
+    issue_timeout: float = setting(120.0, minimum=5, doc="seconds one order may take")
+
+    def __post_init__(self) -> None:
+        if not self.directory.startswith("https://"):
+            raise ConfigError(f"[acme] directory = {self.directory!r}: an https:// URL")
+        email = self.email
+        if email and ("@" not in email or email.startswith("mailto:") or " " in email):
+            raise ConfigError(f"[acme] email = {email!r}: an e-mail address (user@example.com)")
+        if bool(self.eab_kid) != bool(self.eab_hmac_key):
+            raise ConfigError("[acme] eab_kid and eab_hmac_key go together")
+        if self.eab_hmac_key:
+            key = self.eab_hmac_key
+            try:
+                base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+            except (binascii.Error, ValueError):
+                raise ConfigError("[acme] eab_hmac_key: the CA's base64url HMAC key") from None
+        bad = [c for c in self.challenges if c not in CHALLENGE_TYPES]
+        if bad or not self.challenges:
+            raise ConfigError(
+                f"[acme] challenges = {list(self.challenges)}: tls-alpn-01 and/or http-01"
+            )
+        if "http-01" in self.challenges and self.http_listen is None:
+            raise ConfigError("[acme] challenges: http-01 needs http_listen (port 80)")
+        if self.retry_max < self.retry_min:
+            raise ConfigError("[acme] retry_max must be at least retry_min")
+        # names as the DNS and SNI spell them: A-labels, lower case, no trailing dot
+        object.__setattr__(self, "domains", tuple(_domain("domains", d) for d in self.domains))
+        object.__setattr__(
+            self, "caa_identities", tuple(_domain("caa_identities", d) for d in self.caa_identities)
+        )
+        if self.cname_target:
+            object.__setattr__(self, "cname_target", _domain("cname_target", self.cname_target))
 
 
 def acme_settings(table: Mapping[str, Any]) -> AcmeSettings:
-    """Settings from an ``[acme]`` table; absent keys keep their defaults."""
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in [acme]; known: {', '.join(sorted(KEYS))}",
-            code="config.invalid",
-        )
-    out: dict[str, Any] = {}
-    for key in (
-        "directory",
-        "email",
-        "http_listen",
-        "eab_kid",
-        "eab_hmac_key",
-        "cname_target",
-        "metrics",
-    ):
-        if key in table:
-            if not isinstance(table[key], str):
-                raise _fail(key, table[key], "a string")
-            out[key] = table[key].strip()
-    directory = out.get("directory", LETS_ENCRYPT)
-    if not directory.startswith("https://"):
-        raise _fail("directory", directory, "the ACME directory is an https:// URL")
-    email = out.get("email", "")
-    if email and ("@" not in email or email.startswith("mailto:") or " " in email):
-        raise _fail("email", email, "an e-mail address (user@example.com)")
-    if bool(out.get("eab_kid")) != bool(out.get("eab_hmac_key")):
-        raise _fail("eab_kid", out.get("eab_kid", ""), "eab_kid and eab_hmac_key go together")
-    if out.get("eab_hmac_key"):
-        key_text = out["eab_hmac_key"]
-        try:
-            base64.urlsafe_b64decode(key_text + "=" * (-len(key_text) % 4))
-        except (binascii.Error, ValueError):
-            raise _fail("eab_hmac_key", key_text, "the CA's base64url HMAC key") from None
-    for key in ("http_listen", "metrics"):
-        if out.get(key):
-            parse_hostport(out[key], default_port=80, what=f"[acme] {key}")
-    if out.get("cname_target"):
-        out["cname_target"] = _domain("cname_target", out["cname_target"])
-    for key in ("state_dir", "ca_file"):
-        if key in table:
-            value = table[key]
-            if not isinstance(value, str) or (key == "state_dir" and not value):
-                raise _fail(key, value, "a file system path")
-            out[key] = Path(value) if value else None
-    if "challenges" in table:
-        kinds = _strings("challenges", table["challenges"])
-        bad = [k for k in kinds if k not in CHALLENGE_TYPES]
-        if bad or not kinds:
-            raise _fail("challenges", table["challenges"], "tls-alpn-01 and/or http-01")
-        out["challenges"] = tuple(dict.fromkeys(kinds))
-    if "http-01" in out.get("challenges", ()) and not out.get("http_listen"):
-        raise _fail("challenges", table["challenges"], "http-01 needs http_listen (port 80)")
-    for key in ("addresses", "caa_identities", "domains"):
-        if key in table:
-            values = _strings(key, table[key])
-            if key == "domains" or key == "caa_identities":
-                values = tuple(_domain(key, v) for v in values)
-            out[key] = values
-    if "renew_fraction" in table:
-        out["renew_fraction"] = _number("renew_fraction", table["renew_fraction"], 0.1, 0.95)
-    for key, low in (("alert_days", 0.0), ("retry_min", 1.0), ("issue_timeout", 5.0)):
-        if key in table:
-            out[key] = _number(key, table[key], low)
-    if "retry_max" in table:
-        out["retry_max"] = _number("retry_max", table["retry_max"], 1.0)
-    defaults = AcmeSettings()
-    if out.get("retry_max", defaults.retry_max) < out.get("retry_min", defaults.retry_min):
-        raise _fail("retry_max", out.get("retry_max"), "must be at least retry_min")
-    if "on_demand" in table:
-        if not isinstance(table["on_demand"], bool):
-            raise _fail("on_demand", table["on_demand"], "write true or false")
-        out["on_demand"] = table["on_demand"]
-    if "max_issuance_per_hour" in table:
-        value = table["max_issuance_per_hour"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _fail("max_issuance_per_hour", value, "a whole number of at least 1")
-        out["max_issuance_per_hour"] = value
-    return AcmeSettings(**out)
+    """Settings from one ``[acme]`` table (the tests' and tools' shortcut; commands read
+    the section from the settings tree, with the environment on top)."""
+    result = build_section(AcmeSettings, table, ("acme",))
+    assert isinstance(result, AcmeSettings)
+    return result

@@ -15,14 +15,15 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from mtasts.acme.settings import acme_settings
+from mtasts.acme.settings import AcmeSettings
 from mtasts.check.finding import DomainReport, Severity, Status, worst_status
 from mtasts.check.plugin import Thresholds, regrade_all, status_lines
 from mtasts.check.runner import Limits, Target, check_domains
 from mtasts.check.tlsinfo import now as wall_clock
 from mtasts.cli.render import print_json
-from mtasts.config import component_table, load_settings
+from mtasts.config import load_settings
 from mtasts.errors import MtastsError
+from mtasts.settings.tree import current
 
 _STYLE = {
     Severity.OK: ("OK", "green"),
@@ -63,14 +64,14 @@ def _table(report: DomainReport, *, problems_only: bool) -> Table | str:
 def _target(timeout: float | None) -> Target:
     settings = load_settings()
     limits = Limits() if timeout is None else Limits(domain=timeout)
-    acme = component_table("acme")  # `serve policy --acme` on this host: its status too
     return Target(
         nameserver=settings.nameserver,
         ca_file=settings.ca_file,
         https_port=settings.https_port,
         smtp_port=settings.smtp_port,
         limits=limits,
-        acme_state=acme_settings(acme).state_dir if acme else None,
+        # `serve policy --acme` on this host: its status for the name is shown too
+        acme_state=current().section(AcmeSettings).state_dir,
     )
 
 

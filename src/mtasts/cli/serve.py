@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from mtasts.config import read_file
+from mtasts.acme.settings import AcmeSettings
+from mtasts.config import Settings, read_file
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.sockets import raise_open_files_limit
 from mtasts.publish.limits import ClientLimits
@@ -42,9 +43,33 @@ async def _serve(
     port: int,
     tls: ssl.SSLContext | None,
     limits: ServerLimits,
+    acme: AcmeSettings | None = None,
+    nameserver: tuple[str, int] | None = None,
 ) -> None:
-    server = PolicyServer(site(), tls, limits)
-    bound = await server.start(host, port)
+    policies = site()
+    manager = None
+    if acme is not None:
+        # imported here: the `acme` library is an optional extra (mtasts[acme])
+        try:
+            from mtasts.acme.serve import acme_manager, start_acme
+        except ImportError as exc:
+            raise ConfigError(
+                f"--acme needs the acme extra ({exc.name} is missing): pip install 'mtasts[acme]'"
+            ) from exc
+        manager = acme_manager(acme, policies, nameserver)
+        tls = manager.server_context
+    server = PolicyServer(policies, tls, limits)
+    extra: list[PolicyServer] = []
+    try:
+        bound = await server.start(host, port)
+        if manager is not None:
+            # listening first: a tls-alpn-01 validation may come as soon as we order
+            extra = await start_acme(manager, limits)
+    except BaseException:
+        await server.close()
+        if manager is not None:
+            await manager.close()
+        raise
     scheme = "https" if server.tls else "http"
     address = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     domains = ", ".join(sorted(server.site.policies))
@@ -66,6 +91,8 @@ async def _serve(
     def reload() -> None:
         try:
             server.reload(site())
+            if manager is not None:  # new domains get certificates, gone ones are dropped
+                manager.set_names("mta-sts." + d for d in server.site.policies)
             click.echo("policies reloaded", err=True)
         except MtastsError as exc:
             click.echo(f"reload failed, keeping the old policies: {exc}", err=True)
@@ -79,6 +106,10 @@ async def _serve(
         await stop.wait()
     finally:
         await server.close()
+        for other in extra:
+            await other.close()
+        if manager is not None:
+            await manager.close()
 
 
 @serve.command("policy")
@@ -105,6 +136,14 @@ async def _serve(
     "--key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TLS private key (PEM).",
+)
+@click.option(
+    "--acme",
+    is_flag=True,
+    default=None,
+    help="Obtain and renew a certificate for every mta-sts.<domain> from an ACME CA "
+    "(Let's Encrypt by default; settings: [acme], docs/acme.md). Instead of --cert/--key. "
+    "[serve] acme.",
 )
 @click.option(
     "--max-connections",
@@ -137,6 +176,7 @@ def serve_policy(
     listen: str | None,
     cert: Path | None,
     key: Path | None,
+    acme: bool | None,
     max_connections: int | None,
     max_per_client: int | None,
     client_rate: float | None,
@@ -161,6 +201,7 @@ def serve_policy(
             "serve.listen": ("--listen", listen),
             "serve.cert": ("--cert", cert),
             "serve.key": ("--key", key),
+            "serve.acme": ("--acme", acme),
             "serve.max_connections": ("--max-connections", max_connections),
             "serve.max_per_client": ("--max-per-client", max_per_client),
             "serve.client_rate": ("--client-rate", client_rate),
@@ -187,10 +228,16 @@ def serve_policy(
         raise_open_files_limit()  # the soft limit up to the hard one (systemd LimitNOFILE=)
         limits = ServerLimits(
             max_connections=cfg.max_connections,
-            per_client=_client_limits(cfg.max_per_client, cfg.client_rate, https=tls is not None),
+            per_client=_client_limits(
+                cfg.max_per_client, cfg.client_rate, https=tls is not None or cfg.acme
+            ),
             read_timeout=cfg.read_timeout,
         )
-        asyncio.run(_serve(site, cfg.listen.host, cfg.listen.port, tls, limits))
+        acme_cfg = tree.section(AcmeSettings) if cfg.acme else None
+        nameserver = tree.section(Settings).nameserver
+        asyncio.run(
+            _serve(site, cfg.listen.host, cfg.listen.port, tls, limits, acme_cfg, nameserver)
+        )
     except MtastsError as exc:
         click.echo(f"mtasts serve policy: {exc}", err=True)
         sys.exit(1)

@@ -54,6 +54,9 @@ class ServeSettings:
         "dir; relative paths: to the config file)",
     )
     cert: Path | None = setting(None, doc="TLS certificate chain (PEM); unset: plain HTTP")
+    acme: bool = setting(
+        False, doc="certificates from an ACME CA instead of cert/key ([acme]; docs/acme.md)"
+    )
     key: Path | None = setting(None, doc="TLS private key (PEM)")
     max_connections: int = setting(
         DEFAULT_MAX_CONNECTIONS, minimum=1, doc="connections at once (fitted to the fd limit)"
@@ -71,5 +74,7 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ConfigError("cert and key go together: give both or neither")
+        if self.acme and self.cert is not None:
+            raise ConfigError("acme obtains the certificates: leave out cert and key")
         if self.dir is not None and self.policies:
             raise ConfigError("give dir or policies, not both")

@@ -18,6 +18,7 @@ SECTIONS: dict[str, str] = {
     "tlsrpt": "mtasts.tlsrpt.settings:TlsRptSettings",
     "serve": "mtasts.publish.settings:ServeSettings",
     "monitor": "mtasts.monitor.settings:MonitorSettings",
+    "acme": "mtasts.acme.settings:AcmeSettings",
 }
 
 
