@@ -54,10 +54,10 @@ class ServeSettings:
         "dir; relative paths: to the config file)",
     )
     cert: Path | None = setting(None, doc="TLS certificate chain (PEM); unset: plain HTTP")
+    key: Path | None = setting(None, doc="TLS private key (PEM)")
     acme: bool = setting(
         False, doc="certificates from an ACME CA instead of cert/key ([acme]; docs/acme.md)"
     )
-    key: Path | None = setting(None, doc="TLS private key (PEM)")
     max_connections: int = setting(
         DEFAULT_MAX_CONNECTIONS, minimum=1, doc="connections at once (fitted to the fd limit)"
     )
