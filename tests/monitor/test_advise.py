@@ -492,3 +492,33 @@ def test_a_recent_certificate_failure_at_a_listed_mx_always_blocks(
     advice = run(evidence(*groups, broken))
     assert advice.verdict is Verdict.NOT_READY
     assert advice.exit_code is ExitCode.NOT_READY
+
+
+def test_the_table_shows_reporters_names_as_text_and_stays_bounded(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reporters choose their organisation and MX names: markup in them is printed as text
+    (rich would otherwise fail on an unmatched closing tag), and the table stops at 50
+    failure groups with the blocking ones first."""
+    from mtasts.cli.advise import render
+
+    hostile = [
+        fail("certificate-not-trusted", 1, org="[/evil] Mailer", host=f"x{i}.old.test")
+        for i in range(60)
+    ]
+    blocking = fail("certificate-expired", 2, org="[bold]Loud[/bold]")
+    advice = run(evidence(*hostile, blocking))
+    render(advice)
+    out = capsys.readouterr().out
+    assert "[/evil]" in out
+    assert "[bold]Loud[/bold]" in out
+    assert "and 11 more failure group(s)" in out
+    assert out.index("blocking") < out.index("noise")
+
+
+def test_a_truncated_read_is_said() -> None:
+    ev = replace(evidence(fail("certificate-not-trusted", 1)), truncated=True)
+    advice = run(ev)
+    assert advice.verdict is Verdict.READY
+    assert any("largest failure groups" in n for n in advice.notes)
+    assert advice.exit_code is ExitCode.READY_WITH_NOTES

@@ -238,3 +238,18 @@ def test_cli_usage_errors_exit_3() -> None:
     result = runner.invoke(cli, ["advise", "--days", "3", "--min-days", "7", "d.test"])
     assert result.exit_code == 3
     assert "min_days" in result.output
+
+
+async def test_failure_groups_read_are_bounded_largest_first(
+    store_url: tuple[str, str | None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reporters choose MX names: the read keeps the largest groups and says it cut."""
+    from mtasts.monitor import reported
+
+    monkeypatch.setattr(reported, "MAX_FAILURE_GROUPS", 3)
+    url, schema = store_url
+    failures = [("certificate-not-trusted", f"h{i}.d.test", i + 1) for i in range(6)]
+    await seed(url, schema, [own_report("d.test", TODAY, org="Many", ok=5, failures=failures)])
+    ev = await evidence_in(url, schema, "d.test", TODAY, TODAY)
+    assert ev.truncated
+    assert [g.sessions for g in ev.failures] == [6, 5, 4]

@@ -12,6 +12,7 @@ import asyncio
 import sys
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from mtasts.cli.render import console, print_json
@@ -29,6 +30,7 @@ _IMPACT_STYLE = {
     Impact.NOT_AFFECTED: "cyan",
 }
 _OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "unknown": "magenta"}
+MAX_ROWS = 50  # failure groups in the table (blocking ones sort first); --json has all
 
 
 class _BadArguments(click.UsageError):
@@ -62,8 +64,8 @@ def render(advice: Advice) -> None:
     out.print(
         f"{advice.domain}: [{style}]{advice.verdict.value}[/] for mode {mode}", highlight=False
     )
-    for reason in advice.reasons:
-        out.print(f"  - {reason}", highlight=False)
+    for reason in advice.reasons:  # reporters' names and MX hosts: text, never markup
+        out.print(f"  - {escape(reason)}", highlight=False)
     d = advice.data
     out.print(
         f"\nevidence: {d.reports} report(s), {d.reporters} reporter(s), {d.sts_sessions} "
@@ -74,29 +76,37 @@ def render(advice: Advice) -> None:
         table = Table(title="reported failures under the candidate", title_justify="left")
         for col in ("impact", "reporter", "result", "MX", "sessions", "days", "why"):
             table.add_column(col, overflow="fold")
-        for j in advice.judged:
+        ordered = sorted(
+            advice.judged, key=lambda j: (j.impact is not Impact.BLOCKING, -j.failure.sessions)
+        )
+        for j in ordered[:MAX_ROWS]:
             f = j.failure
             table.add_row(
                 f"[{_IMPACT_STYLE[j.impact]}]{j.impact.value}[/]",
-                f.organization,
-                f.result_type,
-                f.mx_host or "-",
+                escape(f.organization),
+                escape(f.result_type),
+                escape(f.mx_host or "-"),
                 str(f.sessions),
                 f.first_day if f.first_day == f.last_day else f"{f.first_day}..{f.last_day}",
-                j.why,
+                escape(j.why),
             )
         out.print(table)
+        if len(advice.judged) > MAX_ROWS:
+            more = len(advice.judged) - MAX_ROWS
+            out.print(f"... and {more} more failure group(s): see --json", highlight=False)
     checks = Table(title="live checks", title_justify="left")
     checks.add_column("")
     checks.add_column("check", style="cyan")
     checks.add_column("result", overflow="fold")
     for c in advice.live:
-        checks.add_row(f"[{_OUTCOME_STYLE[c.outcome.value]}]{c.outcome.value}[/]", c.id, c.message)
+        checks.add_row(
+            f"[{_OUTCOME_STYLE[c.outcome.value]}]{c.outcome.value}[/]", c.id, escape(c.message)
+        )
     out.print(checks)
     out.print("\nsteps:", highlight=False)
     for i, step in enumerate(advice.steps, 1):
-        out.print(f"{i}. {step}", highlight=False)
-    out.print(f"\nexposure: {advice.exposure}", highlight=False)
+        out.print(f"{i}. {escape(step)}", highlight=False)
+    out.print(f"\nexposure: {escape(advice.exposure)}", highlight=False)
 
 
 @click.command(cls=_AdviseCommand)

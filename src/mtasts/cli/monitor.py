@@ -16,6 +16,7 @@ import sys
 from dataclasses import replace
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from mtasts.check.runner import Target
@@ -64,12 +65,12 @@ def _render(results: list[Checked]) -> None:
         for c in r.conditions:
             mark = "new" if c.key in raised else ""
             style = _SEVERITY_STYLE.get(c.severity, "")
-            table.add_row(mark, f"[{style}]{c.severity}[/]", c.key, c.summary)
+            table.add_row(mark, f"[{style}]{c.severity}[/]", escape(c.key), escape(c.summary))
         for c in r.cleared:
-            table.add_row("cleared", "[green]ok[/]", c.key, c.summary)
+            table.add_row("cleared", "[green]ok[/]", escape(c.key), escape(c.summary))
         out.print(table)
         if r.error:
-            out.print(f"[red]store:[/] {r.error}", highlight=False)
+            out.print(f"[red]store:[/] {escape(r.error)}", highlight=False)
 
 
 @click.command(cls=_MonitorCommand)

@@ -174,6 +174,7 @@ class Evidence:
     until: date
     reporters: tuple[Reporter, ...] = ()
     failures: tuple[FailureGroup, ...] = ()
+    truncated: bool = False  # more failure rows existed than were read (the largest kept)
 
     @property
     def reports(self) -> int:
@@ -787,6 +788,12 @@ def advise(
         for j in judged
         if j.impact is not Impact.BLOCKING
     )
+    if evidence.truncated:
+        notes = (
+            *notes,
+            f"only the {len(evidence.failures)} largest failure groups were read; smaller "
+            "ones were left out",
+        )
     text = format_policy(candidate)
     new_id = policy_id(text)
     current = live.sts_id

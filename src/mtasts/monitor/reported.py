@@ -11,6 +11,7 @@ I/O module.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import orjson
@@ -22,6 +23,9 @@ from mtasts.store.engine import Database
 from mtasts.store.received_schema import report_failures, report_policies, reports
 
 MAX_POLICY_ROWS = 200_000  # a year of 500 reporters a day is far below this
+# Failure groups read at most, the largest first: reporters choose the MX names and
+# reason codes they report, so the number of distinct groups is theirs to inflate.
+MAX_FAILURE_GROUPS = 10_000
 
 
 def _strings(raw: object) -> list[str]:
@@ -70,8 +74,9 @@ async def read_evidence(db: Database, domain: str, since: date, until: date) -> 
         f.c.receiving_mx_hostname,
         f.c.failure_reason_code,
     )
+    total = func.sum(f.c.failed_session_count)
     fq = (
-        select(*dims, func.sum(f.c.failed_session_count).label("failed"))
+        select(*dims, total.label("failed"))
         .join(r, r.c.pk == f.c.report_pk)
         .join(p, and_(p.c.report_pk == f.c.report_pk, p.c.idx == f.c.policy_idx))
         .where(
@@ -83,5 +88,12 @@ async def read_evidence(db: Database, domain: str, since: date, until: date) -> 
             )
         )
         .group_by(*dims)
+        .order_by(total.desc())
+        .limit(MAX_FAILURE_GROUPS + 1)
     )
-    return evidence_from_rows(name, since, until, policy_rows, await db.fetch(fq))
+    failure_rows = await db.fetch(fq)
+    cut = len(failure_rows) > MAX_FAILURE_GROUPS
+    evidence = evidence_from_rows(
+        name, since, until, policy_rows, failure_rows[:MAX_FAILURE_GROUPS]
+    )
+    return replace(evidence, truncated=cut)
