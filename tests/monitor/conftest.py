@@ -3,14 +3,13 @@ schema per test, dropped afterwards), reports written by our own report writer, 
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from tests.tlsrpt.receive.conftest import PG_URL, require_pg
 
 from mtasts.lab.testing import LabPool
 from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
@@ -20,24 +19,6 @@ from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.report import write_report
 from mtasts.tlsrpt.results import PolicyType
-
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_pg() -> None:
-    if _pg_reachable():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-    pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database test)")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,6 +15,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from mtasts.cli.check import _BadArguments, _CheckCommand, _target
 from mtasts.cli.render import console, print_json
 from mtasts.monitor.advise import Advice, Criteria, ExitCode, Impact, Verdict
 
@@ -31,20 +32,6 @@ _IMPACT_STYLE = {
 }
 _OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "unknown": "magenta"}
 MAX_ROWS = 50  # failure groups in the table (blocking ones sort first); --json has all
-
-
-class _BadArguments(click.UsageError):
-    exit_code = int(ExitCode.CANNOT_TELL)
-
-
-class _AdviseCommand(click.Command):
-    """Bad arguments exit 3 (CANNOT TELL / UNKNOWN), never click's 2 (NOT READY)."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _BadArguments(exc.format_message(), exc.ctx) from exc
 
 
 def _default_store() -> str:
@@ -109,7 +96,7 @@ def render(advice: Advice) -> None:
     out.print(f"\nexposure: {escape(advice.exposure)}", highlight=False)
 
 
-@click.command(cls=_AdviseCommand)
+@click.command(cls=_CheckCommand)
 @click.argument("domain")
 @click.option(
     "--store",
@@ -215,7 +202,6 @@ def advise(
     the steps: the policy text, the new id and how long a mistake would last.
     Exit codes: 0 READY, 1 READY with notes, 2 NOT READY, 3 CANNOT TELL or error.
     """
-    from mtasts.cli.check import _target
     from mtasts.errors import MtastsError
     from mtasts.monitor.advise import with_misreporters
     from mtasts.monitor.advising import advise_domain

@@ -20,23 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from mtasts.check.runner import Target
+from mtasts.cli.check import _BadArguments, _CheckCommand, _target
 from mtasts.cli.render import console, print_json
 from mtasts.monitor.service import Checked
 from mtasts.monitor.settings import MonitorSettings
 
 _SEVERITY_STYLE = {"warning": "yellow", "critical": "bold red"}
-
-
-class _BadArguments(click.UsageError):
-    exit_code = 3
-
-
-class _MonitorCommand(click.Command):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            raise _BadArguments(exc.format_message(), exc.ctx) from exc
 
 
 def _exit_code(results: list[Checked]) -> int:
@@ -73,7 +62,7 @@ def _render(results: list[Checked]) -> None:
             out.print(f"[red]store:[/] {escape(r.error)}", highlight=False)
 
 
-@click.command(cls=_MonitorCommand)
+@click.command(cls=_CheckCommand)
 @click.option(
     "--domain",
     "domains",
@@ -154,7 +143,6 @@ def monitor(
     and exports Prometheus gauges with --metrics.
     Exit codes with --once: 0 nothing, 1 warning, 2 critical, 3 check/store failure.
     """
-    from mtasts.cli.check import _target
     from mtasts.cli.configured import settings_tree
     from mtasts.errors import ConfigError, DomainNameError, MtastsError
     from mtasts.names import normalize_domain
