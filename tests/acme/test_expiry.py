@@ -10,8 +10,25 @@ import trustme
 from acme_helpers import wait_for
 
 from mtasts.acme.store import StateDir
+from mtasts.alerts.store import AlertStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
+
+
+async def _open(url: str) -> list:
+    store = AlertStore.open(url)
+    try:
+        return await store.open_conditions(source="acme")
+    finally:
+        await store.close()
+
+
+async def _history(url: str) -> list:
+    store = AlertStore.open(url)
+    try:
+        return await store.history()
+    finally:
+        await store.close()
 
 
 def _stored(tmp_path, name: str, *, days_left: float) -> None:
@@ -29,9 +46,16 @@ async def test_expiry_near_without_renewal_raises_the_alert(acme_host, tmp_path,
     certificate is still served, an ERROR says so once, the state metric says expiring."""
     name = "mta-sts.near.test"
     _stored(tmp_path, name, days_left=2)
+    store = f"sqlite:///{tmp_path}/tlsrpt.db"
     with caplog.at_level(logging.INFO, "mtasts.acme"):
-        host = await acme_host(("near.test",), start_pebble=False)
+        host = await acme_host(("near.test",), start_pebble=False, alerts_store=store)
         await wait_for(lambda: host.manager.status[name].failures >= 2, 10)
+        # ... and the condition is raised through mtasts.alerts (source acme)
+        await wait_for(lambda: host.manager._synced, 10)
+    (condition,) = await _open(store)
+    assert condition.condition.key == "acme.certificate:near.test:mta-sts.near.test"
+    assert condition.condition.severity.value == "critical"
+    assert "expires on" in condition.condition.summary
     alerts = [r for r in caplog.records if r.levelno == logging.ERROR and "ALERT" in r.message]
     assert len(alerts) == 1, [r.message for r in alerts]
     assert "mta-sts.near.test expires on" in alerts[0].message

@@ -42,6 +42,9 @@ from mtasts.acme.renewal import (
 )
 from mtasts.acme.settings import AcmeSettings
 from mtasts.acme.store import NameStatus, StateDir
+from mtasts.alerts.model import Condition
+from mtasts.alerts.model import Severity as AlertSeverity
+from mtasts.errors import MtastsError
 
 log = logging.getLogger("mtasts.acme")
 
@@ -109,6 +112,7 @@ class CertManager:
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._alerted: dict[str, CertState] = {}
+        self._synced: frozenset[tuple[str, str]] | None = None  # the conditions last synced
         self.server_context = self._server_context()
 
     # --- the TLS side ---------------------------------------------------------------
@@ -226,6 +230,8 @@ class CertManager:
         while True:
             self._wake.clear()
             sleep = self.review()
+            if self.settings.alerts_store:
+                await self._sync_alerts()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(sleep):
                     await self._wake.wait()
@@ -258,6 +264,54 @@ class CertManager:
             self._force.discard(name)
             self._running[name] = asyncio.get_running_loop().create_task(self._obtain(name, cert))
         return max(0.05, sleep)
+
+    def conditions(self) -> list[Condition]:
+        """One alert condition per served name that is expiring or expired unrenewed."""
+        found = []
+        for name in sorted(self.names):
+            state = self._alerted.get(name)
+            cert = self.certs.get(name)
+            if state not in (CertState.EXPIRING, CertState.EXPIRED) or cert is None:
+                continue
+            status = self.status.get(name, NameStatus(name))
+            when = cert.life.not_after.isoformat(timespec="seconds")
+            found.append(
+                Condition(
+                    "acme.certificate",
+                    name.removeprefix("mta-sts."),
+                    subject=name,
+                    severity=AlertSeverity.CRITICAL,
+                    summary=(
+                        f"the certificate of {name} "
+                        f"{'expired on' if state is CertState.EXPIRED else 'expires on'} "
+                        f"{when} and has not been renewed"
+                    ),
+                    details={
+                        "state": state.value,
+                        "not_after": when,
+                        "failures": status.failures,
+                        "last_error": status.last_error[:500],
+                    },
+                )
+            )
+        return found
+
+    async def _sync_alerts(self) -> None:
+        """Raise or resolve the conditions through mtasts.alerts when they change (a
+        store that fails is tried again at the next look)."""
+        from mtasts.alerts.api import AlertStoreUnavailable, sync
+
+        current = self.conditions()
+        seen = frozenset((c.key, c.summary) for c in current)
+        if seen == self._synced:
+            return
+        domains = {name.removeprefix("mta-sts.") for name in self.names}
+        try:
+            await sync(self.settings.alerts_store, "acme", current, domains=domains)
+        except (AlertStoreUnavailable, MtastsError) as exc:
+            log.warning("cannot raise or resolve certificate alerts: %s; trying again", exc)
+            return
+        self._synced = seen
 
     def _watch(self, name: str, state: CertState, status: NameStatus, cert: _Cert | None) -> None:
         """Metrics and the alert: an expiry near (or past) without renewal is an ERROR."""

@@ -107,6 +107,13 @@ class AcmeSettings:
     cname_target: str = setting("", doc="on demand: customers' mta-sts CNAME must point here")
     max_issuance_per_hour: int = setting(20, minimum=1, doc="orders an hour, all names")
     metrics: MetricsListen | None = setting(None, doc="HOST:PORT of a Prometheus listener")
+    alerts_store: str = setting(
+        "",
+        secret=True,  # a PostgreSQL URL may carry a password
+        doc="store URL where a certificate near expiry raises an mtasts alert (source acme; "
+        "the [tlsrpt] store); unset: logs and metrics only",
+        example="sqlite:////var/lib/mtasts/tlsrpt.db",
+    )
     issue_timeout: float = setting(120.0, minimum=5, doc="seconds one order may take")
 
     def __post_init__(self) -> None:
