@@ -49,5 +49,15 @@ async def test_history(store_url: tuple[str, str | None]) -> None:
         assert await history.prune_history(db, T0 + timedelta(days=1)) == 1
         assert len(await history.check_history(db, "d.test")) == 2
         assert rows[0].to_json()["snapshot"]["sts_id"] == "2"
+        # the dashboard's view: each domain's last check
+        other = DomainReport("e.test", report(a, "7").findings)
+        await history.record_check(db, other, snapshot_of(other), cond, T0)
+        last = await history.last_checks(db)
+        assert set(last) == {"d.test", "e.test"}
+        assert last["d.test"]["summary"] == "no condition"
+        assert last["d.test"]["at"] == T0 + timedelta(days=2)
+        assert last["e.test"]["conditions"] == ["policy.id-unchanged"]
+        assert set(await history.last_checks(db, ["E.test."])) == {"e.test"}
+        assert await history.last_checks(db, []) == {}
     finally:
         await db.close()

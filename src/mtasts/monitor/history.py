@@ -17,12 +17,13 @@ I/O module.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy import and_, delete, func, insert, literal, select
 
 from mtasts.check.finding import DomainReport
 from mtasts.monitor.detect import Condition
@@ -143,6 +144,40 @@ async def monitored_domains(db: Database) -> list[tuple[str, datetime]]:
     return [
         (row["domain"], datetime.fromtimestamp(int(row["last"]), UTC)) for row in await db.fetch(q)
     ]
+
+
+async def last_checks(
+    db: Database, domains: Collection[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Per domain (all, or those of ``domains``), its last check as
+    ``{"status": "OK", "at": datetime, "summary": "...", "conditions": [keys]}``: the
+    dashboard's ``CheckHistory`` (mtasts.web.app). One grouped query and one fetch."""
+    t = monitor_checks
+    newest = select(t.c.domain, func.max(t.c.checked_at).label("last")).group_by(t.c.domain)
+    if domains is not None:
+        names = sorted({d.strip().rstrip(".").lower() for d in domains})
+        if not names:
+            return {}
+        newest = newest.where(t.c.domain.in_([literal(n) for n in names[:MAX_LIMIT]]))
+    sub = newest.subquery()
+    q = (
+        select(t.c.domain, t.c.checked_at, t.c.status, t.c.conditions, t.c.pk)
+        .join(sub, and_(t.c.domain == sub.c.domain, t.c.checked_at == sub.c.last))
+        .order_by(t.c.domain, t.c.pk.desc())
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for row in await db.fetch(q):
+        if row["domain"] in out:  # two checks in one second: the later row
+            continue
+        keys = [str(c["key"]) for c in orjson.loads(row["conditions"])]
+        summary = f"{len(keys)} condition(s): {', '.join(keys)}" if keys else "no condition"
+        out[row["domain"]] = {
+            "status": row["status"],
+            "at": datetime.fromtimestamp(int(row["checked_at"]), UTC),
+            "summary": summary,
+            "conditions": keys,
+        }
+    return out
 
 
 async def prune_history(db: Database, before: datetime) -> int:
