@@ -4,10 +4,18 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 
+# Bold commands and dim exit statuses on a terminal only, never with NO_COLOR set
+# (https://no-color.org) or when the output goes to a file or a pipe.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    bold=$'\033[1m' dim=$'\033[2m' plain=$'\033[0m'
+else
+    bold='' dim='' plain=''
+fi
+
 step() {
-    printf '\n\033[1m$ %s\033[0m\n' "$*"
+    printf '\n%s$ %s%s\n' "$bold" "$*" "$plain"
     "$@"
-    printf '\033[2m(exit status %s)\033[0m\n' "$?"
+    printf '%s(exit status %s)%s\n' "$dim" "$?" "$plain"
 }
 
 echo "== 1. Before publishing: lint a record and a policy (domain administrator)"

@@ -10,6 +10,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
@@ -192,3 +193,53 @@ class ConfigError(MtastsError):
     """A configuration or scenario file is wrong; the message names the key."""
 
     default_code = "config.invalid"
+
+
+# --- the operator's environment (docs/exit-codes.md) --------------------------------------
+
+
+class MissingDependency(MtastsError):
+    """A feature needs an optional dependency that is not installed.
+
+    The message names the feature and the exact command that installs the extra.
+    """
+
+    default_code = "install.missing-extra"
+
+    def __init__(self, feature: str, extra: str, *, module: str = "") -> None:
+        package = f" ({module})" if module else ""
+        super().__init__(
+            f"{feature} needs the optional dependency mtasts[{extra}]{package}: "
+            f"install it with pip install 'mtasts[{extra}]'",
+        )
+        self.extra = extra
+
+
+class ServiceUnavailable(MtastsError):
+    """Something mtasts needs cannot be reached right now (a store, a cache, DNS, the
+    daemon, a listening address taken by another process): the same command may
+    succeed later."""
+
+    default_code = "service.unavailable"
+
+
+def listen_failed(address: str, exc: OSError) -> MtastsError:
+    """Binding ``address`` (``host:port`` or ``unix:/path``) failed with ``exc``: one
+    sentence naming the address and what to do. Taken by another process: that may pass
+    (ServiceUnavailable); anything else is the configuration's (ConfigError)."""
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        return ServiceUnavailable(
+            f"cannot listen on {address}: the address is already in use (another mtasts or "
+            "another server holds it): stop that one, or choose another address",
+            code="listen.in-use",
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        hint = "this host has no such address: choose one of its own"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        hint = "ports below 1024 need root or CAP_NET_BIND_SERVICE; a socket, a writable directory"
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        hint = "the socket's directory does not exist: create it"
+    else:
+        hint = "check the address"
+    return ConfigError(f"cannot listen on {address}: {why}: {hint}", code="config.listen")

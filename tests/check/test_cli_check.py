@@ -21,4 +21,5 @@ def test_usage_errors_exit_unknown_not_critical(args: list[str]) -> None:
     would page someone with CRITICAL for a typo in the monitoring configuration."""
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 3, result.output
-    assert "Usage:" in result.output or "Error:" in result.output
+    assert result.stderr.startswith("mtasts: error: ")
+    assert result.stderr.count("\n") == 1

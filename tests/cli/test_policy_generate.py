@@ -35,13 +35,13 @@ def test_mx_given_means_no_lookup() -> None:
 
 def test_check_live_mx_asks_dns() -> None:
     result = generate("-d", "new.example", "--mx", "mx1.new.example", "--check-live-mx")
-    assert result.exit_code == 1
+    assert result.exit_code == 75  # DNS did not answer: try again later (docs/exit-codes.md)
     assert "cannot look up the MX records of new.example" in result.output
 
 
 def test_without_mx_the_live_set_is_looked_up() -> None:
     result = generate("-d", "new.example")
-    assert result.exit_code == 1
+    assert result.exit_code == 75
     assert "give them with --mx" in result.output
     result = generate("-d", "new.example", "--no-lookup")
     assert result.exit_code == 2
@@ -99,7 +99,7 @@ def test_static_layout(tmp_path: Path) -> None:
 def test_out_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     result = generate("-d", "example.com", "--mx", "mx.example.com", "-o", f"{tmp_path}/file/sub")
-    assert result.exit_code == 1
+    assert result.exit_code == 78  # the configuration (here: --out) names an unusable path
     assert "cannot write" in result.output
     assert "Traceback" not in result.output
 

@@ -114,11 +114,12 @@ def test_run_ctrl_c_stops_command_and_everything_it_started(tmp_path: Path) -> N
 
 
 def test_scenario_error_names_key_and_line(tmp_path: Path) -> None:
-    """A wrong scenario stops `lab run` before anything starts: exit 1, key and line."""
+    """A wrong scenario stops `lab run` before anything starts: exit 78 (configuration),
+    key and line."""
     bad = tmp_path / "bad.toml"
     bad.write_text('[[domain]]\nname = "a.test"\npolicy_hots = { status = 404 }\n')
     result = CliRunner().invoke(cli, ["lab", "run", "-s", str(bad), "--", "true"])
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "policy_hots" in result.output
     assert "line 3" in result.output
 

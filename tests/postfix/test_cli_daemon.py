@@ -17,7 +17,8 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from mtasts.cli.daemon import daemon, read_config
+from mtasts.cli.daemon import read_config
+from mtasts.cli.main import cli
 from mtasts.lab.scenario import PolicyHostSpec, Scenario
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.postfix.netstring import NetstringDecoder, encode
@@ -59,23 +60,23 @@ def test_bad_options_are_refused_before_listening(
     args: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("MTASTS_CONFIG", raising=False)
-    result = CliRunner().invoke(daemon, ["--listen", "127.0.0.1:1", *args])
-    assert result.exit_code == 1, result.output
-    assert "Error:" in result.output
+    result = CliRunner().invoke(cli, ["daemon", "--listen", "127.0.0.1:1", *args])
+    assert result.exit_code == 78, result.output  # a configuration error
+    assert result.stderr.startswith("mtasts: error: ")
 
 
 def test_listen_address_in_use_is_one_line_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An operator who starts a second daemon (or leaves pmsr running) is told which
-    address is taken, with exit status 1 and no Python traceback."""
+    address is taken, with exit status 75 (busy: try again) and no Python traceback."""
     monkeypatch.delenv("MTASTS_CONFIG", raising=False)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(daemon, ["--listen", f"127.0.0.1:{port}", "--no-uvloop"])
-    assert result.exit_code == 1, result.output
+        result = CliRunner().invoke(cli, ["daemon", "--listen", f"127.0.0.1:{port}", "--no-uvloop"])
+    assert result.exit_code == 75, result.output
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, OSError)
@@ -185,7 +186,7 @@ async def test_daemon_under_a_low_open_files_limit_keeps_answering(tmp_path: Pat
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-    assert "open-files limit 256 (hard 256)" in stderr
+    assert "open_files=256 (hard 256)" in stderr
     assert stderr.count("max_connections lowered from 1000 to 192") == 1
     assert "Traceback" not in stderr
 

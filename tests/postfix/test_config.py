@@ -241,12 +241,12 @@ def test_cli_refuses_dane_level_dane_before_starting(tmp_path: Path) -> None:
     """`mtasts daemon --dane-level dane` stops with the reason, listening nowhere."""
     from click.testing import CliRunner
 
-    from mtasts.cli.daemon import daemon
+    from mtasts.cli.main import cli
 
     cfg = tmp_path / "mtasts.toml"
     cfg.write_text("")
     result = CliRunner().invoke(
-        daemon, ["--config", str(cfg), "--listen", "127.0.0.1:1", "--dane-level", "dane"]
+        cli, ["daemon", "--config", str(cfg), "--listen", "127.0.0.1:1", "--dane-level", "dane"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "weaker than the MTA-STS policy" in result.output

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from mtasts.errors import Notice
+from mtasts.errors import Notice, ServiceUnavailable
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
@@ -340,7 +340,7 @@ async def test_unix_socket_of_a_running_daemon_is_not_taken_over(tmp_path: Path)
     first = SocketmapServer(TableSource())
     await first.listen_unix(path)
     second = SocketmapServer(TableSource())
-    with pytest.raises(OSError, match="in use"):
+    with pytest.raises(ServiceUnavailable, match="in use"):
         await second.listen_unix(path)
     await second.close()
     c = Client(*await asyncio.open_unix_connection(path))

@@ -1,5 +1,5 @@
 """``mtasts serve policy`` refuses a policy file that does not lint, naming the file and the
-error: at start (exit 1, one line) and on reload (SIGHUP keeps the old policies) (issue 10).
+error: at start (exit 78, one line) and on reload (SIGHUP keeps the old policies) (issue 10).
 The real command as a process, on a free loopback port."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def test_refused_at_start_naming_file_and_error(tmp_path: Path) -> None:
             proc.kill()
             await proc.wait()
     assert out == b""
-    assert proc.returncode == 1
+    assert proc.returncode == 78  # a configuration error (docs/exit-codes.md)
     lines = err.decode().splitlines()
     assert len(lines) == 1, lines
     assert f"{tmp_path / 'example.com.txt'} is not a valid MTA-STS policy" in lines[0]

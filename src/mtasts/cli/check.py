@@ -20,9 +20,11 @@ from mtasts.check.finding import DomainReport, Severity, Status, worst_status
 from mtasts.check.plugin import Thresholds, regrade_all, status_lines
 from mtasts.check.runner import Limits, Target, check_domains
 from mtasts.check.tlsinfo import now as wall_clock
+from mtasts.cli.exitcodes import CommandFailed, ExitCode
 from mtasts.cli.render import print_json
 from mtasts.config import load_settings
 from mtasts.errors import MtastsError
+from mtasts.net.tls import client_context
 from mtasts.settings.tree import current
 
 _STYLE = {
@@ -63,6 +65,8 @@ def _table(report: DomainReport, *, problems_only: bool) -> Table | str:
 
 def _target(timeout: float | None) -> Target:
     settings = load_settings()
+    if settings.ca_file is not None:
+        client_context(str(settings.ca_file))  # a wrong CA file: say so now, not per probe
     limits = Limits() if timeout is None else Limits(domain=timeout)
     return Target(
         nameserver=settings.nameserver,
@@ -159,15 +163,13 @@ def check(
         raise _BadArguments(str(exc)) from None
     try:
         target = _target(timeout)
-    except MtastsError as exc:
-        click.echo(f"mtasts check: {exc}", err=True)
-        sys.exit(int(Status.UNKNOWN))
+    except MtastsError as exc:  # a bad setting: UNKNOWN, as for any error of a plugin
+        raise CommandFailed(str(exc), ExitCode.UNKNOWN) from exc
     progress = len(domains) > 1 and not as_json and not nagios and sys.stderr.isatty()
     try:
         reports = _run(domains, target, progress)
     except KeyboardInterrupt:
-        click.echo("mtasts check: interrupted", err=True)
-        sys.exit(int(Status.UNKNOWN))
+        raise CommandFailed("interrupted", ExitCode.UNKNOWN) from None
     now = wall_clock()
     reports = regrade_all(reports, now, limits)
     if nagios:

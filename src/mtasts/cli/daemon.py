@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from mtasts.config import DEFAULT_PATH, Settings, load_settings
-from mtasts.errors import ConfigError, MtastsError
+from mtasts.errors import ConfigError, ServiceUnavailable
 from mtasts.postfix.config import (
     DaemonConfig,
     Listen,
@@ -74,7 +74,6 @@ async def run_daemon(
     from mtasts.sts.resolver import Resolver
 
     soft, hard = raise_open_files_limit()
-    log.info("open-files limit %d (hard %d)", soft, hard)
     failures = (
         PolicyFailures(TlsRptStore.open(tlsrpt_store), spool=tlsrpt_spool) if tlsrpt_store else None
     )
@@ -106,25 +105,32 @@ async def run_daemon(
     if failures is not None:
         failures.start()
     try:
+        bound: list[str] = []
         for listen in cfg.listen:
             if listen.path:
-                await server.listen_unix(listen.path, cfg.unix_mode)
+                bound.append("unix:" + await server.listen_unix(listen.path, cfg.unix_mode))
             else:
-                await server.listen_tcp(listen.host, listen.port)
+                host, port = await server.listen_tcp(listen.host, listen.port)
+                bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         if cfg.metrics:
             m = metrics_listen(cfg.metrics, "metrics")
-            await admin.listen(m.host, m.port)
+            host, port = await admin.listen(m.host, m.port)
+            bound.append(f"metrics http://{host}:{port}/")
         sd_notify("READY=1")
         if dane is not None:  # say once, at start, if the resolver cannot show DNSSEC status
             ns = settings.nameserver
             where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
             checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
         log.info(
-            "ready: nameserver=%s cache=%s dane=%s tlsrpt_store=%s",
+            "ready: socketmap on %s; nameserver=%s cache=%s dane=%s tlsrpt_store=%s "
+            "open_files=%d (hard %d)",
+            ", ".join(bound),
             settings.nameserver or "resolv.conf",
-            resolver.cache.url,
+            redacted(resolver.cache.url),
             cfg.dane,
             redacted(tlsrpt_store) if tlsrpt_store else "none (policy failures not counted)",
+            soft,
+            hard,
         )
         await stop.wait()
         log.info("stopping")
@@ -272,7 +278,8 @@ def daemon(
     \b
     main.cf:  smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
     Signals:  SIGTERM/SIGINT finish requests in flight, then exit 0.
-    Exit codes: 0 stopped; 1 configuration error.
+    Exit codes: 0 stopped; 75 an address is in use or the cache unreachable; 78 a bad
+    setting, address, file or URL (docs/exit-codes.md).
     """
     logging.basicConfig(
         level=log_level.upper(),
@@ -280,56 +287,50 @@ def daemon(
         stream=sys.stderr,
     )
     overrides = {"nameserver": nameserver, "ca_file": ca_file, "cache.url": cache_url}
-    try:
-        settings, cfg = read_config(config_path, overrides)
-        spool = tlsrpt_spool or cfg.tlsrpt_spool  # [daemon] even with --pmsr-config
-        if pmsr_config is not None:
-            imported = load_pmsr_file(pmsr_config)
-            for note in imported.notes:
-                log.warning("pmsr config: %s", note)
-            cfg = imported.daemon
-            extra = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
-            # Options given on the command line win; an option not given (None) must not
-            # wipe what the pmsr file says (it replaced pmsr's cache with memory:).
-            given = {k: v for k, v in overrides.items() if v is not None}
-            settings = load_settings(
-                os.devnull,
-                environ={},
-                overrides={**_settings_values(settings), **extra, **given},
-            )
-        cfg = _apply_options(
-            cfg,
-            listen=listen,
-            unix_mode=unix_mode,
-            lookup_timeout=lookup_timeout,
-            idle_timeout=idle_timeout,
-            answer_ttl=answer_ttl,
-            shutdown_grace=shutdown_grace,
-            max_connections=max_connections,
-            dane=dane,
-            dane_level=dane_level,
-            match_patterns=match_patterns,
-            legacy_protocols=legacy_protocols,
-            tlsrpt=tlsrpt,
-            servername=servername,
-            strict_testing=strict_testing,
-            metrics=metrics,
-            uvloop=uvloop,
+    settings, cfg = read_config(config_path, overrides)
+    spool = tlsrpt_spool or cfg.tlsrpt_spool  # [daemon] even with --pmsr-config
+    if pmsr_config is not None:
+        imported = load_pmsr_file(pmsr_config)
+        for note in imported.notes:
+            log.warning("pmsr config: %s", note)
+        cfg = imported.daemon
+        extra = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
+        # Options given on the command line win; an option not given (None) must not
+        # wipe what the pmsr file says (it replaced pmsr's cache with memory:).
+        given = {k: v for k, v in overrides.items() if v is not None}
+        settings = load_settings(
+            os.devnull,
+            environ={},
+            overrides={**_settings_values(settings), **extra, **given},
         )
-        if tlsrpt_store:
-            from mtasts.store.engine import parse_store_url
+    cfg = _apply_options(
+        cfg,
+        listen=listen,
+        unix_mode=unix_mode,
+        lookup_timeout=lookup_timeout,
+        idle_timeout=idle_timeout,
+        answer_ttl=answer_ttl,
+        shutdown_grace=shutdown_grace,
+        max_connections=max_connections,
+        dane=dane,
+        dane_level=dane_level,
+        match_patterns=match_patterns,
+        legacy_protocols=legacy_protocols,
+        tlsrpt=tlsrpt,
+        servername=servername,
+        strict_testing=strict_testing,
+        metrics=metrics,
+        uvloop=uvloop,
+    )
+    if tlsrpt_store:
+        from mtasts.store.engine import parse_store_url
 
-            parse_store_url(tlsrpt_store)
-        else:
-            tlsrpt_store = configured_store(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        _run(lambda: run_daemon(cfg, settings, tlsrpt_store, spool), cfg.uvloop)
-    except OSError as exc:
-        # e.g. the listen address is in use or not ours: one line, no traceback
-        listens = ", ".join(str(listen) for listen in cfg.listen)
-        raise click.ClickException(f"cannot listen on {listens}: {exc.strerror or exc}") from exc
+        parse_store_url(tlsrpt_store)
+    else:
+        tlsrpt_store = configured_store(config_path)
+    # A listen address in use or not ours, a cache or store that cannot be opened: the
+    # `mtasts` group's handler words it (one line, docs/exit-codes.md).
+    _run(lambda: run_daemon(cfg, settings, tlsrpt_store, spool), cfg.uvloop)
 
 
 def _settings_values(s: Settings) -> dict[str, Any]:
@@ -422,7 +423,11 @@ def _via_daemon(url: str, method: str, path: str) -> None:
     try:
         response = httpx.request(method, url.rstrip("/") + path, timeout=90)
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the daemon at {url}: {exc}") from exc
+        raise ServiceUnavailable(
+            f"cannot reach the daemon at {url}: {exc}: is it running, with this [daemon] "
+            "metrics address?",
+            code="daemon.unreachable",
+        ) from exc
     _emit(response.status_code, response.json())
 
 
@@ -462,10 +467,7 @@ def _cache_command(action: str, method: str, suffix: str, doc: str) -> click.Com
         if daemon_url:
             _via_daemon(daemon_url, method, f"/cache/{domain}{suffix}")
             return
-        try:
-            status, data = asyncio.run(_direct(config_path, action, domain))
-        except MtastsError as exc:
-            raise click.ClickException(str(exc)) from exc
+        status, data = asyncio.run(_direct(config_path, action, domain))
         _emit(status, data)
 
     return command

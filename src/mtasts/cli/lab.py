@@ -22,7 +22,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mtasts.errors import ConfigError
+from mtasts.cli.exitcodes import print_error
 from mtasts.lab import Lab, Scenario
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -39,10 +39,7 @@ scenario_option = click.option(
 
 
 def _load(path: Path) -> Scenario:
-    try:
-        return Scenario.load(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return Scenario.load(path)  # a ConfigError: one line from the `mtasts` group
 
 
 def _on_signals(handler: Callable[[int], None]) -> Callable[[], None]:
@@ -97,10 +94,10 @@ async def _run(scenario: Scenario, command: tuple[str, ...]) -> int:
                     *command, env=env, start_new_session=True
                 )
             except FileNotFoundError:
-                click.echo(f"mtasts lab run: {command[0]}: command not found", err=True)
+                print_error(f"{command[0]}: command not found")
                 return 127
             except PermissionError:
-                click.echo(f"mtasts lab run: {command[0]}: not executable", err=True)
+                print_error(f"{command[0]}: not executable")
                 return 126
             for sig in signals:  # arrived while the child was starting
                 with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -10,7 +10,10 @@ command itself gives.
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 
@@ -114,6 +117,46 @@ class LazyGroup(click.Group):
         self.add_command(command, cmd_name)
         return command
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run, turning an operator's mistake into one line and its exit code.
+
+        Every error is written ``mtasts: error: ...`` on standard error (click's own usage
+        errors too); :mod:`mtasts.cli.exitcodes` says which code each kind gets. An error
+        it does not know is a bug: its traceback is kept.
+        """
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.exceptions.Abort:
+            click.echo("mtasts: interrupted", err=True)
+            sys.exit(130)
+        except click.UsageError as exc:
+            _usage_error(exc)
+        except click.ClickException as exc:
+            from mtasts.cli.exitcodes import print_error
+
+            print_error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except BrokenPipeError:
+            _closed_pipe()
+        except Exception as exc:
+            from mtasts.cli.exitcodes import classify, print_error
+
+            known = classify(exc)
+            if known is None:
+                raise
+            print_error(known[1])
+            sys.exit(int(known[0]))
+        sys.exit(result if isinstance(result, int) else 0)
+
     def summary_command(self, cmd_name: str) -> click.Command:
         """The loaded command, or a stand-in carrying only its name and summary."""
         if cmd_name in self.commands:
@@ -156,15 +199,35 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
     command's options; `mtasts config show` prints them and where each came from.
 
     \b
-    Exit codes: 0 success; 1 the input or domain is invalid / failed;
-    2 usage error; 3 could not be determined (the `check` command follows the
-    monitoring-plugin convention 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Exit codes (every command; docs/exit-codes.md):
+      0 success    1 failed (the answer is no)    2 usage error
+      3 could not be determined    69 optional dependency missing
+      75 unreachable or busy: try again later    78 configuration error
+    `check` follows the monitoring-plugin convention: 0 OK, 1 WARNING,
+    2 CRITICAL, 3 UNKNOWN (its own errors included).
     """
     if config_file is not None:
         from mtasts.settings.tree import use_file  # only then: --version stays light
 
         use_file(config_file)
         ctx.call_on_close(lambda: use_file(None))
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    from mtasts.cli.exitcodes import print_error
+
+    where = exc.ctx.command_path if exc.ctx is not None else "mtasts"
+    print_error(f"{exc.format_message()} (see '{where} --help')")
+    sys.exit(exc.exit_code)
+
+
+def _closed_pipe() -> NoReturn:
+    """The reader of our output went away (``mtasts ... | head``): stop quietly."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(1)
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import click
 from mtasts.check import dnsq
 from mtasts.check.evidence import Lookup
 from mtasts.check.mxset import mx_hosts
+from mtasts.cli.exitcodes import print_warning
 from mtasts.cli.render import print_json
 from mtasts.config import load_settings
-from mtasts.errors import MtastsError
+from mtasts.errors import ConfigError, DomainNameError, ServiceUnavailable
 from mtasts.names import normalize_domain
 from mtasts.net.dns import resolver_for
 from mtasts.publish.generate import Layout, Publication, generate, policy_path, rollout_steps
@@ -32,10 +32,16 @@ async def _live_mx(domain: str) -> tuple[str, ...]:
     settings = load_settings()
     resolver = resolver_for(settings.nameserver, settings.timeouts.dns)
     answer = await dnsq.mx(resolver, domain)
-    if answer.outcome in (Lookup.TIMEOUT, Lookup.SERVFAIL, Lookup.NXDOMAIN):
+    if answer.outcome in (Lookup.TIMEOUT, Lookup.SERVFAIL):
+        raise ServiceUnavailable(
+            f"cannot look up the MX records of {domain} ({answer.outcome.value}): try again "
+            "later, or give them with --mx",
+            code="dns.unreachable",
+        )
+    if answer.outcome is Lookup.NXDOMAIN:
         raise click.ClickException(
-            f"cannot look up the MX records of {domain} ({answer.outcome.value}); "
-            "give them with --mx"
+            f"{domain} does not exist in DNS (NXDOMAIN): check the name, or give the MX "
+            "hosts with --mx"
         )
     return mx_hosts(answer, domain)
 
@@ -91,7 +97,11 @@ def _write(path: Path, data: bytes) -> None:
                 os.unlink(tmp)
             raise
     except OSError as exc:
-        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror or exc}: choose an --out directory you may "
+            "write to",
+            code="config.out",
+        ) from None
 
 
 def _serving(path: Path, out: str, layout: Layout, domain: str) -> str:
@@ -200,35 +210,36 @@ def generate_cmd(
     are also probed and a WARNING printed for each MX whose STARTTLS, TLS version or
     certificate (valid for less than 14 more days) would make senders refuse mail (run
     `mtasts advise DOMAIN` for the full judgement). The next steps printed fit the mode.
-    Exit codes: 0 written; 1 refused (policy would not cover the live MXs, or bad input,
-    or the file cannot be written); 2 usage error.
+    Exit codes: 0 written; 1 refused (policy would not cover the live MXs, or bad input);
+    2 usage error; 75 DNS did not answer (give --mx); 78 the file cannot be written.
     """
     chosen = Layout(layout)
     policy_mode = Mode(mode)
     try:
         name = normalize_domain(domain)
-        # --mx names the MX set: no lookup unless asked for. Mode none restricts nothing,
-        # so it never needs the MX set.
-        if policy_mode is Mode.NONE:
-            lookup = False
-        elif mx:
-            lookup = check_live_mx and not no_lookup
-        else:
-            if no_lookup:
-                raise click.UsageError("--no-lookup needs the MX hosts given with --mx")
-            lookup = True
-        live = asyncio.run(_live_mx(name)) if lookup else ()
-        if policy_mode is not Mode.NONE and not mx and not live:
-            raise click.ClickException(f"{name} has no MX hosts; give them with --mx")
-        pub = generate(name, mx, policy_mode, max_age=max_age, rua=rua, live_mx=live, force=force)
-        warnings: tuple[str, ...] = ()
-        if policy_mode is Mode.ENFORCE and lookup:
-            warnings = asyncio.run(_enforce_warnings(name, pub.policy))
-    except MtastsError as exc:
-        click.echo(f"mtasts policy generate: {exc}", err=True)
-        sys.exit(1)
+    except DomainNameError as exc:
+        raise click.BadParameter(exc.message, param_hint="--domain") from exc
+    # --mx names the MX set: no lookup unless asked for. Mode none restricts nothing,
+    # so it never needs the MX set.
+    if policy_mode is Mode.NONE:
+        lookup = False
+    elif mx:
+        lookup = check_live_mx and not no_lookup
+    else:
+        if no_lookup:
+            raise click.UsageError("--no-lookup needs the MX hosts given with --mx")
+        lookup = True
+    live = asyncio.run(_live_mx(name)) if lookup else ()
+    if policy_mode is not Mode.NONE and not mx and not live:
+        raise click.ClickException(f"{name} has no MX hosts; give them with --mx")
+    # A policy that would not cover the live MXs, an --rua that cannot be published: the
+    # `mtasts` group's handler words it (exit 1, docs/exit-codes.md).
+    pub = generate(name, mx, policy_mode, max_age=max_age, rua=rua, live_mx=live, force=force)
+    warnings: tuple[str, ...] = ()
+    if policy_mode is Mode.ENFORCE and lookup:
+        warnings = asyncio.run(_enforce_warnings(name, pub.policy))
     for warning in warnings:
-        click.echo(f"mtasts policy generate: WARNING: {warning}", err=True)
+        print_warning(warning)
     path = None
     serving = None
     if out is not None:

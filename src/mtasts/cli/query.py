@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from mtasts.cli.render import fail, print_json
+from mtasts.cli.render import print_json
 from mtasts.config import Settings, load_settings
-from mtasts.errors import ConfigError, DomainNameError
+from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
 from mtasts.sts.lookup import LookupStatus, PolicyLookup
 from mtasts.sts.resolver import Resolver
@@ -74,31 +74,24 @@ def query(
       0  determined: a usable policy, no MTA-STS policy, or a published
          policy that cannot be used (result_type says why; senders
          deliver as if there were none);
-      2  bad input or settings;
-      3  could not be determined (DNS failure): try again later.
+      2  bad command line;
+      3  could not be determined (DNS failure): try again later;
+      78 a bad setting (docs/exit-codes.md lists every code).
     """
     try:
         name = normalize_domain(domain)
     except DomainNameError as exc:
         raise click.BadParameter(exc.message, param_hint="DOMAIN") from exc
-    try:
-        settings = load_settings(
-            config_file,
-            overrides={
-                "nameserver": nameserver,
-                "ca_file": ca_file,
-                "cache.url": cache_url,
-                "timeouts.total": timeout,
-            },
-        )
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-        return
-    try:
-        result = asyncio.run(_lookup(settings, name))
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-        return
+    settings = load_settings(
+        config_file,
+        overrides={
+            "nameserver": nameserver,
+            "ca_file": ca_file,
+            "cache.url": cache_url,
+            "timeouts.total": timeout,
+        },
+    )
+    result = asyncio.run(_lookup(settings, name))
     if as_json:
         print_json(result.to_json())
     else:

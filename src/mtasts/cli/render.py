@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -18,9 +17,3 @@ def console(*, stderr: bool = False) -> Console:
 def print_json(obj: Any) -> None:
     """Print one JSON document (pretty, keys in insertion order) to standard output."""
     click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
-
-
-def fail(message: str, *, code: int = 3) -> None:
-    """Print an error for a person on standard error and exit with ``code``."""
-    console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    sys.exit(code)

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import signal
 import ssl
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -187,64 +186,56 @@ def serve_policy(
     Without --cert/--key it speaks plain HTTP, for a TLS-terminating proxy (nginx,
     Caddy) in front. Unknown hosts and paths get 404; nothing is ever redirected.
     SIGHUP re-reads the policies. Every option is also a key of [serve] in mtasts.toml
-    and an MTASTS_SERVE_<KEY> variable. Exit codes: 0 stopped; 1 bad configuration.
+    and an MTASTS_SERVE_<KEY> variable. Exit codes: 0 stopped; 75 the address is in use;
+    78 a bad policy, certificate, key or address (docs/exit-codes.md).
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     # The accept loop is the daemon's; its "listening on" lines repeat our start line.
     logging.getLogger("mtasts.daemon").setLevel(logging.WARNING)
-    try:
-        policies_file = None
-        if config is not None and _is_policies_file(config):
-            policies_file = config  # the older format: a file of [policies] only
-        options = {
-            "serve.dir": ("--dir", directory),
-            "serve.listen": ("--listen", listen),
-            "serve.cert": ("--cert", cert),
-            "serve.key": ("--key", key),
-            "serve.acme": ("--acme", acme),
-            "serve.max_connections": ("--max-connections", max_connections),
-            "serve.max_per_client": ("--max-per-client", max_per_client),
-            "serve.client_rate": ("--client-rate", client_rate),
-            "serve.read_timeout": ("--read-timeout", read_timeout),
-        }
-        tree = load(
-            None if policies_file is not None else config,
-            overrides={k: v for k, (_, v) in options.items()},
-            option_names={k: name for k, (name, _) in options.items()},
-        )
-        cfg = tree.section(ServeSettings)
-        if directory is not None or policies_file is not None:
-            cfg = replace(cfg, dir=directory, policies={})  # the option wins over the file
+    # A bad file, an address in use: one line from the `mtasts` group (docs/exit-codes.md).
+    policies_file = None
+    if config is not None and _is_policies_file(config):
+        policies_file = config  # the older format: a file of [policies] only
+    options = {
+        "serve.dir": ("--dir", directory),
+        "serve.listen": ("--listen", listen),
+        "serve.cert": ("--cert", cert),
+        "serve.key": ("--key", key),
+        "serve.acme": ("--acme", acme),
+        "serve.max_connections": ("--max-connections", max_connections),
+        "serve.max_per_client": ("--max-per-client", max_per_client),
+        "serve.client_rate": ("--client-rate", client_rate),
+        "serve.read_timeout": ("--read-timeout", read_timeout),
+    }
+    tree = load(
+        None if policies_file is not None else config,
+        overrides={k: v for k, (_, v) in options.items()},
+        option_names={k: name for k, (name, _) in options.items()},
+    )
+    cfg = tree.section(ServeSettings)
+    if directory is not None or policies_file is not None:
+        cfg = replace(cfg, dir=directory, policies={})  # the option wins over the file
 
-        def site() -> Site:
-            return _site(cfg, policies_file, tree.file)
+    def site() -> Site:
+        return _site(cfg, policies_file, tree.file)
 
-        tls = (
-            server_tls_context(cfg.cert, cfg.key)
-            if cfg.cert is not None and cfg.key is not None
-            else None
-        )
-        site()  # fail early, before binding
-        raise_open_files_limit()  # the soft limit up to the hard one (systemd LimitNOFILE=)
-        limits = ServerLimits(
-            max_connections=cfg.max_connections,
-            per_client=_client_limits(
-                cfg.max_per_client, cfg.client_rate, https=tls is not None or cfg.acme
-            ),
-            read_timeout=cfg.read_timeout,
-        )
-        acme_cfg = tree.section(AcmeSettings) if cfg.acme else None
-        nameserver = tree.section(Settings).nameserver
-        asyncio.run(
-            _serve(site, cfg.listen.host, cfg.listen.port, tls, limits, acme_cfg, nameserver)
-        )
-    except MtastsError as exc:
-        click.echo(f"mtasts serve policy: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        where = listen or "the listen address"
-        click.echo(f"mtasts serve policy: cannot listen on {where}: {exc.strerror}", err=True)
-        sys.exit(1)
+    tls = (
+        server_tls_context(cfg.cert, cfg.key)
+        if cfg.cert is not None and cfg.key is not None
+        else None
+    )
+    site()  # fail early, before binding
+    raise_open_files_limit()  # the soft limit up to the hard one (systemd LimitNOFILE=)
+    limits = ServerLimits(
+        max_connections=cfg.max_connections,
+        per_client=_client_limits(
+            cfg.max_per_client, cfg.client_rate, https=tls is not None or cfg.acme
+        ),
+        read_timeout=cfg.read_timeout,
+    )
+    acme_cfg = tree.section(AcmeSettings) if cfg.acme else None
+    nameserver = tree.section(Settings).nameserver
+    asyncio.run(_serve(site, cfg.listen.host, cfg.listen.port, tls, limits, acme_cfg, nameserver))
 
 
 def _is_policies_file(path: Path) -> bool:

@@ -4,7 +4,9 @@
 ``reports`` shows the RFC 8460 reports of a day exactly as ``send`` would send them;
 ``send`` replaces tlsrpt-reportd.
 
-Exit status: 0 success; 1 the store or a delivery failed; 2 usage error.
+Exit status (docs/exit-codes.md): 0 success; 1 a report is still pending (send) or
+counters went to the spool (collect); 2 usage error; 75 the store is unreachable or the
+socket's address is taken; 78 a bad setting, store URL, file or directory.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mtasts.cli.render import console, fail, print_json
+from mtasts.cli.render import console, print_json
 from mtasts.cli.tlsrpt_serve import receive
 
 if TYPE_CHECKING:
@@ -42,14 +44,10 @@ def _tlsrpt(options: dict[str, tuple[str, Any]]) -> TlsRptSettings:
 
 def _store(cfg: TlsRptSettings) -> str:
     """The configured store (the daemon counts policy failures into the same one)."""
-    from mtasts.errors import MtastsError
     from mtasts.store.engine import parse_store_url
 
     url = cfg.store or DEFAULT_STORE
-    try:
-        parse_store_url(url)
-    except MtastsError as exc:
-        raise click.UsageError(str(exc)) from None
+    parse_store_url(url)  # a ConfigError: exit 78, one line (docs/exit-codes.md)
     return url
 
 
@@ -131,7 +129,6 @@ def collect(
     exits 0. If the store is down then, the counters go to the spool file (replayed by
     the next start) and the exit status is 1.
     """
-    from mtasts.errors import MtastsError
     from mtasts.store.engine import parse_store_url
     from mtasts.tlsrpt.collect.collector import serve
 
@@ -154,11 +151,7 @@ def collect(
         )
     store = _store(cfg)
     spool = opts.spool
-    try:
-        kind, target = parse_store_url(store)
-    except MtastsError as exc:
-        fail(str(exc), code=1)
-        return
+    kind, target = parse_store_url(store)
     if spool is None:
         spool = Path(f"{target}.spool") if kind == "sqlite" and target != ":memory:" else None
         spool = spool or Path(DEFAULT_SPOOL)
@@ -170,16 +163,12 @@ def collect(
         spool=spool,
         max_memory=opts.max_memory << 20,
     )
-    try:
-        try:  # uvloop (the [uvloop] extra) when installed: less work per socket wake-up
-            import uvloop
-        except ImportError:
-            stats = asyncio.run(main)
-        else:
-            stats = uvloop.run(main)
-    except (MtastsError, OSError) as exc:
-        fail(str(exc), code=1)
-        return
+    try:  # uvloop (the [uvloop] extra) when installed: less work per socket wake-up
+        import uvloop
+    except ImportError:
+        stats = asyncio.run(main)
+    else:
+        stats = uvloop.run(main)
     rejected = sum(stats.rejected.values())
     console(stderr=True).print(
         f"mtasts tlsrpt collect: {stats.accepted} datagrams counted, {rejected} rejected, "
@@ -250,8 +239,6 @@ def reports(
 
     organization and contact come from [tlsrpt] of mtasts.toml (or the options).
     """
-    from mtasts.errors import MtastsError
-
     cfg = _tlsrpt(
         {
             "store": ("--store", store),
@@ -260,11 +247,7 @@ def reports(
         }
     )
     org, contact_info = _reporter(cfg)
-    try:
-        out = _reports_json(_day(day), _store(cfg), org, contact_info)
-    except (MtastsError, OSError) as exc:
-        fail(str(exc), code=1)
-        return
+    out = _reports_json(_day(day), _store(cfg), org, contact_info)
     if as_json:
         print_json(out)
         return
@@ -374,9 +357,10 @@ def send(
     Without --daemon: journal the day's reports, try every destination that is due, and
     exit 0 if nothing is left pending, 1 otherwise (run again, or run --daemon).
     """
+    import time
+
     from mtasts.cli.configured import settings_tree
     from mtasts.config import Settings
-    from mtasts.errors import MtastsError
     from mtasts.tlsrpt.aggregate import ReportSettings
     from mtasts.tlsrpt.deliver import DkimKey, SendSettings
     from mtasts.tlsrpt.settings import TlsRptSettings
@@ -401,53 +385,45 @@ def send(
     org, contact_info = _reporter(cfg)
     store_url = _store(cfg)
     opts = cfg.send
-    try:
-        report = ReportSettings(org, contact_info)
-        key = None
-        if cfg.dkim.key is not None:
-            key = DkimKey(
-                cfg.dkim.domain or report.submitter, cfg.dkim.selector, cfg.dkim.key.read_bytes()
-            )
-        settings = SendSettings(
-            report=report,
-            relay=opts.relay,
-            relay_starttls=opts.relay_starttls,
-            sender_address=opts.sender,
-            dkim=key,
-            ca_file=str(base.ca_file) if base.ca_file else None,
-            nameserver=base.nameserver,
-            spread=opts.spread if opts.spread is not None else (14400.0 if daemon else 0.0),
-            first_retry=opts.retry_base,
-            settle=opts.settle,
+    the_day = _day(day)
+    end = datetime.combine(the_day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
+    if not daemon and not unfinished and time.time() < end + opts.settle:
+        # A report is built and journaled once: built now, the rest of the day would
+        # never be reported.
+        raise click.BadParameter(
+            f"{the_day.isoformat()} is not over yet (UTC, plus {opts.settle} s for the "
+            "collectors' last flush): send it later, or pass --unfinished to send what "
+            "was counted so far (that day is then never reported again)",
+            param_hint="--day",
         )
-        pending = asyncio.run(_send(store_url, settings, _day(day), daemon, unfinished))
-    except (MtastsError, OSError) as exc:
-        fail(str(exc), code=1)
-        return
+    report = ReportSettings(org, contact_info)
+    key = None
+    if cfg.dkim.key is not None:
+        key = DkimKey.load(cfg.dkim.domain or report.submitter, cfg.dkim.selector, cfg.dkim.key)
+    settings = SendSettings(
+        report=report,
+        relay=opts.relay,
+        relay_starttls=opts.relay_starttls,
+        sender_address=opts.sender,
+        dkim=key,
+        ca_file=str(base.ca_file) if base.ca_file else None,
+        nameserver=base.nameserver,
+        spread=opts.spread if opts.spread is not None else (14400.0 if daemon else 0.0),
+        first_retry=opts.retry_base,
+        settle=opts.settle,
+    )
+    pending = asyncio.run(_send(store_url, settings, the_day, daemon))
     if pending:
         raise SystemExit(1)
 
 
-async def _send(
-    store_url: str, settings: Any, day: date, daemon: bool, unfinished: bool = False
-) -> int:
+async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> int:
     import time
 
-    from mtasts.errors import TlsRptError
     from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.tlsrpt.deliver import Sender
 
     now = int(time.time())
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC).timestamp()
-    if not daemon and not unfinished and now < end + settings.settle:
-        # A report is built and journaled once: built now, the rest of the day would
-        # never be reported.
-        raise TlsRptError(
-            f"{day.isoformat()} is not over yet (UTC, plus {settings.settle} s for the "
-            "collectors' last flush): send it later, or pass --unfinished to send what "
-            "was counted so far (that day is then never reported again)",
-            code="send.unfinished-day",
-        )
     store = TlsRptStore.open(store_url)
     await store.create()
     sender = Sender(store, settings)

@@ -4,7 +4,8 @@ commands (the long-running ``tlsrpt receive`` service lives beside them).
 Settings: the ``[receive]`` table of mtasts.toml (mtasts.tlsrpt.receive.settings), then
 the options. DNS for DKIM keys through MTASTS_NAMESERVER / ``nameserver``.
 
-Exit status: 0 success; 1 the store failed; 2 usage error (a source that does not exist).
+Exit status (docs/exit-codes.md): 0 success; 2 usage error (a source that does not
+exist); 75 the store is unreachable; 78 a bad setting or store URL.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from mtasts.cli.render import console, fail, print_json
+from mtasts.cli.render import console, print_json
 
 STORE_HELP = (
     "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
@@ -27,13 +29,9 @@ T = TypeVar("T")
 
 
 def _default_store() -> str:
-    from mtasts.errors import ConfigError
     from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
 
-    try:
-        return configured_store() or DEFAULT_STORE
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    return configured_store() or DEFAULT_STORE
 
 
 def _store_option(f: Any) -> Any:
@@ -54,15 +52,11 @@ def _day(value: str | None) -> date | None:
 def _settings(**options: Any) -> Any:
     """[receive] of mtasts.toml, the resolver's nameserver, then the options given."""
     from mtasts.config import component_table, load_settings
-    from mtasts.errors import ConfigError
     from mtasts.tlsrpt.receive.netconfig import NET_KEYS
     from mtasts.tlsrpt.receive.settings import receive_settings
 
-    try:
-        base = load_settings()
-        settings = receive_settings(component_table("receive"), other_keys=NET_KEYS)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    base = load_settings()
+    settings = receive_settings(component_table("receive"), other_keys=NET_KEYS)
     given = {k: v for k, v in options.items() if v is not None and v != ()}
     if "owned_domains" in given:
         given["owned_domains"] = frozenset(given["owned_domains"])
@@ -70,18 +64,15 @@ def _settings(**options: Any) -> Any:
 
 
 def _run(coro: Callable[[], Awaitable[T]]) -> T:
-    from mtasts.errors import ConfigError
-    from mtasts.tlsrpt.receive.intake import StoreUnavailable
+    """Run ``coro``; a database error after connecting is the store being unavailable
+    (every other operator's error reaches the ``mtasts`` group's handler as it is)."""
+    from mtasts.errors import ServiceUnavailable
+    from mtasts.store.engine import driver_errors
 
     try:
         return asyncio.run(coro())  # type: ignore[arg-type]
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-    except (StoreUnavailable, OSError) as exc:
-        fail(f"the store failed: {exc}", code=1)
-    except Exception as exc:  # a driver error (database locked, server gone)
-        fail(f"the store failed: {type(exc).__name__}: {exc}", code=1)
-    raise AssertionError("unreachable")
+    except driver_errors() as exc:
+        raise ServiceUnavailable(f"the store failed: {type(exc).__name__}: {exc}") from exc
 
 
 @click.command("import")
@@ -131,11 +122,18 @@ def import_(
         verify_dkim=verify_dkim,
     )
 
+    for source in sources:  # a file or directory that is not there: a usage error, now
+        if "://" not in source and not Path(source).exists():
+            raise click.BadParameter(f"{source}: no such file or directory", param_hint="SOURCES")
     if any(s.lower().startswith("imaps://") for s in sources):
         try:  # registers the imaps:// scheme (the [imap] extra: aioimaplib)
             import mtasts.tlsrpt.receive.imap  # noqa: F401
-        except ImportError as exc:
-            raise click.UsageError(f"imaps:// needs mtasts[imap] ({exc})") from None
+        except ImportError:
+            from mtasts.errors import MissingDependency
+
+            raise MissingDependency(
+                "importing from imaps://", "imap", module="aioimaplib"
+            ) from None
 
     async def run() -> Any:
         receiver = await Receiver.open(store, settings)

@@ -3,8 +3,9 @@
 Settings come from the ``[receive]`` table of the configuration file
 (:mod:`mtasts.tlsrpt.receive.netconfig` lists them), then from these options.
 
-Exit status: 0 stopped by SIGTERM or SIGINT; 1 the configuration, a listener or the
-store failed; 2 usage error.
+Exit status (docs/exit-codes.md): 0 stopped by SIGTERM or SIGINT; 2 usage error;
+69 the [web] extra is missing; 75 a listener's address is in use or the store is
+unreachable; 78 a bad setting, certificate, key or store URL.
 """
 
 from __future__ import annotations
@@ -76,39 +77,42 @@ def receive(
     A report is acknowledged (2xx, 250) only once it is durably stored. Without any
     listener option or setting, https on 127.0.0.1:8460 is started.
     """
-    from mtasts.cli.render import console, fail
+    from mtasts.cli.render import console
     from mtasts.config import component_table
-    from mtasts.errors import MtastsError
+    from mtasts.errors import MissingDependency
+    from mtasts.tlsrpt.receive.netconfig import parse_netconfig
+    from mtasts.tlsrpt.storeconf import configured_store
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from mtasts.tlsrpt.receive.netconfig import parse_netconfig
-    except ImportError as exc:  # pragma: no cover - only without the [web] extra
-        fail(f"{exc}: install mtasts[web] for the https intake", code=1)
-        return
-    try:
-        table = dict(component_table("receive", config_file))
-        options = {
-            "store": store,
-            "http": http,
-            "lmtp": lmtp,
-            "smtp": smtp,
-            "metrics": metrics,
-            "cert": cert,
-            "key": key,
-            "path": url_path,
-        }
-        table.update({k: v for k, v in options.items() if v is not None})
-        if not any(table.get(k) for k in ("http", "lmtp", "smtp")):
-            table["http"] = "127.0.0.1:8460"
-        config, rest = parse_netconfig(table)
-        from mtasts.tlsrpt.storeconf import configured_store
+    table = dict(component_table("receive", config_file))
+    options = {
+        "store": store,
+        "http": http,
+        "lmtp": lmtp,
+        "smtp": smtp,
+        "metrics": metrics,
+        "cert": cert,
+        "key": key,
+        "path": url_path,
+    }
+    table.update({k: v for k, v in options.items() if v is not None})
+    if not any(table.get(k) for k in ("http", "lmtp", "smtp")):
+        table["http"] = "127.0.0.1:8460"
+    config, rest = parse_netconfig(table)
+    if config.http is not None or config.metrics is not None:
+        try:  # the https intake and the metrics listener: the [web] extra
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError:
+            raise MissingDependency(
+                "the https intake of tlsrpt receive", "web", module="starlette, uvicorn"
+            ) from None
+    if config.cert:
+        from mtasts.net.tls import server_context
 
-        store_url = config.store or configured_store() or DEFAULT_STORE
-        asyncio.run(_serve(store_url, config, rest))
-    except (MtastsError, OSError) as exc:
-        fail(str(exc), code=1)
-        return
+        server_context(config.cert, config.key)  # a wrong file stops us now, not per client
+    store_url = config.store or configured_store() or DEFAULT_STORE
+    asyncio.run(_serve(store_url, config, rest))
     console(stderr=True).print("mtasts tlsrpt receive: stopped", highlight=False)
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import ssl
 import warnings
+from pathlib import Path
 from ssl import TLSVersion
+
+from mtasts.errors import ConfigError
 
 
 def client_context(
@@ -21,7 +24,15 @@ def client_context(
     also lowers OpenSSL's security level to 0, without which OpenSSL 3 refuses TLS 1.0
     and 1.1 whatever the minimum says; that is only for probing legacy hosts.
     """
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    try:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "no PEM certificate"
+        raise ConfigError(
+            f"CA file {ca_file}: {why}: name a PEM file of CA certificates "
+            "(ca_file, MTASTS_CA_FILE or --ca-file), or none for the system store",
+            code="config.ca-file",
+        ) from exc
     if minimum_version < TLSVersion.TLSv1_2:
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     with warnings.catch_warnings():
@@ -35,3 +46,20 @@ def client_context(
     ctx.hostname_checks_common_name = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
+    """A server context: TLS 1.2+ (RFC 8461 §7.2, RFC 8996), the certificate chain ``cert``
+    and its private ``key`` (PEM), checked now so a wrong file stops a service at start."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        why = exc.strerror if exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot load the certificate {cert} with the key {key}: {why}: give a PEM "
+            "certificate chain and its unencrypted PEM private key",
+            code="config.certificate",
+        ) from exc
+    return context

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from mtasts.errors import DomainNameError
+from mtasts.errors import DomainNameError, listen_failed
 from mtasts.names import normalize_domain
 from mtasts.postfix.server import SocketmapServer
 from mtasts.sts.cache.base import entry_to_json
@@ -50,9 +50,13 @@ class Admin:
         self._listener: asyncio.AbstractServer | None = None
 
     async def listen(self, host: str, port: int) -> tuple[str, int]:
-        self._listener = await asyncio.start_server(self._handle, host, port)
+        try:
+            self._listener = await asyncio.start_server(self._handle, host, port)
+        except OSError as exc:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise listen_failed(f"{where} (metrics)", exc) from exc
         name = self._listener.sockets[0].getsockname()
-        log.info("metrics and cache control on http://%s:%s/", name[0], name[1])
+        log.debug("metrics and cache control on http://%s:%s/", name[0], name[1])
         return str(name[0]), int(name[1])
 
     async def close(self) -> None:

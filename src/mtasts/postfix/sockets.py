@@ -14,6 +14,8 @@ import socket
 import stat
 from collections.abc import Callable, Mapping
 
+from mtasts.errors import listen_failed
+
 log = logging.getLogger("mtasts.daemon")
 
 LISTEN_BACKLOG = 511
@@ -128,7 +130,16 @@ class Acceptor:
         self._episode: asyncio.TimerHandle | None = None
 
     async def listen_tcp(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on every address of ``host`` (port 0 = any); return the first bound."""
+        """Listen on every address of ``host`` (port 0 = any); return the first bound.
+
+        A failure is :func:`~mtasts.errors.listen_failed`'s error naming the address."""
+        try:
+            return await self._listen_tcp(host, port)
+        except OSError as exc:
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise listen_failed(where, exc) from exc
+
+    async def _listen_tcp(self, host: str, port: int) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         bound: tuple[str, int] | None = None
@@ -144,7 +155,7 @@ class Acceptor:
                 raise
             self._serve(sock)
             name = sock.getsockname()
-            log.info("listening on %s:%s", name[0], name[1])
+            log.debug("listening on %s:%s", name[0], name[1])
             if bound is None:
                 bound = (str(name[0]), int(name[1]))
         if bound is None:
@@ -153,6 +164,12 @@ class Acceptor:
 
     def listen_unix(self, path: str, mode: int) -> str:
         """Listen on a unix socket at ``path``, replacing a stale socket file."""
+        try:
+            return self._listen_unix(path, mode)
+        except OSError as exc:
+            raise listen_failed(f"unix:{path}", exc) from exc
+
+    def _listen_unix(self, path: str, mode: int) -> str:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(os.stat(path).st_mode):
                 if unix_socket_answers(path):
@@ -172,7 +189,7 @@ class Acceptor:
         os.chmod(path, mode)
         st = os.stat(path)
         self._unix_paths.append((path, st.st_dev, st.st_ino))
-        log.info("listening on unix:%s mode %o", path, mode)
+        log.debug("listening on unix:%s mode %o", path, mode)
         return path
 
     def _serve(self, sock: socket.socket) -> None:

@@ -26,6 +26,7 @@ import h11
 
 from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.net.tls import server_context
 from mtasts.postfix.sockets import Acceptor, connection_cap
 from mtasts.publish.limits import ClientLimits, ClientTable, client_key
 from mtasts.publish.settings import DEFAULT_MAX_CONNECTIONS, READ_TIMEOUT
@@ -120,13 +121,7 @@ def load_policies(table: Mapping[str, Path], source: Path) -> Site:
 
 def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     """A server context: TLS 1.2+ (RFC 8461 §7.2), the given certificate chain and key."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the certificate {cert} / key {key}: {exc}") from exc
-    return context
+    return server_context(cert, key)
 
 
 # --- serving ------------------------------------------------------------------------------

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import postgresql, sqlite
@@ -30,9 +31,52 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import ClauseElement
 
-from mtasts.errors import ConfigError
+from mtasts.errors import ConfigError, MissingDependency, ServiceUnavailable
 
 Row = dict[str, Any]
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password (for messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a database driver raises once connected (locked, server gone):
+    the store is unavailable for now, which is not a bug of ours."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+    try:
+        import asyncpg  # type: ignore[import-untyped]
+    except ImportError:
+        return errors
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+# PostgreSQL SQLSTATE classes that a configuration fixes (RFC-less, PostgreSQL Appendix A):
+# 28 invalid authorization (user, password, pg_hba.conf), 3D invalid catalog (database).
+_PG_CONFIG_CLASSES = ("28", "3D")
+
+
+def postgres_connect_error(dsn: str, exc: BaseException) -> ConfigError | ServiceUnavailable:
+    """A failed connection to the PostgreSQL store ``dsn`` as the operator's error."""
+    where = _redacted(dsn)
+    state = str(getattr(exc, "sqlstate", "") or "")
+    text = str(exc) or type(exc).__name__
+    if state[:2] in _PG_CONFIG_CLASSES:
+        return ConfigError(
+            f"store {where}: {text}: check the user, password and database in the URL",
+            code="config.store",
+        )
+    return ServiceUnavailable(
+        f"store {where}: cannot connect ({text}): is PostgreSQL running and reachable?",
+        code="store.unavailable",
+    )
 
 
 def parse_store_url(url: str) -> tuple[str, str]:
@@ -133,7 +177,9 @@ class SqliteDatabase(_Driver):
 
     async def _get(self) -> Any:
         if self._conn is None:
-            conn = await self._aiosqlite.connect(self.path, isolation_level=None)
+            from mtasts.store.sqliteopen import connect_sqlite
+
+            conn = await connect_sqlite(self.path, isolation_level=None)
             try:
                 # WAL lets `mtasts tlsrpt reports` read while the collector writes;
                 # busy_timeout makes a second writer wait instead of "database is locked".
@@ -205,7 +251,12 @@ class PostgresDatabase(_Driver):
     dialect: Dialect = postgresql.dialect(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
 
     def __init__(self, dsn: str, schema: str | None = None) -> None:
-        import asyncpg  # type: ignore[import-untyped]  # (now: see SqliteDatabase)
+        try:
+            import asyncpg  # (now: see SqliteDatabase)
+        except ImportError:
+            raise MissingDependency(
+                f"the store {_redacted(dsn)}", "postgres", module="asyncpg"
+            ) from None
 
         self._asyncpg = asyncpg
         self.dsn = dsn
@@ -219,9 +270,13 @@ class PostgresDatabase(_Driver):
             self._conn = None
         if self._conn is None:
             settings = {"search_path": self.schema} if self.schema else None
-            self._conn = await self._asyncpg.connect(
-                self.dsn, server_settings=settings, timeout=CONNECT_TIMEOUT
-            )
+            try:
+                self._conn = await self._asyncpg.connect(
+                    self.dsn, server_settings=settings, timeout=CONNECT_TIMEOUT
+                )
+            except (OSError, self._asyncpg.PostgresError) as exc:
+                # (TimeoutError is an OSError)
+                raise postgres_connect_error(self.dsn, exc) from exc
         return self._conn
 
     async def fetch(self, stmt: ClauseElement) -> list[Row]:

@@ -36,13 +36,20 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 from urllib.parse import quote, unquote
 
 import dkim
 import httpx
 
 from mtasts import __version__
-from mtasts.errors import DnsError, DomainNameError, TlsRptError, TlsRptRecordError
+from mtasts.errors import (
+    ConfigError,
+    DnsError,
+    DomainNameError,
+    TlsRptError,
+    TlsRptRecordError,
+)
 from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
 from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
@@ -78,6 +85,26 @@ class DkimKey:
     domain: str
     selector: str
     private_key_pem: bytes
+
+    @classmethod
+    def load(cls, domain: str, selector: str, path: Path) -> DkimKey:
+        """The key in ``path``, checked now: a key that cannot sign would otherwise leave
+        every report mail pending, each attempt failing the same way."""
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        try:
+            pem = path.read_bytes()
+            load_pem_private_key(pem, password=None)
+        except OSError as exc:
+            raise ConfigError(f"DKIM key {path}: {exc.strerror or exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"DKIM key {path}: not a PEM private key without a password ({exc}): "
+                "give the RSA or Ed25519 key whose public half is in "
+                f"{selector}._domainkey.{domain}",
+                code="config.dkim-key",
+            ) from exc
+        return cls(domain, selector, pem)
 
 
 @dataclass(frozen=True, slots=True)

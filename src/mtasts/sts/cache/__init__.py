@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from urllib.parse import parse_qs, urlsplit
 
-from mtasts.errors import ConfigError
+from mtasts.errors import ConfigError, MissingDependency
 from mtasts.sts.cache.base import CacheEntry, PolicyCache, redacted
 from mtasts.sts.cache.memory import DEFAULT_SIZE, MemoryCache
 
@@ -47,17 +47,19 @@ async def open_cache(url: str = "memory:") -> PolicyCache:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cache URL {url!r}: cannot open the database: {exc}") from exc
     if scheme in ("redis", "rediss", "unix"):
-        from mtasts.sts.cache.redis import RedisCache
-
+        try:
+            from mtasts.sts.cache.redis import RedisCache
+        except ImportError:
+            raise MissingDependency(
+                f"the cache {redacted(url)}", "redis", module="redis-py"
+            ) from None
         return RedisCache.from_url(url)
     if scheme.split("+", 1)[0] in ("postgresql", "postgres"):
         try:
             from mtasts.sts.cache.postgres import PostgresCache
-        except ImportError as exc:
-            raise ConfigError(
-                f"cache URL {redacted(url)!r} needs asyncpg: pip install 'mtasts[postgres]' "
-                f"({exc})",
-                code="config.cache-url",
+        except ImportError:
+            raise MissingDependency(
+                f"the cache {redacted(url)}", "postgres", module="asyncpg"
             ) from None
         return await PostgresCache.open(url)
     raise ConfigError(

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs
 
 import aiosqlite
 
+from mtasts.store.sqliteopen import connect_sqlite
 from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes
 
 _SCHEMA = """
@@ -52,7 +53,7 @@ class SqliteCache:
 
     @classmethod
     async def open(cls, url: str) -> SqliteCache:
-        db = await aiosqlite.connect(sqlite_path(url), timeout=sqlite_timeout(url))
+        db = await connect_sqlite(sqlite_path(url), what="cache", timeout=sqlite_timeout(url))
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
-from mtasts.errors import TlsRptError
+from mtasts.errors import ConfigError, TlsRptError, listen_failed
 from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
@@ -122,7 +122,7 @@ def bind_socket(path: Path, mode: int = 0o666) -> socket.socket:
     replaced; any other existing file is an error)."""
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
-            raise TlsRptError(
+            raise ConfigError(
                 f"{path} exists and is not a socket: remove it or choose another --socket",
                 code="collect.socket-path",
             )
@@ -130,7 +130,11 @@ def bind_socket(path: Path, mode: int = 0o666) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-    sock.bind(str(path))
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise listen_failed(f"unix:{path}", exc) from exc
     # Postfix's smtp(8) runs as the postfix user: it must be able to write to the socket.
     os.chmod(path, mode)
     sock.setblocking(False)

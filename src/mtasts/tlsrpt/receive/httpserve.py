@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mtasts.errors import listen_failed
 from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,12 @@ def bind(listen: Listen, backlog: int = 1024) -> socket.socket:
     if listen.path:
         raise ValueError("the https intake listens on TCP only")
     family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
-    sock = socket.create_server(
-        (listen.host, listen.port), family=family, backlog=backlog, reuse_port=False
-    )
+    try:
+        sock = socket.create_server(
+            (listen.host, listen.port), family=family, backlog=backlog, reuse_port=False
+        )
+    except OSError as exc:
+        raise listen_failed(str(listen), exc) from exc
     sock.setblocking(False)
     return sock
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
-from mtasts.errors import MtastsError, Notice
+from mtasts.errors import Notice, ServiceUnavailable
 from mtasts.net.dns import DnsClient
 from mtasts.store.received import Pending, ReceivedStore, Written
 from mtasts.tlsrpt.receive.decide import (
@@ -70,7 +70,7 @@ T = TypeVar("T")
 _THREAD_PARSE = 256 * 1024  # inputs above this are parsed off the event loop
 
 
-class StoreUnavailable(MtastsError):
+class StoreUnavailable(ServiceUnavailable):
     """The store could not be written; the arrival was not recorded (retry later)."""
 
     default_code = "receive.store-unavailable"
@@ -289,9 +289,10 @@ class Receiver:
             return await call
         except Exception as exc:
             await self.store.db.reset()
-            raise StoreUnavailable(
-                f"the store could not be read: {type(exc).__name__}: {exc}"
-            ) from exc
+            why = (
+                str(exc) if isinstance(exc, ServiceUnavailable) else f"{type(exc).__name__}: {exc}"
+            )
+            raise StoreUnavailable(f"the store could not be read: {why}") from exc
 
     # --- maintenance ---------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from mtasts.errors import listen_failed
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
 from mtasts.tlsrpt.receive.intake import Arrival
@@ -38,14 +39,6 @@ from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
-
-
-def server_context(cert: str, key: str) -> ssl.SSLContext:
-    """The STARTTLS context: the configured certificate, TLS 1.2 or later."""
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class MailIntake:
@@ -126,14 +119,17 @@ class MailIntake:
 
     async def listen(self, listen: Listen) -> asyncio.Server:
         loop = asyncio.get_running_loop()
-        if listen.path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(listen.path)  # a stale socket from an earlier run
-            server = await loop.create_unix_server(self.protocol, listen.path)
-            # The MTA's delivery agent (Postfix lmtp(8): user postfix) must connect.
-            os.chmod(listen.path, 0o666)  # noqa: S103 (guard the directory instead)
-            return server
-        return await loop.create_server(self.protocol, listen.host, listen.port, backlog=256)
+        try:
+            if listen.path:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(listen.path)  # a stale socket from an earlier run
+                server = await loop.create_unix_server(self.protocol, listen.path)
+                # The MTA's delivery agent (Postfix lmtp(8): user postfix) must connect.
+                os.chmod(listen.path, 0o666)  # noqa: S103 (guard the directory instead)
+                return server
+            return await loop.create_server(self.protocol, listen.host, listen.port, backlog=256)
+        except OSError as exc:
+            raise listen_failed(str(listen), exc) from exc
 
     def close_sessions(self) -> None:
         for session in list(self.sessions):

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from mtasts.net.tls import server_context
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, Ingests
 from mtasts.tlsrpt.receive.http import HttpIntake
 from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
-from mtasts.tlsrpt.receive.mail import MailIntake, server_context
+from mtasts.tlsrpt.receive.mail import MailIntake
 from mtasts.tlsrpt.receive.metrics import IntakeMetrics
 from mtasts.tlsrpt.receive.netconfig import NetConfig
 

@@ -40,13 +40,13 @@ def test_the_store_commands_accept_the_listener_keys(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_receive_names_a_bad_setting_and_exits_1(tmp_path: Path) -> None:
+def test_receive_names_a_bad_setting_and_exits_78(tmp_path: Path) -> None:
     config = tmp_path / "mtasts.toml"
     config.write_text('[receive]\nhttp = "nowhere"\n')
     result = CliRunner().invoke(
         cli, ["tlsrpt", "receive", "--config", str(config)], env={"MTASTS_CONFIG": str(config)}
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "http 'nowhere'" in result.output
     config.write_text("[receive]\nmax_bodyy = 5\n")
     result = CliRunner().invoke(
@@ -54,7 +54,7 @@ def test_receive_names_a_bad_setting_and_exits_1(tmp_path: Path) -> None:
         ["tlsrpt", "receive", "--config", str(config), "--store", f"sqlite:///{tmp_path / 'r.db'}"],
         env={"MTASTS_CONFIG": str(config)},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "max_bodyy" in result.output
 
 
