@@ -430,7 +430,7 @@ async def test_send_refuses_a_day_that_is_not_over(lab: Lab, tmp_path) -> None: 
     today = datetime.now(UTC).date().isoformat()
     env = _send_env(lab, tmp_path, store_url)
     code, out = await _run(lab, "tlsrpt", "send", "--day", today, env=env)
-    assert code == 1
+    assert code == 2  # the --day asked for cannot be sent: a usage error
     assert "not over yet" in out
     assert "--unfinished" in out
     assert not (tmp_path / "u.db").exists()

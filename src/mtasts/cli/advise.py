@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mtasts.cli.check import _BadArguments, _CheckCommand, _target
+from mtasts.cli.exitcodes import CommandFailed
 from mtasts.cli.render import console, print_json
 from mtasts.monitor.advise import Advice, Criteria, ExitCode, Impact, Verdict
 
@@ -235,15 +236,12 @@ def advise(
                 target=target,
             )
         )
-    except MtastsError as exc:
-        click.echo(f"mtasts advise: {exc}", err=True)
-        sys.exit(code)
+    except MtastsError as exc:  # one line (docs/exit-codes.md), CANNOT TELL as a plugin's
+        raise CommandFailed(str(exc), code) from exc
     except OSError as exc:
-        click.echo(f"mtasts advise: the store failed: {exc}", err=True)
-        sys.exit(code)
+        raise CommandFailed(f"the store failed: {exc}", code) from exc
     except Exception as exc:  # a database driver's own error (locked, server gone)
-        click.echo(f"mtasts advise: the store failed: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(code)
+        raise CommandFailed(f"the store failed: {type(exc).__name__}: {exc}", code) from exc
     if as_json:
         print_json(result.to_json())
     else:

@@ -148,7 +148,7 @@ def print_warning(message: str) -> None:
 class CommandFailed(click.ClickException):
     """An error already worded for the operator, with the exit code to use."""
 
-    def __init__(self, message: str, code: ExitCode = ExitCode.FAILED) -> None:
+    def __init__(self, message: str, code: int = ExitCode.FAILED) -> None:
         super().__init__(message)
         self.exit_code = int(code)  # type: ignore[misc]  # (click: per instance too)
 
