@@ -156,10 +156,10 @@ CASES = [
         files={"s.toml": "[[domain]]\nname = 5\n"},
     ),
     Case(
-        "serve policy: config without [policies]",
+        "serve policy: config with an unknown key",
         ["serve", "policy", "--config", "{tmp}/p.toml"],
         CONFIG,
-        "[policies]",
+        "unknown setting 'x'",
         files={"p.toml": "x = 1\n"},
     ),
     Case(
@@ -355,7 +355,7 @@ CASES = [
         "serve policy: cert without key",
         ["serve", "policy", "--dir", "{tmp}/pol", "--cert", "{tmp}/c.pem"],
         CONFIG,
-        "--key",
+        "cert and key",
         files={"pol/a.test.txt": GOOD_POLICY, "c.pem": "x\n"},
     ),
     Case(
@@ -487,7 +487,7 @@ CASES = [
     Case(
         "collect: bad socket mode",
         ["tlsrpt", "collect", "--socket", "{tmp}/s", "--socket-mode", "rw-rw-rw-"],
-        USAGE,
+        CONFIG,
         "rw-rw-rw-",
     ),
     Case("daemon: bad unix mode", ["daemon", "--unix-mode", "rw"], CONFIG, "--unix-mode"),

@@ -115,7 +115,7 @@ async def test_generate_enforce_warns_about_mx_senders_would_refuse(
     warnings = json.loads(out)["warnings"]
     assert len(warnings) == 1
     assert "no STARTTLS at mx2.bad.test" in warnings[0]
-    assert "WARNING: no STARTTLS at mx2.bad.test" in err
+    assert "mtasts: warning: no STARTTLS at mx2.bad.test" in err
     code, out, _ = await generate("good.test", "--mode", "enforce")
     assert (code, json.loads(out)["warnings"]) == (0, [])
     # testing refuses nothing: no probe, no warning

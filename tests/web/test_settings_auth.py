@@ -120,9 +120,9 @@ def test_cli_hash_password_and_refusal(tmp_path: Any, monkeypatch: pytest.Monkey
     monkeypatch.setenv("MTASTS_CONFIG", str(tmp_path / "none.toml"))
     (tmp_path / "none.toml").write_text("")
     result = runner.invoke(cli, ["web", "--listen", "0.0.0.0:0", "--store", "sqlite:///x.db"])
-    assert result.exit_code == 2
+    assert result.exit_code == 78  # a setting (docs/exit-codes.md)
     assert "not a loopback address" in result.output
     (tmp_path / "none.toml").write_text("[web]\nbogus = 1\n")
     result = runner.invoke(cli, ["web"])
-    assert result.exit_code == 2
+    assert result.exit_code == 78
     assert "unknown setting 'bogus'" in result.output

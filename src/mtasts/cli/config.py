@@ -1,7 +1,8 @@
 """``mtasts config show|check|example`` and ``mtasts init``: the one settings file.
 
-Exit codes: 0 done (check: the settings are valid); 1 a configuration mistake (one line
-naming file:line, key and what is expected) or a file that ``init`` will not overwrite.
+Exit codes: 0 done (check: the settings are valid); 1 ``check`` found a mistake (one
+line naming file:line, key and what is expected) or a file that ``init`` will not
+overwrite; 78 ``show`` cannot read the settings, ``init`` cannot write the file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import click
 
+from mtasts.cli.exitcodes import ExitCode, print_error
 from mtasts.cli.render import print_json
 from mtasts.errors import ConfigError
 from mtasts.settings.registry import section_classes
@@ -20,9 +22,9 @@ from mtasts.settings.schema import Key, dotted
 from mtasts.settings.tree import DEFAULT_PATH, Tree, config_path, load
 
 
-def _error(exc: ConfigError) -> None:
-    click.echo(f"mtasts config: {exc}", err=True)
-    sys.exit(1)
+def _error(exc: ConfigError, code: int = ExitCode.FAILED) -> None:
+    print_error(str(exc))
+    sys.exit(code)
 
 
 @click.group("config")
@@ -52,7 +54,7 @@ def show(as_json: bool) -> None:
     try:
         tree = load()
     except ConfigError as exc:
-        _error(exc)
+        _error(exc, ExitCode.CONFIG)
         return
     rows = _rows(tree)
     if as_json:
@@ -116,12 +118,12 @@ def init(path: Path | None, force: bool) -> None:
 
     target = path or config_path(None, os.environ) or DEFAULT_PATH
     if target.exists() and not force:
-        click.echo(f"mtasts init: {target} exists; keep it, or pass --force", err=True)
-        sys.exit(1)
+        print_error(f"{target} exists; keep it, or pass --force")
+        sys.exit(ExitCode.FAILED)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(example_file(section_classes()), encoding="utf-8")
     except OSError as exc:
-        click.echo(f"mtasts init: cannot write {target}: {exc.strerror or exc}", err=True)
-        sys.exit(1)
+        print_error(f"cannot write {target}: {exc.strerror or exc}")
+        sys.exit(ExitCode.CONFIG)
     click.echo(f"wrote {target}; edit it, then run: mtasts config check {target}")

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from mtasts.check.runner import Target
 from mtasts.cli.check import _BadArguments, _CheckCommand, _target
+from mtasts.cli.exitcodes import print_error
 from mtasts.cli.render import console, print_json
 from mtasts.monitor.service import Checked
 from mtasts.monitor.settings import MonitorSettings
@@ -176,10 +177,10 @@ def monitor(
     try:
         code = asyncio.run(_main(url, settings, target, once, history_of, limit, as_json))
     except MtastsError as exc:
-        click.echo(f"mtasts monitor: {exc}", err=True)
+        print_error(str(exc))
         code = 3
     except OSError as exc:
-        click.echo(f"mtasts monitor: {exc}", err=True)
+        print_error(str(exc))
         code = 3
     sys.exit(code)
 
@@ -204,7 +205,7 @@ async def _main(
         try:
             await upgrade(db)
         except Exception as exc:  # a driver's own error: server gone, database locked
-            click.echo(f"mtasts monitor: the store {url} failed: {exc}", err=True)
+            print_error(f"the store {url.split('@')[-1]} failed: {exc}")
             return 3
         if history_of is not None:
             records = await history.check_history(db, history_of, limit=limit)

@@ -1,7 +1,8 @@
 """``mtasts web``: the dashboard and JSON API over the received TLS-RPT reports.
 
 Settings: the ``[web]`` table of mtasts.toml (mtasts.web.settings), then the options.
-Exit status: 0 stopped by SIGTERM/SIGINT; 1 the store failed; 2 bad settings.
+Exit status (docs/exit-codes.md): 0 stopped by SIGTERM/SIGINT; 2 usage; 75 the store
+is unreachable or the address in use; 78 a bad setting.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import replace
 
 import click
 
-from mtasts.cli.render import console, fail
+from mtasts.cli.render import console
 
 
 @click.command("web")
@@ -45,7 +46,8 @@ def web(store: str | None, listen: str | None, hash_password: bool) -> None:
     arrivals). JSON under /api/ (docs/web.md). Read-only: GET only.
 
     \b
-    Exit codes: 0 stopped by SIGTERM/SIGINT; 1 the store failed; 2 bad settings.
+    Exit codes: 0 stopped by SIGTERM/SIGINT; 2 usage; 75 the store is unreachable
+    or the address in use; 78 a bad setting (docs/exit-codes.md).
     """
     from mtasts.web.auth import hash_password as make_hash
 
@@ -55,35 +57,29 @@ def web(store: str | None, listen: str | None, hash_password: bool) -> None:
         else:
             password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            fail("an empty password", code=2)
+            raise click.UsageError("an empty password: type one, or pipe it in")
         click.echo(make_hash(password))
         return
 
     from mtasts.config import component_table, load_settings
-    from mtasts.errors import ConfigError
+    from mtasts.errors import ServiceUnavailable
+    from mtasts.store.engine import driver_errors
     from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
     from mtasts.web.server import check_exposure, run_until_signalled
     from mtasts.web.settings import web_settings
 
-    try:
-        base = load_settings()
-        settings = web_settings(component_table("web"))
-        if listen:
-            settings = replace(settings, listen=listen)
-        url = store or settings.store or configured_store() or DEFAULT_STORE
-        check_exposure(settings)
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-        return
+    base = load_settings()
+    settings = web_settings(component_table("web"))
+    if listen:
+        settings = replace(settings, listen=listen)
+    url = store or settings.store or configured_store() or DEFAULT_STORE
+    check_exposure(settings)
 
     def ready(address: str) -> None:
         console().print(f"mtasts web: serving {url.split('@')[-1]} on {address}")
 
+    # A bad setting, an address in use: one line from the `mtasts` group (exit-codes.md).
     try:
         asyncio.run(run_until_signalled(settings, url, base=base, ready=ready))
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-    except OSError as exc:
-        fail(f"cannot serve: {exc}", code=1)
-    except Exception as exc:  # a driver error (database gone, wrong password)
-        fail(f"the store failed: {type(exc).__name__}: {exc}", code=1)
+    except driver_errors() as exc:  # a driver error after connecting (database gone)
+        raise ServiceUnavailable(f"the store failed: {type(exc).__name__}: {exc}") from exc
