@@ -80,7 +80,7 @@ def test_usage_errors(config: Path, tmp_path: Path) -> None:
     assert "no channel configured" in out
     config.write_text("[alerts]\nfailure_rate = 2\n")
     code, out = invoke("alerts", "run", "--once", "--store", f"sqlite:///{tmp_path / 'x.db'}")
-    assert code == 2
+    assert code == 78  # a bad setting (docs/exit-codes.md)
     assert "failure_rate = 2: a fraction" in out
     config.write_text("")
     code, out = invoke("alerts", "run", "--metrics", "nowhere")

@@ -3,7 +3,8 @@
 Settings: ``[alerts]`` of mtasts.toml (docs/alerts.md); the store is the TLS-RPT store
 (``--store``, ``$MTASTS_TLSRPT_STORE``, ``[tlsrpt] store``).
 
-Exit status: 0 success; 1 the store or a channel failed; 2 usage or configuration error.
+Exit status (docs/exit-codes.md): 0 success; 1 a channel failed; 2 usage; 75 the store is
+unreachable; 78 a bad setting.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
-from mtasts.cli.render import console, fail, print_json
+from mtasts.cli.render import console, print_json
 
 T = TypeVar("T")
 STORE_HELP = (
@@ -26,13 +27,9 @@ STORE_HELP = (
 
 
 def _default_store() -> str:
-    from mtasts.errors import ConfigError
     from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
 
-    try:
-        return configured_store() or DEFAULT_STORE
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    return configured_store() or DEFAULT_STORE  # a ConfigError: 78 (docs/exit-codes.md)
 
 
 def _store_option(f: Any) -> Any:
@@ -45,28 +42,24 @@ def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
     """(alert settings, resolver settings, CA file, [receive] owned_domains)."""
     from mtasts.alerts.api import configured_settings
     from mtasts.config import component_table, load_settings
-    from mtasts.errors import ConfigError
     from mtasts.tlsrpt.receive.netconfig import NET_KEYS
     from mtasts.tlsrpt.receive.settings import receive_settings
 
-    try:
-        settings, ca_file = configured_settings()
-        owned = receive_settings(component_table("receive"), other_keys=NET_KEYS).owned_domains
-        return settings, load_settings(), ca_file, owned
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
+    settings, ca_file = configured_settings()
+    owned = receive_settings(component_table("receive"), other_keys=NET_KEYS).owned_domains
+    return settings, load_settings(), ca_file, owned
 
 
 def _run(coro: Callable[[], Awaitable[T]]) -> T:
-    from mtasts.errors import ConfigError
+    """Run ``coro``; a database error after connecting is the store being unavailable
+    (every other operator's error reaches the ``mtasts`` group's handler as it is)."""
+    from mtasts.errors import ServiceUnavailable
+    from mtasts.store.engine import driver_errors
 
     try:
         return asyncio.run(coro())  # type: ignore[arg-type]
-    except ConfigError as exc:
-        fail(str(exc), code=2)
-    except Exception as exc:  # the store or a driver: a person reads it
-        fail(f"the store failed: {type(exc).__name__}: {exc}", code=1)
-    raise AssertionError("unreachable")
+    except driver_errors() as exc:
+        raise ServiceUnavailable(f"the store failed: {type(exc).__name__}: {exc}") from exc
 
 
 @click.group("alerts")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import click
 import orjson
@@ -17,3 +18,13 @@ def console(*, stderr: bool = False) -> Console:
 def print_json(obj: Any) -> None:
     """Print one JSON document (pretty, keys in insertion order) to standard output."""
     click.echo(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode())
+
+
+def fail(message: str, *, code: int) -> NoReturn:
+    """Print ``mtasts: error: message`` (one line) on standard error and exit with ``code``
+    (docs/exit-codes.md). Prefer raising a typed error (ConfigError, ServiceUnavailable,
+    MissingDependency): the ``mtasts`` group words it and picks the code."""
+    from mtasts.cli.exitcodes import print_error
+
+    print_error(message)
+    sys.exit(code)
