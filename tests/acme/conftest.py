@@ -105,6 +105,7 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         start_pebble: bool = True,
         listen: str = "127.0.0.1",
         port: int = 0,
+        dns_timeout: float = 5.0,
         **settings: Any,
     ) -> AcmeHost:
         lab = await pool.start(scenario or sum((dns_for(d) for d in domains), Scenario()))
@@ -126,7 +127,10 @@ async def acme_host(tmp_path: Path) -> AsyncIterator[HostFactory]:
         acme = AcmeSettings(**values)
         site = Site({d: POLICY for d in domains})
         manager = CertManager(
-            acme, policy_hosts(site), prechecks=Prechecks(acme, lab.nameserver), tick=0.2
+            acme,
+            policy_hosts(site),
+            prechecks=Prechecks(acme, lab.nameserver, timeout=dns_timeout),
+            tick=0.2,
         )
         server = PolicyServer(site, manager.server_context, ServerLimits())
         bound = await server.start(listen, port)

@@ -205,7 +205,15 @@ class CertManager:
         except (OSError, ValueError, ssl.SSLError) as exc:
             log.error("cannot load the certificate of %s from %s: %s", name, self.store.root, exc)
             return current
-        cert = _Cert(context, life, renew_at(life, self.settings.renew_fraction), mtime)
+        due = renew_at(life, self.settings.renew_fraction)
+        status = self.status.get(name)
+        if (
+            status is not None
+            and status.renew_at
+            and status.not_after == life.not_after.timestamp()
+        ):
+            due = _utc(status.renew_at)  # the time the CA suggested (ARI) for this certificate
+        cert = _Cert(context, life, due, mtime)
         self.certs[name] = cert
         self.metrics.not_after.labels(name).set(life.not_after.timestamp())
         return cert
@@ -214,8 +222,8 @@ class CertManager:
 
     def start(self) -> None:
         for name in self.names:
-            self.load(name)
             self.status[name] = self.store.read_status(name)
+            self.load(name)
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
     async def close(self) -> None:
