@@ -51,6 +51,7 @@ log = logging.getLogger("mtasts.acme")
 _PARALLEL = 4  # issuances at once
 _MAX_QUEUED = 256  # on-demand names waiting for a slot; more are refused until room
 _TICK = 60.0  # the longest sleep between looks at every name
+_CLOSE_WAIT = 10.0  # seconds close() waits for orders in worker threads
 #: TLS alert for a name we have no certificate for (RFC 6066 §3: unrecognized_name)
 UNRECOGNIZED_NAME = ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
 
@@ -108,6 +109,7 @@ class CertManager:
         self._wanted: set[str] = set()  # on demand: names asked for at a handshake
         self._force: set[str] = set()  # renew now whatever the dates say (after a revocation)
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._orders: set[asyncio.Future[Issued | None]] = set()  # in worker threads
         self._slots = asyncio.Semaphore(_PARALLEL)
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -227,12 +229,17 @@ class CertManager:
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
     async def close(self) -> None:
+        """Stop; an order already at the CA gets ``_CLOSE_WAIT`` seconds to finish (its
+        worker thread cannot be interrupted) while the server still answers challenges."""
+        orders = list(self._orders)
         tasks = [t for t in (self._loop_task, *self._running.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if orders:
+            await asyncio.wait(orders, timeout=_CLOSE_WAIT)
 
     async def _loop(self) -> None:
         while True:
@@ -365,7 +372,12 @@ class CertManager:
                 log.info("%s the certificate of %s from %s", what, name, self.settings.directory)
                 async with asyncio.timeout(self.settings.issue_timeout + 30):
                     seen = cert.mtime if cert is not None else 0.0
-                    issued = await asyncio.to_thread(self._issue_locked, name, seen)
+                    order = asyncio.get_running_loop().run_in_executor(
+                        None, self._issue_locked, name, seen
+                    )
+                    self._orders.add(order)
+                    order.add_done_callback(self._order_done)
+                    issued = await asyncio.shield(order)  # a cancel leaves it to close()
                 self._issued(name, issued)
         except IssueError as exc:
             self.metrics.issuance.labels("failed").inc()
@@ -382,6 +394,11 @@ class CertManager:
         finally:
             self._running.pop(name, None)
             self._wake.set()
+
+    def _order_done(self, order: asyncio.Future[Issued | None]) -> None:
+        self._orders.discard(order)
+        if not order.cancelled():
+            order.exception()  # retrieved: an order abandoned at close() is not an error
 
     def _issue_locked(self, name: str, seen: float) -> Issued | None:
         """In a worker thread, under the name's lock. ``seen`` is the mtime of the file we
