@@ -117,6 +117,26 @@ async def test_conditions_follow_the_lab_over_time(lab_factory: LabFactory, tmp_
         lab.set_policy_host(D, status=200)
         assert keys((await mon.check(D)).conditions) == set()
 
+        # two TXT records, a policy that does not parse, a policy host certificate for
+        # another name: each leaves senders without a usable policy
+        lab.set_txt(f"_mta-sts.{D}", ["v=STSv1; id=2", "v=STSv1; id=3"])
+        run = await mon.check(D)
+        assert keys(run.raised) == {"sts-record.gone"}
+        assert "sts-record.multiple" in run.raised[0].summary
+        lab.set_txt(f"_mta-sts.{D}", ["v=STSv1; id=2"])
+        good = policy_text((MX1, MX2), mode="enforce", max_age=1209600)
+        lab.set_policy(D, good.replace("mode: enforce", "mode: enforcing"))
+        run = await mon.check(D)
+        assert keys(run.raised) == {"policy-host.gone"}
+        assert "policy.mode" in run.raised[0].summary
+        lab.set_policy(D, good)
+        lab.set_policy_host(D, cert="wrong-name")
+        run = await mon.check(D)
+        assert keys(run.conditions) == {"policy-host.gone"}
+        assert "policy-host.cert-name" in run.conditions[0].summary
+        lab.set_policy_host(D, cert="valid")
+        assert keys((await mon.check(D)).cleared) == {"policy-host.gone"}
+
         # time passes: ten days before expiry a warning, three days before critical
         clock[0] = not_after - timedelta(days=10, hours=1)
         run = await mon.check(D)
@@ -141,7 +161,7 @@ async def test_conditions_follow_the_lab_over_time(lab_factory: LabFactory, tmp_
         assert {o.condition.severity.value for o in opened} == {"critical"}
 
         records = await history.check_history(db, D, limit=100)
-        assert len(records) == 12
+        assert len(records) == 16
         assert records[0].status == "CRITICAL"  # newest first; graded by cert_days
         assert keys(records[0].conditions) == keys(run.conditions)
         assert records[-1].conditions == ()

@@ -593,7 +593,7 @@ def live_checks(
                 f"every certificate stays valid for {criteria.cert_days} days or more",
             )
         )
-    if live.policy_text is None:
+    if live.policy_text is None or live.policy_host_down:
         down = ", ".join(live.policy_host_down) or "no valid policy served"
         out.append(
             LiveCheck(

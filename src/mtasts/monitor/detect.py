@@ -12,8 +12,10 @@ Conditions (key: severity, active while ...); docs/monitor.md has the same table
 - ``policy.id-unchanged``: critical under enforce, else warning; the policy served
   differs from the one first seen with the same TXT ``id``, so senders that cached the
   old one keep it for up to its max_age (RFC 8461 §3.1, §5.1).
-- ``sts-record.gone``: critical; no usable ``_mta-sts`` TXT record.
-- ``policy-host.gone``: critical; the policy host does not answer with a policy.
+- ``sts-record.gone``: critical; no usable ``_mta-sts`` TXT record (missing, several,
+  invalid).
+- ``policy-host.gone``: critical; the policy host serves no valid policy (no answer, TLS
+  or certificate failure, bad status or Content-Type, a policy that does not parse).
 - ``tlsrpt-record.gone``: warning; no ``_smtp._tls`` TXT record.
 - ``cert.expiry:<host>``: warning below ``cert_days[0]`` days left, critical below
   ``cert_days[-1]`` or once expired; the policy host's and every MX's certificate.
@@ -149,15 +151,20 @@ def conditions(
                 "new id.",
             )
         )
-    if current.sts_absent:
+    if current.sts_absent or (current.sts_id is None and not current.sts_unknown):
         had = previous is not None and previous.sts_record is not None
+        if current.sts_absent:
+            what = "disappeared" if had else "is missing"
+        else:
+            bad = [p for p in current.problems if p.startswith("sts-record.")]
+            what = f"is unusable ({', '.join(bad) or 'invalid'})"
         out.append(
             Condition(
                 "sts-record.gone",
                 d,
                 CRITICAL,
-                f"the _mta-sts.{d} TXT record {'disappeared' if had else 'is missing'}: "
-                "senders stop fetching the policy once their cached copy expires",
+                f"the _mta-sts.{d} TXT record {what}: senders stop fetching the policy "
+                "once their cached copy expires",
             )
         )
     if current.policy_host_down and not current.sts_absent:
@@ -166,7 +173,7 @@ def conditions(
                 "policy-host.gone",
                 d,
                 CRITICAL,
-                f"https://mta-sts.{d}/.well-known/mta-sts.txt serves no policy "
+                f"https://mta-sts.{d}/.well-known/mta-sts.txt serves no valid policy "
                 f"({', '.join(current.policy_host_down)})",
             )
         )

@@ -28,17 +28,6 @@ _STS_ABSENT = frozenset(
     {"sts-record.missing", "sts-record.wrong-name", "sts-record.dangling-cname"}
 )
 _CERT_BAD = frozenset({"cert-expired", "cert-untrusted", "cert-name", "tls-handshake"})
-_POLICY_HOST_DOWN = frozenset(
-    {
-        "policy-host.dns",
-        "policy-host.connect",
-        "policy-host.timeout",
-        "policy-host.http",
-        "policy-host.status",
-        "policy-host.redirect",
-        "policy-host.tls-handshake",
-    }
-)
 
 
 def _when(value: object) -> datetime | None:
@@ -114,7 +103,8 @@ class Snapshot:
     sts_absent: bool = False
     sts_unknown: bool = False
     policy_text: str | None = None
-    policy_host_down: tuple[str, ...] = ()  # ids of the fetch failures
+    # why senders get no valid policy (critical policy-host.* and policy.* finding ids)
+    policy_host_down: tuple[str, ...] = ()
     policy_host_not_after: datetime | None = None
     tlsrpt_record: str | None = None
     tlsrpt_absent: bool = False
@@ -227,6 +217,21 @@ def _mx_state(host: str, findings: list[Finding]) -> MxState:
     return MxState(host, starttls, tls12, cert_ok, not_after, tuple(dict.fromkeys(problems)))
 
 
+def _why_no_policy(findings: tuple[Finding, ...]) -> tuple[str, ...]:
+    """The critical findings that keep senders from a valid policy (DNS, connect, TLS
+    and certificate, status, Content-Type, size, syntax). The checker reads a policy
+    behind a wrong-name certificate; senders do not."""
+    return tuple(
+        sorted(
+            {
+                f.id
+                for f in findings
+                if f.id.startswith(("policy-host.", "policy.")) and f.severity.value == "critical"
+            }
+        )
+    )
+
+
 def snapshot_of(report: DomainReport) -> Snapshot:
     """The facts of one check report (see the module docstring)."""
     findings = report.findings
@@ -264,7 +269,7 @@ def snapshot_of(report: DomainReport) -> Snapshot:
         sts_absent=bool(ids & _STS_ABSENT),
         sts_unknown="sts-record.dns-error" in ids,
         policy_text=evidence("policy.valid", "policy"),
-        policy_host_down=tuple(sorted(ids & _POLICY_HOST_DOWN)),
+        policy_host_down=_why_no_policy(findings),
         policy_host_not_after=host_after,
         tlsrpt_record=evidence("tlsrpt-record.valid", "record"),
         tlsrpt_absent="tlsrpt-record.missing" in ids or "tlsrpt-record.wrong-name" in ids,
