@@ -81,7 +81,7 @@ def test_usage_errors(config: Path, tmp_path: Path) -> None:
     config.write_text("[alerts]\nfailure_rate = 2\n")
     code, out = invoke("alerts", "run", "--once", "--store", f"sqlite:///{tmp_path / 'x.db'}")
     assert code == 78  # a bad setting (docs/exit-codes.md)
-    assert "failure_rate = 2: a fraction" in out
+    assert "mtasts.toml:2: alerts.failure_rate = 2: expected a number >= 0 and <= 0.99" in out
     config.write_text("")
     code, out = invoke("alerts", "run", "--metrics", "nowhere")
     assert code == 2

@@ -20,7 +20,7 @@ from .test_evaluate import NOW, TODAY, ingest, report
 SETTINGS = AlertSettings(
     domains=frozenset({"a.test"}),
     rules=frozenset({"failure-rate", "new-result-type", "no-reports"}),
-    daily_at=(6, 0),
+    daily_at="06:00",
 )
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from mtasts.alerts.channels import Notifier, close_all, notifiers
 from mtasts.alerts.deliver import Delivered, deliver_due
 from mtasts.alerts.model import Condition, check_source
-from mtasts.alerts.settings import AlertSettings, alert_settings
+from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.errors import MtastsError
 
@@ -58,11 +58,12 @@ class SyncResult:
 def configured_settings(path: Path | str | None = None) -> tuple[AlertSettings, str | None]:
     """The ``[alerts]`` settings of mtasts.toml and the CA file (``ca_file`` /
     MTASTS_CA_FILE) the channels verify TLS with. ConfigError when invalid."""
-    from mtasts.config import component_table, load_settings
+    from mtasts.config import Settings
+    from mtasts.settings.tree import current, load
 
-    base = load_settings(path)
-    settings = alert_settings(component_table("alerts", path))
-    return settings, str(base.ca_file) if base.ca_file is not None else None
+    tree = current() if path is None else load(path)
+    base = tree.section(Settings)
+    return tree.section(AlertSettings), str(base.ca_file) if base.ca_file is not None else None
 
 
 async def _open(store: str | AlertStore, schema: str | None) -> tuple[AlertStore, bool]:

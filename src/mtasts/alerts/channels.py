@@ -23,7 +23,7 @@ import orjson
 
 from mtasts import __version__
 from mtasts.alerts.message import Message
-from mtasts.alerts.settings import AlertSettings, AppriseChannel, EmailChannel, WebhookChannel
+from mtasts.alerts.settings import AlertSettings, AppriseSettings, EmailSettings, WebhookSettings
 from mtasts.errors import ConfigError, MtastsError
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class EmailNotifier:
 
     name = "email"
 
-    def __init__(self, config: EmailChannel, *, ca_file: str | None = None) -> None:
+    def __init__(self, config: EmailSettings, *, ca_file: str | None = None) -> None:
         self.config = config
         self.ca_file = ca_file
 
@@ -73,7 +73,7 @@ class EmailNotifier:
     def _password(self) -> str | None:
         c = self.config
         if c.password_file is None:
-            return c.password
+            return c.password or None
         try:
             return Path(c.password_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
@@ -92,7 +92,7 @@ class EmailNotifier:
                     self.build(message),
                     hostname=host,
                     port=port,
-                    username=c.username,
+                    username=c.username or None,
                     password=self._password(),
                     use_tls=c.security == "tls",
                     start_tls=c.security == "starttls",
@@ -114,7 +114,7 @@ class WebhookNotifier:
     name = "webhook"
 
     def __init__(
-        self, config: WebhookChannel, *, ca_file: str | None = None, backoff: float = 0.5
+        self, config: WebhookSettings, *, ca_file: str | None = None, backoff: float = 0.5
     ) -> None:
         import httpx
 
@@ -138,7 +138,7 @@ class WebhookNotifier:
         c = self.config
         body = orjson.dumps(message.to_json(), option=orjson.OPT_NON_STR_KEYS)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        headers.update(dict(c.headers))
+        headers.update(c.headers)
         why = ""
         for attempt in range(c.retries):
             if attempt:
@@ -163,7 +163,7 @@ class AppriseNotifier:
 
     name = "apprise"
 
-    def __init__(self, config: AppriseChannel) -> None:
+    def __init__(self, config: AppriseSettings) -> None:
         with warnings.catch_warnings():
             # apprise imports the stdlib's deprecated imghdr (Python 3.11-3.12) when it
             # loads its plugins, which adding the first URL does
@@ -209,11 +209,11 @@ def notifiers(settings: AlertSettings, *, ca_file: str | None = None) -> dict[st
     """One notifier per configured channel, by name. An Apprise channel without the
     package is a ConfigError with the install hint."""
     out: dict[str, Notifier] = {}
-    if settings.email is not None:
+    if settings.email.enabled:
         out["email"] = EmailNotifier(settings.email, ca_file=ca_file)
-    if settings.webhook is not None:
+    if settings.webhook.enabled:
         out["webhook"] = WebhookNotifier(settings.webhook, ca_file=ca_file)
-    if settings.apprise is not None:
+    if settings.apprise.enabled:
         out["apprise"] = AppriseNotifier(settings.apprise)
     return out
 

@@ -84,7 +84,7 @@ class AlertService:
 
     def _daily_due(self) -> bool:
         now = datetime.fromtimestamp(self.clock(), UTC)
-        hour, minute = self.settings.daily_at
+        hour, minute = self.settings.daily_time
         return self._daily_done != now.date() and (now.hour, now.minute) >= (hour, minute)
 
     async def tick(self) -> Tick:

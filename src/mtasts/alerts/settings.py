@@ -1,42 +1,25 @@
-"""The ``[alerts]`` table of mtasts.toml -> :class:`AlertSettings`. Example::
+"""The ``[alerts]`` section of mtasts.toml (pure: no I/O). Example::
 
     [alerts]
     domains = ["example.com"]     # default: [receive] owned_domains, else every domain
                                   # the store has reports for
-    poll = 60                     # `alerts run`: seconds between looks for new reports
-    daily_at = "06:00"            # `alerts run`: the full evaluation, UTC
-    failure_rate = 0.05           # a day with more failed sessions than this fraction...
+    failure_rate = 0.05           # a day with more failed sessions than this share...
     failure_min_sessions = 100    # ...over at least this many sessions
-    failure_days = 2              # days looked at: today and yesterday (UTC)
-    new_result_type_days = 7      # a result type first seen this recently is "new"...
-    baseline_days = 30            # ...if it was absent for this many days before
-    reporter_stopped_days = 3     # a regular reporter silent for this many days
-    reporter_min_days = 5         # regular: reported on at least this many baseline days
-    no_reports_days = 3           # no report at all for a domain for this many days
-    rules = ["failure-rate", "new-result-type", "reporter-stopped", "policy-mismatch",
-             "no-reports"]        # the rules to run (default: all)
-    give_up_hours = 72            # a notification not delivered by then is marked failed
 
-    [alerts.email]
+    [alerts.email]                # on when `to` is set
     relay = "smtp.example.com:587"
     security = "starttls"         # starttls | tls | none
-    username = "mtasts"           # optional; password or password_file with it
-    password_file = "/etc/mtasts/smtp-password"
-    from = "mtasts@example.com"
+    sender = "mtasts@example.com"
     to = ["postmaster@example.com"]
-    timeout = 30
 
-    [alerts.webhook]
+    [alerts.webhook]              # on when `url` is set
     url = "https://hooks.example.com/mtasts"
     headers = { Authorization = "Bearer s3cret" }
-    timeout = 10
-    retries = 3                   # attempts within one delivery, with back-off
 
-    [alerts.apprise]              # needs mtasts[apprise]
-    urls = ["slack://T000/B000/XXXX", "mailto://user:pass@example.com"]
-    timeout = 30
+    [alerts.apprise]              # on when `urls` is set; needs mtasts[apprise]
+    urls = ["slack://T000/B000/XXXX"]
 
-Pure: a mapping in, settings out; every bad key is one ConfigError naming it.
+Registered in :mod:`mtasts.settings.registry`; every key is in docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -44,58 +27,153 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from mtasts.errors import ConfigError
+from mtasts.settings.build import build_section
+from mtasts.settings.schema import setting
+from mtasts.settings.types import SmtpRelay
 
 RULES = ("failure-rate", "new-result-type", "reporter-stopped", "policy-mismatch", "no-reports")
-_ADDRESS = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+")
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+_TIME = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+class Security(StrEnum):
+    STARTTLS = "starttls"  # STARTTLS required (port 587 or 25)
+    TLS = "tls"  # implicit TLS (port 465)
+    NONE = "none"  # plain text: a relay on loopback only
 
 
 @dataclass(frozen=True, slots=True)
-class EmailChannel:
-    relay: tuple[str, int]
-    sender: str
-    to: tuple[str, ...]
-    security: str = "starttls"  # starttls | tls | none
-    username: str | None = None
-    password: str | None = None
-    password_file: str | None = None
-    timeout: float = 30.0
+class EmailSettings:
+    """Alert e-mail through an SMTP relay (aiosmtplib); on when ``to`` is set."""
+
+    to: tuple[str, ...] = setting(
+        (), doc="recipients; none: no e-mail", example="postmaster@example.com"
+    )
+    sender: str = setting("", doc="From address (needed with to)", example="mtasts@example.com")
+    relay: SmtpRelay = setting(SmtpRelay("127.0.0.1", 25), doc="HOST:PORT of the SMTP relay")
+    security: Security = setting(
+        Security.STARTTLS,
+        doc="starttls (required), tls (implicit, port 465) or none (loopback relays)",
+    )
+    username: str = setting("", doc="AUTH user; '' = no AUTH")
+    password: str = setting("", secret=True, doc="AUTH password (or password_file)")
+    password_file: Path | None = setting(None, doc="file holding the AUTH password")
+    timeout: float = setting(30.0, above=0, doc="seconds for one message, connect to QUIT")
+
+    def __post_init__(self) -> None:
+        bad = [a for a in self.to if not _ADDRESS.fullmatch(a)]
+        if bad:
+            raise ConfigError(f"to: {bad[0]!r} is not an e-mail address")
+        if self.to and not _ADDRESS.fullmatch(self.sender):
+            raise ConfigError("sender: one e-mail address, e.g. mtasts@example.com, with to")
+        if self.password and self.password_file is not None:
+            raise ConfigError("give password or password_file, not both")
+        if bool(self.password or self.password_file) != bool(self.username):
+            raise ConfigError("username and a password go together")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.to)
 
 
 @dataclass(frozen=True, slots=True)
-class WebhookChannel:
-    url: str
-    headers: tuple[tuple[str, str], ...] = ()
-    timeout: float = 10.0
-    retries: int = 3
+class WebhookSettings:
+    """Alerts as a JSON POST; on when ``url`` is set."""
+
+    url: str = setting(
+        "",
+        secret=True,
+        doc="http:// or https:// URL; '' = no webhook",
+        example="https://hooks.example.com/mtasts",
+    )
+    headers: Mapping[str, str] = setting(
+        default_factory=dict, secret=True, doc="extra headers, e.g. Authorization"
+    )
+    timeout: float = setting(10.0, above=0, doc="seconds for one POST")
+    retries: int = setting(3, minimum=1, maximum=10, doc="attempts within one delivery")
+
+    def __post_init__(self) -> None:
+        if self.url and not re.match(r"https?://[^/\s]+", self.url):
+            raise ConfigError("url: an http:// or https:// URL")
+        if any("\n" in k + v or "\r" in k + v for k, v in self.headers.items()):
+            raise ConfigError("headers: no line breaks in names or values")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
 
 
 @dataclass(frozen=True, slots=True)
-class AppriseChannel:
-    urls: tuple[str, ...]
-    timeout: float = 30.0
+class AppriseSettings:
+    """Alerts through Apprise URLs (Slack, Matrix, Telegram, ...; mtasts[apprise])."""
+
+    urls: tuple[str, ...] = setting((), secret=True, doc="Apprise URLs; none: off")
+    timeout: float = setting(30.0, above=0, doc="seconds for one notification to every URL")
+
+    def __post_init__(self) -> None:
+        if not all("://" in u for u in self.urls):
+            raise ConfigError("urls: Apprise URLs look like scheme://...")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
 
 
 @dataclass(frozen=True, slots=True)
 class AlertSettings:
-    domains: frozenset[str] = frozenset()
-    poll: float = 60.0
-    daily_at: tuple[int, int] = (6, 0)
-    failure_rate: float = 0.05
-    failure_min_sessions: int = 100
-    failure_days: int = 2
-    new_result_type_days: int = 7
-    baseline_days: int = 30
-    reporter_stopped_days: int = 3
-    reporter_min_days: int = 5
-    no_reports_days: int = 3
-    rules: frozenset[str] = frozenset(RULES)
-    give_up_hours: float = 72.0
-    email: EmailChannel | None = None
-    webhook: WebhookChannel | None = None
-    apprise: AppriseChannel | None = None
+    """Alerts on the received TLS-RPT reports (`mtasts alerts`; docs/alerts.md)."""
+
+    domains: frozenset[str] = setting(
+        default_factory=frozenset,
+        doc="domains to watch; none: [receive] owned_domains, else every domain reported",
+    )
+    poll: float = setting(60.0, above=0, doc="`alerts run`: seconds between looks for reports")
+    daily_at: str = setting("06:00", doc="`alerts run`: UTC time of the daily evaluation")
+    failure_rate: float = setting(
+        0.05, minimum=0, maximum=0.99, doc="alert when a day's failed share is above this"
+    )
+    failure_min_sessions: int = setting(100, minimum=1, doc="...over at least this many")
+    failure_days: int = setting(2, minimum=1, doc="days looked at: today, yesterday, ...")
+    new_result_type_days: int = setting(
+        7, minimum=1, doc="a failure type first seen this recently is new..."
+    )
+    baseline_days: int = setting(30, minimum=1, doc="...if absent for this many days before")
+    reporter_stopped_days: int = setting(3, minimum=1, doc="a regular reporter silent so long")
+    reporter_min_days: int = setting(
+        5, minimum=1, doc="regular: reported on this many of the baseline days"
+    )
+    no_reports_days: int = setting(3, minimum=1, doc="alert after this many days without reports")
+    rules: frozenset[str] = setting(frozenset(RULES), doc="the rules to run: " + ", ".join(RULES))
+    metrics: str = setting(
+        "", doc="`alerts run`: HOST:PORT of the Prometheus /metrics listener; '' = off"
+    )
+    give_up_hours: float = setting(
+        72.0, above=0, doc="hours after which an undelivered notification is marked failed"
+    )
+    email: EmailSettings = setting(default_factory=EmailSettings)
+    webhook: WebhookSettings = setting(default_factory=WebhookSettings)
+    apprise: AppriseSettings = setting(default_factory=AppriseSettings)
+
+    def __post_init__(self) -> None:
+        if not _TIME.fullmatch(self.daily_at):
+            raise ConfigError(f'daily_at = {self.daily_at!r}: a UTC time of day, "HH:MM"')
+        bad = sorted(self.rules - set(RULES))
+        if bad:
+            raise ConfigError(f"rules: {bad[0]!r} is not a rule; rules: {', '.join(RULES)}")
+        object.__setattr__(
+            self, "domains", frozenset(d.strip().rstrip(".").lower() for d in self.domains)
+        )
+
+    @property
+    def daily_time(self) -> tuple[int, int]:
+        m = _TIME.fullmatch(self.daily_at)
+        assert m is not None
+        return int(m[1]), int(m[2])
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -107,191 +185,13 @@ class AlertSettings:
                 ("webhook", self.webhook),
                 ("apprise", self.apprise),
             )
-            if value is not None
+            if value.enabled
         )
-
-
-_KEYS = frozenset(
-    {
-        "domains",
-        "poll",
-        "daily_at",
-        "failure_rate",
-        "failure_min_sessions",
-        "failure_days",
-        "new_result_type_days",
-        "baseline_days",
-        "reporter_stopped_days",
-        "reporter_min_days",
-        "no_reports_days",
-        "rules",
-        "give_up_hours",
-        "email",
-        "webhook",
-        "apprise",
-    }
-)
-_DAYS = (
-    "failure_min_sessions",
-    "failure_days",
-    "new_result_type_days",
-    "baseline_days",
-    "reporter_stopped_days",
-    "reporter_min_days",
-    "no_reports_days",
-)
-
-
-def _fail(where: str, key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"[{where}] {key} = {value!r}: {why}", code="config.invalid")
-
-
-def _unknown(where: str, table: Mapping[str, Any], known: frozenset[str]) -> None:
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in [{where}]; known: {', '.join(sorted(known))}",
-            code="config.invalid",
-        )
-
-
-def _int(where: str, key: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _fail(where, key, value, f"a whole number of at least {low}")
-    return value
-
-
-def _positive(where: str, key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise _fail(where, key, value, "a positive number")
-    return float(value)
-
-
-def _strings(where: str, key: str, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise _fail(where, key, value, "a list of strings")
-    return tuple(value)
-
-
-def _hostport(where: str, key: str, value: Any) -> tuple[str, int]:
-    if isinstance(value, str):
-        host, sep, port = value.strip().rpartition(":")
-        if not sep:
-            host, port = value.strip(), "25"
-        host = host.strip("[]")
-        if host and port.isdigit() and 0 < int(port) < 65536:
-            return host, int(port)
-    raise _fail(where, key, value, "host:port of the SMTP relay, e.g. smtp.example.com:587")
-
-
-def email_channel(t: Mapping[str, Any]) -> EmailChannel:
-    w = "alerts.email"
-    known = frozenset(
-        {"relay", "security", "username", "password", "password_file", "from", "to", "timeout"}
-    )
-    _unknown(w, t, known)
-    for key in ("relay", "from", "to"):
-        if key not in t:
-            raise ConfigError(f"[{w}] needs {key}", code="config.invalid")
-    sender = t["from"]
-    if not isinstance(sender, str) or not _ADDRESS.fullmatch(sender):
-        raise _fail(w, "from", sender, "one e-mail address, e.g. mtasts@example.com")
-    to = _strings(w, "to", t["to"])
-    bad = [a for a in to if not _ADDRESS.fullmatch(a)]
-    if bad or not to:
-        raise _fail(w, "to", t["to"], "a non-empty list of e-mail addresses")
-    security = t.get("security", "starttls")
-    if security not in ("starttls", "tls", "none"):
-        raise _fail(w, "security", security, "one of starttls, tls, none")
-    for key in ("username", "password", "password_file"):
-        if key in t and not (isinstance(t[key], str) and t[key]):
-            raise _fail(w, key, t[key], "a non-empty string")
-    if "password" in t and "password_file" in t:
-        raise ConfigError(f"[{w}] give password or password_file, not both", code="config.invalid")
-    if ("password" in t or "password_file" in t) != ("username" in t):
-        raise ConfigError(f"[{w}] username and a password go together", code="config.invalid")
-    return EmailChannel(
-        relay=_hostport(w, "relay", t["relay"]),
-        sender=sender,
-        to=to,
-        security=security,
-        username=t.get("username"),
-        password=t.get("password"),
-        password_file=t.get("password_file"),
-        timeout=_positive(w, "timeout", t["timeout"]) if "timeout" in t else 30.0,
-    )
-
-
-def webhook_channel(t: Mapping[str, Any]) -> WebhookChannel:
-    w = "alerts.webhook"
-    _unknown(w, t, frozenset({"url", "headers", "timeout", "retries"}))
-    url = t.get("url")
-    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-        raise _fail(w, "url", url, "an http:// or https:// URL")
-    headers = t.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and "\n" not in k + v for k, v in headers.items()
-    ):
-        raise _fail(w, "headers", headers, "a table of header names to string values")
-    return WebhookChannel(
-        url=url,
-        headers=tuple(sorted(headers.items())),
-        timeout=_positive(w, "timeout", t["timeout"]) if "timeout" in t else 10.0,
-        retries=_int(w, "retries", t["retries"], 1) if "retries" in t else 3,
-    )
-
-
-def apprise_channel(t: Mapping[str, Any]) -> AppriseChannel:
-    w = "alerts.apprise"
-    _unknown(w, t, frozenset({"urls", "timeout"}))
-    urls = _strings(w, "urls", t.get("urls"))
-    if not urls or not all("://" in u for u in urls):
-        raise _fail(w, "urls", "(hidden)", "a non-empty list of Apprise URLs (scheme://...)")
-    return AppriseChannel(
-        urls=urls, timeout=_positive(w, "timeout", t["timeout"]) if "timeout" in t else 30.0
-    )
 
 
 def alert_settings(table: Mapping[str, Any]) -> AlertSettings:
-    """Settings from an ``[alerts]`` table (with its sub-tables)."""
-    w = "alerts"
-    _unknown(w, table, _KEYS)
-    out: dict[str, Any] = {}
-    if "domains" in table:
-        out["domains"] = frozenset(
-            d.strip().rstrip(".").lower() for d in _strings(w, "domains", table["domains"])
-        )
-    if "poll" in table:
-        out["poll"] = _positive(w, "poll", table["poll"])
-    if "give_up_hours" in table:
-        out["give_up_hours"] = _positive(w, "give_up_hours", table["give_up_hours"])
-    if "daily_at" in table:
-        value = table["daily_at"]
-        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value) if isinstance(value, str) else None
-        if m is None:
-            raise _fail(w, "daily_at", value, 'a UTC time of day, "HH:MM"')
-        out["daily_at"] = (int(m[1]), int(m[2]))
-    if "failure_rate" in table:
-        value = table["failure_rate"]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-            raise _fail(w, "failure_rate", value, "a fraction from 0 to below 1, e.g. 0.05")
-        out["failure_rate"] = float(value)
-    for key in _DAYS:
-        if key in table:
-            out[key] = _int(w, key, table[key], 1)
-    if "rules" in table:
-        rules = _strings(w, "rules", table["rules"]) if table["rules"] != [] else ()
-        bad = [r for r in rules if r not in RULES]
-        if bad:
-            raise _fail(w, "rules", bad[0], f"not a rule; rules: {', '.join(RULES)}")
-        out["rules"] = frozenset(rules)
-    for key, parse in (
-        ("email", email_channel),
-        ("webhook", webhook_channel),
-        ("apprise", apprise_channel),
-    ):
-        if key in table:
-            if not isinstance(table[key], dict):
-                raise ConfigError(f"[alerts] {key} must be a table", code="config.invalid")
-            out[key] = parse(table[key])
-    return AlertSettings(**out)
+    """Settings from one ``[alerts]`` table, as the file would give them (no
+    environment): for tests and tools."""
+    built = build_section(AlertSettings, table, ("alerts",))
+    assert isinstance(built, AlertSettings)
+    return built

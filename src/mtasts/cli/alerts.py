@@ -74,8 +74,8 @@ def alerts() -> None:
     "--metrics",
     "metrics_listen",
     metavar="HOST:PORT",
-    envvar="MTASTS_ALERTS_METRICS",
-    help="Serve Prometheus metrics of the received reports at http://HOST:PORT/metrics.",
+    help="Serve Prometheus metrics of the received reports at http://HOST:PORT/metrics "
+    "([alerts] metrics).",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the result as JSON.")
 def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> None:
@@ -90,7 +90,8 @@ def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> No
     from mtasts.alerts.store import AlertStore
 
     settings, base, ca_file, owned = _configured()
-    if metrics_listen is not None:
+    metrics_listen = metrics_listen or settings.metrics or None
+    if metrics_listen is not None and not once:
         try:
             import starlette  # noqa: F401
             import uvicorn  # noqa: F401

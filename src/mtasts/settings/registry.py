@@ -19,6 +19,7 @@ SECTIONS: dict[str, str] = {
     "serve": "mtasts.publish.settings:ServeSettings",
     "monitor": "mtasts.monitor.settings:MonitorSettings",
     "acme": "mtasts.acme.settings:AcmeSettings",
+    "alerts": "mtasts.alerts.settings:AlertSettings",
 }
 
 
