@@ -40,7 +40,12 @@ async def test_pebble_certificate_makes_check_pass(tmp_path: Path) -> None:
     # the lab serves the domain's MX, records and DNS; the policy host is ours
     domain = replace(base.domains[0], policy=None, has_policy_host=False)
     scenario = replace(base, domains=(domain,)) + Scenario(
-        dns=(DnsSpec("mta-sts.cert.test", a=(SERVER_ADDRESS,)),)
+        dns=(
+            DnsSpec("mta-sts.cert.test", a=(SERVER_ADDRESS,)),
+            # a domain added later by a reload
+            DnsSpec("mta-sts.later.test", a=(SERVER_ADDRESS,)),
+            DnsSpec("_mta-sts.later.test", txt=(("v=STSv1; id=1",),)),
+        )
     )
     async with running_lab(scenario) as lab:
         pebble = Pebble(tmp_path / "pebble", lab.pki.ca, lab.nameserver, tls_port=lab.https_port)
@@ -94,6 +99,11 @@ async def test_pebble_certificate_makes_check_pass(tmp_path: Path) -> None:
                 code, out, _ = await _run(env, "check", "cert.test", "--json")
                 assert code == 2
                 assert "policy-host.cert-untrusted" in out
+                # a domain added to the directory gets its certificate after a reload
+                (policies / "later.test.txt").write_text(base.domains[0].policy or "")
+                server.send_signal(signal.SIGHUP)
+                later = state / "certs" / "mta-sts.later.test.pem"
+                await wait_for(later.exists, 30)
             finally:
                 server.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(server.wait(), 15)
