@@ -114,3 +114,29 @@ async def test_revoked_certificate_is_replaced(acme_host) -> None:
     await wait_for(lambda: host.manager.certs[name] is not before, 15, lambda: host.diagnose(name))
     new_cert, _ = await host.fetch(name)
     assert new_cert.serial_number != old_cert.serial_number
+
+
+async def test_handshakes_for_names_without_a_certificate_fail_fast(acme_host) -> None:
+    """An unknown name, a served name whose certificate is not there yet (the CA is down),
+    and a tls-alpn-01 hello with no challenge pending: each refused at once with the TLS
+    alert unrecognized_name."""
+    host = await acme_host(("fast.test",), start_pebble=False)
+    for name in ("unknown.example", "mta-sts.fast.test"):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", host.port, ssl=context, server_hostname=name),
+                5,
+            )
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["acme-tls/1"])
+    with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+        await asyncio.open_connection(
+            "127.0.0.1", host.port, ssl=context, server_hostname="mta-sts.fast.test"
+        )
+    assert host.sample("mtasts_acme_handshakes_total", kind="no-certificate") == 2
+    assert host.sample("mtasts_acme_handshakes_total", kind="tls-alpn-01") == 0

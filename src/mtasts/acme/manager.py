@@ -149,7 +149,10 @@ class CertManager:
         return None
 
     def _challenge_context(self, name: str) -> ssl.SSLContext | None:
-        path = self.store.alpn_path(name)
+        try:
+            path = self.store.alpn_path(name)
+        except ValueError:
+            return None  # a server name that is no host name ("..", "/")
         if not path.is_file():
             log.warning("tls-alpn-01 validation for %s, but no challenge is pending", name)
             return None
@@ -257,7 +260,8 @@ class CertManager:
         sleep = self.tick
         for name in sorted(self.names):
             cert = self.load(name)
-            status = self.status.setdefault(name, NameStatus(name))
+            status = self.status.get(name) or self.store.read_status(name)
+            self.status[name] = status
             state = cert_state(
                 _utc(now),
                 cert.life if cert else None,
