@@ -140,11 +140,28 @@ def _ddl(dialect: Dialect, metadata: MetaData) -> list[str]:
     return out
 
 
+def _many_params(compiled: Any, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """:func:`_params` of every row. When every bound name is a key of the rows and no
+    column type converts its value (true of the store's tables), the values are taken
+    straight from the rows: ``construct_params`` costs ~10 µs a row, a third of a
+    received report's store time."""
+    names = compiled.positiontup
+    processors = getattr(compiled, "_bind_processors", None)
+    if names is None or processors is None or processors or not set(names) <= rows[0].keys():
+        return [_params(compiled, r) for r in rows]
+    return [[r[k] for k in names] for r in rows]
+
+
 class _Driver:
     """What both drivers share: positional parameters, and ``executemany`` (aiosqlite's
     and asyncpg's take the same arguments)."""
 
     dialect: Dialect
+    # (id of the statement, column keys) -> (the statement, compiled, SQL). A caller that
+    # passes the same statement object again (the receiving store's inserts) skips the
+    # compiler (~1 ms); the statement is held so its id cannot be reused meanwhile.
+    _compiled: dict[tuple[int, tuple[str, ...]], tuple[ClauseElement, Any, str]]
+    _MAX_COMPILED = 64
 
     async def _get(self) -> Any:
         raise NotImplementedError
@@ -153,8 +170,16 @@ class _Driver:
         if not rows:
             return
         conn = await self._get()
-        c = _compile(self.dialect, stmt, list(rows[0]))
-        await conn.executemany(str(c), [_params(c, r) for r in rows])
+        keys = tuple(rows[0])
+        cache = self._compiled
+        hit = cache.get((id(stmt), keys))
+        if hit is None or hit[0] is not stmt:
+            if len(cache) >= self._MAX_COMPILED:
+                cache.clear()
+            c = _compile(self.dialect, stmt, keys)
+            hit = cache[(id(stmt), keys)] = (stmt, c, str(c))
+        _, c, sql = hit
+        await conn.executemany(sql, _many_params(c, rows))
 
 
 # Bounded waits when a connection is abandoned or opened (a hung peer must not hang a
@@ -171,6 +196,7 @@ class SqliteDatabase(_Driver):
         # includes its driver; the collector's memory bound is measured from it)
 
         self._aiosqlite = aiosqlite
+        self._compiled = {}
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: Any = None
@@ -259,6 +285,7 @@ class PostgresDatabase(_Driver):
             ) from None
 
         self._asyncpg = asyncpg
+        self._compiled = {}
         self.dsn = dsn
         self.schema = schema
         self._conn: Any = None

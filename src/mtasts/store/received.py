@@ -110,11 +110,23 @@ def _cut(value: str | None, n: int) -> str | None:
 def _nul_free(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """PostgreSQL text cannot hold U+0000 (a report may: JSON allows it): written as
     U+FFFD, in place, so one such report does not fail the batch."""
+    # orjson writes U+0000 as the escape \u0000: one pass in C finds the rows clean
+    # (the escape written literally, or text orjson refuses such as a file name with a
+    # lone surrogate, only sends the rows through the loop below).
+    try:
+        if b"\\u0000" not in orjson.dumps(rows, default=_no_value):
+            return rows
+    except orjson.JSONEncodeError:
+        pass
     for row in rows:
         for key, value in row.items():
             if isinstance(value, str) and "\x00" in value:
                 row[key] = value.replace("\x00", "\ufffd")
     return rows
+
+
+def _no_value(value: object) -> None:
+    return None  # bytes and the like: no text to clean
 
 
 def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
@@ -202,6 +214,11 @@ class ReceivedStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # one statement object per table, so the database reuses its compiled form
+        self._insert = {
+            t.name: _insert(db, t) for t in (reports, report_policies, report_failures, arrivals)
+        }
+        self._insert[raw_inputs.name] = _insert(db, raw_inputs).on_conflict_do_nothing()
 
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> ReceivedStore:
@@ -284,7 +301,7 @@ class ReceivedStore:
                 {"sha256": sha, "size": p.size, "body": p.raw, "first_seen": p.received_at}
                 for sha, p in sorted(raws.items())
             ]
-            await self.db.executemany(_insert(self.db, raw_inputs).on_conflict_do_nothing(), rows)
+            await self.db.executemany(self._insert[raw_inputs.name], rows)
         with_report = [p for p in batch if p.report is not None]
         found = await self._existing(
             [p.dedup_key for p in with_report if p.dedup_key],
@@ -293,6 +310,7 @@ class ReceivedStore:
         by_key = {r["dedup_key"]: r for r in found}
         by_hash = {r["content_hash"]: r for r in found}
         new: dict[str, Pending] = {}  # dedup_key -> the first copy in this batch
+        new_by_hash: dict[str, Pending] = {}  # content_hash -> the same
         plan: list[tuple[Pending, Disposition, Any]] = []  # (item, disposition, existing)
         promote: dict[int, dict[str, Any]] = {}
         dkim_better: dict[int, DkimVerdict] = {}
@@ -308,11 +326,10 @@ class ReceivedStore:
             assert p.content_hash is not None
             old = by_key.get(p.dedup_key) or by_hash.get(p.content_hash)
             if old is None:
-                first = new.get(p.dedup_key) or next(
-                    (q for q in new.values() if q.content_hash == p.content_hash), None
-                )
+                first = new.get(p.dedup_key) or new_by_hash.get(p.content_hash)
                 if first is None:
                     new[p.dedup_key] = p
+                    new_by_hash.setdefault(p.content_hash, p)
                     plan.append((p, disp, None))
                 else:
                     plan.append((p, Disposition.DUPLICATE, first))
@@ -333,7 +350,7 @@ class ReceivedStore:
         pks: dict[str, int] = {}
         if new:
             await self.db.executemany(
-                _insert(self.db, reports), _nul_free([_report_row(p, now) for p in new.values()])
+                self._insert[reports.name], _nul_free([_report_row(p, now) for p in new.values()])
             )
             for part in _chunks(list(new)):
                 q = select(reports.c.pk, reports.c.dedup_key).where(_in(reports.c.dedup_key, part))
@@ -345,8 +362,8 @@ class ReceivedStore:
                 pr, fr = _detail_rows(pks[key], p.report)
                 prows += pr
                 frows += fr
-            await self.db.executemany(_insert(self.db, report_policies), _nul_free(prows))
-            await self.db.executemany(_insert(self.db, report_failures), _nul_free(frows))
+            await self.db.executemany(self._insert[report_policies.name], _nul_free(prows))
+            await self.db.executemany(self._insert[report_failures.name], _nul_free(frows))
         for upk, values in promote.items():
             await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         for upk, d in dkim_better.items():
@@ -381,7 +398,7 @@ class ReceivedStore:
                     **_dkim_cols(p.dkim),
                 }
             )
-        await self.db.executemany(_insert(self.db, arrivals), _nul_free(arows))
+        await self.db.executemany(self._insert[arrivals.name], _nul_free(arows))
         return out
 
     # --- reprocess and retention ---------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 from mtasts.errors import ReportError
 
@@ -31,11 +32,38 @@ _DATE_TIME = re.compile(
 Warn = Callable[[str, str, str], None]
 
 
+_STRICT_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", re.ASCII)
+
+
+@lru_cache(maxsize=1024)
+def _strict_utc(value: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM:SSZ``, the form nearly every report uses (and repeats: one day's
+    reports share two values), without a repair to warn about; None for anything else."""
+    if _STRICT_UTC.fullmatch(value) is None or value[17:19] == "60":
+        return None
+    try:
+        return datetime(
+            int(value[:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None  # not a real date: the full parse says why
+
+
 def parse_report_datetime(value: object, name: str, warn: Warn) -> datetime:
     """The UTC instant of a report ``date-time``; repairs are passed to ``warn``.
 
     Raises :class:`ReportError` ``report.date.missing`` / ``report.date.invalid``.
     """
+    if type(value) is str and len(value) == 20:
+        strict = _strict_utc(value)
+        if strict is not None:
+            return strict
     if value is None:
         raise ReportError(f"date-range.{name} is missing", code="report.date.missing")
     if not isinstance(value, str):

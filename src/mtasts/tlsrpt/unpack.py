@@ -364,7 +364,10 @@ def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
         text = raw.decode("utf-8", "replace")
 
     def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
+        out: dict[str, object] = dict(pairs)
+        if len(out) == len(pairs):
+            return out  # no name twice (dict() built it in C)
+        out = {}
         for key, value in pairs:
             if key in out:
                 # RFC 7493 §2.3 forbids duplicate names; never take the last one silently.

@@ -4,13 +4,15 @@ takes only what the full reader would take."""
 from __future__ import annotations
 
 import email.policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mtasts.tlsrpt.reader import read_report
-from mtasts.tlsrpt.receive.fastmail import clean_report_part, read_any
+from mtasts.tlsrpt.receive.fastmail import clean_report_part, media_type, read_any
 
 
 def _mails(samples: Path) -> list[Path]:
@@ -89,3 +91,61 @@ def test_a_huge_content_type_goes_the_long_way() -> None:
     raw = raw.replace(b'report-type="tlsrpt"', b'report-type="tlsrpt"; x="' + b"a" * 600 + b'"', 1)
     assert clean_report_part(raw) is None
     assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
+
+
+_PIECES = st.sampled_from(
+    [
+        "multipart/report",
+        "Multipart/Report",
+        "application/tlsrpt+gzip",
+        "text/plain",
+        "a/b/c",
+        "nonsense",
+        ";",
+        " ",
+        "=",
+        '"',
+        "\\",
+        "*",
+        "'",
+        "boundary",
+        "BOUNDARY",
+        "report-type",
+        "name",
+        "tlsrpt",
+        '"x y"',
+        "(comment)",
+        "=?utf-8?q?x?=",
+        "a;b",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_media_type_reads_a_content_type_as_the_email_package_does(value: str) -> None:
+    holder = Message()
+    holder["Content-Type"] = value or "text/plain"
+    kind, params = media_type(value)
+    assert kind == holder.get_content_type()
+    for name in ("boundary", "report-type", "name"):
+        assert params.get(name) == holder.get_param(name), name
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'multipart/report; report-type="tlsrpt"; boundary="=_b x"',
+        "multipart/report;boundary=abc; Report-Type=tlsrpt;",
+        'multipart/report; boundary="a"; boundary="b"',  # the first one counts
+        "application/tlsrpt+gzip; name=report.json.gz",
+        "multipart/report; boundary*=utf-8''x",  # RFC 2231: the email package decides
+    ],
+)
+def test_media_type_of_real_shapes(value: str) -> None:
+    holder = Message()
+    holder["Content-Type"] = value
+    kind, params = media_type(value)
+    assert kind == holder.get_content_type()
+    for name in ("boundary", "report-type", "name"):
+        assert params.get(name) == holder.get_param(name), name

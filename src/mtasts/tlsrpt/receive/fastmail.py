@@ -43,12 +43,15 @@ class CleanMail:
     tls_report_submitter: str
 
 
-# a line that starts neither a field (RFC 5322 §3.6.8 ftext ":") nor a continuation
-_NOT_A_FIELD = re.compile(rb"^(?![ \t])(?![!-9;-~]+:)", re.MULTILINE)
+# A line that starts neither a field (RFC 5322 §3.6.8 ftext ":") nor a continuation.
+# Both patterns start with a literal LF (the header is searched with one prepended) rather
+# than a MULTILINE "^": the regex engine then skips to each LF in C instead of trying the
+# pattern at every byte (5x faster on the samples' headers).
+_NOT_A_FIELD = re.compile(rb"\n(?![ \t])(?![!-9;-~]+:)")
 _WANTED_FIELD = re.compile(
-    rb"^(content-type|content-transfer-encoding|content-disposition|tls-report-domain"
+    rb"\n(content-type|content-transfer-encoding|content-disposition|tls-report-domain"
     rb"|tls-report-submitter):(.*(?:\n[ \t].*)*)",
-    re.MULTILINE | re.IGNORECASE,
+    re.IGNORECASE,
 )
 
 
@@ -58,10 +61,11 @@ def _fields(head: bytes) -> dict[str, str] | None:
     field, a repeated or 8-bit field we read, many encoded words, too many lines."""
     if head.count(b"\n") >= MAX_HEADER_LINES or head.count(b"=?") > MAX_ENCODED_WORDS:
         return None
-    if _NOT_A_FIELD.search(head) is not None:
+    lines = b"\n" + head
+    if _NOT_A_FIELD.search(lines) is not None:
         return None
     out: dict[str, str] = {}
-    for name, value in _WANTED_FIELD.findall(head):
+    for name, value in _WANTED_FIELD.findall(lines):
         key = name.decode("ascii").lower()
         if key in out or not value.isascii() or len(value) > MAX_FIELD:
             return None
@@ -69,15 +73,37 @@ def _fields(head: bytes) -> dict[str, str] | None:
     return out
 
 
-def _content_type(value: str | None) -> Message:
-    holder = Message()
-    holder["Content-Type"] = value or "text/plain"
-    return holder
+# RFC 2045 §5.1 token, without "*" (RFC 2231 parameters go through the email package)
+_TK = r"[!#$%&'+.^_`|~0-9A-Za-z-]+"
+_VALUE = rf"(?:{_TK}|\"[^\"\\\\]*\")"  # a token or a quoted string without escapes
+_SIMPLE_TYPE = re.compile(rf"\s*({_TK}/{_TK})\s*((?:;\s*{_TK}\s*=\s*{_VALUE}\s*)*);?\s*", re.ASCII)
+_PARAM = re.compile(rf";\s*({_TK})\s*=\s*({_VALUE})", re.ASCII)
+
+
+def media_type(value: str | None) -> tuple[str, dict[str, object]]:
+    """(type/subtype, parameters) of a Content-Type value exactly as the email package's
+    ``Message.get_content_type`` and ``get_param`` read it: lower-case names, the first of
+    a repeated name, quotes removed. A value of tokens and plain quoted strings is parsed
+    here (a Message costs ~50 µs per value); anything else by a Message."""
+    value = value or "text/plain"
+    simple = _SIMPLE_TYPE.fullmatch(value)
+    if simple is None:
+        holder = Message()
+        holder["Content-Type"] = value
+        return holder.get_content_type(), {
+            name: holder.get_param(name) for name in ("boundary", "report-type", "name")
+        }
+    params: dict[str, object] = {}
+    for name, param in _PARAM.findall(simple.group(2)):
+        params.setdefault(name.lower(), param[1:-1] if param.startswith('"') else param)
+    return simple.group(1).lower(), params
 
 
 def _split(data: bytes) -> tuple[dict[str, str], bytes] | None:
     """(header fields, body) at the first empty line (CRLF or bare LF)."""
-    crlf, lf = data.find(b"\r\n\r\n"), data.find(b"\n\n")
+    crlf = data.find(b"\r\n\r\n")
+    # a bare-LF blank line counts only before the CRLF one (no need to scan the body)
+    lf = data.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(data))
     if crlf >= 0 and (lf < 0 or crlf < lf):
         head, body = data[:crlf], data[crlf + 4 :]
     elif lf >= 0:
@@ -108,11 +134,11 @@ def clean_report_part(raw: bytes) -> CleanMail | None:
     if top is None:
         return None
     fields, body = top
-    ctype = _content_type(fields.get("content-type"))
-    boundary = ctype.get_param("boundary")
-    if ctype.get_content_type() != "multipart/report" or not isinstance(boundary, str):
+    top_type, params = media_type(fields.get("content-type"))
+    boundary = params.get("boundary")
+    if top_type != "multipart/report" or not isinstance(boundary, str):
         return None
-    if ctype.get_param("report-type") != "tlsrpt" or not boundary or not boundary.isascii():
+    if params.get("report-type") != "tlsrpt" or not boundary or not boundary.isascii():
         return None
     domain = fields.get("tls-report-domain")
     submitter = fields.get("tls-report-submitter")
@@ -138,7 +164,7 @@ def clean_report_part(raw: bytes) -> CleanMail | None:
         if part is None:
             return None
         pfields, payload = part
-        kind = _content_type(pfields.get("content-type")).get_content_type()
+        kind, _ = media_type(pfields.get("content-type"))
         if kind in _STANDARD:
             decoded = _decoded(pfields, payload.removesuffix(b"\r"))
             if not decoded or decoded.startswith(_GZIP) != (kind == "application/tlsrpt+gzip"):

@@ -272,15 +272,22 @@ class Receiver:
             return replace(
                 base, raw=raw if keep else None, verdict=verdict, dkim=dkim, warnings=warnings
             )
-        return replace(
-            base,
-            raw=raw,
-            report=report,
-            verdict=verdict,
-            dkim=dkim,
-            warnings=warnings,
-            dedup_key=dedup_key(report),
-            content_hash=content_hash(report),
+        # built whole rather than by replace(), which costs ~10 µs per report in an import
+        return Pending(
+            base.received_at,
+            base.channel,
+            base.source,
+            base.content_type,
+            base.secret_domain,
+            base.size,
+            sha,
+            raw,
+            report,
+            verdict,
+            dkim,
+            warnings,
+            dedup_key(report),
+            content_hash(report),
         )
 
     async def _read_store(self, call: Awaitable[T]) -> T:

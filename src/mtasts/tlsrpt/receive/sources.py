@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import stat
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,27 +62,58 @@ def _mtime(path: Path) -> datetime:
         return datetime.now(UTC)
 
 
-def _read(path: Path, max_bytes: int) -> bytes:
+def _read(path: str | Path, max_bytes: int) -> tuple[bytes, datetime] | None:
+    """At most ``max_bytes + 1`` bytes of a regular file and its modification time, or
+    None for anything else (a FIFO or a device in the tree is no report): open
+    (non-blocking, so a FIFO cannot hang us), fstat, read the file's size (a read of
+    ``max_bytes + 1`` would allocate that much for every small file)."""
     try:
-        with path.open("rb") as fh:
-            return fh.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        want = min(st.st_size, max_bytes) + 1  # one more: a file that grew is seen
+        chunks, size = [], 0
+        while size < max_bytes + 1:
+            chunk = os.read(fd, want - size if size < want else max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return raw, datetime.fromtimestamp(st.st_mtime, UTC)
 
 
 def _is_maildir(path: Path) -> bool:
     return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
 
 
-def _file_item(path: Path, max_bytes: int) -> Item:
-    raw = _read(path, max_bytes)
-    name = path.name.lower()
+def _file_items(path: str, max_bytes: int) -> Iterator[Item]:
+    """A regular file: one input, or an mbox (one read decides); nothing otherwise."""
+    try:
+        read = _read(path, max_bytes)
+    except FileNotFoundError:  # gone since the directory was listed
+        return
+    if read is None:
+        return
+    raw, mtime = read
+    if raw.startswith(b"From "):
+        yield from _mbox_items(Path(path), max_bytes)
+        return
+    name = os.path.basename(path).lower()
     is_mail = name.endswith((".eml", ".msg", ".mail")) or not name.endswith(
         (".json", ".gz", ".json.gz")
     )
-    return Item(raw, Arrival(Channel.FILE, str(path), _mtime(path)), is_mail)
+    yield Item(raw, Arrival(Channel.FILE, path, mtime), is_mail)
 
 
 def _maildir_items(path: Path, max_bytes: int) -> Iterator[Item]:
@@ -92,10 +124,11 @@ def _maildir_items(path: Path, max_bytes: int) -> Iterator[Item]:
             if name.startswith(".") or not full.is_file():
                 continue
             try:
-                raw = _read(full, max_bytes)
+                read = _read(full, max_bytes)
             except FileNotFoundError:  # moved from new/ to cur/ while we read
                 continue
-            yield Item(raw, Arrival(Channel.MAILDIR, str(full), _mtime(full)), True)
+            if read is not None:
+                yield Item(read[0], Arrival(Channel.MAILDIR, str(full), read[1]), True)
 
 
 def _mbox_items(path: Path, max_bytes: int) -> Iterator[Item]:
@@ -126,16 +159,11 @@ def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
             if here.name in ("cur", "new", "tmp") and _is_maildir(here.parent):
                 continue
             for name in sorted(files):
-                # regular files only: a FIFO or a device in the tree is no report
-                if not name.startswith(".") and (here / name).is_file():
-                    yield from _path_items(here / name, max_bytes)
+                if not name.startswith("."):
+                    yield from _file_items(os.path.join(root, name), max_bytes)
         return
     if path.is_file():
-        item = _file_item(path, max_bytes)
-        if item.raw.startswith(b"From "):  # an mbox file (one read decides)
-            yield from _mbox_items(path, max_bytes)
-        else:
-            yield item
+        yield from _file_items(str(path), max_bytes)
         return
     raise ConfigError(f"{path}: no such file or directory")
 
