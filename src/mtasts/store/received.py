@@ -278,6 +278,20 @@ class ReceivedStore:
             out |= {(row["raw_sha256"], row["source"]) for row in await self.db.fetch(q)}
         return out
 
+    async def arrivals_of(self, shas: Sequence[str]) -> tuple[set[tuple[str, str]], dict[str, int]]:
+        """:meth:`seen_many` and :meth:`known_raws` in one query (an import's chunk)."""
+        seen: set[tuple[str, str]] = set()
+        known: dict[str, int] = {}
+        for part in _chunks(sorted(set(shas))):
+            q = select(arrivals.c.raw_sha256, arrivals.c.source, arrivals.c.report_pk).where(
+                _in(arrivals.c.raw_sha256, part)
+            )
+            for row in await self.db.fetch(q):
+                seen.add((row["raw_sha256"], row["source"]))
+                if row["report_pk"] is not None:
+                    known.setdefault(row["raw_sha256"], int(row["report_pk"]))
+        return seen, known
+
     async def arrival_seen(self, sha256: str, source: str) -> bool:
         """Was this input (these bytes, from this place) logged already?"""
         q = (

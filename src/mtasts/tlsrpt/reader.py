@@ -83,6 +83,8 @@ class _Reader:
 
     def text(self, value: object, path: str) -> str:
         """A JSON string made safe for I-JSON (no lone surrogates, RFC 7493 §2.1)."""
+        if type(value) is str and value.isascii():
+            return value  # the common case, decided in O(1): nothing to repair
         if not isinstance(value, str):
             self.warn("report.value.type", f"{path} is {type(value).__name__}, read as text")
             value = json.dumps(value) if isinstance(value, list | dict) else str(value)
@@ -97,6 +99,8 @@ class _Reader:
         value = self.get(obj, key, path)
         if value is _MISSING:
             return None
+        if type(value) is str and value and value.isascii():
+            return value  # as text() would, without building the path it never uses
         if value is None or value == "":
             what = "null" if value is None else "an empty string"
             self.warn("report.value.empty", f"{path}.{key} is {what}; read as absent")
@@ -152,12 +156,17 @@ class _Reader:
             raise _fail("report.shape", f"{path} must be an array of strings")
         out = []
         for index, item in enumerate(value):
+            if type(item) is str and item.isascii():
+                out.append(item)  # as text() would, without building the path
+                continue
             if item is None or isinstance(item, list | dict):
                 raise _fail("report.shape", f"{path}[{index}] must be a string")
             out.append(self.text(item, f"{path}[{index}]"))
         return tuple(out)
 
     def unknown_keys(self, obj: Mapping[str, object], known: set[str], path: str) -> None:
+        if known.issuperset(obj):
+            return  # every key known (one pass in C)
         for key in obj:
             if key not in known and not any(key in a for a in _ALIASES.values()):
                 self.warn("report.key.unknown", f"{path}.{key} is not an RFC 8460 key; ignored")

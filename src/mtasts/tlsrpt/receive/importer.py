@@ -44,11 +44,13 @@ async def import_sources(
     items: list[Item] = []
 
     async def flush() -> None:
+        shas = [raw_hash(i.raw) for i in items]
         async with receiver.lock:
-            seen = await receiver.store.seen_many([raw_hash(i.raw) for i in items])
-        fresh = []
-        for item in items:
-            if (raw_hash(item.raw), item.arrival.source) in seen:
+            seen, known = await receiver.store.arrivals_of(shas)
+        fresh: list[Item] = []
+        fresh_shas: list[str] = []
+        for item, sha in zip(items, shas, strict=True):
+            if (sha, item.arrival.source) in seen:
                 result.add("skipped")
                 if item.done is not None:
                     item.done(True)
@@ -56,7 +58,10 @@ async def import_sources(
                     progress(item, None)
             else:
                 fresh.append(item)
-        outcomes = await receiver.ingest_many([(i.raw, i.arrival) for i in fresh])
+                fresh_shas.append(sha)
+        outcomes = await receiver.ingest_many(
+            [(i.raw, i.arrival) for i in fresh], shas=fresh_shas, known=known
+        )
         for item, out in zip(fresh, outcomes, strict=True):
             result.add(out.disposition.value)
             if item.done is not None:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -164,14 +164,26 @@ class Receiver:
         """A file's content: a report e-mail, JSON or gzip, told apart by its bytes."""
         return await self._ingest(raw, arrival, https=False)
 
-    async def ingest_many(self, inputs: Sequence[tuple[bytes, Arrival]]) -> list[IngestOutcome]:
+    async def ingest_many(
+        self,
+        inputs: Sequence[tuple[bytes, Arrival]],
+        *,
+        shas: Sequence[str] | None = None,
+        known: Mapping[str, int] | None = None,
+    ) -> list[IngestOutcome]:
         """:meth:`ingest` for many inputs (an import): one look-up of the bytes already
-        seen, and the arrivals committed together."""
-        shas = [raw_hash(raw) for raw, _ in inputs]
-        async with self.lock:
-            known = await self._read_store(self.store.known_raws(shas))
+        seen, and the arrivals committed together. ``shas`` (each input's
+        :func:`raw_hash`) and ``known`` (:meth:`ReceivedStore.known_raws` of them), when
+        the caller has them already, save computing them again."""
+        if shas is None:
+            shas = [raw_hash(raw) for raw, _ in inputs]
+        if known is None:
+            async with self.lock:
+                known = await self._read_store(self.store.known_raws(shas))
         prepared = [
-            await self.prepare(raw, arrival, https=False, lookup=False, known_pk=known.get(sha))
+            await self.prepare(
+                raw, arrival, https=False, lookup=False, known_pk=known.get(sha), sha=sha
+            )
             for (raw, arrival), sha in zip(inputs, shas, strict=True)
         ]
         out: list[IngestOutcome] = []
@@ -204,12 +216,15 @@ class Receiver:
         replay: bool = False,
         lookup: bool = True,
         known_pk: int | None = None,
+        sha: str | None = None,
     ) -> Pending:
         """Read and decide one input, without writing it. ``dkim``: a verdict recorded
         earlier (``tlsrpt reprocess`` never re-verifies: keys rotate, x= expires);
-        ``replay``: the archive is being re-read, so identical bytes are read again."""
+        ``replay``: the archive is being re-read, so identical bytes are read again;
+        ``sha``: :func:`raw_hash` of ``raw`` if the caller has it."""
         s = self.settings
-        sha = raw_hash(raw)
+        if sha is None:
+            sha = raw_hash(raw)
         keep = archive_refused(s, https=https, secret_domain=arrival.secret_domain)
         base = Pending(
             received_at=int(arrival.received_at.timestamp()),
