@@ -318,3 +318,55 @@ async def test_nul_characters_in_a_report_do_not_fail_the_store(
     assert out.disposition is Disposition.STORED
     (row,) = await _rows(r, reports)
     assert "\x00" not in row["organization"]
+
+
+async def test_concurrent_posts_of_identical_bytes_store_one_report_and_share_look_ups(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    """60 https arrivals of the same body at once, then 60 more once it is stored: one
+    report, every arrival logged, and the second burst's look-ups of already-seen bytes
+    answered together (a handful of queries, not one per POST)."""
+    body = (samples_dir / "domainaware+parsedmarc" / "mail.ru.json").read_bytes()
+    r = await open_receiver()
+    arrival = _arrival(Channel.HTTPS, "192.0.2.7", content_type="application/tlsrpt+json")
+    first = await asyncio.gather(*(r.ingest_report(body, arrival) for _ in range(60)))
+    assert sorted(o.disposition.value for o in first) == ["duplicate"] * 59 + ["stored"]
+    assert len({o.report_pk for o in first}) == 1
+    queries = 0
+    real = r.store.known_raws
+
+    async def counted(shas: Any) -> dict[str, int]:
+        nonlocal queries
+        queries += 1
+        return await real(shas)
+
+    r.store.known_raws = counted  # type: ignore[method-assign]
+    second = await asyncio.gather(*(r.ingest_report(body, arrival) for _ in range(60)))
+    assert {o.disposition for o in second} == {Disposition.DUPLICATE}
+    assert {o.report_pk for o in second} == {first[0].report_pk}
+    assert queries <= 3
+    assert await _count(r, reports) == 1
+    assert await _count(r, arrivals) == 120
+
+
+async def test_a_look_up_that_fails_fails_every_waiting_ingest_then_recovers(
+    open_receiver: OpenReceiver, samples_dir: Path
+) -> None:
+    from mtasts.tlsrpt.receive.intake import StoreUnavailable
+
+    body = (samples_dir / "domainaware+parsedmarc" / "mail.ru.json").read_bytes()
+    r = await open_receiver()
+    arrival = _arrival(Channel.HTTPS, "192.0.2.7", content_type="application/tlsrpt+json")
+    real = r.store.known_raws
+
+    async def broken(shas: Any) -> dict[str, int]:
+        raise OSError("disk gone")
+
+    r.store.known_raws = broken  # type: ignore[method-assign]
+    outs = await asyncio.gather(
+        *(r.ingest_report(body, arrival) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(o, StoreUnavailable) for o in outs), outs
+    r.store.known_raws = real  # type: ignore[method-assign]
+    assert (await r.ingest_report(body, arrival)).disposition is Disposition.STORED
+    assert await _count(r, arrivals) == 1  # nothing was logged for the failed ones

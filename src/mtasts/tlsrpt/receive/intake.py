@@ -117,6 +117,9 @@ class Receiver:
         self.lock = asyncio.Lock()  # one operation at a time on the store's connection
         self._queue: asyncio.Queue[tuple[Pending, asyncio.Future[Written]] | None] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # look-ups of already-seen bytes waiting for the next query (see _known)
+        self._lookups: list[tuple[str, asyncio.Future[int | None]]] = []
+        self._looker: asyncio.Task[None] | None = None
 
     @property
     def queued(self) -> int:
@@ -145,7 +148,10 @@ class Receiver:
         return cls(store, settings, dkim=dkim, clock=clock)
 
     async def close(self) -> None:
-        """Write what is queued, then close the store."""
+        """Answer the look-ups and write what is queued, then close the store."""
+        if self._looker is not None:
+            await self._looker
+            self._looker = None
         if self._writer is not None and self._queue is not None:
             await self._queue.put(None)
             await self._writer
@@ -247,8 +253,7 @@ class Receiver:
             # the same bytes again (a re-run import, a resent mail): no need to read them
             known = known_pk
             if lookup:
-                async with self.lock:
-                    known = await self._read_store(self.store.known_raw(sha))
+                known = await self._known(sha)
             if known is not None:
                 return replace(
                     base, raw=raw, verdict=Verdict(Disposition.DUPLICATE), known_report_pk=known
@@ -304,6 +309,32 @@ class Receiver:
             dedup_key(report),
             content_hash(report),
         )
+
+    async def _known(self, sha: str) -> int | None:
+        """:meth:`ReceivedStore.known_raw`, with concurrent callers answered together: the
+        shas queued while one query runs are asked in the next one (one query for a burst
+        of POSTs instead of one each, every one waiting its turn on the lock)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int | None] = loop.create_future()
+        self._lookups.append((sha, future))
+        if self._looker is None or self._looker.done():
+            self._looker = loop.create_task(self._lookup_loop())
+        return await future
+
+    async def _lookup_loop(self) -> None:
+        while self._lookups:
+            batch, self._lookups = self._lookups, []
+            try:
+                async with self.lock:
+                    known = await self._read_store(self.store.known_raws([sha for sha, _ in batch]))
+            except StoreUnavailable as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StoreUnavailable(str(exc)))
+                continue
+            for sha, future in batch:
+                if not future.done():  # a caller that went away was cancelled
+                    future.set_result(known.get(sha))
 
     async def _read_store(self, call: Awaitable[T]) -> T:
         """A read the intake needs; a store that fails is StoreUnavailable (retry)."""
