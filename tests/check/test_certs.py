@@ -85,10 +85,10 @@ def test_check_tls(tls: TlsOutcome, expected: list[tuple[str, Severity]]) -> Non
     assert [(f.id, f.severity) for f in findings] == expected
 
 
-def test_expiry_evidence_is_iso_dates() -> None:
+def test_expiry_evidence_is_rfc3339_utc() -> None:
     (finding,) = check_tls(
         TlsOutcome("TLSv1.3", cert(HOST), chain_ok=True), HOST, NOW, area="mx", rfc=""
     )
-    assert finding.get("not_after") == "2027-03-28T00:00:00+00:00"
+    assert finding.get("not_after") == "2027-03-28T00:00:00Z"
     assert finding.get("dns_names") == (HOST,)
     assert finding.get("tls_version") == "TLSv1.3"

@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,11 @@ async def test_policy_found(lab: Lab) -> None:
     assert data["result_type"] is None
     assert data["source"] == "fetched"
     assert isinstance(data["detail"], str)
+    # docs/json.md: instants are RFC 3339 UTC text, max_age apart
+    fetched = datetime.strptime(data["fetched_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    expires = datetime.strptime(data["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert (expires - fetched).total_seconds() == 86400
+    assert abs((datetime.now(UTC) - fetched).total_seconds()) < 600
 
 
 async def test_tolerated_deviations_are_warnings_not_failures(lab: Lab) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import email
 import email.policy
+import json
 import random
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -540,9 +541,17 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
     assert "500" in out
     await asyncio.sleep(1.3)
     code, out = await _run(
-        lab, "tlsrpt", "send", "--day", today, "--unfinished", "--retry-base", "1", env=env
-    )
+        lab, "tlsrpt", "send", "--day", today, "--unfinished", "--retry-base", "1", "--json",
+        env=env,
+    )  # fmt: skip
     assert code == 0, out
+    run = json.loads(out)  # docs/json.md: snake_case keys, nothing else on stdout
+    assert run["day"] == today
+    assert run["pending"] == 0
+    assert run["unresolved"] == []
+    (retried,) = run["attempts"]
+    assert retried["destination"].startswith("https://")
+    assert (retried["sent"], retried["status"], retried["error"]) == (True, "sent", None)
     code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--unfinished", env=env)
     assert code == 0, out
     assert len(lab.tlsrpt_https.posts) == 2  # one 500, then the report once

@@ -10,9 +10,9 @@ Pure: the status record in, findings out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from mtasts.check.finding import EvidenceValue, Finding, Severity
+from mtasts.rfc3339 import utc_text
 
 ID = "policy-host.acme"
 
@@ -20,7 +20,7 @@ ID = "policy-host.acme"
 def _when(ts: object) -> str:
     if not isinstance(ts, int | float) or ts <= 0:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    return utc_text(ts) or "-"
 
 
 def check_acme_status(name: str, status: Mapping[str, object]) -> list[Finding]:

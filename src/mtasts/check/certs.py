@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from mtasts.check.evidence import CertFacts, TlsOutcome
 from mtasts.check.finding import EvidenceValue, Finding, Severity
+from mtasts.rfc3339 import utc_text
 from mtasts.sts.match import certificate_matches
 
 #: Warn when a certificate expires within this long (an ACME renewal that failed twice).
@@ -35,8 +36,8 @@ def _cert_evidence(cert: CertFacts | None) -> dict[str, EvidenceValue]:
         "subject": cert.subject,
         "issuer": cert.issuer,
         "dns_names": cert.dns_names,
-        "not_before": cert.not_before.isoformat(),
-        "not_after": cert.not_after.isoformat(),
+        "not_before": utc_text(cert.not_before),
+        "not_after": utc_text(cert.not_after),
     }
 
 

@@ -419,7 +419,7 @@ def _emit(status: int, data: Any) -> None:
         sys.exit(1)
 
 
-def _via_daemon(url: str, method: str, path: str) -> None:
+def _via_daemon(url: str, method: str, path: str, action: str) -> None:
     try:
         response = httpx.request(method, url.rstrip("/") + path, timeout=90)
     except httpx.HTTPError as exc:
@@ -428,12 +428,17 @@ def _via_daemon(url: str, method: str, path: str) -> None:
             "metrics address?",
             code="daemon.unreachable",
         ) from exc
-    _emit(response.status_code, response.json())
+    data = response.json()
+    if action == "show" and response.status_code == 200:
+        from mtasts.sts.cache.base import entry_from_json, entry_view
+
+        data = entry_view(entry_from_json(data))  # the daemon answers the stored format
+    _emit(response.status_code, data)
 
 
 async def _direct(config_path: Path | None, action: str, domain: str) -> tuple[int, Any]:
     from mtasts.names import normalize_domain
-    from mtasts.sts.cache.base import entry_to_json
+    from mtasts.sts.cache.base import entry_view
     from mtasts.sts.resolver import Resolver
 
     settings, _ = read_config(config_path, {})
@@ -449,7 +454,7 @@ async def _direct(config_path: Path | None, action: str, domain: str) -> tuple[i
             entry = await resolver.cache.get(name)
             if entry is None:
                 return 404, {"domain": name, "error": "not in the cache"}
-            return 200, entry_to_json(entry)
+            return 200, entry_view(entry)
         if action == "purge":
             await resolver.cache.delete(name)
             return 200, {"domain": name, "purged": True}
@@ -465,7 +470,7 @@ def _cache_command(action: str, method: str, suffix: str, doc: str) -> click.Com
     @_config_option
     def command(domain: str, daemon_url: str | None, config_path: Path | None) -> None:
         if daemon_url:
-            _via_daemon(daemon_url, method, f"/cache/{domain}{suffix}")
+            _via_daemon(daemon_url, method, f"/cache/{domain}{suffix}", action)
             return
         status, data = asyncio.run(_direct(config_path, action, domain))
         _emit(status, data)

@@ -335,6 +335,12 @@ def _render(out: list[dict[str, Any]]) -> None:
     type=click.IntRange(1, 86400),
     help="Seconds before the first retry (default 300); each later one waits twice as long.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what this run did as one JSON object (not with --daemon).",
+)
 def send(
     day: str | None,
     daemon: bool,
@@ -351,6 +357,7 @@ def send(
     settle: int | None,
     unfinished: bool,
     retry_base: int | None,
+    as_json: bool,
 ) -> None:
     """Deliver the reports (https POST and DKIM-signed mail), journaled and retried.
 
@@ -366,6 +373,8 @@ def send(
     from mtasts.tlsrpt.settings import TlsRptSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    if as_json and daemon:
+        raise click.UsageError("--json reports one run: it does not go with --daemon")
     options = {
         "store": ("--store", store),
         "organization": ("--organization", organization),
@@ -412,12 +421,27 @@ def send(
         first_retry=opts.retry_base,
         settle=opts.settle,
     )
-    pending = asyncio.run(_send(store_url, settings, the_day, daemon))
+    run = asyncio.run(_send(store_url, settings, the_day, daemon))
+    if as_json:
+        print_json(run)
+    else:
+        out = console()
+        for a in run["attempts"]:
+            mark = "[green]sent[/green]" if a["sent"] else f"[red]{a['status']}[/red] {a['error']}"
+            out.print(f"{a['policy_domain']} -> {a['destination']}: {mark}", highlight=False)
+        for u in run["unresolved"]:
+            out.print(
+                f"{u['policy_domain']} ({u['day']}): TLS-RPT record lookup failed; run again",
+                highlight=False,
+            )
+    pending = run["pending"] + len(run["unresolved"])
     if pending:
         raise SystemExit(1)
 
 
-async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> int:
+async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> dict[str, Any]:
+    """Send ``day`` (or run for ever with ``daemon``); what this run did, as the ``--json``
+    object: the attempts, the domains whose record lookup failed, the rows still pending."""
     import time
 
     from mtasts.store.tlsrpt import TlsRptStore
@@ -431,14 +455,24 @@ async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> int:
         if daemon:
             await sender.run_forever()
         attempts = await sender.send_days([day], now)
-        out = console()
-        for a in attempts:
-            mark = "[green]sent[/green]" if a.ok else f"[red]{a.status}[/red] {a.error}"
-            out.print(f"{a.domain} -> {a.destination}: {mark}", highlight=False)
-        for d, domain in sorted(sender.unresolved):
-            out.print(f"{domain} ({d}): TLS-RPT record lookup failed; run again", highlight=False)
-        pending = sum(1 for d in await store.deliveries() if d.status == "pending")
-        return pending + len(sender.unresolved)
+        return {
+            "day": day.isoformat(),
+            "attempts": [
+                {
+                    "policy_domain": a.domain,
+                    "destination": a.destination,
+                    "sent": a.ok,
+                    "status": a.status,
+                    "error": a.error or None,
+                }
+                for a in attempts
+            ],
+            "unresolved": [
+                {"policy_domain": domain, "day": d.isoformat()}
+                for d, domain in sorted(sender.unresolved)
+            ],
+            "pending": sum(1 for d in await store.deliveries() if d.status == "pending"),
+        }
     finally:
         await sender.aclose()
         await store.close()

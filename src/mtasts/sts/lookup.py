@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from mtasts.errors import Notice
+from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import Mode, Policy
 from mtasts.tlsrpt.results import PolicyType, ResultType
 
@@ -94,8 +95,8 @@ class PolicyLookup:
             "detail": self.detail,
             "cause": self.cause.to_json() if self.cause is not None else None,
             "source": str(self.source),
-            "fetched_at": self.fetched_at,
-            "expires_at": self.expires_at,
+            "fetched_at": utc_text(self.fetched_at),
+            "expires_at": utc_text(self.expires_at),
             "policy_text": self.raw_text,
             # What the sender's reading tolerated in the policy (issue 16): it applies,
             # but deviates from RFC 8461 §3.2; `mtasts lint` reports these as errors.

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from mtasts.errors import MtastsError, Notice
+from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry
 from mtasts.tlsrpt.results import ResultType
@@ -94,6 +95,31 @@ def entry_to_json(entry: CacheEntry) -> dict[str, Any]:
         "failures": entry.failures,
         "failure": entry.failure.to_json() if entry.failure else None,
         "failure_type": str(entry.failure_type) if entry.failure_type else None,
+    }
+
+
+def entry_view(entry: CacheEntry) -> dict[str, Any]:
+    """The entry as ``mtasts cache show --json`` prints it (docs/json.md): the query's key
+    names, instants as RFC 3339 UTC text. (:func:`entry_to_json` is the stored format.)"""
+    policy = entry.policy
+    return {
+        "domain": entry.domain,
+        "txt_id": entry.txt_id,
+        "txt_error": entry.txt_error.to_json() if entry.txt_error else None,
+        "id": entry.record_id,
+        "mode": str(policy.mode) if policy is not None else None,
+        "mx": [str(p) for p in policy.mx] if policy is not None else [],
+        "max_age": policy.max_age if policy is not None else None,
+        "policy_text": entry.raw_text if policy is not None else None,
+        "fetched_at": utc_text(entry.fetched_at),
+        "expires_at": utc_text(entry.expires_at),
+        "checked_at": utc_text(entry.checked_at),
+        "recheck_at": utc_text(entry.recheck_at),
+        "failed_id": entry.failed_id,
+        "failed_at": utc_text(entry.failed_at),
+        "failures": entry.failures,
+        "failure": entry.failure.to_json() if entry.failure else None,
+        "result_type": str(entry.failure_type) if entry.failure_type else None,
     }
 
 

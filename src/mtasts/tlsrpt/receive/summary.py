@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from mtasts.rfc3339 import utc_text
+
 
 @dataclass(frozen=True, slots=True)
 class Counted:
@@ -154,8 +156,8 @@ class ReceivedReport:
             "organization": self.organization,
             "report_id": self.report_id,
             "contact_info": self.contact_info,
-            "range_start": self.range_start,
-            "range_end": self.range_end,
+            "range_start": utc_text(self.range_start),
+            "range_end": utc_text(self.range_end),
             "day": self.day,
             "status": self.status,
             "status_reason": self.status_reason,
@@ -164,5 +166,8 @@ class ReceivedReport:
             "policies": list(self.policies),
             "dkim": self.dkim,
             "warnings": list(self.warnings),
-            "arrivals": list(self.arrivals),
+            "arrivals": [
+                {**a, "received_at": utc_text(a["received_at"])} if "received_at" in a else a
+                for a in self.arrivals
+            ],
         }
