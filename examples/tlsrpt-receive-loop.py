@@ -5,7 +5,8 @@ A lab domain's first MX sits behind an attacker that strips STARTTLS. A sending 
 probes both MXs and records each session with the Python API (TlsRptRecorder ->
 `mtasts tlsrpt collect`); `mtasts tlsrpt send` delivers the day's report by https (the
 rua in _smtp._tls) and by DKIM-signed mail to `mtasts tlsrpt receive`, which stores it
-once; `mtasts tlsrpt received` shows the failure. Run: python examples/tlsrpt-receive-loop.py
+once; `mtasts tlsrpt received` shows the failure and `mtasts advise` says NOT READY
+(the stripped STARTTLS, reported and live). Run: python examples/tlsrpt-receive-loop.py
 """
 
 from __future__ import annotations
@@ -190,9 +191,12 @@ async def main(tmp: Path) -> int:
 
             say("the administrator reads what arrived (one report, stored once)")
             await mtasts("tlsrpt", "received", "--store", received, "--since", today, env=env)
-            return await mtasts(
+            code = await mtasts(
                 "tlsrpt", "received", "--store", received, "--reports", "--since", today, env=env
             )
+            say("ready for enforce? mtasts advise replays the reports and checks live (exit 2)")
+            await mtasts("advise", DOMAIN, "--store", received, env=env)
+            return code
         finally:
             receiver.send_signal(signal.SIGTERM)
             await asyncio.wait_for(receiver.wait(), 30)

@@ -522,3 +522,20 @@ def test_a_truncated_read_is_said() -> None:
     assert advice.verdict is Verdict.READY
     assert any("largest failure groups" in n for n in advice.notes)
     assert advice.exit_code is ExitCode.READY_WITH_NOTES
+
+
+def test_an_enforce_policy_already_published_needs_no_new_id() -> None:
+    enforced = live(policy_text=TESTING.replace("testing", "enforce"))
+    advice = run(evidence(), enforced)
+    assert advice.verdict is Verdict.READY
+    assert advice.new_id == advice.current_id == "20261101"
+    assert any("nothing to publish" in s for s in advice.steps)
+    assert not any("change the TXT record" in s for s in advice.steps)
+
+
+def test_no_starttls_is_one_failure_not_three_unknowns() -> None:
+    snap = live(mx=(mx("mx1.d.test"), mx("mx2.d.test", starttls=False, tls12=None, cert_ok=None)))
+    outcomes = {c.id: c.outcome for c in run(evidence(), snap).live}
+    assert outcomes["mx-starttls"] is Outcome.FAIL
+    assert outcomes["mx-tls12"] is Outcome.PASS
+    assert outcomes["mx-cert"] is Outcome.PASS

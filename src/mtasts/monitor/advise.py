@@ -550,16 +550,19 @@ def live_checks(
             "certificate not trusted, expired or for another name at",
         ),
     ):
-        failing = _hosts_with(mx, lambda m, a=attr: getattr(m, a) is False)
-        unknown = _hosts_with(mx, lambda m, a=attr: getattr(m, a) is None)
+        # TLS version and certificate are not asked of an MX without STARTTLS
+        asked = mx if attr == "starttls" else tuple(m for m in mx if m.starttls is not False)
+        failing = _hosts_with(asked, lambda m, a=attr: getattr(m, a) is False)
+        unknown = _hosts_with(asked, lambda m, a=attr: getattr(m, a) is None)
         if failing:
             out.append(LiveCheck(cid, Outcome.FAIL, f"{bad} {', '.join(failing)}"))
         elif unknown:
             out.append(
                 LiveCheck(cid, Outcome.UNKNOWN, f"could not be checked at {', '.join(unknown)}")
             )
-        elif mx:
-            out.append(LiveCheck(cid, Outcome.PASS, good))
+        elif asked:
+            note = " (of those offering STARTTLS)" if len(asked) < len(mx) else ""
+            out.append(LiveCheck(cid, Outcome.PASS, good + note))
     short: list[str] = []
     unknown_expiry: list[str] = []
     certs = [(m.host, m.not_after) for m in mx if m.cert_ok]
@@ -691,11 +694,18 @@ def _steps(
     text: str,
     new_id: str,
     blockers: Sequence[str],
+    published: bool = False,
 ) -> tuple[str, ...]:
     url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
     steps = [f"Fix first: {b}" for b in blockers]
     if verdict is Verdict.CANNOT_TELL:
         steps.append("Wait for more reports, then run mtasts advise again.")
+    if published:
+        steps.append(
+            f"{url} already serves this policy (id={new_id}): nothing to publish; keep "
+            f"mtasts monitor watching {domain}."
+        )
+        return tuple(steps)
     steps += [
         f"Serve this policy at {url} (status 200, text/plain):\n{text.rstrip()}",
         f'Then change the TXT record: _mta-sts.{domain}. TXT "v=STSv1; id={new_id}" '
@@ -797,7 +807,10 @@ def advise(
     text = format_policy(candidate)
     new_id = policy_id(text)
     current = live.sts_id
-    if current == new_id:
+    published_already = published is not None and published == candidate
+    if published_already and current is not None:
+        new_id = current  # nothing to publish: the id stays
+    elif current == new_id:
         new_id = policy_id(text + current)  # the id must change for senders to refetch
     return Advice(
         domain=evidence.domain,
@@ -810,7 +823,9 @@ def advise(
         judged=judged,
         live=checks,
         data=data,
-        steps=_steps(evidence.domain, verdict, candidate, text, new_id, blockers),
+        steps=_steps(
+            evidence.domain, verdict, candidate, text, new_id, blockers, bool(published_already)
+        ),
         exposure=exposure(candidate),
         notes=notes,
     )
