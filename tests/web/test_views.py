@@ -8,6 +8,7 @@ from datetime import date
 import orjson
 import pytest
 
+from mtasts.tlsrpt.receive.summary import Counted
 from mtasts.web.views import (
     compare,
     domain_view,
@@ -94,24 +95,15 @@ def test_reporters_that_stopped() -> None:
     ]
 
 
-def _sessions(day: str, pk: int, kind: str, ok: int, bad: int) -> dict[str, object]:
-    return {
-        "policy_domain": "a.test",
-        "day": day,
-        "report_pk": pk,
-        "organization": "Org",
-        "policy_type": kind,
-        "successful": ok,
-        "failed": bad,
-    }
+def _day(day: str, ok: int, bad: int) -> dict[str, object]:
+    return {"policy_domain": "a.test", "day": day, "successful": ok, "failed": bad}
 
 
 def test_overview_windows_and_sparkline() -> None:
     rows = [
-        _sessions("2026-11-20", 1, "sts", 90, 10),
-        _sessions("2026-11-20", 1, "tlsa", 90, 10),  # the same sessions: counted once
-        _sessions("2026-11-01", 2, "sts", 100, 0),
-        _sessions("2026-08-01", 3, "sts", 100, 100),  # outside 90 days
+        _day("2026-11-20", 90, 10),
+        _day("2026-11-01", 100, 0),
+        _day("2026-08-01", 100, 100),  # outside 90 days
     ]
     failures = [
         {"policy_domain": "a.test", "result_type": "certificate-expired", "failed": 4},
@@ -130,27 +122,24 @@ def test_overview_windows_and_sparkline() -> None:
 
 
 def test_domain_view_failed_series_follows_failure_filters() -> None:
-    rows = [_sessions("2026-11-19", 1, "sts", 90, 10), _sessions("2026-11-20", 2, "sts", 50, 5)]
-    fails = [
-        {
-            "day": "2026-11-20",
-            "organization": "Org",
-            "result_type": "certificate-expired",
-            "receiving_mx_hostname": None,
-            "receiving_ip": "192.0.2.1",
-            "sending_mta_ip": None,
-            "failed": 2,
-        },
-    ]
-    plain = domain_view(
-        "a.test", date(2026, 11, 19), date(2026, 11, 20), rows, fails, failure_filtered=False
-    )
+    rows = [_day("2026-11-19", 90, 10), _day("2026-11-20", 50, 5)]
+    orgs = [{"organization": "Org", "successful": 140, "failed": 15}]
+    fails = {
+        "day_result": [{"day": "2026-11-20", "result_type": "certificate-expired", "failed": 2}],
+        "result": [{"result_type": "certificate-expired", "failed": 2}],
+        "org": [{"organization": "Org", "failed": 2}],
+        "mx": [{"receiving_mx_hostname": None, "receiving_ip": "192.0.2.1", "failed": 2}],
+        "sender": [{"sending_mta_ip": None, "failed": 2}],
+    }
+    span = (date(2026, 11, 19), date(2026, 11, 20))
+    plain = domain_view("a.test", *span, rows, orgs, fails, failure_filtered=False)
     assert plain.failed == [10, 5]
     assert plain.successful == [90, 50]
-    filtered = domain_view(
-        "a.test", date(2026, 11, 19), date(2026, 11, 20), rows, fails, failure_filtered=True
-    )
+    assert plain.failures_per_day == {"certificate-expired": [0, 2]}
+    filtered = domain_view("a.test", *span, rows, orgs, fails, failure_filtered=True)
     assert filtered.failed == [0, 2]
     assert filtered.totals.failed == 15
-    mx = {b.key: b.rows for b in filtered.breakdowns}["mx"]
-    assert mx == [("- (192.0.2.1)", "-", 2)]
+    by = {b.key: b.rows for b in filtered.breakdowns}
+    assert by["mx"] == [("- (192.0.2.1)", "-", 2)]
+    assert by["sender"] == [("-", "-", 2)]
+    assert filtered.organizations == {"Org": Counted(140, 15)}

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from dataclasses import replace
 
 import click
+from rich.markup import escape
 
 from mtasts.cli.render import console
 
@@ -19,14 +19,12 @@ from mtasts.cli.render import console
 @click.command("web")
 @click.option(
     "--store",
-    envvar="MTASTS_WEB_STORE",
     help="The receiving store: sqlite:////var/lib/mtasts/tlsrpt.db or postgresql://user@host/db "
     "(default: [web] store, else [tlsrpt] store). Env: MTASTS_WEB_STORE.",
 )
 @click.option(
     "--listen",
     metavar="HOST:PORT",
-    envvar="MTASTS_WEB_LISTEN",
     help="Where to listen (default: [web] listen, else 127.0.0.1:8461). Anything but "
     "loopback requires [web.users]. Env: MTASTS_WEB_LISTEN.",
 )
@@ -61,22 +59,25 @@ def web(store: str | None, listen: str | None, hash_password: bool) -> None:
         click.echo(make_hash(password))
         return
 
-    from mtasts.config import component_table, load_settings
+    from mtasts.cli.configured import settings_tree
+    from mtasts.config import Settings
     from mtasts.errors import ServiceUnavailable
     from mtasts.store.engine import driver_errors
     from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
     from mtasts.web.server import check_exposure, run_until_signalled
-    from mtasts.web.settings import web_settings
+    from mtasts.web.settings import WebSettings
 
-    base = load_settings()
-    settings = web_settings(component_table("web"))
-    if listen:
-        settings = replace(settings, listen=listen)
-    url = store or settings.store or configured_store() or DEFAULT_STORE
+    tree = settings_tree({"web.store": ("--store", store), "web.listen": ("--listen", listen)})
+    base = tree.section(Settings)
+    settings = tree.section(WebSettings)
+    url = settings.store or configured_store() or DEFAULT_STORE
     check_exposure(settings)
 
     def ready(address: str) -> None:
-        console().print(f"mtasts web: serving {url.split('@')[-1]} on {address}")
+        console().print(
+            escape(f"mtasts web: serving {url.split('@')[-1]} on {address}"), highlight=False
+        )
+        sys.stdout.flush()  # a pipe (systemd, a test) sees it now
 
     # A bad setting, an address in use: one line from the `mtasts` group (exit-codes.md).
     try:

@@ -253,7 +253,7 @@ class Pages:
         since = today - timedelta(days=max(views.WINDOWS) - 1)
         async with self.reading() as db:
             last = await q.domain_last_days(db, allowed)
-            rows = await q.session_rows(db, allowed, since, today)
+            rows = await q.sessions_by_day(db, allowed, since, today)
             worst = await q.result_type_totals(db, allowed, today - timedelta(days=29), today)
             checks = await self.state.checks(db, allowed) if self.state.checks else None
         return views.overview(today, last, rows, worst, checks)
@@ -264,24 +264,25 @@ class Pages:
         since, until = _range(request, self.state.today(), DEFAULT_RANGE_DAYS)
         filters = _filters(request)
         async with self.reading() as db:
-            last = await q.domain_last_days(db, [domain])
-            if domain not in last:
+            last = await q.last_day(db, domain)
+            if last is None:
                 raise NotFound(f"no reports for {domain}")
-            sessions = await q.session_rows(db, [domain], since, until, filters.org)
-            failures = await q.failure_rows(db, [domain], since, until, filters)
+            days = await q.sessions_by_day(db, [domain], since, until, filters.org)
+            orgs = await q.sessions_by_org(db, domain, since, until, filters.org)
+            failures = await q.failure_breakdowns(db, domain, since, until, filters)
             policies = await q.reported_policies(db, domain, since, until)
             reporters = await q.reporters(
                 db, domain, until - timedelta(days=REPORTERS_LOOKBACK - 1), until
             )
         view = views.domain_view(
-            domain, since, until, sessions, failures, failure_filtered=filters.on_failures
+            domain, since, until, days, orgs, failures, failure_filtered=filters.on_failures
         )
         published = await self.published(domain)
         return {
             "domain": domain,
             "view": view,
             "filters": filters,
-            "last_report_day": last[domain],
+            "last_report_day": last,
             "published": published,
             "reported": views.reported_policy_list(policies, published.fields, orjson.loads),
             "reporters": views.reporter_list(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from mtasts.tlsrpt.receive.summary import Counted, DaySummary, mx_label, summarize
+from mtasts.tlsrpt.receive.summary import Counted, mx_label
 
 WINDOWS = (7, 30, 90)
 SPARK_DAYS = 30
@@ -37,8 +37,12 @@ def _failure_rate(c: Counted) -> float | None:
     return None if ok is None else 100.0 - ok
 
 
-def _by_day(summaries: Iterable[DaySummary]) -> dict[tuple[str, str], Counted]:
-    return {(s.domain, s.day): s.sessions for s in summaries}
+def _by_day(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Counted]:
+    """(domain, day) -> sessions, from rows of policy_domain, day, successful, failed."""
+    return {
+        (x["policy_domain"], x["day"]): Counted(int(x["successful"]), int(x["failed"]))
+        for x in rows
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +77,16 @@ class DomainHealth:
 def overview(
     today: date,
     last_days: Mapping[str, str],
-    session_rows: Iterable[Mapping[str, Any]],
+    day_rows: Iterable[Mapping[str, Any]],
     result_rows: Iterable[Mapping[str, Any]],
     checks: Mapping[str, dict[str, Any]] | None = None,
 ) -> list[DomainHealth]:
-    """Every domain in ``last_days``: sessions over the last 7/30/90 days up to ``today``,
+    """Every domain in ``last_days``: sessions over the last 7/30/90 days up to ``today``
+    (``day_rows``: policy_domain, day, successful, failed, as
+    :func:`mtasts.web.queries.sessions_by_day` gives them),
     the daily failure rate of the last 30, the result type with the most failures over
     the last 30 (``result_rows``: policy_domain, result_type, failed)."""
-    per_day = _by_day(summarize(session_rows, []))
+    per_day = _by_day(day_rows)
     worst: dict[str, tuple[int, str]] = {}
     for x in result_rows:
         n, kind = int(x["failed"]), x["result_type"]
@@ -172,63 +178,64 @@ def domain_view(
     domain: str,
     since: date,
     until: date,
-    session_rows: Iterable[Mapping[str, Any]],
-    failure_rows: Sequence[Mapping[str, Any]],
+    day_rows: Iterable[Mapping[str, Any]],
+    org_rows: Iterable[Mapping[str, Any]],
+    failures: Mapping[str, Sequence[Mapping[str, Any]]],
     *,
     failure_filtered: bool,
 ) -> DomainView:
-    """The domain page: sessions per day, and failures by result type, organisation,
-    receiving MX and sending IP. With ``failure_filtered`` (a result type, MX or sending
-    IP filter), the failed series counts the matching failure details instead of the
-    policies' failure totals."""
+    """The domain page: sessions per day (``day_rows``, from
+    :func:`~mtasts.web.queries.sessions_by_day`) and per organisation (``org_rows``),
+    and failures by result type, organisation, receiving MX, sending IP and per day and
+    result type (``failures``, from :func:`~mtasts.web.queries.failure_breakdowns`).
+    With ``failure_filtered`` (a result type, MX or sending IP filter), the failed series
+    counts the matching failure details instead of the policies' failure totals."""
     days = day_list(since, until)
-    summaries = summarize(session_rows, [])
-    per_day = {s.day: s.sessions for s in summaries if s.domain == domain}
-    orgs: dict[str, Counted] = defaultdict(Counted)
-    for s in summaries:
-        for name, c in s.by_organization.items():
-            orgs[name] += c
-    matched: dict[str, int] = defaultdict(int)
     index = {d: i for i, d in enumerate(days)}
+    per_day = {d: c for (name, d), c in _by_day(day_rows).items() if name == domain}
+    orgs = {x["organization"]: Counted(int(x["successful"]), int(x["failed"])) for x in org_rows}
     per_type: dict[str, list[int]] = {}
-    dims: list[dict[tuple[str, str], int]] = [defaultdict(int) for _ in range(4)]
-    for x in failure_rows:
-        n = int(x["failed"])
-        matched[x["day"]] += n
-        if x["day"] in index:
-            per_type.setdefault(x["result_type"], [0] * len(days))[index[x["day"]]] += n
+    matched = [0] * len(days)
+    for x in failures.get("day_result", ()):
+        i = index.get(x["day"])
+        if i is not None:
+            n = int(x["failed"])
+            per_type.setdefault(x["result_type"], [0] * len(days))[i] += n
+            matched[i] += n
+    dims: dict[str, dict[tuple[str, str], int]] = {k: defaultdict(int) for k in _TITLES}
+    for x in failures.get("result", ()):
+        dims["result"][x["result_type"], x["result_type"]] += int(x["failed"])
+    for x in failures.get("org", ()):
+        dims["org"][x["organization"], x["organization"]] += int(x["failed"])
+    for x in failures.get("mx", ()):
         host, ip = x["receiving_mx_hostname"], x["receiving_ip"]
-        dims[0][x["result_type"], x["result_type"]] += n
-        dims[1][x["organization"], x["organization"]] += n
-        dims[2][mx_label(host, ip), host or "-"] += n
-        dims[3][x["sending_mta_ip"] or "-", x["sending_mta_ip"] or "-"] += n
+        dims["mx"][mx_label(host, ip), host or "-"] += int(x["failed"])
+    for x in failures.get("sender", ()):
+        ip = x["sending_mta_ip"] or "-"
+        dims["sender"][ip, ip] += int(x["failed"])
     successful = [per_day.get(d, Counted()).successful for d in days]
-    if failure_filtered:
-        failed = [matched.get(d, 0) for d in days]
-    else:
-        failed = [per_day.get(d, Counted()).failed for d in days]
-    totals = Counted(sum(successful), sum(per_day.get(d, Counted()).failed for d in days))
-    titles = (
-        ("result", "result type"),
-        ("org", "reporting organization"),
-        ("mx", "receiving MX (IP)"),
-        ("sender", "sending MTA IP"),
-    )
+    policy_failed = [per_day.get(d, Counted()).failed for d in days]
     return DomainView(
         domain=domain,
         since=since.isoformat(),
         until=until.isoformat(),
         days=days,
         successful=successful,
-        failed=failed,
-        totals=totals,
-        failed_matching=sum(matched.values()),
-        breakdowns=[
-            Breakdown(key, title, _ordered(dims[i])) for i, (key, title) in enumerate(titles)
-        ],
+        failed=matched if failure_filtered else policy_failed,
+        totals=Counted(sum(successful), sum(policy_failed)),
+        failed_matching=sum(matched),
+        breakdowns=[Breakdown(k, t, _ordered(dims[k])) for k, t in _TITLES.items()],
         organizations=dict(sorted(orgs.items())),
         failures_per_day=dict(sorted(per_type.items(), key=lambda kv: (-sum(kv[1]), kv[0]))),
     )
+
+
+_TITLES = {
+    "result": "result type",
+    "org": "reporting organization",
+    "mx": "receiving MX (IP)",
+    "sender": "sending MTA IP",
+}
 
 
 @dataclass(frozen=True, slots=True)
