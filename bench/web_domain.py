@@ -38,7 +38,7 @@ from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.web.server import serving
-from mtasts.web.settings import WebSettings
+from mtasts.web.settings import ListenAddress, WebSettings
 
 END = date(2026, 11, 20)
 DOMAIN = "bench.test"
@@ -180,7 +180,7 @@ async def measure(
         cpu[PEER] = used
     finally:
         await db.close()
-    settings = WebSettings(listen="127.0.0.1:0")
+    settings = WebSettings(listen=ListenAddress("127.0.0.1", 0))
     async with serving(settings, url, schema=schema, today=lambda: END) as (server, state):
         state.live = None  # measure our queries and rendering, not a DNS timeout
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:

@@ -51,7 +51,7 @@ __all__ = [
 #: Tables of the file whose component still parses them itself (through
 #: :func:`component_table`) instead of registering a section in
 #: :mod:`mtasts.settings.registry`; the tree keeps them raw and unchecked.
-COMPONENT_TABLES = frozenset({"daemon", "tlsrpt", "receive", "web"})
+COMPONENT_TABLES = frozenset({"daemon", "tlsrpt", "receive"})
 
 
 @dataclass(frozen=True, slots=True)

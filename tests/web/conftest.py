@@ -27,7 +27,7 @@ from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.receive.summary import DaySummary
 from mtasts.web.auth import hash_password, token_digest
 from mtasts.web.server import serving
-from mtasts.web.settings import User, WebSettings
+from mtasts.web.settings import ListenAddress, WebSettings, WebUser
 
 from .seed import TODAY, seed
 
@@ -40,12 +40,13 @@ PASSWORD = "correct horse battery staple"
 _HASH = hash_password(PASSWORD, salt=b"fixed-test-salt!")
 TOKEN = "grafana-token-0123456789"
 
-TENANTS = (
-    User("alice", password=_HASH, domains=frozenset({"good.test"})),
-    User("bob", password=_HASH, domains=frozenset({"other.test"})),
-    User("admin", password=_HASH, domains=frozenset({"*"})),
-    User("grafana", token_sha256=token_digest(TOKEN), domains=frozenset({"good.test"})),
-)
+TENANTS = {
+    "alice": WebUser(password=_HASH, domains=("good.test",)),
+    "bob": WebUser(password=_HASH, domains=("other.test",)),
+    "admin": WebUser(password=_HASH, domains=("*",)),
+    "grafana": WebUser(token_sha256=token_digest(TOKEN), domains=("good.test",)),
+}
+LOOPBACK = ListenAddress("127.0.0.1", 0)
 
 
 def _pg_reachable() -> bool:
@@ -165,15 +166,15 @@ def _server_fixture(settings: WebSettings) -> Any:
 
 
 #: Open on loopback, nobody configured (everything visible).
-open_server = _server_fixture(WebSettings(listen="127.0.0.1:0"))
+open_server = _server_fixture(WebSettings(listen=LOOPBACK))
 #: Several tenants: every request must authenticate.
-tenant_server = _server_fixture(WebSettings(listen="127.0.0.1:0", users=TENANTS))
+tenant_server = _server_fixture(WebSettings(listen=LOOPBACK, users=TENANTS))
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def any_server(request: pytest.FixtureRequest, sqlite_dir: Path) -> Iterator[Served]:
     """The tenants' server on each database."""
-    settings = WebSettings(listen="127.0.0.1:0", users=TENANTS)
+    settings = WebSettings(listen=LOOPBACK, users=TENANTS)
     if request.param == "sqlite":
         t = start_server(f"sqlite:///{sqlite_dir / 'any.db'}", None, settings)
         try:

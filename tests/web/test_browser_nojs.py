@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from .conftest import PASSWORD, Served, make_driver, quit_driver, screenshot
 
@@ -28,6 +29,14 @@ def browser() -> Iterator[Any]:
 def _as(served: Served, user: str, path: str, password: str = PASSWORD) -> str:
     host = served.url.removeprefix("http://")
     return f"http://{user}:{quote(password, safe='')}@{host}{path}"
+
+
+def _wait_url(browser: Any, part: str) -> None:
+    WebDriverWait(browser, 15).until(
+        lambda d: (
+            part in d.current_url and d.execute_script("return document.readyState") == "complete"
+        )
+    )
 
 
 def _rows(browser: Any, css: str) -> list[str]:
@@ -65,21 +74,21 @@ def test_tables_filters_and_paging_without_javascript(browser: Any, tenant_serve
     assert not browser.find_element(By.ID, "sessions-chart").is_displayed()
     assert len(_rows(browser, "#days")) == 30
     browser.find_element(By.CSS_SELECTOR, "#by-org a[href*='Yahoo']").click()
-    assert "org=Yahoo" in browser.current_url
+    _wait_url(browser, "org=Yahoo")
     assert browser.find_element(By.ID, "total-successful").text == "500"
     assert [r.split()[0] for r in _rows(browser, "#by-result")] == ["validation-failure"]
     since = browser.find_element(By.NAME, "since")
     since.clear()
     since.send_keys("11012026")  # the date input's own keyboard entry (mm/dd/yyyy)
     browser.find_element(By.CSS_SELECTOR, "#filters button").click()
-    assert "since=2026-11-01" in browser.current_url
+    _wait_url(browser, "since=2026-11-01")
     assert "org=Yahoo" in browser.current_url
     assert len(_rows(browser, "#days")) == 20
     screenshot(browser, "domain-nojs")
     browser.get(_as(tenant_server, "admin", "/reports"))
     first = _rows(browser, "#report-table")
     browser.find_element(By.CSS_SELECTOR, ".pager a[rel=next]").click()
-    assert "page=2" in browser.current_url
+    _wait_url(browser, "page=2")
     second = _rows(browser, "#report-table")
     assert len(first) == 50
     assert len(second) == 40

@@ -20,6 +20,7 @@ SECTIONS: dict[str, str] = {
     "monitor": "mtasts.monitor.settings:MonitorSettings",
     "acme": "mtasts.acme.settings:AcmeSettings",
     "alerts": "mtasts.alerts.settings:AlertSettings",
+    "web": "mtasts.web.settings:WebSettings",
 }
 
 

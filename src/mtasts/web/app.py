@@ -464,7 +464,7 @@ def _ts(value: int | None) -> str:
 def build_app(state: WebState) -> Starlette:
     pages = Pages(state)
     if state.settings.users:
-        state.auth = Authenticator(state.settings.users)
+        state.auth = Authenticator(state.settings.user_list)
 
     def wrap(handler: Callable[[Request], Awaitable[Response]], api: bool) -> Any:
         async def endpoint(request: Request) -> Response:

@@ -22,13 +22,6 @@ from mtasts.web.livepolicy import LivePolicies
 from mtasts.web.settings import WebSettings
 
 
-def listen_address(text: str) -> Listen:
-    listen = Listen.parse(text, "[web] listen")
-    if listen.path:
-        raise ConfigError(f"[web] listen {text!r}: the dashboard listens on TCP only")
-    return listen
-
-
 def is_loopback(listen: Listen) -> bool:
     if listen.host == "localhost":
         return True
@@ -41,10 +34,10 @@ def is_loopback(listen: Listen) -> bool:
 def check_exposure(settings: WebSettings) -> Listen:
     """The listen address; ConfigError when it is not loopback and nobody is configured
     to log in (the data would be open to the network)."""
-    listen = listen_address(settings.listen)
+    listen = Listen(host=settings.listen.host, port=settings.listen.port)
     if not is_loopback(listen) and not settings.users:
         raise ConfigError(
-            f"[web] listen = {settings.listen!r} is not a loopback address: configure "
+            f"[web] listen = {str(settings.listen)!r} is not a loopback address: configure "
             "[web.users.NAME] (a password hash from `mtasts web --hash-password`, or a "
             "token_sha256) so that the dashboard requires authentication",
             code="config.invalid",
@@ -90,7 +83,7 @@ async def serving(
     if today is not None:
         state.today = today
     config = NetConfig(
-        cert=settings.tls_cert or "", key=settings.tls_key or "", max_connections=200
+        cert=str(settings.tls_cert or ""), key=str(settings.tls_key or ""), max_connections=200
     )
     server = HttpServer(build_app(state), config, bind(listen))
     try:

@@ -1,4 +1,4 @@
-"""The ``[web]`` table of mtasts.toml -> :class:`WebSettings`. Example::
+"""The ``[web]`` section of mtasts.toml: ``mtasts web`` (pure: no I/O). Example::
 
     [web]
     store = "sqlite:////var/lib/mtasts/tlsrpt.db"   # default: [tlsrpt] store
@@ -17,33 +17,45 @@
     token_sha256 = "<hex SHA-256 of the token>"
     domains = ["*"]                  # every domain
 
-Pure: a mapping in, settings out; an unknown key is a ConfigError naming it.
+Registered in :mod:`mtasts.settings.registry`; every mistake is one ConfigError naming the
+key (file and line from the tree).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
-from mtasts.errors import ConfigError
+from mtasts.errors import ConfigError, DomainNameError
+from mtasts.names import normalize_domain
+from mtasts.settings.schema import setting
+from mtasts.settings.types import HostPort
+from mtasts.tlsrpt.receive.netconfig import Listen
 from mtasts.web.auth import parse_password_hash
 
-DEFAULT_LISTEN = "127.0.0.1:8461"
-KEYS = frozenset(
-    {
-        "store",
-        "listen",
-        "tls_cert",
-        "tls_key",
-        "policy_timeout",
-        "policy_cache_seconds",
-        "stopped_after_days",
-        "users",
-    }
-)
-USER_KEYS = frozenset({"password", "token_sha256", "domains"})
 ALL_DOMAINS = "*"
+_EXAMPLE_HASH = (
+    "scrypt$16384$8$1$Q+6Mtzonf18RcZzODnkLbw$716FE7c7Xa2G5raS6u0WXTIftWy0fYevY0KhJNemnYI"
+)
+_HEX = frozenset("0123456789abcdef")
+
+
+class ListenAddress(HostPort):
+    """``HOST:PORT`` to listen on; port 0 takes any free port (tests, the demo)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def expected(cls) -> str:
+        return "HOST:PORT such as 127.0.0.1:8461 (port 0: any free port)"
+
+    @classmethod
+    def parse(cls, text: str) -> ListenAddress:
+        listen = Listen.parse(text, "listen")
+        if listen.path:
+            raise ConfigError(f"listen {text!r}: the dashboard listens on TCP only")
+        return cls(listen.host, listen.port)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +64,7 @@ class User:
 
     name: str
     password: str | None = None  # scrypt$N$r$p$salt$hash
-    token_sha256: str | None = None  # hex
+    token_sha256: str | None = None  # hex, lower case
     domains: frozenset[str] = frozenset()
 
     def may_see(self, domain: str) -> bool:
@@ -64,100 +76,86 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class WebUser:
+    """One user of the dashboard (`[web.users.NAME]`): a password or a token, and the
+    domains it may see."""
+
+    password: str = setting(
+        "",
+        secret=True,
+        doc="scrypt hash from `mtasts web --hash-password` (HTTP Basic)",
+        # the hash of a random secret thrown away: valid, and nobody can log in with it
+        example=_EXAMPLE_HASH,
+    )
+    token_sha256: str = setting(
+        "", secret=True, doc="SHA-256 (hex) of a token sent as Authorization: Bearer"
+    )
+    domains: tuple[str, ...] = setting(
+        (), doc='policy domains it may see; ["*"]: all', example="example.com"
+    )
+
+    def __post_init__(self) -> None:
+        if not self.password and not self.token_sha256:
+            raise ValueError("give a password (hashed) or a token_sha256")
+        if self.password:
+            try:
+                parse_password_hash(self.password)
+            except ValueError as exc:
+                raise ValueError(f"password: {exc}") from None
+        token = self.token_sha256.lower()
+        if token and (len(token) != 64 or not set(token) <= _HEX):
+            raise ValueError("token_sha256: 64 hex digits (sha256sum of the token)")
+        if not self.domains:
+            raise ValueError('domains: a non-empty list of domain names, or ["*"]')
+        for domain in self.domains:
+            if domain != ALL_DOMAINS:
+                try:
+                    normalize_domain(domain)
+                except DomainNameError as exc:
+                    raise ValueError(f"domains: {exc.message}") from None
+
+    def user(self, name: str) -> User:
+        return User(
+            name=name,
+            password=self.password or None,
+            token_sha256=self.token_sha256.lower() or None,
+            domains=frozenset(d if d == ALL_DOMAINS else normalize_domain(d) for d in self.domains),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class WebSettings:
-    store: str | None = None
-    listen: str = DEFAULT_LISTEN
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    policy_timeout: float = 5.0
-    policy_cache_seconds: float = 300.0
-    stopped_after_days: int = 3
-    users: tuple[User, ...] = field(default_factory=tuple)
+    """The dashboard and its JSON API (`mtasts web`, docs/web.md)."""
+
+    store: str | None = setting(
+        None, doc="the receiving store; unset: the TLS-RPT store ([tlsrpt] store)"
+    )
+    listen: ListenAddress = setting(
+        ListenAddress("127.0.0.1", 8461), doc="HOST:PORT; not loopback: [web.users] required"
+    )
+    tls_cert: Path | None = setting(None, doc="TLS certificate (PEM) to serve HTTPS")
+    tls_key: Path | None = setting(None, doc="its private key (PEM)")
+    policy_timeout: float = setting(5.0, above=0, doc="seconds for the live policy fetch")
+    policy_cache_seconds: float = setting(
+        300.0, above=0, doc="seconds a fetched live policy is reused"
+    )
+    stopped_after_days: int = setting(
+        3, minimum=1, doc='days of silence after which a reporter "stopped reporting"'
+    )
+    users: Mapping[str, WebUser] = setting(
+        default_factory=dict, doc="who may log in ([web.users.NAME]) and what each sees"
+    )
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.store is not None and not self.store.strip():
+            raise ValueError("store: a store URL (sqlite:///path or postgresql://...)")
 
     @property
     def auth_required(self) -> bool:
         return bool(self.users)
 
-
-def _fail(key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"[web] {key} = {value!r}: {why}", code="config.invalid")
-
-
-def _user(name: str, table: Any) -> User:
-    where = f"users.{name}"
-    if not isinstance(table, dict):
-        raise _fail(where, table, "write a table [web.users.NAME]")
-    unknown = sorted(set(table) - USER_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in [web.users.{name}]; known: "
-            + ", ".join(sorted(USER_KEYS)),
-            code="config.invalid",
-        )
-    password = table.get("password")
-    token = table.get("token_sha256")
-    if password is None and token is None:
-        raise _fail(where, table, "give a password (hashed) or a token_sha256")
-    if password is not None:
-        if not isinstance(password, str):
-            raise _fail(f"{where}.password", password, "a string")
-        try:
-            parse_password_hash(password)
-        except ValueError as exc:
-            raise _fail(f"{where}.password", "...", str(exc)) from None
-    if token is not None and (
-        not isinstance(token, str)
-        or len(token) != 64
-        or any(c not in "0123456789abcdef" for c in token.lower())
-    ):
-        raise _fail(f"{where}.token_sha256", token, "64 hex digits (sha256sum of the token)")
-    domains = table.get("domains")
-    if (
-        not isinstance(domains, list)
-        or not domains
-        or not all(isinstance(d, str) and d.strip() for d in domains)
-    ):
-        raise _fail(f"{where}.domains", domains, 'a non-empty list of domain names, or ["*"]')
-    names = frozenset(d.strip().rstrip(".").lower() for d in domains)
-    return User(
-        name=name,
-        password=password,
-        token_sha256=token.lower() if isinstance(token, str) else None,
-        domains=names,
-    )
-
-
-def web_settings(table: Mapping[str, Any]) -> WebSettings:
-    """Settings from a ``[web]`` table (missing keys keep their defaults)."""
-    unknown = sorted(set(table) - KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting {unknown[0]!r} in [web]; known: {', '.join(sorted(KEYS))}",
-            code="config.invalid",
-        )
-    out: dict[str, Any] = {}
-    for key in ("store", "listen", "tls_cert", "tls_key"):
-        if key in table:
-            value = table[key]
-            if not isinstance(value, str) or not value:
-                raise _fail(key, value, "a non-empty string")
-            out[key] = value
-    for key in ("policy_timeout", "policy_cache_seconds"):
-        if key in table:
-            value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise _fail(key, value, "a positive number of seconds")
-            out[key] = float(value)
-    if "stopped_after_days" in table:
-        value = table["stopped_after_days"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise _fail("stopped_after_days", value, "a whole number of at least 1")
-        out["stopped_after_days"] = value
-    if "users" in table:
-        users = table["users"]
-        if not isinstance(users, dict):
-            raise _fail("users", users, "write one table [web.users.NAME] per user")
-        out["users"] = tuple(_user(name, users[name]) for name in sorted(users))
-    if bool(out.get("tls_cert")) != bool(out.get("tls_key")):
-        raise ConfigError("[web] tls_cert and tls_key go together", code="config.invalid")
-    return WebSettings(**out)
+    @property
+    def user_list(self) -> tuple[User, ...]:
+        return tuple(u.user(name) for name, u in sorted(self.users.items()))
