@@ -17,7 +17,7 @@ from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from acme_helpers import wait_for
+from acme_helpers import dns_for, wait_for
 from pebble_peer import Pebble, free_port, require_pebble
 
 from mtasts.acme.manager import CertManager
@@ -25,27 +25,11 @@ from mtasts.acme.prechecks import Prechecks
 from mtasts.acme.serve import policy_hosts, start_acme_listeners
 from mtasts.acme.settings import AcmeSettings, HttpListen
 from mtasts.lab import Lab, Scenario
-from mtasts.lab.scenario import DnsSpec
 from mtasts.lab.testing import LabPool, policy_text
 from mtasts.publish.server import PolicyServer, ServerLimits
 from mtasts.publish.site import Site
 
 POLICY = policy_text(("mx1.example.test",)).encode()
-
-
-def dns_for(
-    domain: str, *, address: str = "127.0.0.1", txt: bool = True, cname: str = ""
-) -> Scenario:
-    """The records of a domain whose policy host is our server."""
-    host = (
-        DnsSpec(f"mta-sts.{domain}", cname=cname)
-        if cname
-        else DnsSpec(f"mta-sts.{domain}", a=(address,))
-    )
-    specs = [host]
-    if txt:
-        specs.append(DnsSpec(f"_mta-sts.{domain}", txt=(("v=STSv1; id=1",),)))
-    return Scenario(dns=tuple(specs))
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 import ssl
 
 import pytest
-from acme_helpers import wait_for
+from acme_helpers import dns_for, wait_for
 from cryptography import x509
 
 from mtasts.lab.testing import policy_text
@@ -140,3 +140,18 @@ async def test_handshakes_for_names_without_a_certificate_fail_fast(acme_host) -
         )
     assert host.sample("mtasts_acme_handshakes_total", kind="no-certificate") == 2
     assert host.sample("mtasts_acme_handshakes_total", kind="tls-alpn-01") == 0
+
+
+async def test_failed_validation_is_recorded_and_retried(acme_host) -> None:
+    """The name points at an address where nothing answers (no [acme] addresses to catch
+    it first): the CA's validation fails, its problem is the recorded error, and the
+    name is retried after the back-off."""
+    scenario = dns_for("away.test", address="127.0.0.2")
+    host = await acme_host(("away.test",), scenario=scenario, retry_min=30.0, retry_max=60.0)
+    name = "mta-sts.away.test"
+    await wait_for(lambda: host.manager.status[name].failures == 1, 20, lambda: host.diagnose(name))
+    status = host.manager.status[name]
+    assert status.last_error.startswith("validation failed: mta-sts.away.test tls-alpn-01")
+    assert status.next_try > host.manager.clock() + 20
+    assert name not in host.manager.certs
+    assert not list((host.manager.store.root / "challenges" / "tls-alpn-01").iterdir())
