@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -223,6 +224,8 @@ async def test_cli_once_json_and_exit_codes(
     assert result.exit_code == 0, result.output
     (doc,) = json.loads(result.output)
     assert doc["conditions"] == []
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["checked_at"])  # docs/json.md
+    assert doc["snapshot"]["mx"][0]["not_after"].endswith("Z")
     assert doc["status"] == "OK"
     lab.set_records(D, "MX", [f"10 {MX1}.", f"20 {MX2}."])
     result = await run("--once", "--domain", D)

@@ -28,6 +28,7 @@ from sqlalchemy import and_, delete, func, insert, literal, select
 from mtasts.check.finding import DomainReport
 from mtasts.monitor.detect import Condition
 from mtasts.monitor.snapshot import Snapshot
+from mtasts.rfc3339 import utc_text
 from mtasts.store.engine import Database
 from mtasts.store.monitor_schema import monitor_checks
 
@@ -49,7 +50,7 @@ class CheckRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "domain": self.domain,
-            "checked_at": self.checked_at.isoformat(),
+            "checked_at": utc_text(self.checked_at),
             "status": self.status,
             "snapshot": self.snapshot.to_json(),
             "findings": list(self.findings),

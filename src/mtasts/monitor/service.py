@@ -37,6 +37,7 @@ from mtasts.monitor.detect import Condition, conditions, transitions
 from mtasts.monitor.metrics import MonitorMetrics
 from mtasts.monitor.settings import MonitorSettings, Watched
 from mtasts.monitor.snapshot import Snapshot, snapshot_of
+from mtasts.rfc3339 import utc_text
 from mtasts.store.engine import Database
 
 log = logging.getLogger("mtasts.monitor")
@@ -64,7 +65,7 @@ class Checked:
     def to_json(self) -> dict[str, Any]:
         return {
             "domain": self.domain,
-            "checked_at": self.checked_at.isoformat(),
+            "checked_at": utc_text(self.checked_at),
             "status": self.report.status.name,
             "conditions": [c.to_json() for c in self.conditions],
             "raised": [c.to_json() for c in self.raised],

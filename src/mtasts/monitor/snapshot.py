@@ -18,6 +18,7 @@ from typing import Any
 
 from mtasts.check.finding import DomainReport, Finding, Status
 from mtasts.errors import MtastsError
+from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import Policy, parse_policy
 from mtasts.sts.record import parse_sts_record
 
@@ -70,7 +71,7 @@ class MxState:
             "starttls": self.starttls,
             "tls12": self.tls12,
             "cert_ok": self.cert_ok,
-            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "not_after": utc_text(self.not_after),
             "problems": list(self.problems),
         }
 
@@ -145,9 +146,7 @@ class Snapshot:
             "sts_unknown": self.sts_unknown,
             "policy_text": self.policy_text,
             "policy_host_down": list(self.policy_host_down),
-            "policy_host_not_after": (
-                self.policy_host_not_after.isoformat() if self.policy_host_not_after else None
-            ),
+            "policy_host_not_after": utc_text(self.policy_host_not_after),
             "tlsrpt_record": self.tlsrpt_record,
             "tlsrpt_absent": self.tlsrpt_absent,
             "tlsrpt_unknown": self.tlsrpt_unknown,
