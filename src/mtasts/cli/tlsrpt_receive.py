@@ -1,4 +1,4 @@
-"""``mtasts tlsrpt import | received | reprocess | prune``: the receiving side's batch
+"""``mtasts tlsrpt import | received | reprocess | release | prune``: the receiving side's batch
 commands (the long-running ``tlsrpt receive`` service lives beside them).
 
 Settings: the ``[receive]`` table of mtasts.toml (mtasts.tlsrpt.receive.settings), then
@@ -226,6 +226,43 @@ def reprocess(store: str, as_json: bool) -> None:
         console().print(f"reprocessed: {text}", highlight=False)
 
 
+@click.command("release")
+@_store_option
+@click.argument("ids", nargs=-1, required=True, type=click.IntRange(1))
+@click.option("--note", help="Why (kept with the release).")
+@click.option("--json", "as_json", is_flag=True, help="Print each id's outcome as JSON.")
+def release(store: str, ids: tuple[int, ...], note: str | None, as_json: bool) -> None:
+    """Store quarantined reports as if they had passed (the ids `tlsrpt received
+    --quarantined` lists): they count from now on, and a reprocess keeps the release.
+
+    Exit status 0 when every id is now stored, 1 when one is no report."""
+    from mtasts.tlsrpt.receive.intake import Receiver
+
+    settings = _settings()
+
+    async def run() -> dict[int, str]:
+        receiver = await Receiver.open(store, settings)
+        try:
+            return await receiver.release(ids, note)
+        finally:
+            await receiver.close()
+
+    outcomes = _run(run)
+    if as_json:
+        print_json({str(pk): what for pk, what in outcomes.items()})
+    else:
+        out = console()
+        for pk, what in outcomes.items():
+            text = {
+                "released": "released: stored and counted from now on",
+                "not-quarantined": "not quarantined (stored already): nothing to do",
+                "no-such-report": "no such report",
+            }[what]
+            out.print(f"{pk}: {text}", highlight=False)
+    if "no-such-report" in outcomes.values():
+        raise SystemExit(1)
+
+
 @click.command("prune")
 @_store_option
 @click.option(
@@ -259,5 +296,5 @@ def prune(store: str, keep_days: int | None, as_json: bool) -> None:
 
 def register(group: click.Group) -> None:
     """Add the receiving commands to ``mtasts tlsrpt``."""
-    for command in (import_, received, reprocess, prune):
+    for command in (import_, received, reprocess, release, prune):
         group.add_command(command)

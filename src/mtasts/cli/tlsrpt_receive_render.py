@@ -53,7 +53,9 @@ def render_reports(reports: list[ReceivedReport]) -> None:
     if not reports:
         out.print("no reports", highlight=False)
         return
-    table = Table("day", "organization", "report-id", "policies", "ok", "failed", "DKIM", "arrived")
+    table = Table(
+        "id", "day", "organization", "report-id", "policies", "ok", "failed", "DKIM", "arrived"
+    )
     for r in reports:
         policies = "; ".join(f"{p['policy_type']} {p['policy_domain']}" for p in r.policies)
         dkim = r.dkim["result"]
@@ -63,6 +65,7 @@ def render_reports(reports: list[ReceivedReport]) -> None:
             sorted({f"{a['channel']} {_when(int(a['received_at']))}" for a in r.arrivals})
         )
         table.add_row(
+            str(r.pk),
             r.day,
             r.organization,
             r.report_id,
@@ -75,8 +78,11 @@ def render_reports(reports: list[ReceivedReport]) -> None:
     out.print(table)
     for r in reports:
         if r.warnings or r.status_reason:
-            out.print(f"{r.organization} {r.report_id}:", highlight=False)
+            out.print(f"{r.pk} {r.organization} {r.report_id}:", highlight=False)
             if r.status_reason:
-                out.print(f"  quarantined: {r.status_reason}", highlight=False)
+                out.print(
+                    f"  quarantined: {r.status_reason} (mtasts tlsrpt release {r.pk})",
+                    highlight=False,
+                )
             for w in r.warnings:
                 out.print(f"  repaired: {w['code']}: {w['message']}", highlight=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, false, or_, select, text, update
+from sqlalchemy import delete, false, literal, or_, select, text, update
 
 from mtasts.errors import Notice
 from mtasts.store.engine import Database, open_database
@@ -23,6 +23,7 @@ from mtasts.store.migrate import upgrade
 from mtasts.store.received_schema import (
     arrivals,
     raw_inputs,
+    releases,
     report_failures,
     report_policies,
     reports,
@@ -415,6 +416,69 @@ class ReceivedStore:
         await self.db.executemany(self._insert[arrivals.name], _nul_free(arows))
         return out
 
+    # --- release, reprocess and retention ------------------------------------------------
+
+    async def release(self, pks: Sequence[int], now: int, note: str | None) -> dict[int, str]:
+        """Store quarantined reports as if they had passed: pk -> ``released``,
+        ``not-quarantined`` (stored already) or ``no-such-report``. The release is kept
+        by dedup key with the quarantine's code and reason, so a reprocess repeats it."""
+        wanted = sorted({int(pk) for pk in pks})
+        out = dict.fromkeys(wanted, "no-such-report")
+        async with self.db.transaction():
+            if self.db.dialect.name == "postgresql":
+                await self.db.fetch(text(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})"))
+            rows: list[dict[str, Any]] = []
+            for i in range(0, len(wanted), _IN_CHUNK):
+                part = wanted[i : i + _IN_CHUNK]
+                rows += await self.db.fetch(
+                    select(
+                        reports.c.pk,
+                        reports.c.dedup_key,
+                        reports.c.status,
+                        reports.c.status_code,
+                        reports.c.status_reason,
+                    ).where(reports.c.pk.in_([literal(pk) for pk in part]))  # ints only
+                )
+            held = [r for r in rows if r["status"] == Disposition.QUARANTINED.value]
+            for r in rows:
+                out[int(r["pk"])] = "not-quarantined"
+            if held:
+                await self.db.executemany(
+                    _insert(self.db, releases).on_conflict_do_nothing(),
+                    _nul_free(
+                        [
+                            {
+                                "dedup_key": r["dedup_key"],
+                                "released_at": now,
+                                "status_code": r["status_code"],
+                                "status_reason": r["status_reason"],
+                                "note": _cut(note, 2000),
+                            }
+                            for r in held
+                        ]
+                    ),
+                )
+                for r in held:
+                    await self.db.execute(
+                        update(reports)
+                        .where(reports.c.pk == r["pk"])
+                        .values(
+                            status=Disposition.STORED.value, status_code=None, status_reason=None
+                        )
+                    )
+                    out[int(r["pk"])] = "released"
+        return out
+
+    async def _apply_releases(self) -> int:
+        """Release again what was released by hand (after a reprocess rebuilt reports)."""
+        released = select(releases.c.dedup_key).scalar_subquery()
+        return await self.db.execute(
+            update(reports)
+            .where(reports.c.status == Disposition.QUARANTINED.value)
+            .where(reports.c.dedup_key.in_(released))
+            .values(status=Disposition.STORED.value, status_code=None, status_reason=None)
+        )
+
     # --- reprocess and retention ---------------------------------------------------------
 
     async def replay_log(self) -> list[dict[str, Any]]:
@@ -441,6 +505,11 @@ class ReceivedStore:
         """:meth:`write` inside a transaction the caller holds (``tlsrpt reprocess``)."""
         return await self._write(batch, now)
 
+    async def finish_replay(self) -> int:
+        """The end of a replay (inside its transaction): the reports released by hand
+        before are released again; returns how many."""
+        return await self._apply_releases()
+
     def transaction(self) -> Any:
         return self.db.transaction()
 
@@ -463,6 +532,10 @@ class ReceivedStore:
             )
             counts["reports"] = await self.db.execute(
                 delete(reports).where(reports.c.day < before_day)
+            )
+            kept = select(reports.c.dedup_key).scalar_subquery()
+            counts["releases"] = await self.db.execute(
+                delete(releases).where(releases.c.dedup_key.not_in(kept))
             )
             used = select(arrivals.c.raw_sha256).where(arrivals.c.raw_sha256.is_not(None))
             counts["raw"] = await self.db.execute(

@@ -132,4 +132,17 @@ arrivals = Table(
     Index("ix_tlsrpt_rcv_arrivals_raw", "raw_sha256"),
 )
 
-RECEIVE_TABLES = (raw_inputs, reports, report_policies, report_failures, arrivals)
+# Quarantined reports released by hand (`mtasts tlsrpt release`), by dedup key so that
+# `tlsrpt reprocess`, which rebuilds every report, releases them again; why each was
+# quarantined is kept (migration 0005).
+releases = Table(
+    "tlsrpt_rcv_releases",
+    metadata,
+    Column("dedup_key", String(64), primary_key=True),
+    Column("released_at", BigInteger, nullable=False),  # Unix seconds
+    Column("status_code", String(64), nullable=True),  # the quarantine it ended
+    Column("status_reason", Text, nullable=True),
+    Column("note", Text, nullable=True),  # the administrator's words, if any
+)
+
+RECEIVE_TABLES = (raw_inputs, reports, report_policies, report_failures, arrivals, releases)

@@ -4,6 +4,7 @@ PostgreSQL where a store is involved."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import mailbox
@@ -386,3 +387,65 @@ async def test_import_skips_what_is_no_regular_file_and_names_an_unreadable_one(
         return
     with pytest.raises(ConfigError, match="cannot be read"):
         await import_sources(r, [str(tree)])
+
+
+async def test_a_quarantined_report_released_by_hand_counts_and_stays_released(
+    open_receiver: OpenReceiver, tmp_path: Path
+) -> None:
+    """`tlsrpt release`: a quarantined report is stored and counted; the quarantine's
+    reason is kept with the release; a reprocess (which rebuilds every report and would
+    quarantine it again) releases it again; retention forgets releases of pruned reports."""
+    from mtasts.store.received_schema import releases
+
+    r = await open_receiver(ReceiveSettings(verify_dkim=False, require_https_secret=True))
+    held = await r.ingest_report(
+        _report("example.com", "q1", "2026-11-20", 10, []), Arrival(Channel.HTTPS, "x", NOW)
+    )
+    kept = await r.ingest_report(
+        _report("example.com", "q2", "2026-11-21", 5, []), Arrival(Channel.HTTPS, "x", NOW)
+    )
+    assert held.report_pk is not None
+    assert kept.report_pk is not None
+    assert await r.release([held.report_pk, 999_999], note="our own test sender") == {
+        held.report_pk: "released",
+        999_999: "no-such-report",
+    }
+    assert await r.release([held.report_pk]) == {held.report_pk: "not-quarantined"}
+    (day,) = await day_summaries(r.store.db)
+    assert (day.day, day.sessions) == ("2026-11-20", Counted(10, 0))
+    (row,) = await r.store.db.fetch(select(releases))
+    assert row["status_code"] == "https-secret-required"
+    assert row["note"] == "our own test sender"
+    counts = await r.reprocess()
+    assert counts == {"quarantined": 2, "released": 1}
+    assert [d.day for d in await day_summaries(r.store.db)] == ["2026-11-20"]
+    (q,) = await report_list(r.store.db, quarantined=True)
+    assert q.report_id == "q2"  # the other one is still held
+    r.settings = dataclasses.replace(r.settings, keep_days=30)
+    await r.prune(date(2027, 6, 1))
+    assert await r.store.db.fetch(select(releases)) == []
+
+
+def test_cli_release_lists_and_releases_by_id(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config = tmp_path / "mtasts.toml"
+    config.write_text('[receive]\nverify_dkim = false\nother_domains = "quarantine"\n')
+    config.write_text(config.read_text() + 'owned_domains = ["example.net"]\nkeep_days = 30\n')
+    report = tmp_path / "r.json"
+    report.write_bytes(_report("example.com", "cli-1", "2026-11-20", 7, []))
+    env = {"MTASTS_CONFIG": str(config), "MTASTS_TLSRPT_STORE": ""}
+    run = CliRunner().invoke
+    res = run(cli, ["tlsrpt", "import", "--store", url, "--json", str(report)], env=env)
+    assert orjson.loads(res.output)["counts"] == {"quarantined": 1}, res.output
+    listed = ["tlsrpt", "received", "--store", url, "--since", "2026-11-01", "--quarantined"]
+    res = run(cli, listed, env=env)
+    assert res.exit_code == 0, res.output
+    assert "mtasts tlsrpt release 1" in res.output
+    res = run(cli, ["tlsrpt", "release", "--store", url, "--json", "1"], env=env)
+    assert (res.exit_code, orjson.loads(res.output)) == (0, {"1": "released"}), res.output
+    res = run(cli, [*listed, "--json"], env=env)
+    assert orjson.loads(res.output) == []
+    res = run(cli, ["tlsrpt", "release", "--store", url, "1", "2"], env=env)
+    assert res.exit_code == 1
+    assert "1: not quarantined" in res.output
+    assert "2: no such report" in res.output

@@ -386,7 +386,16 @@ class Receiver:
                     batch = []
             for w in await self.store.write_in_transaction(batch, int(self.clock())):
                 counts[w.disposition.value] = counts.get(w.disposition.value, 0) + 1
+            released = await self.store.finish_replay()
+        if released:
+            counts["released"] = released
         return counts
+
+    async def release(self, pks: Sequence[int], note: str | None = None) -> dict[int, str]:
+        """Store quarantined reports by hand (``tlsrpt release``): pk -> ``released``,
+        ``not-quarantined`` or ``no-such-report``. A later reprocess keeps the release."""
+        async with self.lock:
+            return await self.store.release(pks, int(self.clock()), note)
 
     async def prune(self, today: date) -> dict[str, int]:
         """Retention (``keep_days``): delete reports of older days, older arrivals and the
