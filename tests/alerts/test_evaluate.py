@@ -204,3 +204,17 @@ async def test_no_reports_and_stopped_reporter_without_configured_domains(at: St
     )
     assert r.raised == ("no-reports:a.test",)
     assert r.resolved == ("reporter-stopped:a.test:Google Inc.",)
+
+
+async def test_a_report_naming_a_bogus_domain_does_not_stop_the_others(at: StoreAt) -> None:
+    """A sender can write anything as policy-domain: a name that cannot be a domain is
+    skipped (and logged), the other domains are still evaluated."""
+    rec = Recorder()
+    good = report("g1", ago(1), 10, {"certificate-expired": 990})
+    bogus = good.replace(b'"policy-domain": "a.test"', b'"policy-domain": "not a domain"')
+    await ingest(at, good, bogus.replace(b'"g1"', b'"b1"'))
+    settings = AlertSettings(rules=frozenset({"failure-rate"}))
+    r = await run_rules(
+        at.store, settings, today=TODAY, base=Settings(), channels={"rec": rec}, now=NOW
+    )
+    assert r.raised == ("failure-rate:a.test",)

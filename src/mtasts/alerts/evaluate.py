@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from mtasts.alerts import queries
 from mtasts.alerts.api import SyncResult, sync
 from mtasts.alerts.channels import Notifier
+from mtasts.alerts.model import is_domain
 from mtasts.alerts.rules import Observations, Published, evaluate, latest_policies
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
@@ -41,7 +42,13 @@ async def scope(
     if not chosen:
         chosen = await queries.domains_since(db, today - timedelta(days=settings.baseline_days))
     chosen |= {o.condition.domain for o in await store.open_conditions(source=SOURCE)}
-    return tuple(sorted(chosen))
+    usable = {d for d in chosen if is_domain(d)}
+    if usable != chosen:  # a sender's report can name anything; one bad name must not
+        # stop the alerts of every other domain
+        log.warning(
+            "alerts: not a domain name, skipped: %s", ", ".join(sorted(chosen - usable))[:500]
+        )
+    return tuple(sorted(usable))
 
 
 async def observe(

@@ -72,6 +72,15 @@ def check_source(source: str) -> str:
     return source
 
 
+def is_domain(text: str) -> bool:
+    """Whether ``text`` can be a condition's domain (see :class:`Condition`)."""
+    try:
+        _domain(text)
+    except AlertError:
+        return False
+    return True
+
+
 def _domain(text: str) -> str:
     name = text.strip().rstrip(".").lower()
     if len(name) > 253 or any(c.isspace() for c in name):
