@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mtasts.alerts.service import AlertService
@@ -14,7 +15,7 @@ from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import Settings
 
-from .conftest import Recorder, StoreAt
+from .conftest import PG_URL, Recorder, StoreAt
 from .test_evaluate import NOW, TODAY, ingest, report
 
 SETTINGS = AlertSettings(
@@ -111,3 +112,32 @@ async def test_a_store_that_goes_away_is_survived() -> None:
     m = samples(service)
     assert m["mtasts_alerts_evaluation_failures_total", ()] == 2
     await broken.close()
+
+
+@pytest.mark.parametrize("at", ["postgresql"], indirect=True)
+async def test_a_postgresql_restart_under_the_service_loses_nothing(at: StoreAt) -> None:
+    """The server drops the service's connection (what a restart or failover does) while
+    a failure is waiting to be noticed: the next polls reconnect, raise it once, notify
+    it once."""
+    import asyncpg
+
+    rec = Recorder()
+    clock = Clock(NOW)
+    service = AlertService(at.store, SETTINGS, Settings(), {"rec": rec}, clock=clock)
+    await ingest(at, report("g2", TODAY - timedelta(days=2), 1000))
+    assert (await service.tick()).evaluated == "start"
+    pid = at.store.db._conn.get_server_pid()  # type: ignore[attr-defined]
+    admin = await asyncpg.connect(PG_URL)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await ingest(at, report("g1", TODAY - timedelta(days=1), 500, {"certificate-expired": 500}))
+    raised: list[str] = []
+    for _ in range(3):
+        clock.t += 60
+        tick = await service.tick()
+        if tick.result is not None:
+            raised += tick.result.raised
+    assert sorted(raised) == ["failure-rate:a.test", "new-result-type:a.test:certificate-expired"]
+    assert sorted(m.kind for m in rec.sent) == ["failure-rate", "new-result-type"]
