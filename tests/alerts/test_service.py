@@ -71,6 +71,15 @@ async def test_start_intake_daily_and_metrics(at: StoreAt) -> None:
     clock.t += 60
     tick = await service.tick()
     assert tick.evaluated == "intake"
+    m = samples(service)  # the per-domain figures are read at most every 5 minutes...
+    assert m["mtasts_tlsrpt_received_reports_total", (("domain", "a.test"),)] == 1
+    assert (
+        m["mtasts_alerts_open_conditions", (("kind", "failure-rate"), ("severity", "critical"))]
+        == 1
+    )
+    clock.t += 300
+    assert (await service.tick()).evaluated is None  # ...then brought up to date
+    assert samples(service)["mtasts_tlsrpt_received_reports_total", (("domain", "a.test"),)] == 2
     assert tick.result is not None
     assert sorted(tick.result.raised) == [
         "failure-rate:a.test",

@@ -103,10 +103,15 @@ async def figures(db: Database, store: AlertStore, today: date) -> Figures:
             per[domain].last_stored = at
     busiest = sorted(per, key=lambda k: (-(per[k].successful + per[k].failed), k))
     kept = {k: per[k] for k in sorted(busiest[:MAX_DOMAINS])}
+    return Figures(kept, await open_counts(store), await store.outbox_counts())
+
+
+async def open_counts(store: AlertStore) -> dict[tuple[str, str], int]:
+    """Open conditions by (kind, severity)."""
     conditions: dict[tuple[str, str], int] = defaultdict(int)
     for o in await store.open_conditions():
         conditions[o.condition.kind, str(o.condition.severity)] += 1
-    return Figures(kept, dict(conditions), await store.outbox_counts())
+    return dict(conditions)
 
 
 class ReceivedCollector(Collector):

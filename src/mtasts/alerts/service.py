@@ -32,13 +32,14 @@ from mtasts.alerts.api import SyncResult
 from mtasts.alerts.channels import Notifier, close_all
 from mtasts.alerts.deliver import Delivered, deliver_due
 from mtasts.alerts.evaluate import run_rules
-from mtasts.alerts.metrics import ReceivedCollector, figures, registry, render
+from mtasts.alerts.metrics import ReceivedCollector, figures, open_counts, registry, render
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import Settings
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+METRICS_EVERY = 300.0  # seconds between two reads of the per-domain figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,8 @@ class AlertService:
         self._daily_done: date | None = None
         self._failures = 0
         self._last_evaluation: float | None = None
+        self._figures_at: float | None = None
+        self._figures_dirty = True
 
     def _today(self) -> date:
         return datetime.fromtimestamp(self.clock(), UTC).date()
@@ -143,11 +146,18 @@ class AlertService:
         return Tick(evaluated=why, result=result, delivered=result.delivered)
 
     async def _refresh(self, *, changed: bool) -> None:
-        if changed:
+        # The per-domain figures read the whole store (3 s for a year of 100 reporters,
+        # docs/benchmarks.md): at most every METRICS_EVERY seconds under steady intake.
+        now = self.clock()
+        self._figures_dirty |= changed
+        stale = self._figures_at is None or now - self._figures_at >= METRICS_EVERY
+        if self._figures_dirty and stale:
             fig = await figures(self.store.db, self.store, self._today())
-        else:  # only the outbox moved
+            self._figures_at, self._figures_dirty = now, False
+        else:  # the outbox and the conditions moved
             fig = self.collector.figures
             fig.notifications = await self.store.outbox_counts()
+            fig.open_conditions = await open_counts(self.store)
         fig.last_evaluation = self._last_evaluation
         fig.evaluation_failures = self._failures
         self.collector.figures = fig
