@@ -76,8 +76,12 @@ def safe_name(name: str) -> str:
 class StateDir:
     """The state directory of one CA account (see the module docstring)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, create: bool = True) -> None:
         self.root = root
+        if not create:
+            if not (root / "certs").is_dir():
+                raise ConfigError(f"{root} is no ACME state directory (no certs/ in it)")
+            return
         try:
             for sub in ("", "certs", "challenges/http-01", "challenges/tls-alpn-01", "locks"):
                 path = root / sub

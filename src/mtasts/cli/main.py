@@ -23,6 +23,11 @@ from mtasts import __version__
 # command; each module owns its command and its full help text. A new top-level command
 # is one more entry here (never an import at module level: `--help` must stay light).
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "acme": (
+        "mtasts.cli.acme",
+        "acme",
+        "Certificates of `serve policy --acme`: status, renew now, revoke.",
+    ),
     "advise": (
         "mtasts.cli.advise",
         "advise",
