@@ -12,7 +12,15 @@ from collections.abc import Sequence
 
 import click
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from mtasts.acme.settings import AcmeSettings
@@ -20,7 +28,7 @@ from mtasts.check.finding import DomainReport, Severity, Status, worst_status
 from mtasts.check.plugin import Thresholds, regrade_all, status_lines
 from mtasts.check.runner import Limits, Target, check_domains
 from mtasts.check.tlsinfo import now as wall_clock
-from mtasts.cli.exitcodes import CommandFailed, ExitCode
+from mtasts.cli.exitcodes import CommandFailed, ExitCode, colour
 from mtasts.cli.render import print_json
 from mtasts.config import load_settings
 from mtasts.errors import MtastsError
@@ -79,11 +87,21 @@ def _target(timeout: float | None) -> Target:
     )
 
 
+def progress_columns(count: int) -> tuple[ProgressColumn, ...]:
+    """A spinner and the time taken; with several domains, a bar and done/total too."""
+    many: tuple[ProgressColumn, ...] = (BarColumn(), MofNCompleteColumn()) if count > 1 else ()
+    return (SpinnerColumn(), TextColumn("{task.description}"), *many, TimeElapsedColumn())
+
+
 def _run(domains: Sequence[str], target: Target, progress: bool) -> list[DomainReport]:
+    """Check ``domains``; with ``progress``, a transient bar on standard error (one domain
+    too: a check can take a minute, and a silent terminal looks hung)."""
     if not progress:
         return asyncio.run(check_domains(domains, target))
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("checking", total=len(domains))
+    what = domains[0] if len(domains) == 1 else f"{len(domains)} domains"
+    columns = progress_columns(len(domains))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(f"checking {what}", total=len(domains))
 
         def done(report: DomainReport) -> None:
             bar.update(task, advance=1, description=f"checked {report.domain}")
@@ -165,7 +183,8 @@ def check(
         target = _target(timeout)
     except MtastsError as exc:  # a bad setting: UNKNOWN, as for any error of a plugin
         raise CommandFailed(str(exc), ExitCode.UNKNOWN) from exc
-    progress = len(domains) > 1 and not as_json and not nagios and sys.stderr.isatty()
+    # progress on a terminal only, never with NO_COLOR, --json or --nagios (exit-codes.md)
+    progress = not as_json and not nagios and colour(sys.stderr)
     try:
         reports = _run(domains, target, progress)
     except KeyboardInterrupt:

@@ -133,6 +133,8 @@ def collect(
     from mtasts.tlsrpt.collect.collector import serve
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    # the one line at start: what it counts, where, into which store
+    logging.getLogger("mtasts.tlsrpt.collect.collector").setLevel(logging.INFO)
     cfg = _tlsrpt(
         {
             "store": ("--store", store),

@@ -122,6 +122,7 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
     from mtasts.cli.render import console
     from mtasts.config import load_settings
     from mtasts.postfix.sockets import raise_open_files_limit
+    from mtasts.redact import redacted
     from mtasts.tlsrpt.receive.intake import Receiver
     from mtasts.tlsrpt.receive.service import ReceiveService, run_until_signalled
     from mtasts.tlsrpt.receive.settings import receive_settings
@@ -145,6 +146,11 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
             out = console(stderr=True)
             for line in s.describe():
                 out.print(f"mtasts tlsrpt receive: {line}", highlight=False, soft_wrap=True)
+            out.print(
+                f"mtasts tlsrpt receive: store {redacted(store_url)}",
+                highlight=False,
+                soft_wrap=True,
+            )
             if settings.keep_days is not None:
                 retention = asyncio.create_task(prune_daily(receiver))
 

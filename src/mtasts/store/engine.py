@@ -23,7 +23,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from sqlalchemy import MetaData
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,19 +32,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql import ClauseElement
 
 from mtasts.errors import ConfigError, MissingDependency, ServiceUnavailable
+from mtasts.redact import redacted
 
 Row = dict[str, Any]
-
-
-def _redacted(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def driver_errors() -> tuple[type[BaseException], ...]:
@@ -65,7 +55,7 @@ _PG_CONFIG_CLASSES = ("28", "3D")
 
 def postgres_connect_error(dsn: str, exc: BaseException) -> ConfigError | ServiceUnavailable:
     """A failed connection to the PostgreSQL store ``dsn`` as the operator's error."""
-    where = _redacted(dsn)
+    where = redacted(dsn)
     state = str(getattr(exc, "sqlstate", "") or "")
     text = str(exc) or type(exc).__name__
     if state[:2] in _PG_CONFIG_CLASSES:
@@ -281,7 +271,7 @@ class PostgresDatabase(_Driver):
             import asyncpg  # (now: see SqliteDatabase)
         except ImportError:
             raise MissingDependency(
-                f"the store {_redacted(dsn)}", "postgres", module="asyncpg"
+                f"the store {redacted(dsn)}", "postgres", module="asyncpg"
             ) from None
 
         self._asyncpg = asyncpg

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
 from mtasts.errors import MtastsError, Notice
+from mtasts.redact import redacted
 from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry
@@ -58,18 +58,6 @@ class PolicyCache(Protocol):
     async def aclose(self) -> None:
         """Release connections; the cache is not used afterwards."""
         ...
-
-
-def redacted(url: str) -> str:
-    """``url`` without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{netloc}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _notice(value: Any) -> Notice | None:

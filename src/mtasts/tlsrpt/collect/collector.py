@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from mtasts.errors import ConfigError, TlsRptError, listen_failed
+from mtasts.redact import redacted
 from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
@@ -470,6 +471,13 @@ async def serve(
         sock, store, flush_interval=flush_interval, spool=spool, max_memory=max_memory
     )
     collector.install_signal_handlers()
+    log.info(
+        "ready: counting libtlsrpt datagrams on unix:%s (mode %o); store %s; spool %s",
+        socket_path,
+        socket_mode,
+        redacted(store_url),
+        spool or "none",
+    )
     if ready is not None:
         ready.set()
     try:
