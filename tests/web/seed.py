@@ -11,7 +11,9 @@ Two tenants' domains: ``good.test`` (published in the lab: enforce, mx1.good.tes
   TODAY (a reporter that stopped);
 - "Yahoo": every third day, policy-string with ``mode: testing`` (differs from the
   published enforce), 50 successful, 1 ``validation-failure``;
-- "Google Inc." for other.test: 500 successful a day, no failures.
+- "Google Inc." for other.test: 500 successful a day, no failures;
+
+and two `mtasts monitor` checks of good.test, the newest WARNING with one condition.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import insert
+
+from mtasts.store.monitor_schema import monitor_checks
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 
 TODAY = date(2026, 11, 20)
+CHECKED_AT = int(datetime(2026, 11, 20, 6, 30, tzinfo=UTC).timestamp())
 DAYS = 30
 
 
@@ -139,5 +145,17 @@ async def seed(url: str, schema: str | None = None) -> None:
                 for raw in reports()
             ]
         )
+        # `mtasts monitor`'s newest check of good.test (its history, migration 0004)
+        for checked_at, status in ((CHECKED_AT - 86400, "OK"), (CHECKED_AT, "WARNING")):
+            await receiver.store.db.execute(
+                insert(monitor_checks).values(
+                    domain="good.test",
+                    checked_at=checked_at,
+                    status=status,
+                    snapshot="{}",
+                    findings="[]",
+                    conditions='[{"kind": "cert-expiring"}]',
+                )
+            )
     finally:
         await receiver.close()

@@ -13,7 +13,7 @@ import pytest
 from mtasts.tlsrpt.receive.summary import Counted
 
 from .conftest import PASSWORD, TOKEN, Served
-from .seed import TODAY
+from .seed import CHECKED_AT, TODAY
 
 
 def _basic(user: str, password: str = PASSWORD) -> dict[str, str]:
@@ -54,6 +54,10 @@ def test_overview_numbers_equal_the_store(any_server: Served) -> None:
     # Microsoft's starttls-not-supported (5 per sts and per tlsa entry, 20 days) is the worst
     assert by_name["good.test"]["worst_result_type"] == "starttls-not-supported"
     assert by_name["other.test"]["worst_result_type"] is None
+    # the newest `mtasts monitor` check, where there is one
+    check = by_name["good.test"]["last_check"]
+    assert (check["status"], check["checked_at"], check["conditions"]) == ("WARNING", CHECKED_AT, 1)
+    assert by_name["other.test"]["last_check"] is None
 
 
 def test_domain_numbers_equal_the_store(any_server: Served) -> None:

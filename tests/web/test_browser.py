@@ -107,6 +107,9 @@ def test_overview(browser: Any, open_server: Served) -> None:
     assert len(spark["data"][0]) == 30
     assert spark["painted"] > 50
     assert "starttls-not-supported" in _text(browser, "tr[data-domain='good.test'] td.worst")
+    check = _text(browser, "tr[data-domain='good.test'] td.check")
+    assert check == "WARNING 2026-11-20 06:30 UTC (1 open condition)"
+    assert _text(browser, "tr[data-domain='other.test'] td.check") == "-"
     screenshot(browser, "overview")
     _no_console_errors(browser)
 

@@ -12,6 +12,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+from click.testing import CliRunner
+
+from mtasts.cli.main import cli
 
 from .seed import seed
 
@@ -47,26 +51,12 @@ def test_serves_until_sigterm(tmp_path: Path) -> None:
             assert proc.wait(20) == 0
 
 
-def test_refuses_an_empty_store_and_an_open_network(tmp_path: Path) -> None:
+def test_refuses_an_empty_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In process (the open-network refusal: tests/web/test_settings_auth.py)."""
+    monkeypatch.setenv("MTASTS_CONFIG", str(tmp_path / "mtasts.toml"))
+    (tmp_path / "mtasts.toml").write_text("")
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
-    done = subprocess.run(
-        _mtasts("web", "--store", empty, "--listen", "127.0.0.1:0"),
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 78  # a setting (docs/exit-codes.md)
-    assert "holds no received reports yet" in done.stderr
-    assert "mtasts tlsrpt import" in done.stderr
-    done = subprocess.run(
-        _mtasts("web", "--store", empty, "--listen", "0.0.0.0:0"),
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 78  # a setting (docs/exit-codes.md)
-    assert "[web.users.NAME]" in done.stderr
+    result = CliRunner().invoke(cli, ["web", "--store", empty, "--listen", "127.0.0.1:0"])
+    assert result.exit_code == 78  # a setting (docs/exit-codes.md)
+    assert "holds no received reports yet" in result.output
+    assert "mtasts tlsrpt import" in result.output

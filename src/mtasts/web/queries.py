@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, and_, cast, exists, func, literal, not_, sele
 from sqlalchemy.sql import ColumnElement
 
 from mtasts.store.engine import Database, Row
+from mtasts.store.monitor_schema import monitor_checks
 from mtasts.store.received_schema import (
     arrivals,
     raw_inputs,
@@ -385,6 +386,31 @@ async def report_detail(
         "arrivals": arr,
         "raw": bytes(raw[0]["body"]) if raw else None,
     }
+
+
+async def last_checks(db: Database, domains: Collection[str] | None) -> dict[str, dict[str, Any]]:
+    """The newest `mtasts monitor` check of each domain (its check history, migration
+    0004): status (OK | WARNING | CRITICAL | UNKNOWN), when, and its active conditions."""
+    m = monitor_checks
+    newest = (
+        select(m.c.domain, func.max(m.c.checked_at).label("at"))
+        .where(*_domains(m.c.domain, domains))
+        .group_by(m.c.domain)
+        .subquery("newest")
+    )
+    q = select(m.c.domain, m.c.status, m.c.checked_at, m.c.conditions).join(
+        newest, and_(newest.c.domain == m.c.domain, newest.c.at == m.c.checked_at)
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for x in await db.fetch(q):
+        conditions = orjson.loads(x["conditions"])
+        out[x["domain"]] = {
+            "status": x["status"],
+            "at": datetime.fromtimestamp(int(x["checked_at"]), UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "checked_at": int(x["checked_at"]),
+            "conditions": len(conditions) if isinstance(conditions, list) else 0,
+        }
+    return out
 
 
 async def any_report(db: Database) -> bool:

@@ -19,6 +19,7 @@ from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
 from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 from mtasts.web.app import CheckHistory, WebState, build_app
 from mtasts.web.livepolicy import LivePolicies
+from mtasts.web.queries import last_checks
 from mtasts.web.settings import WebSettings
 
 
@@ -45,7 +46,11 @@ def check_exposure(settings: WebSettings) -> Listen:
     return listen
 
 
-async def open_store(url: str, schema: str | None = None) -> Database:
+#: The store revision that holds `mtasts monitor`'s check history (monitor_checks).
+CHECK_HISTORY_REVISION = "0004"
+
+
+async def open_store(url: str, schema: str | None = None) -> tuple[Database, str]:
     """The store, after checking that it holds the receiving tables; never migrated from
     here (the dashboard only reads: `tlsrpt receive` / `tlsrpt import` create them)."""
     db = open_database(url, schema=schema)
@@ -60,7 +65,7 @@ async def open_store(url: str, schema: str | None = None) -> Database:
             f"the store {url} holds no received reports yet (schema {revision or 'empty'}): "
             "run `mtasts tlsrpt import` or `mtasts tlsrpt receive` with it first"
         )
-    return db
+    return db, revision
 
 
 @asynccontextmanager
@@ -75,7 +80,9 @@ async def serving(
 ) -> AsyncIterator[tuple[HttpServer, WebState]]:
     """The dashboard, listening, until the block ends."""
     listen = check_exposure(settings)
-    db = await open_store(store_url, schema)
+    db, revision = await open_store(store_url, schema)
+    if checks is None and revision >= CHECK_HISTORY_REVISION:
+        checks = last_checks  # the Overview's "last check" column
     live = LivePolicies(
         base or Settings(), timeout=settings.policy_timeout, ttl=settings.policy_cache_seconds
     )
