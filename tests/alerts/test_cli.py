@@ -125,3 +125,18 @@ async def test_run_as_a_service_serves_metrics_and_stops_on_sigterm(
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.mark.parametrize("at", ["sqlite"], indirect=True)
+async def test_list_prints_what_senders_wrote_as_text(at: StoreAt, config: Path) -> None:
+    """An organisation named like rich markup ('[/x]') is printed as is, not parsed."""
+    from mtasts import alerts
+    from mtasts.alerts.model import Condition
+    from mtasts.alerts.settings import AlertSettings
+
+    evil = Condition("reporter-stopped", "a.test", "[/x] Evil [bold]", summary="[/x] stopped")
+    await alerts.sync(at.store, "rules", [evil], settings=AlertSettings())
+    code, out = await asyncio.to_thread(invoke, "alerts", "list", "--store", at.url)
+    assert code == 0, out
+    assert "[/x] stopped" in out
+    assert "reporter-stopped:a.test:[/x] Evil [bold]" in out

@@ -149,16 +149,19 @@ def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> No
             f"raised {len(result.raised)}, still open {len(result.repeated)}, "
             f"resolved {len(result.resolved)}",
             highlight=False,
+            markup=False,
         )
         for key in result.raised:
-            out.print(f"  raised   {key}", highlight=False)
+            out.print(f"  raised   {key}", highlight=False, markup=False)
         for key in result.resolved:
-            out.print(f"  resolved {key}", highlight=False)
+            out.print(f"  resolved {key}", highlight=False, markup=False)
         if result.delivered is not None:
             d = result.delivered
-            out.print(f"notifications: {d.sent} sent, {d.failed} failed", highlight=False)
+            out.print(
+                f"notifications: {d.sent} sent, {d.failed} failed", highlight=False, markup=False
+            )
             for error in d.errors:
-                out.print(f"  {error}", highlight=False)
+                out.print(f"  {error}", highlight=False, markup=False)
     if result.delivered is not None and result.delivered.failed:
         raise SystemExit(1)
 
@@ -205,16 +208,21 @@ def list_(store: str, show_all: bool, as_json: bool) -> None:
         print_json({"conditions": rows, "notifications": outbox})
         return
     from rich.table import Table
+    from rich.text import Text
 
     out = console()
     if not rows:
-        out.print("no open conditions" if not show_all else "no conditions", highlight=False)
+        out.print(
+            "no open conditions" if not show_all else "no conditions", highlight=False, markup=False
+        )
     else:
         table = Table("severity", "domain", "condition", "since", "summary")
         for r in rows:
             since = datetime.fromtimestamp(r["first_seen"], UTC).strftime("%Y-%m-%d %H:%M")
             state = r["severity"] if r.get("resolved_at") is None else "resolved"
-            table.add_row(state, r["domain"] or "-", r["key"], since, r["summary"])
+            # text, never rich markup: summaries quote what senders wrote ("[/x]" ...)
+            cells = (state, r["domain"] or "-", r["key"], since, r["summary"])
+            table.add_row(*(Text(c) for c in cells))
         out.print(table)
     pending, failed = outbox.get("pending", 0), outbox.get("failed", 0)
     if pending or failed:
@@ -259,6 +267,10 @@ def test(as_json: bool) -> None:
     else:
         out = console()
         for name, err in results.items():
-            out.print(f"{name}: " + ("sent" if err is None else f"FAILED: {err}"), highlight=False)
+            out.print(
+                f"{name}: " + ("sent" if err is None else f"FAILED: {err}"),
+                highlight=False,
+                markup=False,
+            )
     if any(err is not None for err in results.values()):
         raise SystemExit(1)
