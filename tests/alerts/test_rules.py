@@ -213,3 +213,36 @@ def test_evaluate_runs_only_the_enabled_rules() -> None:
     assert {c.kind for c in found} == {"failure-rate", "no-reports"}
     found, _ = evaluate(o, AlertSettings(rules=frozenset({"no-reports"})))
     assert {c.kind for c in found} == {"no-reports"}
+
+
+def test_what_senders_write_is_bounded_so_conditions_always_fit() -> None:
+    """Hostile reports: 50 KB organisation names, hundreds of reporters, a huge MX list.
+    Every rule still gives its conditions (Condition refuses details over 16 KiB)."""
+    huge = "Evil " + "x" * 50_000
+    orgs = {f"{i} {huge}": regular("2027-01-05") for i in range(300)}
+    mxs = tuple(f"mx: mx{i}.{'y' * 50}.example" for i in range(500))
+    testing = ("version: STSv1", "mode: testing", *mxs, "max_age: 1")
+    o = obs(
+        summaries=(
+            DaySummary(
+                D,
+                "2027-01-14",
+                Counted(0, 1000),
+                1,
+                failures_by_result_type={"certificate-expired": 1000},
+                failures_by_organization={huge: 1000},
+                failures_by_receiving_mx={huge: 1000},
+            ),
+        ),
+        reporter_days={D: orgs},
+        reported_policies={D: {k: ("2027-01-14", testing) for k in orgs}},
+        published={D: Published("sts", ENFORCE)},
+        last_day={D: "2027-01-14"},
+    )
+    found, _ = evaluate(o, S)
+    kinds = [c.kind for c in found]
+    assert kinds.count("reporter-stopped") == 300
+    assert kinds.count("failure-rate") == 1
+    (mismatch,) = [c for c in found if c.kind == "policy-mismatch"]
+    assert "… and 297 more report another policy than the one published now" in mismatch.summary
+    assert len(mismatch.details["reported"]) == 20

@@ -77,12 +77,27 @@ def _day(today: date, back: int) -> str:
     return (today - timedelta(days=back)).isoformat()
 
 
-def _top(counts: Mapping[str, int]) -> dict[str, int]:
-    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP])
+# What senders write (organisation names, MX names, policy strings) is cut to bounded
+# lengths and counts here, so that a condition's details always fit its 16 KiB bound:
+# one hostile report must not make the evaluation of every domain fail.
+_NAME = 200  # characters of one name
+_LISTED = 20  # reporters listed in one condition
 
 
 def _subject(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return " ".join(text.split())[:_NAME]
+
+
+def _short(text: str) -> str:
+    """A name as a one-line summary quotes it."""
+    name = _subject(text)
+    return name if len(name) <= 60 else name[:59] + "…"
+
+
+def _top(counts: Mapping[str, int]) -> dict[str, int]:
+    return {
+        _subject(k): v for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:_TOP]
+    }
 
 
 def failure_rate(obs: Observations, s: AlertSettings) -> list[Condition]:
@@ -160,9 +175,13 @@ def reporter_stopped(obs: Observations, s: AlertSettings) -> list[Condition]:
                         domain,
                         _subject(org),
                         severity=Severity.WARNING,
-                        summary=f"{org} stopped reporting: last report for {last}, "
+                        summary=f"{_short(org)} stopped reporting: last report for {last}, "
                         f"after {len(set(base))} days in the last {s.baseline_days}",
-                        details={"organization": org, "last_day": last, "days": len(set(base))},
+                        details={
+                            "organization": _subject(org),
+                            "last_day": last,
+                            "days": len(set(base)),
+                        },
                     )
                 )
     return out
@@ -223,16 +242,19 @@ def policy_mismatch(obs: Observations, s: AlertSettings) -> tuple[list[Condition
             except MtastsError:
                 got = "an unreadable policy: " + " | ".join(lines)[:200]
             if want is None or got != _describe(want):
-                differ[org] = got
+                differ[_subject(org)] = got[:300]
         if differ:
-            now = _describe(want) if want is not None else "no policy"
-            orgs = ", ".join(sorted(differ))
+            now = _describe(want)[:300] if want is not None else "no policy"
+            names = sorted(differ)
+            orgs = ", ".join(_short(n) for n in names[:3])
+            orgs += f" and {len(names) - 3} more" if len(names) > 3 else ""
+            differ = {k: differ[k] for k in names[:_LISTED]}
             out.append(
                 Condition(
                     "policy-mismatch",
                     domain,
                     severity=Severity.WARNING,
-                    summary=f"{orgs} report{'s' if len(differ) == 1 else ''} another policy "
+                    summary=f"{orgs} report{'s' if len(names) == 1 else ''} another policy "
                     f"than the one published now ({now})",
                     details={"published": now, "reported": differ},
                 )
