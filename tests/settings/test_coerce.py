@@ -40,7 +40,7 @@ GOOD: list[tuple[Any, Any, bool, Any]] = [
     (int | None, 3, False, 3),
     (Path | None, "", True, None),
     (tuple[str, ...], ["a", "b"], False, ("a", "b")),
-    (tuple[str, ...], "a", False, ("a",)),  # one value for a list: a list of one
+    (tuple[str, ...], "a", True, ("a",)),  # one value from the environment: a list of one
     (tuple[str, ...], "a, b,", True, ("a", "b")),
     (tuple[int, ...], "[1, 2]", True, (1, 2)),
     (list[int], [1], False, [1]),
@@ -81,6 +81,7 @@ BAD: list[tuple[Any, Any, bool, Meta, str]] = [
     (Path, "", False, Meta(), "file path"),  # defect: empty, not optional
     (Colour, "green", False, Meta(), "'red', 'blue'"),  # defect: not a member
     (tuple[int, ...], ["1"], False, Meta(), "item 1"),  # defect: an item of the wrong type
+    (tuple[str, ...], "a", False, Meta(), "even for one"),  # defect: not an array in the file
     (tuple[int, ...], "[1,", True, Meta(), "a list like"),  # defect: broken TOML array
     (Mapping[str, int], [1], False, Meta(), "a table"),  # defect: not a table
     (Mapping[str, int], "{ a = ", True, Meta(), "a table like"),  # defect: broken inline table

@@ -25,7 +25,7 @@ strict_testing = true
 [tlsrpt]
 organization = "Example"
 
-[receive]
+[web]
 anything = "its owner checks it"
 """
 
@@ -46,8 +46,8 @@ def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
     assert str(tree.origin(("daemon", "zones", "strict", "strict_testing"))) == f"{path}:7"
     assert str(tree.origin(("tlsrpt", "contact"))) == "environment MTASTS_TLSRPT_CONTACT"
     assert str(tree.origin(("tlsrpt", "store"))) == "default"
-    assert tree.raw["receive"] == {"anything": "its owner checks it"}
-    assert component_table("receive", path, environ={}) == {"anything": "its owner checks it"}
+    assert tree.raw["web"] == {"anything": "its owner checks it"}
+    assert component_table("web", path, environ={}) == {"anything": "its owner checks it"}
 
 
 @pytest.mark.parametrize(

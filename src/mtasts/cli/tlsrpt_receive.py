@@ -51,12 +51,13 @@ def _day(value: str | None) -> date | None:
 
 def _settings(**options: Any) -> Any:
     """[receive] of mtasts.toml, the resolver's nameserver, then the options given."""
-    from mtasts.config import component_table, load_settings
-    from mtasts.tlsrpt.receive.netconfig import NET_KEYS
-    from mtasts.tlsrpt.receive.settings import receive_settings
+    from mtasts.cli.configured import settings_tree
+    from mtasts.config import Settings
+    from mtasts.tlsrpt.receive.settings import ReceiveSection
 
-    base = load_settings()
-    settings = receive_settings(component_table("receive"), other_keys=NET_KEYS)
+    tree = settings_tree()
+    base = tree.section(Settings)
+    settings = tree.section(ReceiveSection).decide
     given = {k: v for k, v in options.items() if v is not None and v != ()}
     if "owned_domains" in given:
         given["owned_domains"] = frozenset(given["owned_domains"])

@@ -28,30 +28,25 @@ STORE_HELP = (
 @click.option("--store", envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP)
 @click.option(
     "--http",
-    envvar="MTASTS_RECEIVE_HTTP",
     help="HOST:PORT of the https intake (RFC 8460 §5.4); '' turns it off.",
 )
 @click.option(
     "--lmtp",
-    envvar="MTASTS_RECEIVE_LMTP",
     help="HOST:PORT or unix:/PATH of an LMTP listener for the rua mailbox.",
 )
-@click.option("--smtp", envvar="MTASTS_RECEIVE_SMTP", help="HOST:PORT of an SMTP listener.")
+@click.option("--smtp", help="HOST:PORT of an SMTP listener.")
 @click.option(
     "--metrics",
-    envvar="MTASTS_RECEIVE_METRICS",
     help="HOST:PORT serving Prometheus metrics (default: /metrics on the http listener).",
 )
 @click.option(
     "--cert",
     type=click.Path(dir_okay=False, exists=True),
-    envvar="MTASTS_RECEIVE_CERT",
     help="PEM certificate chain: https, and STARTTLS on the mail listeners.",
 )
 @click.option(
     "--key",
     type=click.Path(dir_okay=False, exists=True),
-    envvar="MTASTS_RECEIVE_KEY",
     help="PEM private key of --cert. Without both the http listener is plain (a proxy's).",
 )
 @click.option("--path", "url_path", help="URL path reports are POSTed to (default /tlsrpt).")
@@ -78,15 +73,14 @@ def receive(
     listener option or setting, https on 127.0.0.1:8460 is started.
     """
     from mtasts.cli.render import console
-    from mtasts.config import component_table
     from mtasts.errors import MissingDependency
+    from mtasts.settings.tree import load
     from mtasts.tlsrpt.receive.netconfig import parse_netconfig
-    from mtasts.tlsrpt.storeconf import configured_store
+    from mtasts.tlsrpt.receive.settings import ReceiveSection
+    from mtasts.tlsrpt.settings import TlsRptSettings
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    table = dict(component_table("receive", config_file))
     options = {
-        "store": store,
         "http": http,
         "lmtp": lmtp,
         "smtp": smtp,
@@ -95,10 +89,15 @@ def receive(
         "key": key,
         "path": url_path,
     }
-    table.update({k: v for k, v in options.items() if v is not None})
-    if not any(table.get(k) for k in ("http", "lmtp", "smtp")):
-        table["http"] = "127.0.0.1:8460"
-    config, rest = parse_netconfig(table)
+    tree = load(  # [receive] < MTASTS_RECEIVE_* < these options
+        config_file,
+        overrides={f"receive.{k}": v for k, v in options.items()},
+        option_names={f"receive.{k}": f"--{k}" for k in options},
+    )
+    section = tree.section(ReceiveSection)
+    config = section.net
+    if not any((config.http, config.lmtp, config.smtp)):
+        config = parse_netconfig({"http": "127.0.0.1:8460"}, config)[0]
     if config.http is not None or config.metrics is not None:
         try:  # the https intake and the metrics listener: the [web] extra
             import starlette  # noqa: F401
@@ -111,12 +110,13 @@ def receive(
         from mtasts.net.tls import server_context
 
         server_context(config.cert, config.key)  # a wrong file stops us now, not per client
-    store_url = config.store or configured_store() or DEFAULT_STORE
-    asyncio.run(_serve(store_url, config, rest))
+    # --store (or $MTASTS_TLSRPT_STORE) > [receive] store > [tlsrpt] store > the default
+    store_url = store or config.store or tree.section(TlsRptSettings).store or DEFAULT_STORE
+    asyncio.run(_serve(store_url, config, section.decide))
     console(stderr=True).print("mtasts tlsrpt receive: stopped", highlight=False)
 
 
-async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
+async def _serve(store_url: str, config: Any, decide: Any) -> None:
     from dataclasses import replace
 
     from mtasts.cli.render import console
@@ -125,7 +125,6 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
     from mtasts.redact import redacted
     from mtasts.tlsrpt.receive.intake import Receiver
     from mtasts.tlsrpt.receive.service import ReceiveService, run_until_signalled
-    from mtasts.tlsrpt.receive.settings import receive_settings
 
     # The store side of [receive] (owned domains, DKIM, quarantine); DKIM keys are looked
     # up through the project's resolver settings (MTASTS_NAMESERVER in the lab).
@@ -133,9 +132,7 @@ async def _serve(store_url: str, config: Any, rest: dict[str, Any]) -> None:
     # below that; the hard limit is what the administrator allowed (LimitNOFILE=).
     raise_open_files_limit()
     base = load_settings()
-    settings = replace(
-        receive_settings(rest), nameserver=base.nameserver, dns_timeout=base.timeouts.dns
-    )
+    settings = replace(decide, nameserver=base.nameserver, dns_timeout=base.timeouts.dns)
     receiver = await Receiver.open(store_url, settings)
     retention = None
     try:

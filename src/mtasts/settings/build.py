@@ -18,7 +18,16 @@ from typing import Any
 
 from mtasts.errors import ConfigError
 from mtasts.settings.coerce import Invalid, coerce, parse_inline
-from mtasts.settings.schema import Field, Key, dotted, entry_type, env_name, fields_of, static_keys
+from mtasts.settings.schema import (
+    Field,
+    Key,
+    dotted,
+    entry_type,
+    env_name,
+    fields_of,
+    keys_of,
+    static_keys,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +80,7 @@ def invalid(origin: Origin, key: Key, value: Any, reason: str, f: Field | None) 
 
 
 def unknown(origin: Origin, key: Key, cls: type, is_table: bool) -> ConfigError:
-    known = ", ".join(f.name for f in fields_of(cls))
+    known = ", ".join(f.name for f in keys_of(cls))
     where = f" in [{dotted(key[:-1])}]" if len(key) > 1 else ""
     what = f"section [{dotted(key)}]" if is_table else f"setting {key[-1]!r}{where}"
     return ConfigError(f"{origin}: unknown {what}; known: {known}", code="config.unknown-key")
@@ -87,7 +96,7 @@ def collect(
     text: bool = False,
 ) -> None:
     """Check ``table`` (the keys of section ``cls`` at ``prefix``) into ``into``."""
-    by_name = {f.name: f for f in fields_of(cls)}
+    by_name = {f.name: f for f in keys_of(cls)}
     for name, value in table.items():
         key = (*prefix, name)
         f = by_name.get(name)
@@ -139,7 +148,7 @@ def collect_environment(cls: type, prefix: Key, environ: Mapping[str, str], into
 def _parent(cls: type, relative: Key) -> tuple[type, str]:
     """The dataclass that holds the last part of ``relative`` (a key below ``cls``)."""
     for part in relative[:-1]:
-        cls = next(f.type for f in fields_of(cls) if f.name == part)
+        cls = next(f.type for f in keys_of(cls) if f.name == part and f.kind == "table")
     return cls, relative[-1]
 
 
@@ -149,7 +158,12 @@ def assemble(cls: type, layers: Layers, prefix: Key, base: Any = None) -> Any:
     changes: dict[str, Any] = {}
     for f in fields_of(cls):
         key = (*prefix, f.name)
-        if f.kind == "table":
+        if f.meta.internal:
+            continue
+        if f.meta.flatten and f.kind == "table":  # its keys are this table's
+            sub_base = getattr(base, f.name) if base is not None else None
+            changes[f.name] = assemble(f.type, layers, prefix, sub_base)
+        elif f.kind == "table":
             sub_base = getattr(base, f.name) if base is not None else None
             changes[f.name] = assemble(f.type, layers, key, sub_base)
         elif f.kind == "tables":
@@ -192,9 +206,12 @@ def _first_origin(layers: Layers, prefix: Key) -> Origin:
     return DEFAULT
 
 
-def build_section(cls: type, table: Mapping[str, Any], prefix: Key, source: str = "") -> Any:
-    """One section from one table (no environment): the shim for component parsers."""
+def build_section(
+    cls: type, table: Mapping[str, Any], prefix: Key, source: str = "", base: Any = None
+) -> Any:
+    """One section from one table (no environment) over ``base`` (default: the class's
+    defaults): for code that holds a table (component parsers, tests)."""
     layers = Layers()
     origin = Origin("file", source) if source else Origin("table", f"[{dotted(prefix)}]")
     collect(cls, table, prefix, fixed(origin), layers)
-    return assemble(cls, layers, prefix)
+    return assemble(cls, layers, prefix, base)

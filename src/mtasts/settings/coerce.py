@@ -15,7 +15,7 @@ an ``Enum``            one of its values                       the same
 a class with           a string (``HOST:PORT``, ``0666``),     the same
 ``parse(text)``        handed to ``parse``
 ``X | None``           as ``X``; ``""`` means unset            ``""`` is not set
-``tuple[X, ...]``,     a list (one value: a list of one)       ``a,b`` or a TOML array
+``tuple[X, ...]``,     an array (even of one value)            ``a,b`` or a TOML array
 ``list``, ``frozenset``
 ``Mapping[str, X]``    a table                                 a TOML inline table
 =====================  ======================================  ===========================
@@ -191,10 +191,10 @@ def _sequence(origin: Any, args: tuple[Any, ...], value: Any, meta: Meta, text: 
             value = parse_inline(stripped, 'a list like ["a", "b"]')
         else:
             value = [part.strip() for part in stripped.split(",") if part.strip()]
-    if isinstance(value, str | int | float | bool | Path) or not isinstance(
-        value, list | tuple | frozenset | set
-    ):
-        value = [value]  # one value for a list: a list of one
+    if not isinstance(value, list | tuple | frozenset | set):
+        if not text:  # in the file a list is an array, even of one
+            raise _want(f'a list of {_plural(_words(item))}, e.g. ["..."] even for one')
+        value = [value]
     items = []
     for position, element in enumerate(value):
         try:

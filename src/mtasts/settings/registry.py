@@ -21,6 +21,7 @@ SECTIONS: dict[str, str] = {
     "acme": "mtasts.acme.settings:AcmeSettings",
     "alerts": "mtasts.alerts.settings:AlertSettings",
     "web": "mtasts.web.settings:WebSettings",
+    "receive": "mtasts.tlsrpt.receive.settings:ReceiveSection",
 }
 
 

@@ -23,6 +23,7 @@ from mtasts.settings.schema import (
     entry_type,
     env_name,
     fields_of,
+    keys_of,
     section_doc,
 )
 
@@ -92,9 +93,9 @@ def tables(sections: Mapping[str, type]) -> Iterator[Table]:
 def _tables(
     cls: type, key: Key, doc: str, *, entry: bool = False, inherits: str = ""
 ) -> Iterator[Table]:
-    values = tuple(f for f in fields_of(cls) if f.kind == "value")
+    values = tuple(f for f in keys_of(cls) if f.kind == "value")
     yield Table(key, cls, doc, values, entry, inherits)
-    for f in fields_of(cls):
+    for f in keys_of(cls):
         if f.kind == "table":
             yield from _tables(f.type, (*key, f.name), f.meta.doc or section_doc(f.type))
         elif f.kind == "tables":
@@ -230,7 +231,11 @@ def _leaves(cls: type, instance: Any, prefix: Key) -> Iterator[tuple[Key, Field,
     for f in fields_of(cls):
         key = (*prefix, f.name)
         value = getattr(instance, f.name)
-        if f.kind == "table":
+        if f.meta.internal:
+            continue
+        if f.meta.flatten and f.kind == "table":
+            yield from _leaves(f.type, value, prefix)
+        elif f.kind == "table":
             yield from _leaves(f.type, value, key)
         elif f.kind == "tables":
             sub = entry_type(f.type)

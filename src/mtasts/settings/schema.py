@@ -43,6 +43,11 @@ class Meta:
     inherit: str = ""
     #: what the example file shows for it when the default is not a good example
     example: str = ""
+    #: a dataclass field whose keys sit in this table, not a sub-table (a section made
+    #: of the settings of two parts of one component)
+    flatten: bool = False
+    #: not a key: filled in by the program (e.g. from another section)
+    internal: bool = False
 
 
 def setting(
@@ -56,10 +61,12 @@ def setting(
     env: tuple[str, ...] = (),
     inherit: str = "",
     example: str = "",
+    flatten: bool = False,
+    internal: bool = False,
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field of a settings section (its default plus :class:`Meta`)."""
-    meta = Meta(doc, secret, minimum, maximum, above, env, inherit, example)
+    meta = Meta(doc, secret, minimum, maximum, above, env, inherit, example, flatten, internal)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={"mtasts": meta})
     return dataclasses.field(default=default, metadata={"mtasts": meta})
@@ -124,11 +131,19 @@ def fields_of(cls: type) -> tuple[Field, ...]:
     return tuple(out)
 
 
-def field_named(cls: type, name: str) -> Field | None:
+@cache
+def keys_of(cls: type) -> tuple[Field, ...]:
+    """The keys of the table ``cls`` describes: its fields less the internal ones, with
+    the keys of ``flatten`` fields in their place."""
+    out: list[Field] = []
     for f in fields_of(cls):
-        if f.name == name:
-            return f
-    return None
+        if f.meta.internal:
+            continue
+        if f.meta.flatten and f.kind == "table":
+            out.extend(keys_of(f.type))
+        else:
+            out.append(f)
+    return tuple(out)
 
 
 def section_doc(cls: type) -> str:
@@ -158,7 +173,7 @@ def static_keys(cls: type, prefix: Key = ()) -> list[tuple[Key, Field]]:
     """Every key reachable without naming an entry: values and ``tables`` fields
     (the latter set as a whole from the environment), through sub-tables."""
     out: list[tuple[Key, Field]] = []
-    for f in fields_of(cls):
+    for f in keys_of(cls):
         if f.kind == "table":
             out.extend(static_keys(f.type, (*prefix, f.name)))
         else:

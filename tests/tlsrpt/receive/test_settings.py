@@ -28,10 +28,10 @@ def test_a_full_table() -> None:
     ("table", "words"),
     [
         ({"owned_domain": ["a"]}, "unknown setting 'owned_domain'"),  # a typo
-        ({"owned_domains": "example.com"}, "a list of domain names"),  # not a list
-        ({"other_domains": "drop"}, "one of refuse, quarantine, accept"),
-        ({"require_dkim": "yes"}, "write true or false"),
-        ({"keep_days": 0}, "at least 1"),
+        ({"owned_domains": "example.com"}, "expected a list of strings"),  # not a list
+        ({"other_domains": "drop"}, "one of 'refuse', 'quarantine', 'accept'"),
+        ({"require_dkim": "yes"}, "expected true or false"),
+        ({"keep_days": 0}, "expected a whole number >= 1"),
         ({"max_bytes": True}, "a whole number"),
     ],
 )

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import orjson
 
+from mtasts.settings.schema import setting
 from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.reader import MAX_REPORT_BYTES
 
@@ -84,17 +85,29 @@ class ReceiveSettings:
     when it is an owned domain or below one (DANE reports name the MX host).
     """
 
-    owned_domains: frozenset[str] = frozenset()
-    other_domains: OtherDomains = OtherDomains.REFUSE
-    require_dkim: bool = False  # mail arrivals without an aligned DKIM pass are quarantined
-    verify_dkim: bool = True  # False: no DNS lookups, verdict "none" (bulk imports, bench)
-    require_https_secret: bool = False  # https posts not on a secret path are quarantined
-    max_bytes: int = MAX_REPORT_BYTES  # bounds the input and every decompressed form
-    keep_days: int | None = None  # retention; None keeps everything
-    archive_refused: bool = True  # keep refused inputs (not https without a secret)
-    nameserver: tuple[str, int] | None = None
-    dns_timeout: float = 5.0
-    batch_size: int = 256  # arrivals written per transaction at most
+    owned_domains: frozenset[str] = setting(
+        frozenset(), doc="policy domains taken in (and below them); empty: every domain"
+    )
+    other_domains: OtherDomains = setting(
+        OtherDomains.REFUSE, doc="a report for none of owned_domains"
+    )
+    require_dkim: bool = setting(
+        False, doc="mail arrivals without an aligned DKIM pass are quarantined"
+    )
+    verify_dkim: bool = setting(
+        True, doc='false: no DNS lookups, verdict "none" (bulk imports, benchmarks)'
+    )
+    require_https_secret: bool = setting(
+        False, doc="https posts not on a secret path are quarantined"
+    )
+    max_bytes: int = setting(
+        MAX_REPORT_BYTES, minimum=1024, doc="bounds the input and every decompressed form"
+    )
+    keep_days: int | None = setting(None, minimum=1, doc="retention in days; unset: keep all")
+    archive_refused: bool = setting(True, doc="keep refused inputs (not https without secret)")
+    nameserver: tuple[str, int] | None = setting(None, internal=True)  # the resolver's
+    dns_timeout: float = setting(5.0, internal=True)  # [timeouts] dns
+    batch_size: int = setting(256, minimum=1, doc="arrivals written per transaction at most")
 
     def __post_init__(self) -> None:
         object.__setattr__(

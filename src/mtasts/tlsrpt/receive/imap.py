@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -202,22 +201,24 @@ class ImapFolder:
 async def open_imaps(url: str, max_bytes: int) -> AsyncIterator[Item]:
     """The ``imaps`` opener of ``tlsrpt import``: settings from ``[receive.imap]`` and
     the environment (password, done folder; the CA file of MTASTS_CA_FILE)."""
-    from mtasts.config import component_table, load_settings
-    from mtasts.tlsrpt.receive.netconfig import parse_netconfig
+    from mtasts.config import Settings
+    from mtasts.settings.tree import current
+    from mtasts.tlsrpt.receive.settings import ReceiveSection
 
     source = parse_imap_url(url)
-    net, _ = parse_netconfig(component_table("receive"))
-    password = os.environ.get(PASSWORD_ENV) or net.imap.password
+    tree = current()  # [receive.imap] password is also MTASTS_RECEIVE_IMAP_PASSWORD
+    imap = tree.section(ReceiveSection).net.imap
+    password = imap.password
     if not password:
         raise ConfigError(
             f"{url}: no IMAP password: set {PASSWORD_ENV} or [receive.imap] password",
             code="config.imap-password",
         )
-    ca_file = load_settings().ca_file
+    ca_file = tree.section(Settings).ca_file
     folder = ImapFolder(
         source,
         password=password,
-        done_folder=net.imap.done_folder,
+        done_folder=imap.done_folder,
         ca_file=str(ca_file) if ca_file else None,
     )
     async for item in folder.items(max_bytes):

@@ -34,16 +34,19 @@ Example::
     done_folder = ""              # move processed messages there; "" = flag them
 
 Keys this module does not know are returned to the caller untouched (the store side of
-``[receive]`` reads them), so one table configures the whole service.
+``[receive]`` reads them), so one table configures the whole service; the settings tree
+reads both halves as one section (:class:`mtasts.tlsrpt.receive.settings.ReceiveSection`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from mtasts.errors import ConfigError
+from mtasts.settings.build import build_section
+from mtasts.settings.schema import fields_of, setting
 
 WHERE = "receive"
 
@@ -57,7 +60,7 @@ class Listen:
     path: str = ""
 
     @classmethod
-    def parse(cls, text: str, what: str) -> Listen:
+    def parse(cls, text: str, what: str = "listener") -> Listen:
         """``HOST:PORT``, ``[V6]:PORT``, ``:PORT`` (all addresses) or ``unix:/PATH``."""
         if text.startswith("unix:"):
             path = text[5:]
@@ -70,6 +73,10 @@ class Listen:
             raise ConfigError(f"{what} {text!r} is not HOST:PORT or unix:/PATH")
         return cls(host=host or "0.0.0.0", port=int(port))  # noqa: S104 (asked for)
 
+    @classmethod
+    def expected(cls) -> str:
+        return "HOST:PORT, :PORT (every address) or unix:/PATH"
+
     def __str__(self) -> str:
         if self.path:
             return f"unix:{self.path}"
@@ -78,106 +85,89 @@ class Listen:
 
 @dataclass(frozen=True, slots=True)
 class ImapSettings:
-    password: str = ""
-    done_folder: str = ""
+    """`mtasts tlsrpt import imaps://...`: the mailbox of the rua address on an IMAP server."""
+
+    password: str = setting("", secret=True, doc="the IMAP password")
+    done_folder: str = setting("", doc='move processed messages there; "" = flag them')
+
+
+def _url_path(value: str, key: str, *, optional: bool) -> str:
+    if optional and value == "":
+        return ""
+    if not value.startswith("/") or any(c in value for c in "?#") or not value.isprintable():
+        raise ConfigError(f"{key} {value!r}: expected an absolute URL path such as /tlsrpt")
+    return value.rstrip("/") or "/"
+
+
+def _secrets(value: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for domain, secret in value.items():
+        if len(secret) < 16:
+            raise ConfigError(f"secrets.{domain}: a secret of at least 16 characters")
+        if not all(c.isalnum() or c in "-_.~" for c in secret):
+            raise ConfigError(f"secrets.{domain}: URL-safe characters only (A-Z a-z 0-9 -_.~)")
+        out[str(domain).lower().rstrip(".")] = secret
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class NetConfig:
     """Every network setting of the intake; defaults suit a single domain's receiver."""
 
-    store: str = ""
-    http: Listen | None = None
-    lmtp: Listen | None = None
-    smtp: Listen | None = None
-    metrics: Listen | None = None
-    cert: str = ""
-    key: str = ""
-    path: str = "/tlsrpt"
-    metrics_path: str = "/metrics"
-    max_body: int = 5 * 2**20
-    max_message: int = 10 * 2**20
-    max_inflight: int = 32
-    max_connections: int = 1000
-    rate: float = 1.0
-    burst: float = 30.0
-    client_concurrency: int = 4
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    session_timeout: float = 600.0
-    trusted_proxies: tuple[str, ...] = ()
-    hostname: str = ""
-    secrets: Mapping[str, str] = field(default_factory=dict)
-    imap: ImapSettings = field(default_factory=ImapSettings)
+    store: str = setting("", doc='the store; "" = [tlsrpt] store (one database for both sides)')
+    http: Listen | None = setting(None, doc="https POST intake (RFC 8460 §5.4)")
+    lmtp: Listen | None = setting(None, doc="LMTP listener for the rua mailbox")
+    smtp: Listen | None = setting(None, doc="SMTP listener for the rua mailbox")
+    metrics: Listen | None = setting(
+        None, doc="HOST:PORT serving metrics_path instead of the http listener (private)"
+    )
+    cert: str = setting("", doc="PEM certificate chain for https and STARTTLS; '' = plain")
+    key: str = setting("", doc="PEM private key of cert")
+    path: str = setting("/tlsrpt", doc="URL path reports are POSTed to")
+    metrics_path: str = setting("/metrics", doc="Prometheus text format there; '' = off")
+    max_body: int = setting(5 * 2**20, minimum=1, doc="bytes of one POST body as sent")
+    max_message: int = setting(10 * 2**20, minimum=1, doc="bytes of one mail (SMTP SIZE)")
+    max_inflight: int = setting(32, minimum=1, doc="ingests at once; past it 503 / 451")
+    max_connections: int = setting(1000, minimum=1, doc="open connections per listener")
+    rate: float = setting(1.0, minimum=0, doc="requests a second per client; 0 = no limit")
+    burst: float = setting(30.0, above=0, doc="requests a client may send at once")
+    client_concurrency: int = setting(
+        4, minimum=0, doc="requests in progress per client; 0 = no limit"
+    )
+    header_timeout: float = setting(10.0, above=0, doc="seconds to send the request head")
+    body_timeout: float = setting(60.0, above=0, doc="seconds to send the body")
+    session_timeout: float = setting(600.0, above=0, doc="seconds an SMTP/LMTP session lasts")
+    trusted_proxies: tuple[str, ...] = setting(
+        (), doc="addresses whose X-Forwarded-For names the client"
+    )
+    hostname: str = setting("", doc="SMTP/LMTP greeting name; '' = the host name")
+    secrets: Mapping[str, str] = setting(
+        default_factory=dict,
+        secret=True,
+        doc="per-domain secret path: rua=https://host/tlsrpt/<secret> (16+ URL-safe chars)",
+    )
+    imap: ImapSettings = setting(default_factory=ImapSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", _url_path(self.path, "path", optional=False))
+        object.__setattr__(
+            self, "metrics_path", _url_path(self.metrics_path, "metrics_path", optional=True)
+        )
+        object.__setattr__(self, "secrets", _secrets(self.secrets))
+        if bool(self.cert) != bool(self.key):
+            raise ConfigError("cert and key go together: give both or neither")
+        if self.metrics is not None and self.metrics.path:
+            raise ConfigError("metrics listens on HOST:PORT, not a unix socket")
+        if self.metrics_path and self.metrics_path == self.path:
+            raise ConfigError("metrics_path and path must differ")
 
     @property
     def tls(self) -> bool:
         return bool(self.cert)
 
 
-_LISTENERS = ("http", "lmtp", "smtp", "metrics")
 #: Every key of ``[receive]`` this module reads (the store side's parser skips them).
-NET_KEYS = frozenset(f.name for f in fields(NetConfig))
-_STRINGS = ("store", "cert", "key", "hostname")
-_SIZES = ("max_body", "max_message", "max_inflight", "max_connections", "client_concurrency")
-_SECONDS = ("header_timeout", "body_timeout", "session_timeout")
-_RATES = ("rate", "burst")
-
-
-def _fail(key: str, value: object, what: str) -> ConfigError:
-    return ConfigError(f"[{WHERE}] {key} = {value!r}: {what}", code="config.invalid")
-
-
-def _int(key: str, value: object, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _fail(key, value, f"an integer >= {minimum}")
-    return value
-
-
-def _float(key: str, value: object, *, positive: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(key, value, "a number")
-    if value < 0 or (positive and value == 0):
-        raise _fail(key, value, "a positive number" if positive else "a number >= 0")
-    return float(value)
-
-
-def _str(key: str, value: object) -> str:
-    if not isinstance(value, str):
-        raise _fail(key, value, "a string")
-    return value
-
-
-def _path(key: str, value: object, *, optional: bool) -> str:
-    text = _str(key, value)
-    if optional and text == "":
-        return ""
-    if not text.startswith("/") or any(c in text for c in "?#") or not text.isprintable():
-        raise _fail(key, value, "an absolute URL path such as /tlsrpt")
-    return text.rstrip("/") or "/"
-
-
-def _secrets(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise _fail("secrets", value, "a table of domain = secret")
-    out: dict[str, str] = {}
-    for domain, secret in value.items():
-        if not isinstance(secret, str) or len(secret) < 16:
-            raise _fail(f"secrets.{domain}", "...", "a secret of at least 16 characters")
-        if not all(c.isalnum() or c in "-_.~" for c in secret):
-            raise _fail(f"secrets.{domain}", "...", "URL-safe characters only (A-Z a-z 0-9 -_.~)")
-        out[str(domain).lower().rstrip(".")] = secret
-    return out
-
-
-def _imap(value: object) -> ImapSettings:
-    if not isinstance(value, Mapping):
-        raise _fail("imap", value, "a table")
-    known = {f.name for f in fields(ImapSettings)}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r} in [{WHERE}.imap]; known: {known}")
-    return ImapSettings(**{k: _str(f"imap.{k}", v) for k, v in value.items()})
+NET_KEYS = frozenset(f.name for f in fields_of(NetConfig))
 
 
 def parse_netconfig(
@@ -188,41 +178,8 @@ def parse_netconfig(
     ``None`` values are skipped, so CLI options that were not given change nothing;
     ``""`` turns a listener off.
     """
-    changes: dict[str, Any] = {}
-    rest: dict[str, Any] = {}
-    for key, value in table.items():
-        if value is None:
-            continue
-        if key in _LISTENERS:
-            text = _str(key, value)
-            changes[key] = Listen.parse(text, f"[{WHERE}] {key}") if text else None
-        elif key in _STRINGS:
-            changes[key] = _str(key, value)
-        elif key == "path":
-            changes[key] = _path(key, value, optional=False)
-        elif key == "metrics_path":
-            changes[key] = _path(key, value, optional=True)
-        elif key in _SIZES:
-            changes[key] = _int(key, value, minimum=0 if key == "client_concurrency" else 1)
-        elif key in _SECONDS:
-            changes[key] = _float(key, value, positive=True)
-        elif key in _RATES:
-            changes[key] = _float(key, value, positive=key == "burst")
-        elif key == "trusted_proxies":
-            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                raise _fail(key, value, "a list of addresses")
-            changes[key] = tuple(value)
-        elif key == "secrets":
-            changes[key] = _secrets(value)
-        elif key == "imap":
-            changes[key] = _imap(value)
-        else:
-            rest[key] = value
-    config = replace(base or NetConfig(), **changes)
-    if bool(config.cert) != bool(config.key):
-        raise ConfigError(f"[{WHERE}] cert and key go together: give both or neither")
-    if config.metrics is not None and config.metrics.path:
-        raise ConfigError(f"[{WHERE}] metrics listens on HOST:PORT, not a unix socket")
-    if config.metrics_path and config.metrics_path == config.path:
-        raise ConfigError(f"[{WHERE}] metrics_path and path must differ")
+    mine = {k: v for k, v in table.items() if k in NET_KEYS and v is not None}
+    rest = {k: v for k, v in table.items() if k not in NET_KEYS}
+    config = build_section(NetConfig, mine, (WHERE,), base=base)
+    assert isinstance(config, NetConfig)
     return config, rest

@@ -11,36 +11,33 @@
     archive_refused = true
 
 Pure: a mapping in, settings out; an unknown key is a ConfigError naming it. The
-intake listeners (``tlsrpt receive``) add their own keys through ``other_keys``.
+intake listeners (``tlsrpt receive``, :mod:`~mtasts.tlsrpt.receive.netconfig`) read
+their own keys of the same table; :class:`ReceiveSection` is both halves, the section
+the settings tree registers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
 from mtasts.errors import ConfigError
-from mtasts.tlsrpt.receive.decide import OtherDomains, ReceiveSettings
+from mtasts.settings.build import build_section
+from mtasts.settings.schema import keys_of, setting
+from mtasts.tlsrpt.receive.decide import ReceiveSettings
+from mtasts.tlsrpt.receive.netconfig import NetConfig
 
-KEYS = frozenset(
-    {
-        "owned_domains",
-        "other_domains",
-        "require_dkim",
-        "verify_dkim",
-        "require_https_secret",
-        "max_bytes",
-        "keep_days",
-        "archive_refused",
-        "batch_size",
-    }
-)
-_BOOLS = ("require_dkim", "verify_dkim", "require_https_secret", "archive_refused")
+KEYS = frozenset(f.name for f in keys_of(ReceiveSettings))
 
 
-def _fail(key: str, value: Any, why: str) -> ConfigError:
-    return ConfigError(f"[receive] {key} = {value!r}: {why}", code="config.invalid")
+@dataclass(frozen=True, slots=True)
+class ReceiveSection:
+    """The receiving side (`mtasts tlsrpt receive`, `import`, `received`): which reports
+    are taken, and the intake's listeners and limits."""
+
+    decide: ReceiveSettings = setting(default_factory=ReceiveSettings, flatten=True)
+    net: NetConfig = setting(default_factory=NetConfig, flatten=True)
 
 
 def receive_settings(
@@ -56,28 +53,7 @@ def receive_settings(
         raise ConfigError(
             f"unknown setting {unknown[0]!r} in [receive]; known: {known}", code="config.invalid"
         )
-    out: dict[str, Any] = {}
-    for key in _BOOLS:
-        if key in table:
-            if not isinstance(table[key], bool):
-                raise _fail(key, table[key], "write true or false")
-            out[key] = table[key]
-    if "owned_domains" in table:
-        value = table["owned_domains"]
-        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
-            raise _fail("owned_domains", value, "a list of domain names")
-        out["owned_domains"] = frozenset(value)
-    if "other_domains" in table:
-        try:
-            out["other_domains"] = OtherDomains(table["other_domains"])
-        except ValueError:
-            raise _fail(
-                "other_domains", table["other_domains"], "one of refuse, quarantine, accept"
-            ) from None
-    for key, low in (("max_bytes", 1024), ("keep_days", 1), ("batch_size", 1)):
-        if key in table:
-            value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise _fail(key, value, f"a whole number of at least {low}")
-            out[key] = value
-    return replace(base or ReceiveSettings(), **out)
+    mine = {k: v for k, v in table.items() if k in KEYS}
+    settings = build_section(ReceiveSettings, mine, ("receive",), base=base)
+    assert isinstance(settings, ReceiveSettings)
+    return settings

@@ -47,7 +47,9 @@ def test_receive_names_a_bad_setting_and_exits_78(tmp_path: Path) -> None:
         cli, ["tlsrpt", "receive", "--config", str(config)], env={"MTASTS_CONFIG": str(config)}
     )
     assert result.exit_code == 78
-    assert "http 'nowhere'" in result.output
+    # the file, its line, the key and why (the settings tree's one error format)
+    assert f"{config}:2: receive.http = 'nowhere'" in result.output
+    assert "is not HOST:PORT or unix:/PATH" in result.output
     config.write_text("[receive]\nmax_bodyy = 5\n")
     result = CliRunner().invoke(
         cli,
