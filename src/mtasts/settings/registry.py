@@ -10,7 +10,6 @@ the dataclass: docs/configuration.md, "Adding a section".
 from __future__ import annotations
 
 import importlib
-from functools import cache
 
 SECTIONS: dict[str, str] = {
     "": "mtasts.config:Settings",  # top-level keys (resolver) with [cache] and [timeouts]
@@ -25,9 +24,9 @@ SECTIONS: dict[str, str] = {
 }
 
 
-@cache
 def section_classes() -> dict[str, type]:
-    """Every registered section name -> its dataclass (imported now)."""
+    """Every registered section name -> its dataclass (imported now; a module already
+    imported is only looked up, and one imported again, as tests do, is seen anew)."""
     out: dict[str, type] = {}
     for name, target in SECTIONS.items():
         module, _, attribute = target.partition(":")

@@ -203,7 +203,8 @@ def current() -> Tree:
         except OSError:
             stamp = ("missing",)
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("MTASTS_")))
-    key = (file, stamp, env)
+    classes = tuple(id(cls) for cls in section_classes().values())
+    key = (file, stamp, env, classes)
     tree = _cache.get(key)
     if tree is None:
         tree = load()
