@@ -42,8 +42,8 @@ async def test_a_bad_serve_section_is_one_line_with_its_line_number(tmp_path: Pa
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert (proc.returncode, out) == (1, b"")
+    assert (proc.returncode, out) == (78, b"")  # a bad setting (docs/exit-codes.md)
     lines = err.decode().splitlines()
     assert lines == [
-        f"mtasts serve policy: {config}:2: [serve]: cert and key go together: give both or neither"
+        f"mtasts: error: {config}:2: [serve]: cert and key go together: give both or neither"
     ]
