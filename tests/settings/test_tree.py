@@ -25,7 +25,7 @@ strict_testing = true
 [tlsrpt]
 organization = "Example"
 
-[web]
+[legacy]
 anything = "its owner checks it"
 """
 
@@ -34,6 +34,16 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "mtasts.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def legacy_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A component that still reads its own table (component_table), as [web] did."""
+    import mtasts.config
+
+    monkeypatch.setattr(
+        mtasts.config, "COMPONENT_TABLES", mtasts.config.COMPONENT_TABLES | {"legacy"}
+    )
 
 
 def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
@@ -46,8 +56,8 @@ def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
     assert str(tree.origin(("daemon", "zones", "strict", "strict_testing"))) == f"{path}:7"
     assert str(tree.origin(("tlsrpt", "contact"))) == "environment MTASTS_TLSRPT_CONTACT"
     assert str(tree.origin(("tlsrpt", "store"))) == "default"
-    assert tree.raw["web"] == {"anything": "its owner checks it"}
-    assert component_table("web", path, environ={}) == {"anything": "its owner checks it"}
+    assert tree.raw["legacy"] == {"anything": "its owner checks it"}
+    assert component_table("legacy", path, environ={}) == {"anything": "its owner checks it"}
 
 
 @pytest.mark.parametrize(

@@ -137,9 +137,10 @@ def example_file(sections: Mapping[str, type]) -> str:
             out.extend(_comment(f.meta.doc))
             line = f"# {f.name} = {toml_value(f.default)}"
             if f.meta.example:
-                line = (
-                    f"# {f.name} = {json.dumps(f.meta.example)}  # default {toml_value(f.default)}"
-                )
+                shown = json.dumps(f.meta.example)
+                if toml_value(f.default).startswith("[") and not f.meta.example.startswith("["):
+                    shown = f"[{shown}]"  # a list, even of the one example
+                line = f"# {f.name} = {shown}  # default {toml_value(f.default)}"
             out.append(line)
     return "\n".join(out) + "\n"
 
