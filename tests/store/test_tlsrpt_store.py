@@ -214,3 +214,26 @@ async def test_a_day_read_while_another_process_flushes_is_one_consistent_snapsh
         done.set()
         flushes = await task
     assert flushes > 1
+
+
+async def test_keep_days_prunes_old_days_whole_but_never_a_report_in_flight(
+    store: TlsRptStore,
+) -> None:
+    """[tlsrpt] keep_days: counters, reports and deliveries of days before the cutoff go
+    in one transaction; a day with a delivery still pending stays whole (its counters
+    too), and the days after the cutoff are untouched."""
+    old, in_flight, kept = date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 20)
+    for day in (old, in_flight, kept):
+        await store.add_counters(_counters(2, 1, day))
+        rep = OutboxReport(day, "a.example", f"id-{day}", "f.gz", b"x", "rec", ("mailto:r@a",))
+        assert await store.enqueue([rep], now=100) == 1
+    for d in await store.deliveries():
+        if d.day != in_flight:
+            await store.update_delivery(d, status="sent", attempts=1, delivered_at=101)
+    removed = await store.prune_before(date(2026, 11, 17))
+    assert removed == {"deliveries": 1, "reports": 1, "failure_counters": 1, "policy_counters": 1}
+    assert await store.days() == [in_flight, kept]
+    assert {d.day for d in await store.deliveries()} == {in_flight, kept}
+    assert await store.has_outbox(old) == set()
+    assert (await store.load_day(in_flight)).successes  # a pending day keeps its counters
+    assert await store.prune_before(date(2026, 11, 17)) == dict.fromkeys(removed, 0)

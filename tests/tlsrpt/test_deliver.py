@@ -539,6 +539,16 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
     )
     assert code == 1, out  # the https destination is still pending
     assert "500" in out
+    code, out = await _run(lab, "tlsrpt", "status", "--json", env=env)
+    assert code == 0, out
+    journal = json.loads(out)
+    assert journal["totals"] == {"pending": 0, "retrying": 1, "sent": 1, "given_up": 0}
+    (day,) = journal["days"]
+    assert (day["day"], day["reports"]) == (today, 1)
+    retrying = next(d for d in day["deliveries"] if d["state"] == "retrying")
+    assert retrying["destination"].startswith("https://")
+    assert "500" in retrying["last_error"]
+    assert retrying["next_attempt_at"].endswith("Z")
     await asyncio.sleep(1.3)
     code, out = await _run(
         lab, "tlsrpt", "send", "--day", today, "--unfinished", "--retry-base", "1", "--json",
@@ -554,6 +564,9 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
     assert (retried["sent"], retried["status"], retried["error"]) == (True, "sent", None)
     code, out = await _run(lab, "tlsrpt", "send", "--day", today, "--unfinished", env=env)
     assert code == 0, out
+    code, out = await _run(lab, "tlsrpt", "status", env=env)
+    assert code == 0, out
+    assert f"{today}: 1 reports; 2 sent" in out
     assert len(lab.tlsrpt_https.posts) == 2  # one 500, then the report once
     assert len(lab.tlsrpt_mailbox.received) == 1
     via_https = read_report(lab.tlsrpt_https.posts[-1].body).value
@@ -670,3 +683,22 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
 def test_mailboxes_splits_a_mailto_address_list(uri: str, expected: tuple[str, ...]) -> None:
     assert mailboxes(uri) == expected
     assert all(destination(one) is not None for one in expected)
+
+
+async def test_the_sender_applies_keep_days(store: TlsRptStore) -> None:
+    """[tlsrpt] keep_days: the days before today - keep_days are pruned (the daemon's
+    round calls this once per UTC day, `send` after each run); without keep_days nothing
+    is ever deleted."""
+    never = Sender(store, SendSettings(report=REPORT))
+    assert await never.prune(NOW + 30 * 86400) == {}
+    assert await store.days() == [DAY]
+    sender = Sender(store, SendSettings(report=REPORT, keep_days=3))
+    try:
+        later = NOW + 3 * 86400  # DAY + 4: DAY is older than the last 3 days
+        removed = await sender.prune(later)
+        assert removed["policy_counters"] == 1
+        assert await store.days() == []
+        assert sender._pruned_on == datetime.fromtimestamp(later, UTC).date()
+    finally:
+        await sender.aclose()
+        await never.aclose()

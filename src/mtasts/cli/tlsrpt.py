@@ -422,6 +422,7 @@ def send(
         spread=opts.spread if opts.spread is not None else (14400.0 if daemon else 0.0),
         first_retry=opts.retry_base,
         settle=opts.settle,
+        keep_days=cfg.keep_days,
     )
     run = asyncio.run(_send(store_url, settings, the_day, daemon))
     if as_json:
@@ -457,6 +458,7 @@ async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> dict[
         if daemon:
             await sender.run_forever()
         attempts = await sender.send_days([day], now)
+        await sender.prune(now)  # [tlsrpt] keep_days (nothing when unset)
         return {
             "day": day.isoformat(),
             "attempts": [
@@ -478,6 +480,68 @@ async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> dict[
     finally:
         await sender.aclose()
         await store.close()
+
+
+@tlsrpt.command("status")
+@click.option("--store", help=STORE_HELP)
+@click.option("--day", help="Only this UTC day, YYYY-MM-DD (default: every day journaled).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (docs/json.md).")
+def status(store: str | None, day: str | None, as_json: bool) -> None:
+    """What `tlsrpt send` has pending, retrying, sent and given up, per day and destination.
+
+    Read from the delivery journal of the store (the one `send` writes); newest day first.
+    """
+    from mtasts.tlsrpt.status import journal_status, status_json
+
+    cfg = _tlsrpt({"store": ("--store", store)})
+    only = _day(day) if day is not None else None
+    rows = asyncio.run(_journal(_store(cfg)))
+    days = journal_status(r for r in rows if only is None or r.day == only)
+    if as_json:
+        print_json(status_json(days))
+        return
+    _render_status(days)
+
+
+async def _journal(store_url: str) -> list[Any]:
+    from mtasts.store.tlsrpt import TlsRptStore
+
+    store = TlsRptStore.open(store_url)
+    try:
+        await store.create()
+        return await store.deliveries()
+    finally:
+        await store.close()
+
+
+def _render_status(days: list[Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from mtasts.rfc3339 import utc_text
+
+    out = console()
+    if not days:
+        out.print("nothing journaled: `tlsrpt send` has not built a report yet", highlight=False)
+        return
+    style = {"pending": "cyan", "retrying": "yellow", "sent": "green", "given_up": "bold red"}
+    table = Table("day", "policy domain", "destination", "state", "attempts", "when", "last error")
+    for d in days:
+        for x in d.deliveries:
+            when = x.delivered_at if x.state == "sent" else x.next_attempt_at
+            table.add_row(
+                d.day.isoformat(),
+                escape(x.policy_domain),
+                escape(x.destination),
+                f"[{style[x.state]}]{x.state}[/]",
+                str(x.attempts),
+                utc_text(when) or "-",
+                escape(x.last_error[:80]) or "-",
+            )
+    out.print(table)
+    for d in days:
+        counts = ", ".join(f"{n} {state}" for state, n in d.counts.items() if n)
+        out.print(f"{d.day.isoformat()}: {d.reports} reports; {counts}", highlight=False)
 
 
 # receiving (issue 11): import, received, reprocess, prune

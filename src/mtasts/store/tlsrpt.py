@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mtasts.store.engine import Database, open_database
@@ -255,6 +255,26 @@ class TlsRptStore:
                 ]
                 await self.db.executemany(_insert(self.db, deliveries), rows)
         return added
+
+    async def prune_before(self, cutoff: date) -> dict[str, int]:
+        """Delete the counters and the journal of the days before ``cutoff`` (``[tlsrpt]
+        keep_days``), in one transaction: rows deleted per table. A day whose journal still
+        has a pending delivery is kept whole (a report in flight is never lost)."""
+        iso = cutoff.isoformat()
+        removed: dict[str, int] = {}
+        async with self.db.transaction():
+            for name, table in (
+                ("deliveries", deliveries),
+                ("reports", outbox),
+                ("failure_counters", failure_counters),
+                ("policy_counters", policy_counters),
+            ):
+                busy = select(deliveries.c.day).where(
+                    and_(deliveries.c.day < iso, deliveries.c.status == "pending")
+                )
+                where = and_(table.c.day < iso, table.c.day.not_in(busy.scalar_subquery()))
+                removed[name] = await self.db.execute(delete(table).where(where))
+        return removed
 
     async def has_outbox(self, day: date) -> set[str]:
         """Domains whose report for ``day`` is already journaled."""

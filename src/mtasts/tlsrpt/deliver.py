@@ -126,6 +126,9 @@ class SendSettings:
     # seconds (longer while the store is down) and hosts' clocks differ; counters
     # flushed after the build are never reported. (mox waits 240-360 s.)
     settle: int = SETTLE
+    # [tlsrpt] keep_days: days of counters and journal kept (None: for ever); pruned by
+    # run_forever once a day and by prune()
+    keep_days: int | None = None
 
     @property
     def from_address(self) -> str:
@@ -403,6 +406,7 @@ class Sender:
         self.rng = rng or random.Random()
         # (day, domain) whose rua lookup failed at the last prepare: not journaled yet.
         self.unresolved: set[tuple[date, str]] = set()
+        self._pruned_on: date | None = None  # the UTC day of the last keep_days prune
         self.net = Transports(
             settings, DnsClient(settings.nameserver), client_context(settings.ca_file)
         )
@@ -517,6 +521,25 @@ class Sender:
         raw = sign_message(msg.as_bytes(), key)
         await self.net.mail(to, raw)
 
+    async def prune(self, now: int) -> dict[str, int]:
+        """``[tlsrpt] keep_days``: delete the counters and journal of older days (never a
+        day with a delivery pending). A failure is logged and tried again the next day:
+        sending goes on."""
+        keep = self.settings.keep_days
+        if keep is None:
+            return {}
+        today = datetime.fromtimestamp(now, UTC).date()
+        self._pruned_on = today
+        try:
+            removed = await self.store.prune_before(today - timedelta(days=keep))
+        except Exception as exc:  # a store error must not stop delivery; the cause is logged
+            await self.store.reset()
+            log.warning("retention: pruning days before the last %d failed: %s", keep, exc)
+            return {}
+        if any(removed.values()):
+            log.info("retention: kept the last %d days; removed %s", keep, removed)
+        return removed
+
     def finished(self, day: date, now: float) -> bool:
         """Whether ``day`` is over (UTC), with ``settings.settle`` seconds for late flushes."""
         end = datetime.combine(day + timedelta(days=1), dtime(0), UTC).timestamp()
@@ -541,6 +564,8 @@ class Sender:
         """One round of the daemon: journal the finished days (``settle`` seconds after
         their midnight), try what is due; return the seconds until the next round."""
         today = datetime.fromtimestamp(now, UTC).date()
+        if self.settings.keep_days is not None and today != self._pruned_on:
+            await self.prune(now)
         for day in await self.store.days():
             if self.finished(day, now) and (today - day).days <= keep_days:
                 await self.prepare(day, now)

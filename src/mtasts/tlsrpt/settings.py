@@ -123,6 +123,14 @@ class TlsRptSettings:
         doc="contact-info; its domain is the TLS-Report-Submitter (RFC 8460 §5.3)",
         example="tlsrpt@example.com",
     )
+    keep_days: int | None = setting(
+        None,
+        minimum=3,
+        doc="days of counters and delivery journal kept; older days are deleted by "
+        "`tlsrpt send` (each run, daily with --daemon), never one with a delivery still "
+        "pending; unset: kept for ever",
+        example="35",
+    )
     collect: CollectSettings = setting(default_factory=CollectSettings)
     send: SendSettings = setting(default_factory=SendSettings)
     dkim: DkimSettings = setting(default_factory=DkimSettings)
