@@ -129,7 +129,6 @@ class TlsRptSettings:
         doc="days of counters and delivery journal kept; older days are deleted by "
         "`tlsrpt send` (each run, daily with --daemon), never one with a delivery still "
         "pending; unset: kept for ever",
-        example="35",
     )
     collect: CollectSettings = setting(default_factory=CollectSettings)
     send: SendSettings = setting(default_factory=SendSettings)
