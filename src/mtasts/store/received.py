@@ -89,6 +89,16 @@ def _in(column: Any, values: Sequence[str]) -> Any:
     return text(f"{column.table.name}.{column.name} IN ({listed})")
 
 
+def _select_in(columns: Sequence[Any], column: Any, values: Sequence[str], extra: str = "") -> Any:
+    """``SELECT columns FROM table WHERE column IN (...)`` as one text statement: the
+    same query as ``select(*columns).where(_in(column, values))``, without compiling a
+    select() for every batch (~1 ms each, a few per batch)."""
+    names = ", ".join(c.name for c in columns)
+    where = _in(column, values).text if values else "1 = 0"  # _in checks every value
+    # identifiers of our own schema, hex digests only (checked): nothing else is written
+    return text(f"SELECT {names} FROM {column.table.name} WHERE {where}{extra}")  # noqa: S608
+
+
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
     for i in range(0, len(values), _IN_CHUNK):
         yield values[i : i + _IN_CHUNK]
@@ -243,9 +253,9 @@ class ReceivedStore:
             reports.c.dkim_aligned,
         )
         for part in _chunks(sorted(set(keys))):
-            out += await self.db.fetch(select(*cols).where(_in(reports.c.dedup_key, part)))
+            out += await self.db.fetch(_select_in(cols, reports.c.dedup_key, part))
         for part in _chunks(sorted(set(hashes))):
-            out += await self.db.fetch(select(*cols).where(_in(reports.c.content_hash, part)))
+            out += await self.db.fetch(_select_in(cols, reports.c.content_hash, part))
         return out
 
     async def known_raw(self, sha256: str) -> int | None:
@@ -262,9 +272,8 @@ class ReceivedStore:
         """:meth:`known_raw` for many inputs at once."""
         out: dict[str, int] = {}
         for part in _chunks(sorted(set(shas))):
-            q = select(arrivals.c.raw_sha256, arrivals.c.report_pk).where(
-                _in(arrivals.c.raw_sha256, part), arrivals.c.report_pk.is_not(None)
-            )
+            cols = (arrivals.c.raw_sha256, arrivals.c.report_pk)
+            q = _select_in(cols, arrivals.c.raw_sha256, part, " AND report_pk IS NOT NULL")
             for row in await self.db.fetch(q):
                 out.setdefault(row["raw_sha256"], int(row["report_pk"]))
         return out
@@ -284,9 +293,8 @@ class ReceivedStore:
         seen: set[tuple[str, str]] = set()
         known: dict[str, int] = {}
         for part in _chunks(sorted(set(shas))):
-            q = select(arrivals.c.raw_sha256, arrivals.c.source, arrivals.c.report_pk).where(
-                _in(arrivals.c.raw_sha256, part)
-            )
+            cols = (arrivals.c.raw_sha256, arrivals.c.source, arrivals.c.report_pk)
+            q = _select_in(cols, arrivals.c.raw_sha256, part)
             for row in await self.db.fetch(q):
                 seen.add((row["raw_sha256"], row["source"]))
                 if row["report_pk"] is not None:
@@ -368,7 +376,7 @@ class ReceivedStore:
                 self._insert[reports.name], _nul_free([_report_row(p, now) for p in new.values()])
             )
             for part in _chunks(list(new)):
-                q = select(reports.c.pk, reports.c.dedup_key).where(_in(reports.c.dedup_key, part))
+                q = _select_in((reports.c.pk, reports.c.dedup_key), reports.c.dedup_key, part)
                 pks.update({r["dedup_key"]: int(r["pk"]) for r in await self.db.fetch(q)})
             prows: list[dict[str, Any]] = []
             frows: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,13 +136,16 @@ def gunzip(data: bytes, *, max_bytes: int) -> tuple[bytes, tuple[Notice, ...]]:
     return bytes(out), tuple(warnings)
 
 
+_FIELD_NAME = re.compile(rb"[!-~]+")  # RFC 5322 §3.6.8 ftext, with ":" (split off before)
+
+
 def looks_like_mail(data: bytes) -> bool:
     """Does ``data`` start like an RFC 5322 message (a header field, or an mbox line)?"""
     head = data[:1000].lstrip(b"\r\n")
     if head.startswith(b"From "):
         return True
     name, colon, _ = head.partition(b":")
-    return bool(colon) and 0 < len(name) <= 76 and all(33 <= c <= 126 for c in name)
+    return bool(colon) and 0 < len(name) <= 76 and _FIELD_NAME.fullmatch(name) is not None
 
 
 def extract_from_mail(data: bytes) -> tuple[bytes, bool, MailEnvelope, tuple[Notice, ...]]:
