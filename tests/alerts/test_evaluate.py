@@ -171,10 +171,12 @@ async def test_policy_mismatch_against_the_published_policy(
         fetch_timeout=0.5,
     )
     assert r.resolved == ()
-    # reachable again, and every reporter sees the published policy: resolved
-    r = await run_rules(
-        at.store, settings, today=TODAY, base=lab_settings, channels={"rec": rec}, now=NOW + 120
-    )
+    # reachable again, and every reporter sees the published policy: resolved once it has
+    # been absent for resolve_after_minutes (60), not at once
+    run = dict(today=TODAY, base=lab_settings, channels={"rec": rec})
+    r = await run_rules(at.store, settings, **run, now=NOW + 120)
+    assert r.resolved == ()
+    r = await run_rules(at.store, settings, **run, now=NOW + 3600)
     assert r.resolved == ("policy-mismatch:a.test",)
 
 
@@ -200,7 +202,7 @@ async def test_no_reports_and_stopped_reporter_without_configured_domains(at: St
     assert r.raised == ("reporter-stopped:a.test:Google Inc.",)
     far = TODAY + timedelta(days=60)  # every report is out of the baseline by then
     r = await run_rules(
-        at.store, settings, today=far, base=Settings(), channels={"rec": rec}, now=NOW + 1
+        at.store, settings, today=far, base=Settings(), channels={"rec": rec}, now=NOW + 60 * 86400
     )
     assert r.raised == ("no-reports:a.test",)
     assert r.resolved == ("reporter-stopped:a.test:Google Inc.",)

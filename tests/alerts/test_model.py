@@ -152,3 +152,9 @@ def test_messages_round_trip_through_the_outbox_and_say_what_happened() -> None:
     assert resolved.event is Event.RESOLVED
     assert resolved.subject().startswith("[mtasts] RESOLVED a.example:")
     assert "Resolved:" in resolved.text()
+
+
+def test_a_condition_absent_for_less_than_the_hold_stays_open() -> None:
+    x = opened(c())  # last seen at 200
+    assert plan([x], [], source="rules", now=3799, hold=3600).resolved == ()
+    assert plan([x], [], source="rules", now=3800, hold=3600).resolved == (x,)

@@ -87,6 +87,7 @@ async def sync(
     *,
     domains: Iterable[str] | None = None,
     keep: Iterable[str] = (),
+    hold: float = 0,
     settings: AlertSettings | None = None,
     channels: Mapping[str, Notifier] | None = None,
     ca_file: str | None = None,
@@ -97,6 +98,7 @@ async def sync(
 ) -> SyncResult:
     """Make the open conditions of ``source`` equal ``conditions`` over ``domains``
     (None: all), leaving the keys in ``keep`` as they are; notify each transition.
+    ``hold``: seconds a condition must have been absent before it is resolved.
 
     ``store`` is a store URL (opened, upgraded and closed here) or an open AlertStore.
     ``settings`` defaults to mtasts.toml's ``[alerts]``; ``channels`` (name ->
@@ -115,7 +117,13 @@ async def sync(
         names = tuple(channels) if channels is not None else settings.channels
         try:
             done = await opened.apply(
-                source, current, now=stamp, channels=names, domains=domains, keep=keep
+                source,
+                current,
+                now=stamp,
+                channels=names,
+                domains=domains,
+                keep=keep,
+                hold=int(hold),
             )
         except MtastsError:
             raise

@@ -133,6 +133,7 @@ async def run_rules(
         conditions,
         domains=domains,
         keep=keep,
+        hold=settings.resolve_after_minutes * 60,
         settings=settings,
         channels=channels,
         ca_file=ca_file,

@@ -195,21 +195,27 @@ def plan(
     source: str,
     domains: Iterable[str] | None = None,
     keep: Iterable[str] = (),
+    now: int = 0,
+    hold: int = 0,
 ) -> Plan:
     """The transitions that take the store's ``open_`` conditions to what ``source``
-    sees now (``current``), over ``domains`` (None: every domain). See the module doc."""
+    sees now (``current``), over ``domains`` (None: every domain). See the module doc.
+
+    ``hold`` (seconds): a condition absent now is resolved only once it was last seen at
+    least that long before ``now``, so one that comes and goes (a day's failure rate
+    near the threshold as reports arrive) is not raised and resolved again and again."""
     check_source(source)
     scope = None if domains is None else {_domain(d) for d in domains}
     kept = set(keep)
-    now = dedupe(current)
+    seen = dedupe(current)
     if scope is not None:
-        outside = [c.key for c in now if c.domain not in scope]
+        outside = [c.key for c in seen if c.domain not in scope]
         if outside:
             raise AlertError(f"condition {outside[0]} is outside the domains evaluated")
     by_key = {o.key: o for o in open_}
-    present = {c.key for c in now}
-    raised = tuple(c for c in now if c.key not in by_key)
-    repeated = tuple((by_key[c.key], c) for c in now if c.key in by_key)
+    present = {c.key for c in seen}
+    raised = tuple(c for c in seen if c.key not in by_key)
+    repeated = tuple((by_key[c.key], c) for c in seen if c.key in by_key)
     resolved = tuple(
         o
         for o in open_
@@ -217,6 +223,7 @@ def plan(
         and o.key not in present
         and o.key not in kept
         and (scope is None or o.condition.domain in scope)
+        and (hold <= 0 or now - o.last_seen >= hold)
     )
     return Plan(raised, repeated, resolved)
 

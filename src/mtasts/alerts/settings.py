@@ -149,6 +149,9 @@ class AlertSettings:
     )
     no_reports_days: int = setting(3, minimum=1, doc="alert after this many days without reports")
     rules: frozenset[str] = setting(frozenset(RULES), doc="the rules to run: " + ", ".join(RULES))
+    resolve_after_minutes: int = setting(
+        60, minimum=0, doc="a rule's condition is resolved once absent this long (no flapping)"
+    )
     metrics: str = setting(
         "", doc="`alerts run`: HOST:PORT of the Prometheus /metrics listener; '' = off"
     )

@@ -102,6 +102,7 @@ class AlertStore:
         channels: Sequence[str],
         domains: Iterable[str] | None = None,
         keep: Iterable[str] = (),
+        hold: int = 0,
     ) -> Plan:
         """Store the transitions from the open conditions to ``current`` and one
         notification per transition and channel; returns the plan applied."""
@@ -110,7 +111,9 @@ class AlertStore:
             if self.db.dialect.name == "postgresql":
                 await self.db.fetch(text(f"SELECT pg_advisory_xact_lock({_LOCK_ID})"))
             open_ = await self.open_conditions()
-            todo = plan(open_, current, source=source, domains=domains, keep=keep)
+            todo = plan(
+                open_, current, source=source, domains=domains, keep=keep, now=now, hold=hold
+            )
             outbox: list[dict[str, Any]] = []
             for c in todo.raised:
                 pk = await self._insert(source, c, now)
