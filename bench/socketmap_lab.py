@@ -29,6 +29,11 @@ async def main(state_dir: Path, domains: int) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Lab(scenario, https_port=443, smtp_port=25, dns_port=53) as lab:
+        if domains:
+            # an hour, common for MX and TXT records; the negative answers carry an SOA
+            # with that minimum (RFC 2308), so "no MTA-STS" is cached as long
+            lab.zone.default_ttl = 3600
+            lab.zone.negative_ttl = 3600
         state = {"nameserver": lab.nameserver[0], "ca_file": str(lab.ca_file)}
         (state_dir / "state.json").write_text(json.dumps(state))
         await stop.wait()

@@ -38,6 +38,8 @@ NS = "mtastsbench"
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 SAMPLE = 1_000_000
+#: connections of the warm-up pass (Postfix's default_process_limit is 100)
+WARMUP_CONNS = 128
 
 PMSR_YAML = """\
 host: 127.0.0.1
@@ -142,7 +144,7 @@ def bench(
         daemon.start()
         if not constant:
             started = time.perf_counter()
-            warm = load(daemon.port, distinct, max(conns), 3600, once=True)
+            warm = load(daemon.port, distinct, WARMUP_CONNS, 3600, once=True)
             took = time.perf_counter() - started
             print(f"{daemon.name}: warm-up of {warm['requests']} domains in {took:.0f} s",
                   file=sys.stderr, flush=True)  # fmt: skip

@@ -53,8 +53,10 @@ class Zone:
     faults: dict[str, str] = field(default_factory=dict)
     signed: set[str] = field(default_factory=set)
     queries: list[DnsQuery] = field(default_factory=list)
-    #: per-name TTL of every RRset at that name (default TTL)
+    #: per-name TTL of every RRset at that name (default: ``default_ttl``)
     ttls: dict[str, int] = field(default_factory=dict)
+    #: the TTL of RRsets without their own in ``ttls``
+    default_ttl: int = TTL
     #: when set, NXDOMAIN and NODATA answers carry an SOA with this TTL and MINIMUM
     #: (the negative TTL, RFC 2308 §5); None: no SOA (resolvers then use their default)
     negative_ttl: int | None = None
@@ -153,7 +155,9 @@ class Zone:
             if fault == "nxdomain" or not self.exists(name):
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif found:
-                response.answer.append(_rrset(name, q.rdtype, found, self.ttls.get(name, TTL)))
+                response.answer.append(
+                    _rrset(name, q.rdtype, found, self.ttls.get(name, self.default_ttl))
+                )
             if not found and self.negative_ttl is not None:
                 response.authority.append(_soa(self.negative_ttl))
             break
