@@ -219,13 +219,13 @@ class SocketmapServer:
     ) -> None:  # fmt: skip
         """Keep ``wire`` for ``payload`` for ``valid`` seconds while ``token`` is current.
 
-        Not for answers whose every request must reach the TLS-RPT failure counter, nor
-        for those reused by ``answer_ttl`` anyway. The resolver marked the domain in use
+        Not for answers whose every request must reach the TLS-RPT failure counter. The
+        resolver marked the domain in use
         when it built the answer, at least hourly for a domain still asked (its answers
         hold until the TXT re-check, at most an hour), well within the 7 days after
         which an unused domain is no longer refreshed.
         """
-        if valid <= 0 or self._reuse or self._current is None:
+        if valid <= 0 or self._current is None:
             return
         if getattr(lookup, "result_type", None) is not None:
             return
