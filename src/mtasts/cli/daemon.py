@@ -438,15 +438,12 @@ def _via_daemon(url: str, method: str, path: str, action: str) -> None:
 
 async def _direct(config_path: Path | None, action: str, domain: str) -> tuple[int, Any]:
     from mtasts.names import normalize_domain
+    from mtasts.sts.cache import require_shared
     from mtasts.sts.cache.base import entry_view
     from mtasts.sts.resolver import Resolver
 
     settings, _ = read_config(config_path, {})
-    if settings.cache.url.startswith("memory:"):
-        raise ConfigError(
-            "the memory: cache lives inside the daemon: pass --daemon http://HOST:PORT "
-            "(its [daemon] metrics address), or configure a shared [cache] url"
-        )
+    require_shared(settings.cache.url)
     name = normalize_domain(domain)
     resolver = await Resolver.open(settings)
     try:

@@ -115,6 +115,20 @@ def tlsrpt() -> None:
     "that need a new counter are dropped (collect.counters-full) until a flush succeeds. "
     "Env MTASTS_TLSRPT_MAX_MEMORY.",
 )
+@click.option(
+    "--postfix-log",
+    metavar="FILE|-",
+    help="Postfix < 3.10 (no libtlsrpt): count the TLS outcomes smtp(8) logged in FILE "
+    "(- reads standard input, e.g. from tail -F) instead of the socket, under the "
+    "policies of the daemon's MTA-STS cache; ends at the end of the input.",
+)
+@click.option(
+    "--daemon",
+    "daemon_url",
+    envvar="MTASTS_DAEMON_URL",
+    help="With --postfix-log and a memory: cache: the daemon's control URL "
+    "(http://127.0.0.1:9461) to read the policies from. Env MTASTS_DAEMON_URL.",
+)
 def collect(
     socket_path: Path | None,
     store: str | None,
@@ -122,12 +136,15 @@ def collect(
     socket_mode: str | None,
     spool: Path | None,
     max_memory: int | None,
+    postfix_log: str | None,
+    daemon_url: str | None,
 ) -> None:
     """Count every TLS outcome libtlsrpt reports (a drop-in for tlsrpt-collectd).
 
     Runs until SIGTERM or SIGINT, then reads what is queued, flushes the counters and
     exits 0. If the store is down then, the counters go to the spool file (replayed by
-    the next start) and the exit status is 1.
+    the next start) and the exit status is 1. With --postfix-log it reads a Postfix log
+    instead, to its end (docs/tlsrpt-sending.md).
     """
     from mtasts.store.engine import parse_store_url
     from mtasts.tlsrpt.collect.collector import serve
@@ -146,6 +163,9 @@ def collect(
         }
     )
     opts = cfg.collect
+    if postfix_log is not None:
+        _collect_log(postfix_log, _store(cfg), opts.flush_interval, daemon_url)
+        return
     if opts.socket is None:
         raise click.UsageError(
             "give --socket (or [tlsrpt.collect] socket, MTASTS_TLSRPT_SOCKET): the datagram "
@@ -196,6 +216,75 @@ def collect(
                 left.counters,
             )
         raise SystemExit(1)
+
+
+def _collect_log(source: str, store_url: str, flush_interval: float, daemon: str | None) -> None:
+    """``collect --postfix-log``: the log's outcomes into the store, then one summary line."""
+    import sys
+
+    from mtasts.tlsrpt.collect.fromlog import CachedPolicies, count_log
+
+    if source != "-" and not Path(source).is_file():
+        raise click.BadParameter(f"{source}: no such file", param_hint="--postfix-log")
+
+    async def run(lines: Any) -> Any:
+        from mtasts.store.tlsrpt import TlsRptStore
+
+        lookup, close = await _policy_lookup(daemon)
+        store = TlsRptStore.open(store_url)
+        try:
+            await store.create()
+            return await count_log(
+                lines, store, CachedPolicies(lookup), flush_interval=flush_interval
+            )
+        finally:
+            await store.close()
+            await close()
+
+    if source == "-":
+        stats = asyncio.run(run(sys.stdin))
+    else:
+        with open(source, encoding="utf-8", errors="replace") as lines:
+            stats = asyncio.run(run(lines))
+    console(stderr=True).print(
+        f"mtasts tlsrpt collect: {stats.lines} log lines read, {stats.sessions} TLS sessions "
+        f"counted, {stats.flushes} flushes",
+        highlight=False,
+    )
+
+
+async def _policy_lookup(daemon: str | None) -> tuple[Any, Any]:
+    """(domain -> cache entry, close): the daemon's cache, directly or through the daemon."""
+    from mtasts.names import normalize_domain
+    from mtasts.sts.cache import open_cache
+
+    if daemon:
+        import httpx
+
+        from mtasts.errors import ServiceUnavailable
+        from mtasts.sts.cache.base import entry_from_json
+
+        client = httpx.AsyncClient(base_url=daemon.rstrip("/"), timeout=30)
+
+        async def via_daemon(domain: str) -> Any:
+            try:
+                answer = await client.get(f"/cache/{normalize_domain(domain)}")
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailable(
+                    f"cannot reach the daemon at {daemon}: {exc}: is it running, with this "
+                    "[daemon] metrics address?",
+                    code="daemon.unreachable",
+                ) from exc
+            return entry_from_json(answer.json()) if answer.status_code == 200 else None
+
+        return via_daemon, client.aclose
+    from mtasts.config import load_settings
+    from mtasts.sts.cache import require_shared
+
+    url = load_settings().cache.url
+    require_shared(url)
+    cache = await open_cache(url)
+    return cache.get, cache.aclose
 
 
 def _reports_json(day: date, store: str, org: str, contact: str) -> list[dict[str, Any]]:

@@ -19,6 +19,16 @@ from mtasts.sts.cache.memory import DEFAULT_SIZE, MemoryCache
 __all__ = ["CacheEntry", "MemoryCache", "PolicyCache", "open_cache"]
 
 
+def require_shared(url: str) -> None:
+    """A command outside the daemon needs a cache it can open: not ``memory:``."""
+    if url.split(":", 1)[0].lower() == "memory":
+        raise ConfigError(
+            "the memory: cache lives inside the daemon: pass --daemon http://HOST:PORT "
+            "(its [daemon] metrics address), or configure a shared [cache] url",
+            code="config.cache-url",
+        )
+
+
 async def open_cache(url: str = "memory:") -> PolicyCache:
     """Open the cache named by ``url``; raises ConfigError for an unknown or bad URL."""
     scheme = url.split(":", 1)[0].lower()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
@@ -170,3 +171,40 @@ def read_log(lines: Iterable[str]) -> Iterator[LogOutcome]:
         out = reader.feed(line)
         if out is not None:
             yield out
+
+
+# syslog's two time stamps: RFC 3339 (rsyslog's and journald's high-precision format) and
+# the traditional "Mmm dd hh:mm:ss" (RFC 3164), which has no year and no zone.
+_RFC3339_STAMP = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})"
+)
+_BSD_STAMP = re.compile(r"^([A-Z][a-z]{2}) +(\d{1,2}) \d{2}:\d{2}:\d{2} ")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def line_day(line: str, today: date) -> date:
+    """The UTC day a log line was written, for the report it counts in (RFC 8460 §4.1:
+    one report per UTC day).
+
+    An RFC 3339 stamp is converted to UTC. A traditional stamp has no zone and no year: it
+    is read as written (run the MTA host's syslog in UTC, or use RFC 3339 stamps), in the
+    latest year that does not put it after ``today``. A line without a stamp is today's.
+    """
+    if (m := _RFC3339_STAMP.match(line)) is not None:
+        zone = "+00:00" if m[3] == "Z" else m[3]
+        if len(zone) == 5:  # +hhmm
+            zone = f"{zone[:3]}:{zone[3:]}"
+        try:
+            return datetime.fromisoformat(f"{m[1]}T{m[2]}{zone}").astimezone(UTC).date()
+        except ValueError:
+            return today
+    if (b := _BSD_STAMP.match(line)) is not None and b[1] in _MONTHS:
+        month, day = _MONTHS.index(b[1]) + 1, int(b[2])
+        for year in (today.year, today.year - 1):
+            try:
+                when = date(year, month, day)
+            except ValueError:  # Feb 29 of a year that has none
+                continue
+            if when <= today:
+                return when
+    return today

@@ -1,0 +1,169 @@
+"""``mtasts tlsrpt collect --postfix-log FILE|-``: TLS-RPT for Postfix < 3.10 from its log.
+
+Postfix before 3.10 has no libtlsrpt; its smtp(8) log lines say enough
+(:mod:`mtasts.tlsrpt.collect.postfix_log`, pure). The policy each recipient domain had
+comes from the daemon's MTA-STS cache, read directly when it is shared (sqlite, redis,
+postgresql) or through the running daemon's control address (``--daemon URL``) when it
+lives in the daemon's memory. It is the policy cached now, not necessarily the one in
+force at the line's time: run the reader continuously (``tail -F ... | ... -``) or soon
+after the log is written. A domain without a usable cached policy is counted under
+``no-policy-found``.
+
+The counters go to the same store as ``tlsrpt collect``'s, every ``flush_interval``
+seconds and at the end; ``tlsrpt send`` builds the reports from them as usual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from mtasts.store.tlsrpt import TlsRptStore
+from mtasts.sts.refresh import CacheEntry, policy_valid
+from mtasts.tlsrpt.collect.counters import Counters
+from mtasts.tlsrpt.collect.datagram import PolicyOutcome
+from mtasts.tlsrpt.collect.postfix_log import PostfixLogReader, line_day, to_session
+from mtasts.tlsrpt.results import PolicyType
+
+log = logging.getLogger(__name__)
+
+Lookup = Callable[[str], Awaitable[CacheEntry | None]]
+POLICY_TTL = 300.0  # seconds a domain's cached policy is reused by the reader
+QUEUE_LINES = 10_000  # lines read ahead of the counting (bounded memory)
+
+
+def policy_from_entry(entry: CacheEntry | None, now: float) -> PolicyOutcome | None:
+    """The MTA-STS policy a cache entry says a sender applied (None: no-policy-found)."""
+    if entry is None or entry.policy is None or not policy_valid(entry, now):
+        return None
+    text = (entry.raw_text or "").replace("\r\n", "\n")
+    lines = tuple(line.strip() for line in text.split("\n") if line.strip())
+    mx = tuple(str(p) for p in entry.policy.mx)
+    return PolicyOutcome(PolicyType.STS, entry.domain, lines, mx)
+
+
+class CachedPolicies:
+    """Policies from the cache, each domain looked up at most once per ``ttl`` seconds."""
+
+    def __init__(self, lookup: Lookup, *, ttl: float = POLICY_TTL) -> None:
+        self.lookup = lookup
+        self.ttl = ttl
+        self._seen: dict[str, tuple[float, PolicyOutcome | None]] = {}
+
+    async def get(self, domain: str) -> PolicyOutcome | None:
+        now = time.time()
+        hit = self._seen.get(domain)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        policy = policy_from_entry(await self.lookup(domain), now)
+        if len(self._seen) > 100_000:
+            self._seen.clear()
+        self._seen[domain] = (now, policy)
+        return policy
+
+
+@dataclass(slots=True)
+class LogStats:
+    lines: int = 0
+    sessions: int = 0
+    flushes: int = 0
+
+
+def _read_ahead(lines: Iterable[str], loop: asyncio.AbstractEventLoop) -> asyncio.Queue[Any]:
+    """A thread reads ``lines`` into a bounded queue (None at the end): a blocking
+    ``tail -F`` pipe never stalls the flushes."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_LINES)
+
+    def pump() -> None:
+        try:
+            for line in lines:
+                asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+        except Exception as exc:  # the read failed: the counting side says why
+            asyncio.run_coroutine_threadsafe(queue.put(exc), loop).result()
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+    threading.Thread(target=pump, name="postfix-log-reader", daemon=True).start()
+    return queue
+
+
+async def count_log(
+    lines: Iterable[str],
+    store: TlsRptStore,
+    policies: CachedPolicies,
+    *,
+    flush_interval: float = 5.0,
+    today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+) -> LogStats:
+    """Count every TLS outcome in ``lines`` into ``store`` until the end of the input or
+    SIGTERM/SIGINT; the counters are flushed every ``flush_interval`` seconds and last."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    queue = _read_ahead(lines, loop)
+    reader, counters, stats = PostfixLogReader(), Counters(), LogStats()
+    deadline = loop.time() + flush_interval
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            getting = asyncio.ensure_future(queue.get())
+            await asyncio.wait(
+                {getting, stopping},
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not getting.done():
+                getting.cancel()
+            else:
+                line = getting.result()
+                if line is None:
+                    break
+                if isinstance(line, Exception):
+                    raise line
+                stats.lines += 1
+                outcome = reader.feed(line)
+                if outcome is not None:
+                    policy = await policies.get(outcome.domain)
+                    session = to_session(outcome, _constant(policy))
+                    counters.add(line_day(line, today()), session)
+                    stats.sessions += 1
+            if loop.time() >= deadline:
+                stats.flushes += await _flush(store, counters, last=False)
+                deadline = loop.time() + flush_interval
+    finally:
+        stopping.cancel()
+    stats.flushes += await _flush(store, counters, last=True)
+    return stats
+
+
+def _constant(policy: PolicyOutcome | None) -> Callable[[str], PolicyOutcome | None]:
+    return lambda _domain: policy
+
+
+async def _flush(store: TlsRptStore, counters: Counters, *, last: bool) -> int:
+    """Write the counters; a failure keeps them for the next flush (the last one raises:
+    the command then exits non-zero, and reading the same log again counts it again)."""
+    if not len(counters):
+        return 0
+    batch = counters.drain()
+    try:
+        await store.add_counters(batch)
+    except Exception as exc:
+        counters.merge(batch)
+        await store.reset()
+        if last:
+            raise
+        log.warning("the TLS-RPT store failed (%s): the counters are kept for the next flush", exc)
+        return 0
+    return 1
