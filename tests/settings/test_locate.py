@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mtasts.settings.locate import key_lines, line_of
 
 DOC = '''\
@@ -49,3 +52,40 @@ def test_keys_inside_inline_tables_get_the_enclosing_line() -> None:
     assert line_of(lines, ("daemon", "zones", "a.b", "inline", "inner")) == 17
     assert line_of(lines, ("daemon", "unknown")) == 4
     assert line_of(lines, ("nowhere",)) is None
+
+
+HEADERS = {
+    "": (),
+    "daemon": ("daemon",),
+    "tlsrpt.send": ("tlsrpt", "send"),
+    'serve.policies."x.y"': ("serve", "policies", "x.y"),
+}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(HEADERS)),
+            st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True),
+            st.sampled_from(
+                ['"text"', "5", "true", '["a", "b"]', '"""\nx = 1\n"""', "[\n 1,\n 2,\n]"]
+            ),
+        ),
+        max_size=8,
+        unique_by=lambda t: (t[0], t[1]),
+    )
+)
+def test_each_written_key_is_found_on_its_line(items: list[tuple[str, str, str]]) -> None:
+    """Keys written under headers, with multi-line values between them, are placed exactly."""
+    lines: list[str] = []
+    where: dict[tuple[str, ...], int] = {}
+    current = ""
+    for table, key, value in sorted(items, key=lambda t: t[0]):  # top-level keys first
+        if table != current:
+            lines.append(f"[{table}]")
+            current = table
+        where[(*HEADERS[table], key)] = len(lines) + 1
+        lines.extend(f"{key} = {value}".split("\n"))
+    found = key_lines("\n".join(lines) + "\n")
+    for key, line in where.items():
+        assert found[key] == line, (key, lines)
