@@ -169,3 +169,29 @@ async def test_no_channels_still_records_the_conditions(at: StoreAt) -> None:
     assert r.raised
     assert r.delivered is None
     assert await at.store.outbox_counts() == {}
+
+
+async def test_notifications_of_a_channel_this_process_lacks_wait_then_expire(
+    at: StoreAt,
+) -> None:
+    """Another process (another configuration) queued a notification for a channel this
+    one does not have: it is left for that process, and marked failed only once older
+    than give_up_hours (the channel is gone)."""
+    other, mine = Recorder(name="other", fail=True), Recorder()
+    settings = AlertSettings(give_up_hours=1)
+    await alerts.sync(
+        at.store, "monitor", [cond("x")], settings=settings, channels={"other": other}, now=T0
+    )
+    r = await alerts.sync(
+        at.store, "rules", [], settings=settings, channels={"rec": mine}, now=T0 + 600
+    )
+    assert r.delivered is not None
+    assert (r.delivered.sent, r.delivered.failed, r.delivered.given_up) == (0, 0, 0)
+    assert await at.store.outbox_counts() == {"pending": 1}
+    r = await alerts.sync(
+        at.store, "rules", [], settings=settings, channels={"rec": mine}, now=T0 + 3601
+    )
+    assert r.delivered is not None
+    assert r.delivered.given_up == 1
+    assert await at.store.outbox_counts() == {"failed": 1}
+    assert mine.sent == []

@@ -126,7 +126,7 @@ class WebhookNotifier:
             verify=client_context(ca_file),
             timeout=httpx.Timeout(config.timeout),
             follow_redirects=False,
-            trust_env=False,
+            trust_env=False,  # no proxy from the environment (nor .netrc credentials)
         )
 
     async def aclose(self) -> None:

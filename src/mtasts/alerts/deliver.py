@@ -53,8 +53,9 @@ async def deliver_due(
     out = Delivered()
     deadline = time.monotonic() + budget
     broken: set[str] = set()
+    out.given_up += await store.expire_others(channels, int(clock()) - give_up_after)
     while time.monotonic() < deadline:
-        due = await store.due(int(clock()), exclude=broken)
+        due = await store.due(int(clock()), set(channels) - broken)
         if not due:
             break
         progress = False
@@ -64,13 +65,11 @@ async def deliver_due(
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            channel = channels.get(item.channel)
+            channel = channels[item.channel]
             now = int(clock())
             if not await store.claim(item.pk, now, now + int(budget) + LEASE):
                 continue  # another process is sending it
             try:
-                if channel is None:
-                    raise ChannelError(f"channel {item.channel!r} is no longer configured")
                 await asyncio.wait_for(channel.send(item.message), left)
             except Exception as exc:  # a channel's failure, whatever it is, is retried
                 if isinstance(exc, ChannelError):
@@ -80,12 +79,8 @@ async def deliver_due(
                 else:
                     why = f"{type(exc).__name__}: {exc}"
                 now = int(clock())
-                again = (
-                    None
-                    if channel is None
-                    else retry_at(
-                        item.attempts + 1, item.created_at, now, give_up_after=give_up_after
-                    )
+                again = retry_at(
+                    item.attempts + 1, item.created_at, now, give_up_after=give_up_after
                 )
                 await store.mark_failed(item.pk, why, retry_at=again)
                 out.failed += 1

@@ -167,18 +167,16 @@ class AlertStore:
             async with self.db.transaction():
                 await self.db.executemany(insert(notifications), rows)
 
-    async def due(
-        self, now: int, *, limit: int = 100, exclude: Iterable[str] = ()
-    ) -> list[Outgoing]:
-        """Pending notifications whose time has come, oldest first (not of the
-        channels in ``exclude``)."""
+    async def due(self, now: int, channels: Iterable[str], *, limit: int = 100) -> list[Outgoing]:
+        """Pending notifications of ``channels`` whose time has come, oldest first."""
+        names = sorted(channels)
+        if not names:
+            return []
         where: list[Any] = [
             notifications.c.status == "pending",
             notifications.c.next_attempt_at <= now,
+            notifications.c.channel.in_([literal(c) for c in names]),
         ]
-        skip = sorted(exclude)
-        if skip:
-            where.append(notifications.c.channel.not_in([literal(c) for c in skip]))
         rows = await self.db.fetch(
             select(notifications).where(and_(*where)).order_by(notifications.c.pk).limit(limit)
         )
@@ -209,6 +207,23 @@ class AlertStore:
             .values(next_attempt_at=until)
         )
         return taken == 1
+
+    async def expire_others(self, channels: Iterable[str], before: int) -> int:
+        """Pending notifications of channels not in ``channels`` (no longer configured
+        here) created before ``before``: marked failed. Younger ones wait (another
+        process may have that channel)."""
+        where: list[Any] = [
+            notifications.c.status == "pending",
+            notifications.c.created_at < before,
+        ]
+        names = sorted(channels)
+        if names:
+            where.append(notifications.c.channel.not_in([literal(c) for c in names]))
+        return await self.db.execute(
+            update(notifications)
+            .where(and_(*where))
+            .values(status="failed", last_error="the channel is not configured")
+        )
 
     async def mark_sent(self, pk: int, now: int) -> None:
         await self.db.execute(
