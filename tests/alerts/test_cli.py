@@ -84,7 +84,7 @@ def test_usage_errors(config: Path, tmp_path: Path) -> None:
     assert "mtasts.toml:2: alerts.failure_rate = 2: expected a number >= 0 and <= 0.99" in out
     config.write_text("")
     code, out = invoke("alerts", "run", "--metrics", "nowhere")
-    assert code == 2
+    assert code == 78
     assert "not HOST:PORT" in out
 
 

@@ -425,6 +425,26 @@ CASES = [
         USAGE,
         "nope.json",
     ),
+    Case(
+        "status: unknown store scheme",
+        ["tlsrpt", "status", "--store", "bogus:"],
+        CONFIG,
+        "store URL",
+    ),
+    Case(
+        "collect: postfix log missing",
+        ["tlsrpt", "collect", "--postfix-log", "{tmp}/nope.log"],
+        USAGE,
+        "nope.log",
+    ),
+    Case(
+        "collect: postfix log with the daemon's memory cache",
+        ["tlsrpt", "collect", "--postfix-log", "{tmp}/mail.log"],
+        CONFIG,
+        "--daemon",
+        env={"MTASTS_CACHE": "memory:"},
+        files={"mail.log": "Dec  2 21:45:07 mx postfix/smtp[1]: x\n"},
+    ),
     # --- the command line ----------------------------------------------------------------
     Case("query: bad domain", ["query", "a..test"], USAGE, "a..test"),
     Case("unknown command", ["qurey", "a.test"], USAGE, "qurey"),

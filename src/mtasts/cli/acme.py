@@ -18,6 +18,7 @@ from rich.table import Table
 from mtasts.acme.renewal import CertState, Lifetime, cert_state, renew_at
 from mtasts.acme.settings import AcmeSettings
 from mtasts.acme.store import NameStatus, StateDir
+from mtasts.cli.exitcodes import print_error
 from mtasts.cli.render import print_json
 from mtasts.errors import MtastsError
 from mtasts.settings.tree import current
@@ -80,7 +81,7 @@ def status(as_json: bool) -> None:
         names = sorted(set(store.names()) | {p.stem for p in (store.root / "certs").glob("*.json")})
         rows = [_row(store, settings, name, now) for name in names]
     except (MtastsError, OSError, ValueError) as exc:
-        click.echo(f"mtasts acme status: {exc}", err=True)
+        print_error(str(exc))  # one line; 3 (UNKNOWN), as a monitoring plugin's errors
         sys.exit(3)
     if as_json:
         print_json(rows)
