@@ -41,13 +41,14 @@ def _store_option(f: Any) -> Any:
 def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
     """(alert settings, resolver settings, CA file, [receive] owned_domains)."""
     from mtasts.alerts.api import configured_settings
-    from mtasts.config import component_table, load_settings
-    from mtasts.tlsrpt.receive.netconfig import NET_KEYS
-    from mtasts.tlsrpt.receive.settings import receive_settings
+    from mtasts.config import Settings
+    from mtasts.settings.tree import current
+    from mtasts.tlsrpt.receive.settings import ReceiveSection
 
     settings, ca_file = configured_settings()
-    owned = receive_settings(component_table("receive"), other_keys=NET_KEYS).owned_domains
-    return settings, load_settings(), ca_file, owned
+    tree = current()
+    owned = tree.section(ReceiveSection).decide.owned_domains
+    return settings, tree.section(Settings), ca_file, owned
 
 
 def _run(coro: Callable[[], Awaitable[T]]) -> T:
