@@ -60,6 +60,7 @@ async def test_run_once_list_and_test(
     assert listed[0] == 0
     data = orjson.loads(listed[1])
     assert [c["key"] for c in data["conditions"]] == ["failure-rate:a.test"]
+    assert data["conditions"][0]["first_seen"].endswith("Z")  # docs/json.md: RFC 3339 UTC
     assert data["notifications"] == {"sent": 1}
     assert "failure-rate:a.test" in table[1]
     assert "95.0% of 1000 sessions failed" in table[1]

@@ -204,7 +204,11 @@ def list_(store: str, show_all: bool, as_json: bool) -> None:
 
     rows, outbox = _run(main)
     if as_json:
-        print_json({"conditions": rows, "notifications": outbox})
+        from mtasts.rfc3339 import utc_text
+
+        instants = ("first_seen", "last_seen", "resolved_at")  # docs/json.md: RFC 3339 UTC
+        shown = [{k: utc_text(v) if k in instants else v for k, v in r.items()} for r in rows]
+        print_json({"conditions": shown, "notifications": outbox})
         return
     from rich.table import Table
     from rich.text import Text
