@@ -141,3 +141,33 @@ async def test_list_prints_what_senders_wrote_as_text(at: StoreAt, config: Path)
     assert code == 0, out
     assert "[/x] stopped" in out
     assert "reporter-stopped:a.test:[/x] Evil [bold]" in out
+
+
+@pytest.mark.parametrize("at", ["sqlite"], indirect=True)
+async def test_run_once_prints_what_changed(at: StoreAt, hook: Hook, config: Path) -> None:
+    with config.open("a") as f:
+        f.write(f'[alerts.webhook]\nurl = "{hook.url}"\nretries = 1\n')
+    await ingest(at, report("g1", TODAY - timedelta(days=1), 50, {"certificate-expired": 950}))
+    hook.script = [(503, 0)]
+    code, out = await asyncio.to_thread(invoke, "alerts", "run", "--once", "--store", at.url)
+    assert code == 1  # a channel failed: the notification waits in the outbox
+    assert "raised 1, still open 0, resolved 0" in out
+    assert "raised   failure-rate:a.test" in out
+    assert "notifications: 0 sent, 1 failed" in out
+    assert "webhook: webhook http://127.0.0.1" in out
+
+
+async def test_the_service_waits_for_a_store_that_is_not_there_yet(tmp_path: Path) -> None:
+    """`alerts run` started before its database: it retries instead of exiting."""
+    from mtasts.alerts.store import AlertStore
+    from mtasts.cli.alerts import _upgrade_until_ready
+
+    where = tmp_path / "later"
+    store = AlertStore.open(f"sqlite:///{where / 'tlsrpt.db'}")
+    task = asyncio.create_task(_upgrade_until_ready(store, pause=0.05))
+    await asyncio.sleep(0.3)
+    assert not task.done()  # still trying
+    where.mkdir()
+    await asyncio.wait_for(task, 10)
+    assert await store.open_conditions() == []
+    await store.close()

@@ -195,3 +195,17 @@ async def test_notifications_of_a_channel_this_process_lacks_wait_then_expire(
     assert r.delivered.given_up == 1
     assert await at.store.outbox_counts() == {"failed": 1}
     assert mine.sent == []
+
+
+class Crashing(Recorder):
+    async def send(self, message: object) -> None:  # type: ignore[override]
+        raise RuntimeError("a bug in a channel")
+
+
+async def test_a_channel_that_crashes_is_retried_like_one_that_fails(at: StoreAt) -> None:
+    r = await alerts.sync(
+        at.store, "rules", [cond("x")], settings=SETTINGS, channels={"c": Crashing()}, now=T0
+    )
+    assert r.delivered is not None
+    assert r.delivered.errors == ["c: RuntimeError: a bug in a channel"]
+    assert await at.store.outbox_counts() == {"pending": 1}

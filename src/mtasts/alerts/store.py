@@ -160,13 +160,6 @@ class AlertStore:
 
     # --- the outbox ----------------------------------------------------------------------
 
-    async def enqueue(self, message: Message, channels: Sequence[str], now: int) -> None:
-        """Notifications not tied to a transition (``alerts test``)."""
-        rows = _rows(message, channels, now)
-        if rows:
-            async with self.db.transaction():
-                await self.db.executemany(insert(notifications), rows)
-
     async def due(self, now: int, channels: Iterable[str], *, limit: int = 100) -> list[Outgoing]:
         """Pending notifications of ``channels`` whose time has come, oldest first."""
         names = sorted(channels)
