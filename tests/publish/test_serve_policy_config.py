@@ -45,5 +45,5 @@ async def test_a_bad_serve_section_is_one_line_with_its_line_number(tmp_path: Pa
     assert (proc.returncode, out) == (78, b"")  # a bad setting (docs/exit-codes.md)
     lines = err.decode().splitlines()
     assert lines == [
-        f"mtasts: error: {config}:2: [serve]: cert and key go together: give both or neither"
+        f"mtasts: error: {config}:1: [serve]: cert and key go together: give both or neither"
     ]

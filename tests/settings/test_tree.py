@@ -68,7 +68,10 @@ def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
         ("[tlsrpt]\nstor = 1\n", ":2: unknown setting 'stor' in [tlsrpt]"),  # typo
         ("[webb]\nx = 1\n", ":1: unknown section [webb]; known:"),  # unknown section
         ("tlsrpt = 1\n", ":1: tlsrpt must be a table"),  # a section as a value
-        ('[serve]\ncert = "/c.pem"\n', ":2: [serve]: cert and key go together"),  # cross-key
+        (
+            '[serve]\ncert = "/c.pem"\n',
+            ":1: [serve]: cert and key go together",
+        ),  # cross-key: the header
         ("x = [\n", "is not valid TOML"),  # syntax: tomllib gives the line
     ],
 )

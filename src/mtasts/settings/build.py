@@ -106,6 +106,7 @@ def collect(
         if kind == "table":
             if not isinstance(value, Mapping):
                 raise invalid(origin_of(key), key, value, "expected a table", f)
+            into.tables.setdefault(key, origin_of(key))  # where a check across keys points
             collect(f.type, value, key, origin_of, into, text=text)
         elif kind == "tables":
             if text and isinstance(value, str):
@@ -196,6 +197,9 @@ def _entries(layers: Layers, key: Key) -> list[str]:
 
 
 def _first_origin(layers: Layers, prefix: Key) -> Origin:
+    """Where a table's cross-key check points: its header, else its first value."""
+    if prefix in layers.tables:
+        return layers.tables[prefix]
     size = len(prefix)
     for k, (_, origin) in layers.values.items():
         if k[:size] == prefix:

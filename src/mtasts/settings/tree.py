@@ -119,6 +119,7 @@ def _file_layer(
                     f"{origin_of((name,))}: {name} must be a table: write [{name}]",
                     code="config.invalid",
                 )
+            layers.tables.setdefault((name,), origin_of((name,)))
             collect(classes[name], value, (name,), origin_of, layers)
         elif name in legacy:
             if not isinstance(value, dict):
