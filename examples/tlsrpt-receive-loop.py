@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.check.probe import probe_mx
+from mtasts.cli.exitcodes import colour
 from mtasts.lab.scenario import HostSpec, Scenario, SmtpSpec
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.tlsrpt.collect.api import TlsRptRecorder
@@ -37,7 +38,8 @@ POLICY = ("version: STSv1", "mode: enforce", "mx: mx1.a.test", "mx: mx2.a.test",
 
 
 def say(text: str) -> None:
-    print(f"\033[1m# {text}\033[0m", flush=True)
+    # bold on a terminal only, never with NO_COLOR (docs/json.md)
+    print(f"\033[1m# {text}\033[0m" if colour(sys.stdout) else f"# {text}", flush=True)
 
 
 async def mtasts(*args: str, env: dict[str, str], show: bool = True) -> int:
