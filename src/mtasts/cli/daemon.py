@@ -286,6 +286,8 @@ def daemon(
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # Alembic says at INFO which of its plugins it set up, at every start: not ours to show
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     overrides = {"nameserver": nameserver, "ca_file": ca_file, "cache.url": cache_url}
     settings, cfg = read_config(config_path, overrides)
     spool = tlsrpt_spool or cfg.tlsrpt_spool  # [daemon] even with --pmsr-config
