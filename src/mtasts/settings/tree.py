@@ -129,7 +129,7 @@ def _file_layer(
             collect(root, {name: value}, (), origin_of, layers)
         else:
             what = f"section [{name}]" if isinstance(value, Mapping) else f"setting {name!r}"
-            known = sorted(root_keys | set(classes) | legacy - {""})
+            known = sorted((root_keys | set(classes) | legacy) - {""})
             raise ConfigError(
                 f"{origin_of((name,))}: unknown {what}; known: {', '.join(known)}",
                 code="config.unknown-key",
