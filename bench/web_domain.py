@@ -183,7 +183,8 @@ async def measure(
     settings = WebSettings(listen=ListenAddress("127.0.0.1", 0))
     async with serving(settings, url, schema=schema, today=lambda: END) as (server, state):
         state.live = None  # measure our queries and rendering, not a DNS timeout
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+        base = f"http://127.0.0.1:{server.port}"
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
             for name, path in PAGES.items():
                 r = await client.get(path)  # warm
                 assert r.status_code == 200, (path, r.status_code, r.text[:200])
