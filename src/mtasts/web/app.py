@@ -267,8 +267,7 @@ class Pages:
             last = await q.last_day(db, domain)
             if last is None:
                 raise NotFound(f"no reports for {domain}")
-            days = await q.sessions_by_day(db, [domain], since, until, filters.org)
-            orgs = await q.sessions_by_org(db, domain, since, until, filters.org)
+            days, orgs = await q.domain_sessions(db, domain, since, until, filters.org)
             failures = await q.failure_breakdowns(db, domain, since, until, filters)
             policies = await q.reported_policies(db, domain, since, until)
             reporters = await q.reporters(

@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, and_, cast, exists, func, literal, not_, select
+from sqlalchemy import BigInteger, and_, cast, exists, func, literal, not_, select, union_all
 from sqlalchemy.sql import ColumnElement
 
 from mtasts.store.engine import Database, Row
@@ -139,18 +139,14 @@ def _best_per_report(
         .subquery("per_type")
     )
     t = per_type.c
-    return (
-        select(
-            t.policy_domain, t.day, t.report_pk, t.organization, func.max(t.packed).label("packed")
-        )
-        .group_by(t.policy_domain, t.day, t.report_pk, t.organization)
-        .subquery("best")
-    )
+    return select(
+        t.policy_domain, t.day, t.report_pk, t.organization, func.max(t.packed).label("packed")
+    ).group_by(t.policy_domain, t.day, t.report_pk, t.organization)
 
 
 def _unpacked(best: Any) -> tuple[Any, Any]:
     """SUM(successful), SUM(failed) over the packed rows."""
-    total = func.sum(best.c.packed / _PACK)
+    total = func.sum(best.c.packed // _PACK)  # integer division on both databases
     failed = func.sum(best.c.packed % _PACK)
     return (total - failed).label("successful"), failed.label("failed")
 
@@ -163,22 +159,47 @@ async def sessions_by_day(
     org: str | None = None,
 ) -> list[Row]:
     """(policy_domain, day, successful, failed, reports)."""
-    b = _best_per_report(domains, since, until, org)
+    b = _best_per_report(domains, since, until, org).subquery("best")
     q = select(b.c.policy_domain, b.c.day, *_unpacked(b), func.count().label("reports")).group_by(
         b.c.policy_domain, b.c.day
     )
     return await db.fetch(q)
 
 
-async def sessions_by_org(
+async def domain_sessions(
     db: Database, domain: str, since: date, until: date, org: str | None = None
-) -> list[Row]:
-    """(organization, successful, failed, reports) for one domain."""
-    b = _best_per_report([domain], since, until, org)
-    q = select(b.c.organization, *_unpacked(b), func.count().label("reports")).group_by(
-        b.c.organization
-    )
-    return await db.fetch(q)
+) -> tuple[list[Row], list[Row]]:
+    """One domain's sessions per day (policy_domain, day, successful, failed, reports)
+    and per organisation (organization, successful, failed, reports), in one statement:
+    the per-report sums are a CTE both groupings read (SQLite and PostgreSQL materialise
+    a CTE used twice), so the year is read and ranked once."""
+    b = _best_per_report([domain], since, until, org).cte("best")
+    by_day = select(
+        literal("day").label("kind"), b.c.day.label("key"), *_unpacked(b), func.count().label("n")
+    ).group_by(b.c.day)
+    by_org = select(
+        literal("org").label("kind"),
+        b.c.organization.label("key"),
+        *_unpacked(b),
+        func.count().label("n"),
+    ).group_by(b.c.organization)
+    days: list[Row] = []
+    orgs: list[Row] = []
+    for x in await db.fetch(union_all(by_day, by_org)):
+        ok, bad, n = int(x["successful"]), int(x["failed"]), int(x["n"])
+        if x["kind"] == "day":
+            days.append(
+                {
+                    "policy_domain": domain,
+                    "day": x["key"],
+                    "successful": ok,
+                    "failed": bad,
+                    "reports": n,
+                }
+            )
+        else:
+            orgs.append({"organization": x["key"], "successful": ok, "failed": bad, "reports": n})
+    return days, orgs
 
 
 #: The failure breakdowns of a domain page: name -> the columns grouped.
