@@ -28,11 +28,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mtasts.errors import MtastsError
+from mtasts.monitor.advise import Criteria, Impact, advise, candidate_policy
+from mtasts.monitor.reported import read_evidence
 from mtasts.names import normalize_domain
 from mtasts.store.engine import Database
 from mtasts.web import queries as q
 from mtasts.web import views
 from mtasts.web.access import Authenticator
+from mtasts.web.advice import snapshot_from
 from mtasts.web.livepolicy import LivePolicies, Published
 from mtasts.web.rawreport import report_json
 from mtasts.web.settings import User, WebSettings
@@ -289,6 +293,42 @@ class Pages:
             ),
         }
 
+    async def advise_data(self, request: Request) -> dict[str, Any]:
+        """``mtasts advise``'s decision over the received reports of the last
+        ``Criteria().days`` days, the candidate being the published policy with mode
+        enforce; the live checks are not run here (reported as unknown)."""
+        allowed = _allowed(request)
+        domain = _domain_param(request, allowed)
+        criteria = Criteria()
+        until = self.state.today()
+        since = until - timedelta(days=criteria.days - 1)
+        async with self.reading() as db:
+            if await q.last_day(db, domain) is None:
+                raise NotFound(f"no reports for {domain}")
+            evidence = await read_evidence(db, domain, since, until)
+        published = await self.published(domain)
+        live = snapshot_from(domain, published.status, published.record_id, published.text)
+        try:
+            candidate = candidate_policy(live.policy)
+        except MtastsError as exc:  # nothing valid published: no candidate to judge
+            return {
+                "domain": domain,
+                "since": since,
+                "until": until,
+                "advice": None,
+                "error": exc.message,
+                "published": published,
+            }
+        advice = advise(evidence, live, candidate, criteria=criteria, now=datetime.now(UTC))
+        return {
+            "domain": domain,
+            "since": since,
+            "until": until,
+            "advice": advice,
+            "error": None,
+            "published": published,
+        }
+
     async def published(self, domain: str) -> Published:
         if self.state.live is None:
             return Published(domain, "error", error="live policy fetching is off")
@@ -384,6 +424,18 @@ class Pages:
         }
         return self.render(request, "domain.html", chart=chart, failure_chart=failures, **data)
 
+    async def advise_page(self, request: Request) -> Response:
+        data = await self.advise_data(request)
+        judged = data["advice"].judged if data["advice"] is not None else ()
+        by_size = sorted(judged, key=lambda j: -j.failure.sessions)
+        return self.render(
+            request,
+            "advise.html",
+            blocking=[j for j in by_size if j.impact is Impact.BLOCKING],
+            others=[j for j in by_size if j.impact is not Impact.BLOCKING],
+            **data,
+        )
+
     async def reports_page(self, request: Request) -> Response:
         return self.render(request, "reports.html", **await self.report_list_data(request))
 
@@ -415,6 +467,21 @@ class Pages:
         """The per-day series alone: a flat array (Grafana tables and time series)."""
         v: views.DomainView = (await self.domain_data(request))["view"]
         return _json(v.to_json()["days"])
+
+    async def api_domain_advise(self, request: Request) -> Response:
+        data = await self.advise_data(request)
+        window = {"since": data["since"].isoformat(), "until": data["until"].isoformat()}
+        if data["advice"] is None:
+            return _json(
+                {
+                    "domain": data["domain"],
+                    "verdict": "CANNOT TELL",
+                    "error": data["error"],
+                    "live_checks_run": False,
+                    **window,
+                }
+            )
+        return _json({**data["advice"].to_json(), "live_checks_run": False, **window})
 
     async def api_reports(self, request: Request) -> Response:
         data = await self.report_list_data(request)
@@ -480,11 +547,13 @@ def build_app(state: WebState) -> Starlette:
     routes = [
         Route("/", wrap(pages.overview_page, False), name="overview"),
         Route("/domain/{domain}", wrap(pages.domain_page, False), name="domain"),
+        Route("/domain/{domain}/advise", wrap(pages.advise_page, False), name="advise"),
         Route("/reports", wrap(pages.reports_page, False), name="reports"),
         Route("/reports/{pk}", wrap(pages.report_page, False), name="report"),
         Route("/api/domains", wrap(pages.api_domains, True)),
         Route("/api/domains/{domain}", wrap(pages.api_domain, True)),
         Route("/api/domains/{domain}/days", wrap(pages.api_domain_days, True)),
+        Route("/api/domains/{domain}/advise", wrap(pages.api_domain_advise, True)),
         Route("/api/reports", wrap(pages.api_reports, True)),
         Route("/api/reports/{pk}", wrap(pages.api_report, True)),
         Route("/api/{rest:path}", wrap(pages.api_unknown, True)),
