@@ -118,8 +118,9 @@ async def _metrics(port: int) -> str:
 
 
 async def test_a_thousand_concurrent_posts_each_stored_once(service: Running) -> None:
-    """1,000 POSTs at once (100 client addresses x 10): each is answered 200 or told to
-    retry (503/429); retried, every report is stored exactly once, and none is lost."""
+    """1,000 POSTs at once (100 client addresses x 10): each is answered 200, told to
+    retry (503/429) or, starved past the header timeout, dropped unanswered; retried,
+    every report is stored exactly once, and none is lost."""
     port = service.ports["http"]
     statuses: list[int] = []
 
@@ -127,11 +128,18 @@ async def test_a_thousand_concurrent_posts_each_stored_once(service: Running) ->
         body = report_gzip(f"load-{i}")
         client = f"127.0.1.{i % 100 + 1}"
         for _ in range(200):
-            status = await _post(port, body, client)
+            try:
+                status = await _post(port, body, client)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                # Starved on a loaded machine, the service closes a connection whose
+                # head did not arrive within its header timeout (slow-client defence);
+                # a sender retries a dropped connection like a 503. Nothing was stored
+                # for it: the duplicate count below stays 0.
+                status = 0
             statuses.append(status)
             if status == 200:
                 return
-            assert status in (429, 503), status
+            assert status in (0, 429, 503), status
             await asyncio.sleep(0.1)
         pytest.fail(f"report {i} was never accepted")
 
