@@ -15,8 +15,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mtasts.acme.renewal import CertState, Lifetime, cert_state, renew_at
+from mtasts.acme.renewal import CertState, Lifetime, renew_at
 from mtasts.acme.settings import AcmeSettings
+from mtasts.acme.status import status_rows
 from mtasts.acme.store import NameStatus, StateDir
 from mtasts.cli.exitcodes import print_error
 from mtasts.cli.render import print_json
@@ -42,31 +43,6 @@ def _state(create: bool = False) -> tuple[AcmeSettings, StateDir]:
     return settings, StateDir(settings.state_dir, create=create)
 
 
-def _row(store: StateDir, settings: AcmeSettings, name: str, now: dt.datetime) -> dict[str, object]:
-    from cryptography import x509
-
-    status = store.read_status(name)
-    pem = store.read_cert(name)
-    life = None
-    if pem is not None and b"-----BEGIN CERTIFICATE-----" in pem:
-        cert = x509.load_pem_x509_certificate(pem[pem.index(b"-----BEGIN CERTIFICATE-----") :])
-        life = Lifetime(cert.not_valid_before_utc, cert.not_valid_after_utc)
-    due = None
-    if life is not None:
-        due = renew_at(life, settings.renew_fraction)
-        if status.renew_at and status.not_after == life.not_after.timestamp():
-            due = dt.datetime.fromtimestamp(status.renew_at, dt.UTC)
-    state = cert_state(now, life, due, settings.alert_days)
-    return {
-        "name": name,
-        "state": state.value,
-        "not_after": life.not_after.isoformat(timespec="seconds") if life else None,
-        "renew_at": due.isoformat(timespec="seconds") if due else None,
-        "failures": status.failures,
-        "last_error": status.last_error or None,
-    }
-
-
 @acme.command("status")
 @click.option("--json", "as_json", is_flag=True, help="One JSON array of names.")
 def status(as_json: bool) -> None:
@@ -78,8 +54,9 @@ def status(as_json: bool) -> None:
     try:
         settings, store = _state()
         now = dt.datetime.now(dt.UTC)
-        names = sorted(set(store.names()) | {p.stem for p in (store.root / "certs").glob("*.json")})
-        rows = [_row(store, settings, name, now) for name in names]
+        rows = status_rows(
+            store, now, renew_fraction=settings.renew_fraction, alert_days=settings.alert_days
+        )
     except (MtastsError, OSError, ValueError) as exc:
         print_error(str(exc))  # one line; 3 (UNKNOWN), as a monitoring plugin's errors
         sys.exit(3)

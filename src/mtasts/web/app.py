@@ -28,10 +28,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mtasts.acme.settings import AcmeSettings
+from mtasts.acme.status import status_rows
+from mtasts.acme.store import StateDir
 from mtasts.errors import MtastsError
 from mtasts.monitor.advise import Criteria, Impact, advise, candidate_policy
 from mtasts.monitor.reported import read_evidence
 from mtasts.names import normalize_domain
+from mtasts.settings.tree import current
 from mtasts.store.engine import Database
 from mtasts.web import queries as q
 from mtasts.web import views
@@ -400,7 +404,12 @@ class Pages:
     async def overview_page(self, request: Request) -> Response:
         rows = await self.overview_data(_allowed(request))
         return self.render(
-            request, "overview.html", domains=rows, windows=views.WINDOWS, today=self.state.today()
+            request,
+            "overview.html",
+            domains=rows,
+            windows=views.WINDOWS,
+            today=self.state.today(),
+            certificates=self.state.settings.acme_state_dir is not None,
         )
 
     async def domain_page(self, request: Request) -> Response:
@@ -499,6 +508,47 @@ class Pages:
         data["json"] = orjson.loads(data["json"]) if data["json"] is not None else None
         return _json(data)
 
+    async def certificates_data(self, request: Request) -> list[dict[str, Any]]:
+        """``mtasts acme status --json``'s rows plus ``days_left``; a tenant sees only
+        ``mta-sts.<its domains>``."""
+        root = self.state.settings.acme_state_dir
+        if root is None:
+            raise NotFound("no certificates configured: set [web] acme_state_dir")
+        allowed = _allowed(request)
+        acme = current().section(AcmeSettings)
+        now = datetime.now(UTC)
+
+        def read() -> list[dict[str, Any]]:
+            return status_rows(
+                StateDir(root, create=False),
+                now,
+                renew_fraction=acme.renew_fraction,
+                alert_days=acme.alert_days,
+            )
+
+        try:
+            rows = await asyncio.to_thread(read)
+        except (MtastsError, OSError, ValueError) as exc:
+            raise NotFound(f"cannot read the ACME state directory: {exc}") from None
+        if allowed is not None:
+            names = {f"mta-sts.{d}" for d in allowed}
+            rows = [r for r in rows if r["name"] in names]
+        for r in rows:
+            after = r["not_after"]
+            r["days_left"] = (
+                None
+                if after is None
+                else round((datetime.fromisoformat(str(after)) - now).total_seconds() / 86400, 1)
+            )
+        return rows
+
+    async def certificates_page(self, request: Request) -> Response:
+        rows = await self.certificates_data(request)
+        return self.render(request, "certificates.html", certificates=rows)
+
+    async def api_certificates(self, request: Request) -> Response:
+        return _json(await self.certificates_data(request))
+
     async def api_unknown(self, request: Request) -> Response:
         raise NotFound(f"no such API path: {request.url.path} (docs/web.md lists them)")
 
@@ -554,6 +604,8 @@ def build_app(state: WebState) -> Starlette:
         Route("/api/domains/{domain}", wrap(pages.api_domain, True)),
         Route("/api/domains/{domain}/days", wrap(pages.api_domain_days, True)),
         Route("/api/domains/{domain}/advise", wrap(pages.api_domain_advise, True)),
+        Route("/certificates", wrap(pages.certificates_page, False), name="certificates"),
+        Route("/api/certificates", wrap(pages.api_certificates, True)),
         Route("/api/reports", wrap(pages.api_reports, True)),
         Route("/api/reports/{pk}", wrap(pages.api_report, True)),
         Route("/api/{rest:path}", wrap(pages.api_unknown, True)),

@@ -8,6 +8,7 @@
     policy_timeout = 5               # seconds for the live policy fetch (DNS + HTTPS)
     policy_cache_seconds = 300       # how long a fetched live policy is reused
     stopped_after_days = 3           # a reporter silent this long "stopped reporting"
+    acme_state_dir = "/var/lib/mtasts/acme"  # optional: certificates of serve policy --acme
 
     [web.users.alice]                # HTTP Basic: `mtasts web --hash-password`
     password = "scrypt$16384$8$1$<salt>$<hash>"
@@ -141,6 +142,10 @@ class WebSettings:
     )
     stopped_after_days: int = setting(
         3, minimum=1, doc='days of silence after which a reporter "stopped reporting"'
+    )
+    acme_state_dir: Path | None = setting(
+        None,
+        doc="the [acme] state_dir of `serve policy --acme`: show its certificates (/certificates)",
     )
     users: Mapping[str, WebUser] = setting(
         default_factory=dict, doc="who may log in ([web.users.NAME]) and what each sees"
