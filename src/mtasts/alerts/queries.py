@@ -13,7 +13,7 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import Table, and_, func, literal, select
 
 from mtasts.store.engine import Database
 from mtasts.store.received_schema import report_failures, report_policies, reports
@@ -39,50 +39,41 @@ async def domains_since(db: Database, since: date) -> set[str]:
     return {row["policy_domain"] for row in await db.fetch(q)}
 
 
-async def type_days(
-    db: Database, since: date, domains: Iterable[str] | None = None
+async def _days_by(
+    db: Database, table: Table, column: str, since: date, domains: Iterable[str] | None
 ) -> dict[str, dict[str, frozenset[str]]]:
-    """domain -> failure result type -> the days it was reported (from ``since``)."""
-    f, r = report_failures, reports
+    """domain -> value of ``column`` -> the days a stored report carried it (from ``since``)."""
+    r = reports
     q = (
-        select(f.c.policy_domain, f.c.result_type, f.c.day)
-        .join(r, r.c.pk == f.c.report_pk)
+        select(table.c.policy_domain, table.c[column], table.c.day)
+        .join(r, r.c.pk == table.c.report_pk)
         .where(
             and_(
-                f.c.day >= since.isoformat(),
+                table.c.day >= since.isoformat(),
                 r.c.status == "stored",
-                *_domains(f.c.policy_domain, domains),
+                *_domains(table.c.policy_domain, domains),
             )
         )
         .distinct()
     )
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for row in await db.fetch(q):
-        out[row["policy_domain"]][row["result_type"]].add(row["day"])
-    return {d: {t: frozenset(days) for t, days in types.items()} for d, types in out.items()}
+        out[row["policy_domain"]][row[column]].add(row["day"])
+    return {d: {v: frozenset(days) for v, days in by.items()} for d, by in out.items()}
+
+
+async def type_days(
+    db: Database, since: date, domains: Iterable[str] | None = None
+) -> dict[str, dict[str, frozenset[str]]]:
+    """domain -> failure result type -> the days it was reported (from ``since``)."""
+    return await _days_by(db, report_failures, "result_type", since, domains)
 
 
 async def reporter_days(
     db: Database, since: date, domains: Iterable[str] | None = None
 ) -> dict[str, dict[str, frozenset[str]]]:
     """domain -> reporting organisation -> the days it reported (from ``since``)."""
-    p, r = report_policies, reports
-    q = (
-        select(p.c.policy_domain, p.c.organization, p.c.day)
-        .join(r, r.c.pk == p.c.report_pk)
-        .where(
-            and_(
-                p.c.day >= since.isoformat(),
-                r.c.status == "stored",
-                *_domains(p.c.policy_domain, domains),
-            )
-        )
-        .distinct()
-    )
-    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for row in await db.fetch(q):
-        out[row["policy_domain"]][row["organization"]].add(row["day"])
-    return {d: {o: frozenset(days) for o, days in orgs.items()} for d, orgs in out.items()}
+    return await _days_by(db, report_policies, "organization", since, domains)
 
 
 async def last_days(db: Database, domains: Iterable[str]) -> dict[str, str]:
