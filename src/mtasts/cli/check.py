@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -66,8 +67,9 @@ def _table(report: DomainReport, *, problems_only: bool) -> Table | str:
         if problems_only and finding.severity is Severity.OK:
             continue
         label, style = _STYLE[finding.severity]
-        message = finding.message + (f" [dim]({finding.rfc})[/dim]" if finding.rfc else "")
-        table.add_row(f"[{style}]{label}[/]", finding.id, message)
+        # the message quotes what the domain published (records, names, answers): text only
+        message = escape(finding.message) + (f" [dim]({finding.rfc})[/dim]" if finding.rfc else "")
+        table.add_row(f"[{style}]{label}[/]", escape(finding.id), message)
     return table
 
 

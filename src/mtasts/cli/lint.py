@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 
 import click
 import orjson
+from rich.markup import escape
 
 from mtasts.cli.render import console, print_json
 from mtasts.errors import Linted, Notice
@@ -101,7 +102,7 @@ def _render(kind: str, result: dict[str, Any]) -> None:
             label = level[:-1]
             out.print(
                 f"  [{colour}]{label}[/{colour}] [bold]{notice['code']}[/bold]: "
-                f"{notice['message']}{rfc}",
+                f"{escape(notice['message'])}{rfc}",  # the message quotes the input
                 highlight=False,
             )
     if result["value"] is not None:

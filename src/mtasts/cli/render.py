@@ -10,9 +10,13 @@ import orjson
 from rich.console import Console
 
 
-def console(*, stderr: bool = False) -> Console:
-    """A rich console: colours and progress on a terminal, plain text in pipes."""
-    return Console(stderr=stderr, soft_wrap=True)
+def console(*, stderr: bool = False, markup: bool = True) -> Console:
+    """A rich console: colours and progress on a terminal, plain text in pipes.
+
+    ``markup=False`` for output made of what others wrote (report fields, server
+    answers): a ``[/x]`` in it is text, never a rich tag (with markup, one such
+    organization name made ``tlsrpt received --reports`` fail)."""
+    return Console(stderr=stderr, soft_wrap=True, markup=markup)
 
 
 def print_json(obj: Any) -> None:

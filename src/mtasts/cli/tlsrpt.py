@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from rich.markup import escape
 
 from mtasts.cli.render import console, print_json
 from mtasts.cli.tlsrpt_serve import receive
@@ -519,8 +520,13 @@ def send(
     else:
         out = console()
         for a in run["attempts"]:
-            mark = "[green]sent[/green]" if a["sent"] else f"[red]{a['status']}[/red] {a['error']}"
-            out.print(f"{a['policy_domain']} -> {a['destination']}: {mark}", highlight=False)
+            mark = (
+                "[green]sent[/green]"
+                if a["sent"]
+                else f"[red]{a['status']}[/red] {escape(a['error'])}"
+            )
+            where = escape(f"{a['policy_domain']} -> {a['destination']}")  # rua: theirs
+            out.print(f"{where}: {mark}", highlight=False)
         for u in run["unresolved"]:
             out.print(
                 f"{u['policy_domain']} ({u['day']}): TLS-RPT record lookup failed; run again",

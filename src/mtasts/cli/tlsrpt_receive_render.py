@@ -21,7 +21,7 @@ def _top(counts: dict[str, int]) -> str:
 
 
 def render_days(days: list[DaySummary]) -> None:
-    out = console()
+    out = console(markup=False)  # every field was written by a reporting organization
     if not days:
         out.print("no reports received in this period", highlight=False)
         return
@@ -49,7 +49,7 @@ def _when(ts: int) -> str:
 
 
 def render_reports(reports: list[ReceivedReport]) -> None:
-    out = console()
+    out = console(markup=False)  # every field was written by a reporting organization
     if not reports:
         out.print("no reports", highlight=False)
         return

@@ -449,3 +449,26 @@ def test_cli_release_lists_and_releases_by_id(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert "1: not quarantined" in res.output
     assert "2: no such report" in res.output
+
+
+@pytest.mark.parametrize("org", ["[/x] Evil [bold]Corp", "[link=https://x.example]Mal[/link]"])
+def test_cli_shows_hostile_report_text_as_it_is(tmp_path: Path, org: str) -> None:
+    """Organization names, report ids and repairs come from the sender: rich must not read
+    them as markup (a `[/x]` in an organization name made `--reports` crash)."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    config = tmp_path / "mtasts.toml"
+    config.write_text('[receive]\nverify_dkim = false\nother_domains = "accept"\n')
+    env = {"MTASTS_CONFIG": str(config), "MTASTS_TLSRPT_STORE": "", "COLUMNS": "400"}
+    source = tmp_path / "r.json"
+    source.write_bytes(_report("example.com", "[red]id[/red]", "2024-03-01", 1, [], org=org))
+    run = CliRunner().invoke
+    res = run(cli, ["tlsrpt", "import", "--store", url, "--no-verify-dkim", str(source)], env=env)
+    assert res.exit_code == 0, res.output
+    res = run(
+        cli,
+        ["tlsrpt", "received", "--store", url, "--since", "2024-03-01", "--reports"],
+        env=env,
+    )
+    assert res.exit_code == 0, res.output
+    assert org in res.output
+    assert "[red]id[/red]" in res.output
