@@ -45,6 +45,7 @@ from mtasts.acme.store import NameStatus, StateDir
 from mtasts.alerts.model import Condition
 from mtasts.alerts.model import Severity as AlertSeverity
 from mtasts.errors import MtastsError
+from mtasts.rfcnames import domain_of_policy_host
 
 log = logging.getLogger("mtasts.acme")
 
@@ -297,7 +298,7 @@ class CertManager:
             found.append(
                 Condition(
                     "acme.certificate",
-                    name.removeprefix("mta-sts."),
+                    domain_of_policy_host(name) or name,
                     subject=name,
                     severity=AlertSeverity.CRITICAL,
                     summary=(
@@ -324,7 +325,7 @@ class CertManager:
         seen = frozenset((c.key, c.summary) for c in current)
         if seen == self._synced:
             return
-        domains = {name.removeprefix("mta-sts.") for name in self.names}
+        domains = {domain_of_policy_host(name) or name for name in self.names}
         try:
             await sync(self.settings.alerts_store, "acme", current, domains=domains)
         except (AlertStoreUnavailable, MtastsError) as exc:

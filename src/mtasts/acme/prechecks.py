@@ -24,9 +24,8 @@ from mtasts.acme.caa import CaaRecord, climb, evaluate
 from mtasts.acme.settings import AcmeSettings
 from mtasts.errors import DnsError
 from mtasts.net.dns import DnsClient, resolver_for
+from mtasts.rfcnames import domain_of_policy_host, sts_record_name
 from mtasts.sts.record import is_sts_record
-
-POLICY_HOST = "mta-sts."
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +53,11 @@ class Prechecks:
 
     async def check(self, name: str, *, on_demand: bool = False) -> Verdict:
         """All the checks for ``name`` (``mta-sts.<domain>``), first failure wins."""
-        if not name.startswith(POLICY_HOST):
+        domain = domain_of_policy_host(name)
+        if domain is None:
             return Verdict(False, f"{name} is not a policy host name (mta-sts.<domain>)")
         try:
-            verdict = await self._rule(name, on_demand)
+            verdict = await self._rule(name, domain, on_demand)
             if verdict.ok:
                 verdict = await self._addresses(name)
             if verdict.ok:
@@ -68,19 +68,19 @@ class Prechecks:
             return Verdict(False, exc.message, temporary=True)
         return Verdict(True, "pre-checks passed")
 
-    async def _rule(self, name: str, on_demand: bool) -> Verdict:
-        domain = name[len(POLICY_HOST) :]
+    async def _rule(self, name: str, domain: str, on_demand: bool) -> Verdict:
         if domain in self.settings.domains:
             return Verdict(True, f"{domain} is listed in [acme] domains")
-        answer = await self.dns.txt(f"_mta-sts.{domain}")
+        record = sts_record_name(domain)
+        answer = await self.dns.txt(record)
         if not any(is_sts_record(r) for r in answer.records):
             return Verdict(
                 False,
-                f"_mta-sts.{domain} has no v=STSv1 TXT record and {domain} is not in "
+                f"{record} has no v=STSv1 TXT record and {domain} is not in "
                 "[acme] domains: publish the record (or list the domain) first",
             )
         if not on_demand:
-            return Verdict(True, f"_mta-sts.{domain} is published")
+            return Verdict(True, f"{record} is published")
         target = await self._cname(name)
         wanted = self.settings.cname_target
         if not wanted or target != wanted:

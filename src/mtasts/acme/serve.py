@@ -14,14 +14,15 @@ from mtasts.acme.manager import CertManager
 from mtasts.acme.prechecks import Prechecks
 from mtasts.acme.settings import AcmeSettings
 from mtasts.publish.server import PolicyServer, ServerLimits
-from mtasts.publish.site import POLICY_HOST_PREFIX, Site
+from mtasts.publish.site import Site
+from mtasts.rfcnames import policy_host
 
 log = logging.getLogger("mtasts.acme")
 
 
 def policy_hosts(site: Site) -> list[str]:
     """``mta-sts.<domain>`` of every served Policy Domain."""
-    return [POLICY_HOST_PREFIX + domain for domain in site.policies]
+    return [policy_host(domain) for domain in site.policies]
 
 
 def acme_manager(

@@ -35,9 +35,8 @@ from mtasts.check.tlsinfo import (
 )
 from mtasts.errors import DnsError
 from mtasts.net.dns import DnsClient
+from mtasts.rfcnames import MAX_POLICY_BYTES, WELL_KNOWN_PATH, policy_host
 
-WELL_KNOWN = "/.well-known/mta-sts.txt"
-MAX_BYTES = 65536  # RFC 8461 §3.3: senders may stop at 64 KB
 USER_AGENT = f"mtasts-check/{__version__} (+RFC 8461)"
 
 
@@ -63,7 +62,7 @@ async def _get(
     ip = ipaddress.ip_address(address)
     literal = f"[{address}]" if ip.version == 6 else address
     shown = host if port == 443 else f"{host}:{port}"
-    url = f"https://{shown}{WELL_KNOWN}"
+    url = f"https://{shown}{WELL_KNOWN_PATH}"
     headers = {
         "Host": shown,
         "User-Agent": USER_AGENT,
@@ -81,7 +80,7 @@ async def _get(
         client,
         client.stream(
             "GET",
-            f"https://{literal}:{port}{WELL_KNOWN}",
+            f"https://{literal}:{port}{WELL_KNOWN_PATH}",
             headers=headers,
             extensions={"sni_hostname": host},
         ) as response,
@@ -93,9 +92,9 @@ async def _get(
         truncated = False
         async for chunk in response.aiter_raw():
             body += chunk
-            if len(body) > MAX_BYTES:
+            if len(body) > MAX_POLICY_BYTES:
                 truncated = True
-                del body[MAX_BYTES:]
+                del body[MAX_POLICY_BYTES:]
                 break
         result = PolicyResponse(
             url=url,
@@ -132,9 +131,9 @@ async def fetch_policy_evidence(
     seconds: float = 30.0,
 ) -> PolicyResponse:
     """GET ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` from its first address."""
-    host = f"mta-sts.{domain}"
+    host = policy_host(domain)
     shown = host if port == 443 else f"{host}:{port}"
-    base = PolicyResponse(url=f"https://{shown}{WELL_KNOWN}", host=host)
+    base = PolicyResponse(url=f"https://{shown}{WELL_KNOWN_PATH}", host=host)
     started = time.monotonic()
     try:
         addresses = await dns.addresses(host)

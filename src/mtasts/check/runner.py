@@ -38,6 +38,7 @@ from mtasts.check.tlsinfo import now as wall_clock
 from mtasts.errors import DnsError, DomainNameError
 from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient, resolver_for
+from mtasts.rfcnames import policy_host, sts_record_name, tlsrpt_record_name
 
 MAX_MX = 10  # probe at most this many MX hosts
 MAX_ADDRESSES = 2  # and at most this many addresses of each
@@ -120,8 +121,8 @@ async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
     resolver = resolver_for(target.nameserver, limits.dns)
     client = DnsClient(target.nameserver, timeout=limits.dns)
     mx_task = asyncio.ensure_future(dnsq.mx(resolver, domain))
-    sts_task = asyncio.ensure_future(dnsq.txt(resolver, f"_mta-sts.{domain}"))
-    rpt_task = asyncio.ensure_future(dnsq.txt(resolver, f"_smtp._tls.{domain}"))
+    sts_task = asyncio.ensure_future(dnsq.txt(resolver, sts_record_name(domain)))
+    rpt_task = asyncio.ensure_future(dnsq.txt(resolver, tlsrpt_record_name(domain)))
     fetch_task = asyncio.ensure_future(
         fetch_policy_evidence(
             client, domain, port=target.https_port, ca_file=target.ca_file, seconds=limits.https
@@ -150,7 +151,7 @@ async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
     elsewhere: list[TxtAnswer] = []
     if not any(r.startswith("v=STSv1") for r in sts_answer.records):
         elsewhere = await _wrong_names(
-            resolver, [f"_mta_sts.{domain}", f"mta-sts.{domain}", domain]
+            resolver, [f"_mta_sts.{domain}", policy_host(domain), domain]
         )
     sts_findings = check_sts_record(sts_answer, elsewhere)
     findings += sts_findings
@@ -181,7 +182,7 @@ async def _check(domain: str, target: Target, now: datetime) -> list[Finding]:
         )
     findings += check_tlsrpt_record(rpt_answer, rpt_elsewhere)
     if target.acme_state is not None:
-        findings += _acme_findings(target.acme_state, f"mta-sts.{domain}")
+        findings += _acme_findings(target.acme_state, policy_host(domain))
     return findings
 
 

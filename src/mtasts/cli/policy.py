@@ -20,6 +20,7 @@ from mtasts.errors import ConfigError, DomainNameError, ServiceUnavailable
 from mtasts.names import normalize_domain
 from mtasts.net.dns import resolver_for
 from mtasts.publish.generate import Layout, Publication, generate, policy_path, rollout_steps
+from mtasts.rfcnames import policy_host, policy_url
 from mtasts.sts.policy import Mode, Policy
 
 
@@ -107,14 +108,14 @@ def _write(path: Path, data: bytes) -> None:
 def _serving(path: Path, out: str, layout: Layout, domain: str) -> str:
     if layout is Layout.STATIC:
         root = Path(out) / domain
-        return f"make {root} the document root of mta-sts.{domain} (the file is {path})"
+        return f"make {root} the document root of {policy_host(domain)} (the file is {path})"
     if path.name == f"{domain}.txt":
         return f"`mtasts serve policy --dir {path.parent}` serves it"
     return f"the file is {path}"
 
 
 def _print(pub: Publication, out: Path | None, serving: str | None) -> None:
-    click.echo(f"# Policy file: serve at https://mta-sts.{pub.domain}/.well-known/mta-sts.txt")
+    click.echo(f"# Policy file: serve at {policy_url(pub.domain)}")
     if out is not None:
         click.echo(f"# (written to {out})")
     click.echo(pub.policy_text.replace("\r\n", "\n"), nl=False)

@@ -28,6 +28,7 @@ from mtasts.publish.server import (
 )
 from mtasts.publish.settings import ServeSettings
 from mtasts.publish.site import Site
+from mtasts.rfcnames import policy_host
 from mtasts.settings.tree import load
 
 
@@ -91,7 +92,7 @@ async def _serve(
         try:
             server.reload(site())
             if manager is not None:  # new domains get certificates, gone ones are dropped
-                manager.set_names("mta-sts." + d for d in server.site.policies)
+                manager.set_names(policy_host(d) for d in server.site.policies)
             click.echo("policies reloaded", err=True)
         except MtastsError as exc:
             click.echo(f"reload failed, keeping the old policies: {exc}", err=True)

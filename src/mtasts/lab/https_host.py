@@ -16,8 +16,8 @@ from typing import Any
 
 from mtasts.lab.certs import sni_of
 from mtasts.lab.scenario import PolicyHostSpec
+from mtasts.rfcnames import WELL_KNOWN_PATH
 
-WELL_KNOWN = "/.well-known/mta-sts.txt"
 _MAX_HEAD = 64 * 1024
 _MAX_BODY = 16 * 1024 * 1024
 _READ_TIMEOUT = 10.0
@@ -121,7 +121,7 @@ class PolicyHost:
         spec = self.spec
         if spec.delay_ms:
             await asyncio.sleep(spec.delay_ms / 1000)
-        body = self.body() if request.path.split("?")[0] == WELL_KNOWN else None
+        body = self.body() if request.path.split("?")[0] == WELL_KNOWN_PATH else None
         status = spec.status
         if spec.redirect_to and status == 200:
             status = 301

@@ -26,6 +26,7 @@ from mtasts.lab.https_host import HttpRequest, PolicyHost, TlsRptHttps
 from mtasts.lab.network import Handler, Listeners, address_for, raise_file_limit
 from mtasts.lab.scenario import DnsSpec, HostSpec, PolicyHostSpec, Scenario, SmtpSpec, normalize
 from mtasts.lab.smtp_host import MxHost
+from mtasts.rfcnames import policy_host, sts_record_name, tlsrpt_record_name
 
 NS_NAME = "ns.lab.test"
 REPORTS_NAME = "reports.lab.test"  # the https TLS-RPT receiver
@@ -146,9 +147,9 @@ class Lab:
             if d.mx:
                 zone.set(d.name, "MX", [f"{10 * (i + 1)} {mx}." for i, mx in enumerate(d.mx)])
             if d.sts is not None:
-                zone.set_txt(f"_mta-sts.{d.name}", list(d.sts))
+                zone.set_txt(sts_record_name(d.name), list(d.sts))
             if d.tlsrpt is not None:
-                zone.set_txt(f"_smtp._tls.{d.name}", list(d.tlsrpt))
+                zone.set_txt(tlsrpt_record_name(d.name), list(d.tlsrpt))
             if d.dnssec:
                 zone.signed.add(d.name)
             for mx in d.mx if d.tlsa else ():
@@ -207,7 +208,7 @@ class Lab:
     def _policy_context(self, host: PolicyHost, spec: PolicyHostSpec) -> ssl.SSLContext:
         # Certificate changes made while the lab runs apply to the next handshake.
         return self.pki.lazy_server_context(
-            f"mta-sts.{host.domain}",
+            policy_host(host.domain),
             lambda: host.spec.cert,
             min_version=spec.tls_min_version,
             max_version=spec.tls_max_version,
@@ -365,7 +366,7 @@ class Lab:
             s = host.spec
             what = f"policy host https :{self.https_port} status={s.status} cert={s.cert}"
             what += "" if s.listen else " (not listening)"
-            rows.append((f"mta-sts.{domain}", self.address(f"mta-sts.{domain}"), what))
+            rows.append((policy_host(domain), self.address(policy_host(domain)), what))
         for name, mx in sorted(self.mx_hosts.items()):
             tls = "STARTTLS" if mx.tls_context is not None else "no STARTTLS"
             what = f"MX smtp :{self.smtp_port} {tls}"

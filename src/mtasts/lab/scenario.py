@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from mtasts.errors import ConfigError
+from mtasts.rfcnames import policy_host
 
 # "cn-only": issued by the lab CA for the right name, but only in the subject CN (no
 # subjectAltName), which RFC 6125 / RFC 8461 §3.3 clients must refuse.
@@ -110,7 +111,7 @@ class DomainSpec:
 
     @property
     def policy_host_name(self) -> str:
-        return f"mta-sts.{self.name}"
+        return policy_host(self.name)
 
     @property
     def serves_policy(self) -> bool:

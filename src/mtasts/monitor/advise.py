@@ -47,6 +47,7 @@ from mtasts.errors import DomainNameError, PolicyError
 from mtasts.monitor.snapshot import MxState, Snapshot
 from mtasts.names import normalize_domain
 from mtasts.publish.generate import DEFAULT_MAX_AGE, patterns_for, policy_id
+from mtasts.rfcnames import policy_host, policy_url, sts_record_name
 from mtasts.sts.policy import Mode, Policy, format_policy
 
 DANE_RESULTS = frozenset({"tlsa-invalid", "dnssec-invalid", "dane-required"})
@@ -567,7 +568,7 @@ def live_checks(
     unknown_expiry: list[str] = []
     certs = [(m.host, m.not_after) for m in mx if m.cert_ok]
     if live.policy_text is not None:
-        certs.append((f"mta-sts.{live.domain}", live.policy_host_not_after))
+        certs.append((policy_host(live.domain), live.policy_host_not_after))
     for host, not_after in certs:
         if not_after is None:
             unknown_expiry.append(host)
@@ -602,7 +603,7 @@ def live_checks(
             LiveCheck(
                 "policy-host",
                 Outcome.FAIL,
-                f"https://mta-sts.{live.domain}/.well-known/mta-sts.txt serves no valid policy "
+                f"{policy_url(live.domain)} serves no valid policy "
                 f"({down}): senders could not fetch the candidate",
             )
         )
@@ -612,7 +613,9 @@ def live_checks(
         out.append(LiveCheck("sts-record", Outcome.UNKNOWN, "the _mta-sts TXT lookup failed"))
     elif live.sts_id is None:
         out.append(
-            LiveCheck("sts-record", Outcome.FAIL, f"no valid _mta-sts.{live.domain} TXT record")
+            LiveCheck(
+                "sts-record", Outcome.FAIL, f"no valid {sts_record_name(live.domain)} TXT record"
+            )
         )
     else:
         out.append(LiveCheck("sts-record", Outcome.PASS, f"_mta-sts record id={live.sts_id}"))
@@ -696,7 +699,7 @@ def _steps(
     blockers: Sequence[str],
     published: bool = False,
 ) -> tuple[str, ...]:
-    url = f"https://mta-sts.{domain}/.well-known/mta-sts.txt"
+    url = policy_url(domain)
     steps = [f"Fix first: {b}" for b in blockers]
     if verdict is Verdict.CANNOT_TELL:
         steps.append("Wait for more reports, then run mtasts advise again.")
@@ -708,7 +711,7 @@ def _steps(
         return tuple(steps)
     steps += [
         f"Serve this policy at {url} (status 200, text/plain):\n{text.rstrip()}",
-        f'Then change the TXT record: _mta-sts.{domain}. TXT "v=STSv1; id={new_id}" '
+        f'Then change the TXT record: {sts_record_name(domain)}. TXT "v=STSv1; id={new_id}" '
         "(policy first, record second: RFC 8461 §8.1).",
         f"Run mtasts check {domain} until it says OK, and keep mtasts monitor watching it.",
     ]

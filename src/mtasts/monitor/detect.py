@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mtasts.monitor.snapshot import Snapshot
+from mtasts.rfcnames import policy_host, policy_url, sts_record_name, tlsrpt_record_name
 from mtasts.sts.policy import Mode, Policy
 
 WARNING = "warning"
@@ -87,7 +88,7 @@ def days_left(not_after: datetime, now: datetime) -> int:
 def _certs(snap: Snapshot) -> list[tuple[str, datetime]]:
     out = [(m.host, m.not_after) for m in snap.mx if m.not_after is not None]
     if snap.policy_host_not_after is not None:
-        out.append((f"mta-sts.{snap.domain}", snap.policy_host_not_after))
+        out.append((policy_host(snap.domain), snap.policy_host_not_after))
     return [(h, t) for h, t in out if t is not None]
 
 
@@ -163,7 +164,7 @@ def conditions(
                 "sts-record.gone",
                 d,
                 CRITICAL,
-                f"the _mta-sts.{d} TXT record {what}: senders stop fetching the policy "
+                f"the {sts_record_name(d)} TXT record {what}: senders stop fetching the policy "
                 "once their cached copy expires",
             )
         )
@@ -173,8 +174,7 @@ def conditions(
                 "policy-host.gone",
                 d,
                 CRITICAL,
-                f"https://mta-sts.{d}/.well-known/mta-sts.txt serves no valid policy "
-                f"({', '.join(current.policy_host_down)})",
+                f"{policy_url(d)} serves no valid policy ({', '.join(current.policy_host_down)})",
             )
         )
     if current.tlsrpt_absent:
@@ -184,7 +184,7 @@ def conditions(
                 "tlsrpt-record.gone",
                 d,
                 WARNING,
-                f"the _smtp._tls.{d} TXT record {'disappeared' if had else 'is missing'}: "
+                f"the {tlsrpt_record_name(d)} TXT record {'disappeared' if had else 'is missing'}: "
                 "no TLS reports arrive",
             )
         )

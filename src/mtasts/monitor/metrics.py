@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from mtasts.monitor.detect import CRITICAL, WARNING, Condition, days_left
 from mtasts.monitor.snapshot import Snapshot
+from mtasts.rfcnames import policy_host
 
 
 class MonitorMetrics:
@@ -74,7 +75,7 @@ class MonitorMetrics:
             self.conditions.labels(d, severity).set(n)
         hosts: dict[str, datetime] = {m.host: m.not_after for m in snap.mx if m.not_after}
         if snap.policy_host_not_after is not None:
-            hosts[f"mta-sts.{d}"] = snap.policy_host_not_after
+            hosts[policy_host(d)] = snap.policy_host_not_after
         if snap.checked:  # an unfinished check says nothing about the certificates
             for gone in self._hosts.get(d, set()) - set(hosts):
                 self.cert_days.remove(d, gone)

@@ -20,6 +20,7 @@ import httpx
 from mtasts import __version__
 from mtasts.errors import DnsError, FetchError, WebPkiError
 from mtasts.net.dns import DnsClient
+from mtasts.rfcnames import MAX_POLICY_BYTES
 
 USER_AGENT = f"mtasts/{__version__} (+RFC 8461)"
 
@@ -55,7 +56,7 @@ class HttpsClient:
         *,
         port: int = 443,
         timeouts: Timeouts = Timeouts(),
-        max_bytes: int = 65536,
+        max_bytes: int = MAX_POLICY_BYTES,
     ) -> None:
         self._dns = dns
         self._port = port

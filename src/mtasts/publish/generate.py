@@ -17,6 +17,13 @@ from enum import Enum
 
 from mtasts.errors import PolicyError, TlsRptRecordError
 from mtasts.names import MxPattern, normalize_domain
+from mtasts.rfcnames import (
+    WELL_KNOWN_PATH,
+    policy_host,
+    policy_url,
+    sts_record_name,
+    tlsrpt_record_name,
+)
 from mtasts.sts.policy import Mode, Policy, format_policy
 from mtasts.sts.record import StsRecord, format_sts_record
 from mtasts.tlsrpt.record import TlsRptRecord, format_tlsrpt_record
@@ -26,7 +33,6 @@ ID_LENGTH = 24  # hex digits: within the 1-32 ALPHA/DIGIT of RFC 8461 §3.1
 # none opt-out (§8.3) wants a short one so senders forget the old policy soon.
 DEFAULT_MAX_AGE = {Mode.TESTING: 604800, Mode.ENFORCE: 1209600, Mode.NONE: 86400}
 RECORD_TTL = 300  # short while rolling out: a new id reaches senders within minutes
-WELL_KNOWN = ".well-known/mta-sts.txt"  # RFC 8461 §3.3
 
 
 class Layout(Enum):
@@ -39,7 +45,7 @@ class Layout(Enum):
 def policy_path(layout: Layout, domain: str) -> str:
     """The file's path below the output directory, ``/``-separated."""
     if layout is Layout.STATIC:
-        return f"{domain}/{WELL_KNOWN}"
+        return domain + WELL_KNOWN_PATH
     return f"{domain}.txt"
 
 
@@ -171,24 +177,24 @@ def generate(
     record_id = policy_id(text)
     records = [
         DnsRecord(
-            f"_mta-sts.{domain}.",
+            sts_record_name(domain) + ".",
             "TXT",
             format_sts_record(StsRecord(record_id)),
             comment="id derived from the policy text; publish after the policy file",
         ),
         DnsRecord(
-            f"mta-sts.{domain}.",
+            policy_host(domain) + ".",
             "CNAME",
             "<your policy host>.",
             ttl=3600,
-            comment=f"or A/AAAA; must serve HTTPS with a certificate for mta-sts.{domain}",
+            comment=f"or A/AAAA; must serve HTTPS with a certificate for {policy_host(domain)}",
         ),
     ]
     if uris:
         records.insert(
             0,
             DnsRecord(
-                f"_smtp._tls.{domain}.",
+                tlsrpt_record_name(domain) + ".",
                 "TXT",
                 format_tlsrpt_record(TlsRptRecord(uris)),
                 ttl=3600,
@@ -205,7 +211,7 @@ def rollout_steps(pub: Publication, serving: str | None = None) -> tuple[str, ..
     without it the step names only the URL.
     """
     d = pub.domain
-    url = f"https://mta-sts.{d}/.well-known/mta-sts.txt"
+    url = policy_url(d)
     serve = (
         f"Serve the policy at {url} (status 200, Content-Type text/plain, no redirect, a "
         "certificate for that name)" + (f": {serving}." if serving else ".")

@@ -31,11 +31,11 @@ from mtasts.postfix.sockets import Acceptor, connection_cap
 from mtasts.publish.limits import ClientLimits, ClientTable, client_key
 from mtasts.publish.settings import DEFAULT_MAX_CONNECTIONS, READ_TIMEOUT
 from mtasts.publish.site import CONTENT_TYPE, Response, Site, check_policy_file, render, respond
+from mtasts.rfcnames import MAX_POLICY_BYTES, domain_of_policy_host
 
 log = logging.getLogger("mtasts.serve")
 
 MAX_HEAD_BYTES = 8192  # request line + headers
-MAX_POLICY_BYTES = 65536  # RFC 8461 §3.3 suggests senders cap bodies at 64 KB
 RECV_BYTES = 16384
 LINGER_SECONDS = 1.0  # reading what a client still sends after our answer, at most
 LINGER_BYTES = 65536
@@ -57,9 +57,9 @@ def _read_policy(path: Path) -> bytes:
 def _domain_key(name: str, source: object) -> str:
     """The Policy Domain as senders' Host headers spell it: A-labels, lower case."""
     domain = name.strip().lower().rstrip(".")
-    if domain.startswith("mta-sts."):
+    if (bare := domain_of_policy_host(domain)) is not None:
         raise ConfigError(
-            f"{source}: name the policy domain ({domain[8:]}), not the policy host ({domain})"
+            f"{source}: name the policy domain ({bare}), not the policy host ({domain})"
         )
     try:
         return normalize_domain(domain)

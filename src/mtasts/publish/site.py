@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mtasts.errors import ConfigError
+from mtasts.rfcnames import WELL_KNOWN_PATH, domain_of_policy_host
 from mtasts.sts.policy import lint_policy
 
-WELL_KNOWN_PATH = "/.well-known/mta-sts.txt"  # RFC 8461 §3.2, RFC 8615
-POLICY_HOST_PREFIX = "mta-sts."
 # RFC 8461 §3.2: media type text/plain; charset utf-8 is the one the RFC names besides ascii.
 CONTENT_TYPE = "text/plain; charset=utf-8"
 # RFC 8461 §8.2 suggests max-age=60 for reverse proxies in front of multi-domain endpoints;
@@ -79,10 +78,7 @@ def policy_domain_of_host(host_header: str) -> str | None:
         return None
     host = host.rsplit(":", 1)[0] if ":" in host else host
     host = host.rstrip(".")
-    if not host.startswith(POLICY_HOST_PREFIX):
-        return None
-    domain = host[len(POLICY_HOST_PREFIX) :]
-    return domain or None
+    return domain_of_policy_host(host)
 
 
 def _plain(

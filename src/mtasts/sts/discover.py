@@ -13,21 +13,10 @@ from dataclasses import dataclass
 from mtasts.errors import DnsError, FetchError, Notice, PolicyError, StsRecordError
 from mtasts.net.dns import DnsClient, TxtAnswer
 from mtasts.net.https import HttpResponse, HttpsClient
+from mtasts.rfcnames import WELL_KNOWN_PATH, policy_host, sts_record_name
 from mtasts.sts.policy import Policy, read_policy
 from mtasts.sts.record import select_sts_record
 from mtasts.sts.refresh import TxtKind, TxtOutcome
-
-WELL_KNOWN = "/.well-known/mta-sts.txt"  # RFC 8461 §3.2
-
-
-def record_name(domain: str) -> str:
-    """RFC 8461 §3.1: the TXT record lives at ``_mta-sts.<Policy Domain>``."""
-    return f"_mta-sts.{domain}"
-
-
-def policy_host(domain: str) -> str:
-    """RFC 8461 §3.2: the Policy Host is ``mta-sts.<Policy Domain>``."""
-    return f"mta-sts.{domain}"
 
 
 def txt_outcome(answer: TxtAnswer) -> TxtOutcome:
@@ -63,7 +52,7 @@ def txt_outcome(answer: TxtAnswer) -> TxtOutcome:
 async def discover(dns: DnsClient, domain: str) -> TxtOutcome:
     """Look up and classify ``_mta-sts.<domain>``; a DNS failure is ``TxtKind.ERROR``."""
     try:
-        answer = await dns.txt(record_name(domain))
+        answer = await dns.txt(sts_record_name(domain))
     except DnsError as exc:
         return TxtOutcome(TxtKind.ERROR, notice=exc.notice())
     return txt_outcome(answer)
@@ -137,5 +126,5 @@ async def fetch_policy(https: HttpsClient, domain: str) -> FetchedPolicy:
 
     Raises FetchError, WebPkiError or PolicyError.
     """
-    response = await https.get(policy_host(domain), WELL_KNOWN)
+    response = await https.get(policy_host(domain), WELL_KNOWN_PATH)
     return check_response(response)

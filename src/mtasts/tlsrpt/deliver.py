@@ -52,6 +52,7 @@ from mtasts.errors import (
 )
 from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
+from mtasts.rfcnames import tlsrpt_record_name
 from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.record import parse_tlsrpt_record, select_tlsrpt_record
@@ -420,7 +421,7 @@ class Sender:
         try:
             record = parse_tlsrpt_record(built.tlsrpt_record) if built.tlsrpt_record else None
             if record is None:
-                answer = await self.net.dns.txt(f"_smtp._tls.{built.domain}")
+                answer = await self.net.dns.txt(tlsrpt_record_name(built.domain))
                 record = select_tlsrpt_record(answer.records)
         except TlsRptRecordError as exc:
             log.warning("no TLS-RPT destination for %s: %s", built.domain, exc)

@@ -35,6 +35,7 @@ from mtasts.errors import MtastsError
 from mtasts.monitor.advise import Criteria, Impact, advise, candidate_policy
 from mtasts.monitor.reported import read_evidence
 from mtasts.names import normalize_domain
+from mtasts.rfcnames import policy_host
 from mtasts.settings.tree import current
 from mtasts.store.engine import Database
 from mtasts.web import queries as q
@@ -531,7 +532,7 @@ class Pages:
         except (MtastsError, OSError, ValueError) as exc:
             raise NotFound(f"cannot read the ACME state directory: {exc}") from None
         if allowed is not None:
-            names = {f"mta-sts.{d}" for d in allowed}
+            names = {policy_host(d) for d in allowed}
             rows = [r for r in rows if r["name"] in names]
         for r in rows:
             after = r["not_after"]
