@@ -204,3 +204,44 @@ def test_settings_normalise_domains_and_check_bounds() -> None:
     assert OWNED.owned_domains == frozenset({"example.com"})
     with pytest.raises(ValueError, match="keep_days"):
         ReceiveSettings(keep_days=0)
+
+
+@pytest.mark.parametrize(
+    ("domain", "why"),
+    [
+        ("", "names no policy-domain"),
+        ("not a domain", "may only hold letters, digits and hyphens"),
+        ("<script>.example", "may only hold letters, digits and hyphens"),
+        ("a..example", "empty label"),
+        ("x" * 64 + ".example", "longer than 63"),
+        ("xn--zz.example", "A-label"),
+    ],
+)
+def test_a_policy_domain_that_is_no_domain_name_is_quarantined(domain: str, why: str) -> None:
+    """RFC 8460 §4.4: it cannot be counted for any domain; kept, not counted, not lost."""
+    settings = ReceiveSettings()
+    verdict = decide(
+        _report("example.com", domain),
+        settings,
+        is_mail=False,
+        https=False,
+        dkim=NO_DKIM,
+        secret_domain=None,
+    )
+    assert verdict.disposition is Disposition.QUARANTINED
+    assert verdict.reason_code == "policy-domain-invalid"
+    assert verdict.reason is not None
+    assert why in verdict.reason
+
+
+@pytest.mark.parametrize("domain", ["example.com", "mail.example.co.uk", "xn--bcher-kva.example"])
+def test_a_policy_domain_that_is_a_domain_name_is_stored(domain: str) -> None:
+    verdict = decide(
+        _report(domain),
+        ReceiveSettings(),
+        is_mail=False,
+        https=False,
+        dkim=NO_DKIM,
+        secret_domain=None,
+    )
+    assert verdict.disposition is Disposition.STORED

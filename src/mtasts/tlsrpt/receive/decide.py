@@ -7,6 +7,7 @@ retention cut-off. The I/O around it is :mod:`mtasts.tlsrpt.receive.intake`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -14,6 +15,8 @@ from enum import StrEnum
 
 import orjson
 
+from mtasts.errors import DomainNameError
+from mtasts.names import normalize_domain
 from mtasts.settings.schema import setting
 from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.reader import MAX_REPORT_BYTES
@@ -208,6 +211,27 @@ def ownership(report: Report, settings: ReceiveSettings) -> Verdict:
     return Verdict(Disposition.REFUSED, "not-our-domain", reason)
 
 
+@functools.lru_cache(maxsize=4096)
+def _not_a_domain(name: str) -> str | None:
+    """Why ``name`` (a policy-domain as read) is no domain name, or None when it is one."""
+    try:
+        normalize_domain(name)
+    except DomainNameError as exc:
+        return str(exc)  # "'x y' is not a valid domain name: label 'x y' may only ..."
+    return None
+
+
+def validity(report: Report) -> Verdict:
+    """Quarantine a report whose policy-domain is no domain name (RFC 8460 §4.4: the
+    domain the policy is defined for): it cannot be counted for any domain, and a sender
+    writing "" or free text there is broken; kept with its raw bytes, never lost."""
+    for domain in policy_domains(report):
+        why = _not_a_domain(domain) if domain else "the report names no policy-domain"
+        if why is not None:
+            return Verdict(Disposition.QUARANTINED, "policy-domain-invalid", why[:300])
+    return STORE
+
+
 def authentication(
     report: Report,
     settings: ReceiveSettings,
@@ -258,8 +282,12 @@ def decide(
     dkim: DkimVerdict,
     secret_domain: str | None,
 ) -> Verdict:
-    """Ownership first (refusal beats quarantine), then authentication."""
+    """Ownership first (refusal beats quarantine), then the domains' validity, then
+    authentication."""
     verdict = ownership(report, settings)
+    if verdict.disposition is not Disposition.STORED:
+        return verdict
+    verdict = validity(report)
     if verdict.disposition is not Disposition.STORED:
         return verdict
     return authentication(
