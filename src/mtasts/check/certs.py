@@ -17,14 +17,13 @@ from mtasts.check.evidence import CertFacts, TlsOutcome
 from mtasts.check.finding import EvidenceValue, Finding, Severity
 from mtasts.rfc3339 import utc_text
 from mtasts.sts.match import certificate_matches
+from mtasts.tlsrpt.results import ResultType, verify_code_result
 
 #: Warn when a certificate expires within this long (an ACME renewal that failed twice).
 EXPIRY_WARNING = timedelta(days=14)
 
-# OpenSSL X509_V_ERR_* codes we name specifically.
-_EXPIRED = 10
+# OpenSSL X509_V_ERR_CERT_NOT_YET_VALID: a validation-failure to TLS-RPT, worded apart here.
 _NOT_YET_VALID = 9
-_UNTRUSTED = (2, 18, 19, 20, 21, 27)
 
 _TLS12 = ("TLSv1.2", "TLSv1.3")
 
@@ -91,7 +90,8 @@ def check_tls(
     cert = tls.cert
     if not tls.chain_ok:
         code = tls.chain_error_code
-        if code == _EXPIRED or (cert is not None and cert.not_after < now):
+        expired = verify_code_result(code) is ResultType.CERTIFICATE_EXPIRED
+        if expired or (cert is not None and cert.not_after < now):
             fid, what = "cert-expired", "has expired"
             if cert is not None:
                 what += f" (on {cert.not_after:%Y-%m-%d})"

@@ -49,9 +49,8 @@ from mtasts.names import normalize_domain
 from mtasts.publish.generate import DEFAULT_MAX_AGE, patterns_for, policy_id
 from mtasts.rfcnames import policy_host, policy_url, sts_record_name
 from mtasts.sts.policy import Mode, Policy, format_policy
+from mtasts.tlsrpt.results import DANE_RESULTS, NEGOTIATION_RESULTS, STS_RESULTS
 
-DANE_RESULTS = frozenset({"tlsa-invalid", "dnssec-invalid", "dane-required"})
-FETCH_RESULTS = frozenset({"sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid"})
 _DAY = timedelta(days=1)
 
 
@@ -451,7 +450,7 @@ def judge_failure(
     """One failure group's impact under the candidate (rules 1-8 of the module docstring)."""
     if g.result_type in DANE_RESULTS or g.policy_type == "tlsa":
         return Judged(g, Impact.NOT_AFFECTED, "a DANE result: the MTA-STS mode changes nothing")
-    if g.result_type in FETCH_RESULTS:
+    if g.result_type in STS_RESULTS:
         known = next(
             (m for m in criteria.misreporters if m.matches(g.organization, g.result_type)), None
         )
@@ -840,15 +839,7 @@ def with_misreporters(criteria: Criteria, organizations: Sequence[str]) -> Crite
     extra = tuple(
         Misreporter(
             org,
-            frozenset(
-                {
-                    "starttls-not-supported",
-                    "certificate-host-mismatch",
-                    "certificate-expired",
-                    "certificate-not-trusted",
-                    "validation-failure",
-                }
-            ),
+            NEGOTIATION_RESULTS,
             "named by the administrator with --noise-reporter",
         )
         for org in organizations

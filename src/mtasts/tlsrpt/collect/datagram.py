@@ -27,7 +27,7 @@ import orjson
 from mtasts.errors import DomainNameError, TlsRptError
 from mtasts.names import normalize_domain
 from mtasts.postfix.socketmap import decode_policy_line
-from mtasts.tlsrpt.results import PolicyType, ResultType
+from mtasts.tlsrpt.results import LIBTLSRPT_CODES, PolicyType, ResultType
 
 # libtlsrpt tlsrpt.h: tlsrpt_policy_type_t
 POLICY_TYPES: dict[int, PolicyType] = {
@@ -36,20 +36,9 @@ POLICY_TYPES: dict[int, PolicyType] = {
     9: PolicyType.NO_POLICY_FOUND,
 }
 
-# libtlsrpt tlsrpt.h: tlsrpt_failure_t -> RFC 8460 §4.3 result types.
-FAILURE_CODES: dict[int, ResultType] = {
-    201: ResultType.STARTTLS_NOT_SUPPORTED,
-    202: ResultType.CERTIFICATE_HOST_MISMATCH,
-    203: ResultType.CERTIFICATE_NOT_TRUSTED,
-    204: ResultType.CERTIFICATE_EXPIRED,
-    205: ResultType.VALIDATION_FAILURE,
-    301: ResultType.STS_POLICY_FETCH_ERROR,
-    302: ResultType.STS_POLICY_INVALID,
-    303: ResultType.STS_WEBPKI_INVALID,
-    304: ResultType.TLSA_INVALID,
-    305: ResultType.DNSSEC_INVALID,
-    306: ResultType.DANE_REQUIRED,
-}
+# libtlsrpt tlsrpt.h: tlsrpt_failure_t -> RFC 8460 §4.3 result types (from the one table,
+# mtasts.tlsrpt.results.FAILURES).
+FAILURE_CODES = LIBTLSRPT_CODES
 # 901 (TLSRPT_UNFINISHED_POLICY) is internal to libtlsrpt: the library never sends a
 # datagram carrying it. libtlsrpt leaves the code space open; RFC 8460 §4.3.3 says a
 # failure that fits no category is a validation-failure with a reason code, so an

@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
-from mtasts.tlsrpt.results import PolicyType, ResultType
+from mtasts.tlsrpt.results import PolicyType, ResultType, verify_text_result
 
 _PREFIX = re.compile(r"postfix(?:/[\w.-]+)*/smtp\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 _HOST = r"(?P<host>[^\s\[\]]+)\[(?P<ip>[^\]]+)\](?::\d+)?"
@@ -42,26 +42,11 @@ _DELIVERY = re.compile(
 )
 _NOT_OFFERED = "TLS is required, but was not offered by host"
 
-# OpenSSL verify texts (and Postfix's "num=NN:" prefix) -> RFC 8460 §4.3 result types.
-_REASONS: tuple[tuple[str, ResultType], ...] = (
-    ("hostname mismatch", ResultType.CERTIFICATE_HOST_MISMATCH),
-    ("certificate has expired", ResultType.CERTIFICATE_EXPIRED),
-    ("self-signed certificate", ResultType.CERTIFICATE_NOT_TRUSTED),
-    ("self signed certificate", ResultType.CERTIFICATE_NOT_TRUSTED),
-    ("unable to get local issuer certificate", ResultType.CERTIFICATE_NOT_TRUSTED),
-    ("unable to get issuer certificate", ResultType.CERTIFICATE_NOT_TRUSTED),
-    ("certificate chain too long", ResultType.CERTIFICATE_NOT_TRUSTED),
-    ("unable to verify the first certificate", ResultType.CERTIFICATE_NOT_TRUSTED),
-)
-
 
 def classify_verify_failure(why: str) -> ResultType:
-    """The result type of an OpenSSL verification failure text (else validation-failure)."""
-    text = why.lower()
-    for needle, result in _REASONS:
-        if needle in text:
-            return result
-    return ResultType.VALIDATION_FAILURE
+    """The result type of an OpenSSL verification failure text (else validation-failure):
+    the OpenSSL rows of the one table, :data:`mtasts.tlsrpt.results.FAILURES`."""
+    return verify_text_result(why)
 
 
 @dataclass(frozen=True, slots=True)
