@@ -15,11 +15,6 @@ from mtasts.tlsrpt.results import ResultType
         (errors.PolicyError, ResultType.STS_POLICY_INVALID),
         (errors.FetchError, ResultType.STS_POLICY_FETCH_ERROR),
         (errors.WebPkiError, ResultType.STS_WEBPKI_INVALID),
-        (errors.StartTlsNotSupported, ResultType.STARTTLS_NOT_SUPPORTED),
-        (errors.CertificateHostMismatch, ResultType.CERTIFICATE_HOST_MISMATCH),
-        (errors.CertificateExpired, ResultType.CERTIFICATE_EXPIRED),
-        (errors.CertificateNotTrusted, ResultType.CERTIFICATE_NOT_TRUSTED),
-        (errors.TlsError, ResultType.VALIDATION_FAILURE),
     ],
 )
 def test_each_error_knows_its_result_type(

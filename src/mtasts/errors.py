@@ -3,7 +3,9 @@
 Each error says what failed in words a mail administrator can act on, cites the RFC
 section, carries a stable machine-readable ``code`` (used by ``--json`` output), and
 knows the TLS-RPT result type (RFC 8460 §4.3) it implies, so the code that writes
-reports never re-derives it.
+reports never re-derives it. TLS negotiation with an MX is Postfix's, not ours: its
+failures reach us as libtlsrpt codes and OpenSSL verify errors, which the one table in
+:mod:`mtasts.tlsrpt.results` maps.
 
 Pure: no I/O.
 """
@@ -83,11 +85,7 @@ class DomainNameError(MtastsError):
 # --- MTA-STS (RFC 8461) -------------------------------------------------------------
 
 
-class StsError(MtastsError):
-    """Anything about MTA-STS discovery, fetch or policy."""
-
-
-class StsRecordError(StsError):
+class StsRecordError(MtastsError):
     """The ``_mta-sts`` TXT record is an MTA-STS record but malformed.
 
     RFC 8461 §3.1: such a record is treated as absent, so it implies no result type.
@@ -97,7 +95,7 @@ class StsRecordError(StsError):
     default_rfc = "RFC 8461 §3.1"
 
 
-class PolicyError(StsError):
+class PolicyError(MtastsError):
     """The policy file was fetched but is not a valid policy (RFC 8461 §3.2)."""
 
     default_code = "policy.invalid"
@@ -105,7 +103,7 @@ class PolicyError(StsError):
     result_type = ResultType.STS_POLICY_INVALID
 
 
-class FetchError(StsError):
+class FetchError(MtastsError):
     """The policy could not be fetched over HTTPS (RFC 8461 §3.3)."""
 
     default_code = "fetch.failed"
@@ -125,38 +123,6 @@ class DnsError(MtastsError):
 
     default_code = "dns.failed"
     default_rfc = "RFC 8461 §3.3"
-
-
-# --- TLS negotiation with an MX (RFC 8461 §4.2, RFC 8460 §4.3.1) -------------------------
-
-
-class TlsError(MtastsError):
-    """TLS with an MX failed validation."""
-
-    default_code = "tls.validation"
-    default_rfc = "RFC 8460 §4.3.1"
-    result_type = ResultType.VALIDATION_FAILURE
-
-
-class StartTlsNotSupported(TlsError):
-    default_code = "tls.starttls-not-supported"
-    result_type = ResultType.STARTTLS_NOT_SUPPORTED
-
-
-class CertificateHostMismatch(TlsError):
-    default_code = "tls.certificate-host-mismatch"
-    default_rfc = "RFC 8461 §4.2"
-    result_type = ResultType.CERTIFICATE_HOST_MISMATCH
-
-
-class CertificateExpired(TlsError):
-    default_code = "tls.certificate-expired"
-    result_type = ResultType.CERTIFICATE_EXPIRED
-
-
-class CertificateNotTrusted(TlsError):
-    default_code = "tls.certificate-not-trusted"
-    result_type = ResultType.CERTIFICATE_NOT_TRUSTED
 
 
 # --- TLS-RPT (RFC 8460) ----------------------------------------------------------------
