@@ -13,14 +13,13 @@ from collections.abc import Sequence
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from mtasts.acme.renewal import CertState, Lifetime, renew_at
 from mtasts.acme.settings import AcmeSettings
 from mtasts.acme.status import status_rows
 from mtasts.acme.store import NameStatus, StateDir
-from mtasts.cli.exitcodes import print_error
-from mtasts.cli.render import print_json
+from mtasts.cli.exitcodes import ExitCode
+from mtasts.cli.render import fail, print_json, titled
 from mtasts.errors import MtastsError
 from mtasts.settings.tree import current
 
@@ -58,12 +57,11 @@ def status(as_json: bool) -> None:
             store, now, renew_fraction=settings.renew_fraction, alert_days=settings.alert_days
         )
     except (MtastsError, OSError, ValueError) as exc:
-        print_error(str(exc))  # one line; 3 (UNKNOWN), as a monitoring plugin's errors
-        sys.exit(3)
+        fail(str(exc), code=ExitCode.UNKNOWN)  # as a monitoring plugin's errors
     if as_json:
         print_json(rows)
     else:
-        table = Table(title=f"certificates in {store.root}", title_justify="left")
+        table = titled(f"certificates in {store.root}")
         for column in ("name", "state", "not after", "renew at", "failures", "last error"):
             table.add_column(column, overflow="fold")
         for r in rows:

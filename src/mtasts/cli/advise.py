@@ -13,25 +13,25 @@ import sys
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from mtasts.cli.check import _BadArguments, _CheckCommand, _target
 from mtasts.cli.exitcodes import CommandFailed
-from mtasts.cli.render import console, print_json
+from mtasts.cli.options import at_least, json_option, timeout_option
+from mtasts.cli.render import TONE, checks_table, console, print_json, titled, toned
 from mtasts.monitor.advise import Advice, Criteria, ExitCode, Impact, Verdict
 
-_VERDICT_STYLE = {
-    Verdict.READY: "bold green",
-    Verdict.NOT_READY: "bold red",
-    Verdict.CANNOT_TELL: "magenta",
+_VERDICT_LEVEL = {
+    Verdict.READY: "ok",
+    Verdict.NOT_READY: "critical",
+    Verdict.CANNOT_TELL: "unknown",
 }
 _IMPACT_STYLE = {
-    Impact.BLOCKING: "bold red",
+    Impact.BLOCKING: TONE["critical"],
     Impact.NOISE: "dim",
-    Impact.FIXED: "green",
+    Impact.FIXED: TONE["ok"],
     Impact.NOT_AFFECTED: "cyan",
 }
-_OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "unknown": "magenta"}
+_OUTCOME_LEVEL = {"pass": "ok", "fail": "critical", "unknown": "unknown"}
 MAX_ROWS = 50  # failure groups in the table (blocking ones sort first); --json has all
 
 
@@ -47,11 +47,9 @@ def _default_store() -> str:
 
 def render(advice: Advice) -> None:
     out = console()
-    style = _VERDICT_STYLE[advice.verdict]
+    verdict = toned(advice.verdict.value, _VERDICT_LEVEL[advice.verdict])
     mode = advice.candidate.mode.value
-    out.print(
-        f"{advice.domain}: [{style}]{advice.verdict.value}[/] for mode {mode}", highlight=False
-    )
+    out.print(f"{advice.domain}: {verdict} for mode {mode}", highlight=False)
     for reason in advice.reasons:  # reporters' names and MX hosts: text, never markup
         out.print(f"  - {escape(reason)}", highlight=False)
     d = advice.data
@@ -61,7 +59,7 @@ def render(advice: Advice) -> None:
         highlight=False,
     )
     if advice.judged:
-        table = Table(title="reported failures under the candidate", title_justify="left")
+        table = titled("reported failures under the candidate")
         for col in ("impact", "reporter", "result", "MX", "sessions", "days", "why"):
             table.add_column(col, overflow="fold")
         ordered = sorted(
@@ -82,14 +80,10 @@ def render(advice: Advice) -> None:
         if len(advice.judged) > MAX_ROWS:
             more = len(advice.judged) - MAX_ROWS
             out.print(f"... and {more} more failure group(s): see --json", highlight=False)
-    checks = Table(title="live checks", title_justify="left")
-    checks.add_column("")
-    checks.add_column("check", style="cyan")
-    checks.add_column("result", overflow="fold")
+    checks = checks_table("live checks", "result")
     for c in advice.live:
-        checks.add_row(
-            f"[{_OUTCOME_STYLE[c.outcome.value]}]{c.outcome.value}[/]", c.id, escape(c.message)
-        )
+        outcome = c.outcome.value
+        checks.add_row(toned(outcome, _OUTCOME_LEVEL[outcome]), c.id, escape(c.message))
     out.print(checks)
     out.print("\nsteps:", highlight=False)
     for i, step in enumerate(advice.steps, 1):
@@ -118,66 +112,43 @@ def render(advice: Advice) -> None:
     multiple=True,
     help="The candidate's mx patterns (repeat; default: the published policy's).",
 )
-@click.option(
+@at_least(
     "--max-age",
-    type=click.IntRange(1, 31557600),
-    default=None,
+    1,
+    maximum=31557600,
     help="The candidate's max_age in seconds (default: the published policy's).",
 )
-@click.option(
+@at_least(
     "--days",
-    type=click.IntRange(1, 366),
+    1,
+    maximum=366,
     default=14,
-    show_default=True,
     help="Read the reports of this many UTC days, today included.",
 )
-@click.option(
+@at_least(
     "--min-sessions",
-    type=click.IntRange(min=1),
+    1,
     default=100,
-    show_default=True,
     help="CANNOT TELL below this many sessions under an MTA-STS policy.",
 )
-@click.option(
-    "--min-days",
-    type=click.IntRange(min=1),
-    default=7,
-    show_default=True,
-    help="CANNOT TELL with reports on fewer days.",
-)
-@click.option(
-    "--min-reporters",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="CANNOT TELL with fewer reporting organisations.",
-)
-@click.option(
+@at_least("--min-days", 1, default=7, help="CANNOT TELL with reports on fewer days.")
+@at_least("--min-reporters", 1, default=1, help="CANNOT TELL with fewer reporting organisations.")
+@at_least(
     "--noise-sessions",
-    type=click.IntRange(min=0),
+    0,
     default=1,
-    show_default=True,
     help="A failure seen at most this often over the window is noise.",
 )
-@click.option(
-    "--cert-days",
-    type=click.IntRange(min=0),
-    default=14,
-    show_default=True,
-    help="Every certificate must stay valid at least this many days.",
+@at_least(
+    "--cert-days", 0, default=14, help="Every certificate must stay valid at least this many days."
 )
 @click.option(
     "--noise-reporter",
     multiple=True,
     help="An organisation whose failure reports you judge wrong (repeat).",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1, 600),
-    default=None,
-    help="Seconds allowed for the live check (default 90).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the advice as JSON.")
+@timeout_option("Seconds allowed for the live check (default 90).")
+@json_option("Print the advice as JSON.")
 def advise(
     domain: str,
     store: str,

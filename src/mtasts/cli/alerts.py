@@ -11,31 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from mtasts.cli.render import console, print_json
-
-T = TypeVar("T")
-STORE_HELP = (
-    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
-    "else [tlsrpt] store of mtasts.toml"
-)
-
-
-def _default_store() -> str:
-    from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
-
-    return configured_store() or DEFAULT_STORE  # a ConfigError: 78 (docs/exit-codes.md)
-
-
-def _store_option(f: Any) -> Any:
-    return click.option(
-        "--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP
-    )(f)
+from mtasts.cli.store import run_on_store, store_option
 
 
 def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
@@ -51,25 +33,13 @@ def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
     return settings, tree.section(Settings), ca_file, owned
 
 
-def _run(coro: Callable[[], Awaitable[T]]) -> T:
-    """Run ``coro``; a database error after connecting is the store being unavailable
-    (every other operator's error reaches the ``mtasts`` group's handler as it is)."""
-    from mtasts.errors import ServiceUnavailable
-    from mtasts.store.engine import driver_errors
-
-    try:
-        return asyncio.run(coro())  # type: ignore[arg-type]
-    except driver_errors() as exc:
-        raise ServiceUnavailable(f"the store failed: {type(exc).__name__}: {exc}") from exc
-
-
 @click.group("alerts")
 def alerts() -> None:
     """Alerts on the received TLS-RPT reports: rules, e-mail, webhook, Apprise."""
 
 
 @alerts.command("run")
-@_store_option
+@store_option
 @click.option("--once", is_flag=True, help="Evaluate the rules and deliver once, then exit.")
 @click.option(
     "--metrics",
@@ -137,7 +107,7 @@ def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> No
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    result = _run(main)
+    result = run_on_store(main)
     if result is None:
         return
     if as_json:
@@ -183,7 +153,7 @@ async def _upgrade_until_ready(store: Any, *, pause: float = 5.0) -> None:
 
 
 @alerts.command("list")
-@_store_option
+@store_option
 @click.option("--all", "show_all", is_flag=True, help="Resolved conditions too (the newest 100).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_(store: str, show_all: bool, as_json: bool) -> None:
@@ -202,7 +172,7 @@ def list_(store: str, show_all: bool, as_json: bool) -> None:
         finally:
             await opened.close()
 
-    rows, outbox = _run(main)
+    rows, outbox = run_on_store(main)
     if as_json:
         from mtasts.rfc3339 import utc_text
 
@@ -264,7 +234,7 @@ def test(as_json: bool) -> None:
             await close_all(channels)
         return results
 
-    results = _run(main)
+    results = run_on_store(main)
     if as_json:
         print_json({name: {"ok": err is None, "error": err} for name, err in results.items()})
     else:

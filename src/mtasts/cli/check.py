@@ -30,46 +30,33 @@ from mtasts.check.plugin import Thresholds, regrade_all, status_lines
 from mtasts.check.runner import Limits, Target, check_domains
 from mtasts.check.tlsinfo import now as wall_clock
 from mtasts.cli.exitcodes import CommandFailed, ExitCode, colour
-from mtasts.cli.render import print_json
+from mtasts.cli.options import at_least, json_option, timeout_option
+from mtasts.cli.render import checks_table, print_json, toned
 from mtasts.config import load_settings
 from mtasts.errors import MtastsError
 from mtasts.net.tls import client_context
 from mtasts.settings.tree import current
 
-_STYLE = {
-    Severity.OK: ("OK", "green"),
-    Severity.WARNING: ("WARN", "yellow"),
-    Severity.CRITICAL: ("CRIT", "bold red"),
-    Severity.UNKNOWN: ("UNKN", "magenta"),
-}
-_STATUS_STYLE = {
-    Status.OK: "green",
-    Status.WARNING: "yellow",
-    Status.CRITICAL: "bold red",
-    Status.UNKNOWN: "magenta",
+_LABEL = {
+    Severity.OK: "OK",
+    Severity.WARNING: "WARN",
+    Severity.CRITICAL: "CRIT",
+    Severity.UNKNOWN: "UNKN",
 }
 
 
 def _table(report: DomainReport, *, problems_only: bool) -> Table | str:
     status = report.status
     if problems_only and status is Status.OK:
-        return f"{report.domain}: [green]OK[/] (nothing to fix)"
-    table = Table(
-        title=f"{report.domain}: [{_STATUS_STYLE[status]}]{status.name}[/]",
-        title_justify="left",
-        show_lines=False,
-        expand=False,
-    )
-    table.add_column("", no_wrap=True)
-    table.add_column("check", overflow="fold", style="cyan")
-    table.add_column("finding", overflow="fold")
+        return f"{report.domain}: {toned('OK', 'ok')} (nothing to fix)"
+    table = checks_table(f"{report.domain}: {toned(status.name, status.name.lower())}", "finding")
     for finding in report.findings:
         if problems_only and finding.severity is Severity.OK:
             continue
-        label, style = _STYLE[finding.severity]
         # the message quotes what the domain published (records, names, answers): text only
         message = escape(finding.message) + (f" [dim]({finding.rfc})[/dim]" if finding.rfc else "")
-        table.add_row(f"[{style}]{label}[/]", escape(finding.id), message)
+        label = toned(_LABEL[finding.severity], finding.severity.value)
+        table.add_row(label, escape(finding.id), message)
     return table
 
 
@@ -128,16 +115,13 @@ class _CheckCommand(click.Command):
 
 @click.command(cls=_CheckCommand)
 @click.argument("domains", nargs=-1, required=True, metavar="DOMAIN...")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per domain.")
+@json_option("Print a JSON list, one object per domain.")
 @click.option(
     "--problems", "problems_only", is_flag=True, help="Show only warnings and worse (not OK)."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1, 600),
-    default=None,
-    help="Seconds allowed per domain (default 90). Each MX and the policy fetch have their "
-    "own shorter deadlines.",
+@timeout_option(
+    "Seconds allowed per domain (default 90). Each MX and the policy fetch have their "
+    "own shorter deadlines."
 )
 @click.option(
     "--nagios",
@@ -145,18 +129,11 @@ class _CheckCommand(click.Command):
     help="Print a monitoring-plugin status line with performance data (certificate days "
     "left of the policy host and each MX, MX count), then one line per problem.",
 )
-@click.option(
-    "--warning-days",
-    type=click.IntRange(min=0),
-    default=14,
-    show_default=True,
-    help="WARNING when a certificate has fewer days left.",
-)
-@click.option(
+@at_least("--warning-days", 0, default=14, help="WARNING when a certificate has fewer days left.")
+@at_least(
     "--critical-days",
-    type=click.IntRange(min=0),
+    0,
     default=0,
-    show_default=True,
     help="CRITICAL when a certificate has fewer days left (0: only once it has expired).",
 )
 def check(

@@ -7,24 +7,18 @@ overwrite; 78 ``show`` cannot read the settings, ``init`` cannot write the file.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from mtasts.cli.exitcodes import ExitCode, print_error
-from mtasts.cli.render import print_json
+from mtasts.cli.exitcodes import ExitCode
+from mtasts.cli.render import fail, print_json
 from mtasts.errors import ConfigError
 from mtasts.settings.registry import section_classes
 from mtasts.settings.render import example_file, json_value, leaves, masked, toml_value
 from mtasts.settings.schema import Key, dotted
 from mtasts.settings.tree import DEFAULT_PATH, Tree, config_path, load
-
-
-def _error(exc: ConfigError, code: int = ExitCode.FAILED) -> None:
-    print_error(str(exc))
-    sys.exit(code)
 
 
 @click.group("config")
@@ -54,8 +48,7 @@ def show(as_json: bool) -> None:
     try:
         tree = load()
     except ConfigError as exc:
-        _error(exc, ExitCode.CONFIG)
-        return
+        fail(str(exc), code=ExitCode.CONFIG)
     rows = _rows(tree)
     if as_json:
         print_json(
@@ -92,8 +85,7 @@ def check(file: Path | None) -> None:
     try:
         tree = load(file)
     except ConfigError as exc:
-        _error(exc)
-        return
+        fail(str(exc), code=ExitCode.FAILED)
     where = tree.file or "no configuration file (defaults and environment)"
     unchecked = f"; not checked here: [{'], ['.join(tree.raw)}]" if tree.raw else ""
     click.echo(f"{where}: ok ({len(section_classes())} sections{unchecked})")
@@ -118,12 +110,10 @@ def init(path: Path | None, force: bool) -> None:
 
     target = path or config_path(None, os.environ) or DEFAULT_PATH
     if target.exists() and not force:
-        print_error(f"{target} exists; keep it, or pass --force")
-        sys.exit(ExitCode.FAILED)
+        fail(f"{target} exists; keep it, or pass --force", code=ExitCode.FAILED)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(example_file(section_classes()), encoding="utf-8")
     except OSError as exc:
-        print_error(f"cannot write {target}: {exc.strerror or exc}")
-        sys.exit(ExitCode.CONFIG)
+        fail(f"cannot write {target}: {exc.strerror or exc}", code=ExitCode.CONFIG)
     click.echo(f"wrote {target}; edit it, then run: mtasts config check {target}")

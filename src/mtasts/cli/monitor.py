@@ -17,16 +17,14 @@ from dataclasses import replace
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
 from mtasts.check.runner import Target
 from mtasts.cli.check import _BadArguments, _CheckCommand, _target
 from mtasts.cli.exitcodes import print_error
-from mtasts.cli.render import console, print_json
+from mtasts.cli.options import at_least, json_option, timeout_option
+from mtasts.cli.render import console, print_json, titled, toned
 from mtasts.monitor.service import Checked
 from mtasts.monitor.settings import MonitorSettings
-
-_SEVERITY_STYLE = {"warning": "yellow", "critical": "bold red"}
 
 
 def _exit_code(results: list[Checked]) -> int:
@@ -44,9 +42,9 @@ def _render(results: list[Checked]) -> None:
     for r in results:
         title = f"{r.domain}: check {r.report.status.name}, {len(r.conditions)} condition(s)"
         if not r.conditions and not r.cleared:
-            out.print(f"{title} [green](nothing to watch out for)[/]", highlight=False)
+            out.print(f"{title} {toned('(nothing to watch out for)', 'ok')}", highlight=False)
             continue
-        table = Table(title=title, title_justify="left")
+        table = titled(title)
         table.add_column("")
         table.add_column("severity")
         table.add_column("condition", style="cyan")
@@ -54,10 +52,10 @@ def _render(results: list[Checked]) -> None:
         raised = {c.key for c in r.raised}
         for c in r.conditions:
             mark = "new" if c.key in raised else ""
-            style = _SEVERITY_STYLE.get(c.severity, "")
-            table.add_row(mark, f"[{style}]{c.severity}[/]", escape(c.key), escape(c.summary))
+            severity = toned(c.severity, c.severity)
+            table.add_row(mark, severity, escape(c.key), escape(c.summary))
         for c in r.cleared:
-            table.add_row("cleared", "[green]ok[/]", escape(c.key), escape(c.summary))
+            table.add_row("cleared", toned("ok", "ok"), escape(c.key), escape(c.summary))
         out.print(table)
         if r.error:
             out.print(f"[red]store:[/] {escape(r.error)}", highlight=False)
@@ -78,23 +76,21 @@ def _render(results: list[Checked]) -> None:
     "$MTASTS_MONITOR_STORE, else the TLS-RPT store: [tlsrpt] store or "
     "sqlite:////var/lib/mtasts/tlsrpt.db).",
 )
-@click.option(
+@at_least(
     "--interval",
-    type=click.IntRange(min=60),
-    default=None,
+    60,
     help="Seconds between checks of a domain ([monitor] interval, 3600; [monitor] "
     "intervals still apply).",
 )
-@click.option(
+@at_least(
     "--jitter",
-    type=click.IntRange(min=0),
-    default=None,
+    0,
     help="Up to this many seconds added at random to each wait ([monitor] jitter, 300).",
 )
-@click.option(
+@at_least(
     "--concurrency",
-    type=click.IntRange(1, 256),
-    default=None,
+    1,
+    maximum=256,
     help="Domains checked at the same time ([monitor] concurrency, 4).",
 )
 @click.option(
@@ -109,20 +105,15 @@ def _render(results: list[Checked]) -> None:
     metavar="DOMAIN",
     help="Print DOMAIN's stored checks (newest first) instead of checking.",
 )
-@click.option(
+@at_least(
     "--limit",
-    type=click.IntRange(1, 10_000),
+    1,
+    maximum=10_000,
     default=20,
-    show_default=True,
     help="With --history: how many checks.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(1, 600),
-    default=None,
-    help="Seconds allowed per domain check (default 90).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (with --once or --history).")
+@timeout_option("Seconds allowed per domain check (default 90).")
+@json_option("Print JSON (with --once or --history).")
 def monitor(
     domains: tuple[str, ...],
     once: bool,

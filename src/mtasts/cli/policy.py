@@ -14,6 +14,7 @@ from mtasts.check import dnsq
 from mtasts.check.evidence import Lookup
 from mtasts.check.mxset import mx_hosts
 from mtasts.cli.exitcodes import print_warning
+from mtasts.cli.options import at_least, choice_of, json_option
 from mtasts.cli.render import print_json
 from mtasts.config import load_settings
 from mtasts.errors import ConfigError, DomainNameError, ServiceUnavailable
@@ -140,18 +141,17 @@ def _print(pub: Publication, out: Path | None, serving: str | None) -> None:
     help="An mx pattern (host or *.suffix); repeat it. Given, the MX set is not looked up "
     "(see --check-live-mx). Default: the domain's live MX hosts.",
 )
-@click.option(
+@choice_of(
     "--mode",
-    type=click.Choice([m.value for m in Mode]),
-    default=Mode.TESTING.value,
-    show_default=True,
+    Mode,
+    default=Mode.TESTING,
     help="Start with testing; move to enforce once TLS reports are clean; none retires "
     "MTA-STS (needs no --mx).",
 )
-@click.option(
+@at_least(
     "--max-age",
-    type=click.IntRange(0, 31557600),
-    default=None,
+    0,
+    maximum=31557600,
     help="Seconds senders may cache the policy (default: 1 week testing, 2 weeks enforce, "
     "1 day none).",
 )
@@ -180,15 +180,14 @@ def _print(pub: Publication, out: Path | None, serving: str | None) -> None:
     help="Write the policy file into DIR (created if missing): DIR/<domain>.txt for "
     "`mtasts serve policy --dir DIR`, or see --layout. A name ending in .txt is a file.",
 )
-@click.option(
+@choice_of(
     "--layout",
-    type=click.Choice([layout.value for layout in Layout]),
-    default=Layout.SERVE.value,
-    show_default=True,
+    Layout,
+    default=Layout.SERVE,
     help="serve: DIR/<domain>.txt; static: DIR/<domain>/.well-known/mta-sts.txt, a web "
     "server's document root for mta-sts.<domain>.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the policy and records as JSON.")
+@json_option("Print the policy and records as JSON.")
 def generate_cmd(
     domain: str,
     mx: tuple[str, ...],

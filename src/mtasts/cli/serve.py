@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from mtasts.acme.settings import AcmeSettings
+from mtasts.cli.options import at_least, existing_file
 from mtasts.config import Settings, read_file
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.postfix.sockets import raise_open_files_limit
@@ -120,21 +121,18 @@ async def _serve(
     help="A directory of <domain>.txt policy files (as `mtasts policy generate -o DIR` "
     "writes). [serve] dir.",
 )
-@click.option(
+@existing_file(
     "--config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="mtasts.toml (its [serve] section), or an older policies file: a TOML file with "
     'only a [policies] table: "example.com" = "path/to/policy.txt".',
 )
 @click.option("--listen", help="host:port to listen on (default 127.0.0.1:8080). [serve] listen.")
-@click.option(
+@existing_file(
     "--cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TLS certificate chain (PEM); serves HTTPS.",
 )
-@click.option(
+@existing_file(
     "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="TLS private key (PEM).",
 )
 @click.option(
@@ -145,15 +143,15 @@ async def _serve(
     "(Let's Encrypt by default; settings: [acme], docs/acme.md). Instead of --cert/--key. "
     "[serve] acme.",
 )
-@click.option(
+@at_least(
     "--max-connections",
-    type=click.IntRange(min=1),
+    1,
     help="Connections at once (default 1000); lowered to fit the open-files limit. At the "
     "cap the oldest connection still waiting for its request is closed.",
 )
-@click.option(
+@at_least(
     "--max-per-client",
-    type=click.IntRange(min=0),
+    0,
     help="Connections at once from one client (an IPv4 address or an IPv6 /64); 0 = no "
     "limit. Default 16 with --cert, none for plain HTTP (behind a proxy every connection "
     "comes from the proxy).",

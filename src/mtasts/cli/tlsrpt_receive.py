@@ -10,34 +10,15 @@ exist); 75 the store is unreachable; 78 a bad setting or store URL.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from mtasts.cli.render import console, print_json
-
-STORE_HELP = (
-    "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
-    "else [tlsrpt] store of mtasts.toml"
-)
-T = TypeVar("T")
-
-
-def _default_store() -> str:
-    from mtasts.tlsrpt.storeconf import DEFAULT_STORE, configured_store
-
-    return configured_store() or DEFAULT_STORE
-
-
-def _store_option(f: Any) -> Any:
-    return click.option(
-        "--store", default=_default_store, envvar="MTASTS_TLSRPT_STORE", help=STORE_HELP
-    )(f)
+from mtasts.cli.store import run_on_store, store_option
 
 
 def _day(value: str | None) -> date | None:
@@ -64,20 +45,8 @@ def _settings(**options: Any) -> Any:
     return replace(settings, nameserver=base.nameserver, dns_timeout=base.timeouts.dns, **given)
 
 
-def _run(coro: Callable[[], Awaitable[T]]) -> T:
-    """Run ``coro``; a database error after connecting is the store being unavailable
-    (every other operator's error reaches the ``mtasts`` group's handler as it is)."""
-    from mtasts.errors import ServiceUnavailable
-    from mtasts.store.engine import driver_errors
-
-    try:
-        return asyncio.run(coro())  # type: ignore[arg-type]
-    except driver_errors() as exc:
-        raise ServiceUnavailable(f"the store failed: {type(exc).__name__}: {exc}") from exc
-
-
 @click.command("import")
-@_store_option
+@store_option
 @click.argument("sources", nargs=-1, required=True)
 @click.option(
     "--owned-domain",
@@ -143,7 +112,7 @@ def import_(
         finally:
             await receiver.close()
 
-    result = _run(run)
+    result = run_on_store(run)
     if as_json:
         print_json(result.to_json())
         return
@@ -155,7 +124,7 @@ def import_(
 
 
 @click.command("received")
-@_store_option
+@store_option
 @click.option("--domain", help="One policy domain (default: all).")
 @click.option("--since", help="First UTC day, YYYY-MM-DD (default: 30 days ago).")
 @click.option("--until", help="Last UTC day, YYYY-MM-DD (default: today).")
@@ -179,7 +148,7 @@ def received(
     first = _day(since) or date.fromordinal(today.toordinal() - 30)
     last = _day(until) or today
     if list_reports or quarantined:
-        reps = _run(
+        reps = run_on_store(
             lambda: received_reports(
                 store, domain=domain, since=first, until=last, quarantined=quarantined
             )
@@ -191,7 +160,7 @@ def received(
 
             render_reports(reps)
         return
-    days = _run(lambda: days_of(store, domain=domain, since=first, until=last))
+    days = run_on_store(lambda: days_of(store, domain=domain, since=first, until=last))
     if as_json:
         print_json([d.to_json() for d in days])
     else:
@@ -201,7 +170,7 @@ def received(
 
 
 @click.command("reprocess")
-@_store_option
+@store_option
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def reprocess(store: str, as_json: bool) -> None:
     """Read every archived input again (after a reader fix) and rebuild the reports.
@@ -219,7 +188,7 @@ def reprocess(store: str, as_json: bool) -> None:
         finally:
             await receiver.close()
 
-    counts = _run(run)
+    counts = run_on_store(run)
     if as_json:
         print_json(counts)
     else:
@@ -228,7 +197,7 @@ def reprocess(store: str, as_json: bool) -> None:
 
 
 @click.command("release")
-@_store_option
+@store_option
 @click.argument("ids", nargs=-1, required=True, type=click.IntRange(1))
 @click.option("--note", help="Why (kept with the release).")
 @click.option("--json", "as_json", is_flag=True, help="Print each id's outcome as JSON.")
@@ -248,7 +217,7 @@ def release(store: str, ids: tuple[int, ...], note: str | None, as_json: bool) -
         finally:
             await receiver.close()
 
-    outcomes = _run(run)
+    outcomes = run_on_store(run)
     if as_json:
         print_json({str(pk): what for pk, what in outcomes.items()})
     else:
@@ -265,7 +234,7 @@ def release(store: str, ids: tuple[int, ...], note: str | None, as_json: bool) -
 
 
 @click.command("prune")
-@_store_option
+@store_option
 @click.option(
     "--keep-days",
     type=click.IntRange(1),
@@ -287,7 +256,7 @@ def prune(store: str, keep_days: int | None, as_json: bool) -> None:
         finally:
             await receiver.close()
 
-    counts = _run(run)
+    counts = run_on_store(run)
     if as_json:
         print_json(counts)
     else:
