@@ -29,6 +29,7 @@ from mtasts.postfix.socketmap import (
     Status,
     decode_policy_line,
     encode_policy_line,
+    enforced,
     render,
     tlsrpt_attributes,
 )
@@ -117,6 +118,14 @@ def wire(reply: Reply) -> str:
 @pytest.mark.parametrize(("lookup", "options", "expected"), TABLE)
 def test_reply_table(lookup: PolicyLookup, options: ReplyOptions, expected: str) -> None:
     assert wire(render(lookup, options)) == expected
+
+
+@pytest.mark.parametrize(("lookup", "options", "expected"), TABLE)
+def test_enforced_is_exactly_the_secure_or_dane_answers(
+    lookup: PolicyLookup, options: ReplyOptions, expected: str
+) -> None:
+    """The daemon asks ``enforced`` before probing DANE; it must agree with render."""
+    assert enforced(lookup, options) is expected.startswith("OK ")
 
 
 def test_dane_answer_replaces_secure_and_is_never_weaker() -> None:

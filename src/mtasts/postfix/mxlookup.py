@@ -32,6 +32,8 @@ import dns.resolver
 from mtasts.net.dns import DEFAULT_NEGATIVE_TTL, resolver_for
 from mtasts.postfix.mxpolicy import MxSet, exact_match_names
 from mtasts.postfix.socketmap import LookupLike, PolicyLike
+from mtasts.sts.lookup import LookupStatus
+from mtasts.sts.policy import Mode
 
 log = logging.getLogger("mtasts.daemon")
 
@@ -195,7 +197,7 @@ class MxLookup:
         return self.lookup.domain
 
     @property
-    def status(self) -> object:
+    def status(self) -> LookupStatus:
         return self.lookup.status
 
     @property
@@ -287,7 +289,7 @@ class MxAwareSource:
         policy = lookup.policy
         assert policy is not None
         names, why = exact_match_names(policy.mx, current)
-        if why and str(policy.mode) == "enforce":
+        if why and policy.mode is Mode.ENFORCE:
             self._warn(domain, current, why)
         if len(self._names) > MAX_ENTRIES:
             self._names.clear()
@@ -312,4 +314,4 @@ class MxAwareSource:
 
 def _needs_mx(lookup: LookupLike) -> bool:
     policy = lookup.policy
-    return policy is not None and str(lookup.status) == "sts" and str(policy.mode) != "none"
+    return policy is not None and lookup.status is LookupStatus.STS and policy.mode is not Mode.NONE

@@ -39,6 +39,7 @@ from mtasts.postfix.socketmap import (
     ReplyOptions,
     SocketmapError,
     Status,
+    enforced,
     parse_request,
     policy_domain_for_key,
     render,
@@ -204,7 +205,7 @@ class SocketmapServer:
             return None
         lookup, valid, token = got
         dane = False
-        if self.dane is not None and _is_enforced(lookup, options):
+        if self.dane is not None and enforced(lookup, options):
             verdict = self._dane_peek(domain) if self._dane_peek is not None else None
             if verdict is None:
                 return None
@@ -361,7 +362,7 @@ class SocketmapServer:
         """
         lookup = await eager(self.source.lookup(domain), self.settings.lookup_timeout)
         dane = False
-        if self.dane is not None and _is_enforced(lookup, options):
+        if self.dane is not None and enforced(lookup, options):
             dane = await eager(self.dane(domain, lookup), self.settings.lookup_timeout)
         return lookup, dane
 
@@ -506,14 +507,6 @@ def _defer_reason(reply: Reply) -> str:
 
 def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _is_enforced(lookup: LookupLike, options: ReplyOptions) -> bool:
-    policy = lookup.policy
-    if str(lookup.status) != "sts" or policy is None:
-        return False
-    mode = str(policy.mode)
-    return mode == "enforce" or (mode == "testing" and options.strict_testing)
 
 
 class _Connection(asyncio.Protocol):

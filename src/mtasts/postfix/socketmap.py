@@ -28,6 +28,8 @@ from mtasts.names import MxPattern, normalize_domain
 from mtasts.postfix.mxpolicy import SAFE_HOST, MxSet, exact_match_names
 from mtasts.postfix.netstring import encode
 from mtasts.settings.schema import setting
+from mtasts.sts.lookup import LookupStatus
+from mtasts.sts.policy import Mode
 
 
 class SocketmapError(MtastsError):
@@ -73,7 +75,7 @@ class DaneLevel(StrEnum):
 
 class PolicyLike(Protocol):
     @property
-    def mode(self) -> object: ...
+    def mode(self) -> Mode: ...
     @property
     def mx(self) -> Sequence[MxPattern]: ...
     @property
@@ -84,7 +86,7 @@ class LookupLike(Protocol):
     @property
     def domain(self) -> str: ...
     @property
-    def status(self) -> object: ...
+    def status(self) -> LookupStatus: ...
     @property
     def policy(self) -> PolicyLike | None: ...
 
@@ -231,8 +233,14 @@ def match_item(pattern: MxPattern) -> str:
     return "." + host if pattern.wildcard else host
 
 
-def _mode(policy: PolicyLike) -> str:
-    return str(policy.mode)
+def enforced(lookup: LookupLike, options: ReplyOptions) -> bool:
+    """Whether Postfix must get ``secure`` (or ``dane-only``) for this lookup: a policy
+    applies and its mode is ``enforce``, or ``testing`` with ``strict_testing`` (RFC 8461
+    §5: a testing policy never makes delivery fail, unless the operator asked)."""
+    policy = lookup.policy
+    if lookup.status is not LookupStatus.STS or policy is None:
+        return False
+    return policy.mode is Mode.ENFORCE or (policy.mode is Mode.TESTING and options.strict_testing)
 
 
 def render(
@@ -255,14 +263,10 @@ def render(
     - anything else (testing, none, no policy, failed fetch with nothing cached; RFC 8461
       §5 and §3.3): ``NOTFOUND``, so Postfix applies its own default level.
     """
-    status = str(lookup.status)
-    if status == "undetermined":
+    if lookup.status is LookupStatus.UNDETERMINED:
         return Reply(Status.TEMP, "MTA-STS policy could not be determined; try again later")
     policy = lookup.policy
-    if status != "sts" or policy is None:
-        return NOTFOUND
-    mode = _mode(policy)
-    if not (mode == "enforce" or (mode == "testing" and options.strict_testing)):
+    if policy is None or not enforced(lookup, options):
         return NOTFOUND
     if dane:
         return Reply(Status.OK, f"{DaneLevel.DANE_ONLY} {options.protocols}")
