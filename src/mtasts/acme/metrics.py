@@ -16,14 +16,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-_P = "mtasts_acme_"
+from mtasts.metricset import MetricSet, new_registry
 
 
 @dataclass(slots=True)
 class AcmeMetrics:
-    registry: CollectorRegistry = field(
-        default_factory=lambda: CollectorRegistry(auto_describe=True)
-    )
+    registry: CollectorRegistry = field(default_factory=new_registry)
     not_after: Gauge = field(init=False)
     state: Gauge = field(init=False)
     alerts: Counter = field(init=False)
@@ -31,31 +29,17 @@ class AcmeMetrics:
     handshakes: Counter = field(init=False)
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.not_after = Gauge(
-            _P + "certificate_not_after_seconds",
+        m = MetricSet("mtasts_acme_", self.registry)
+        self.not_after = m.gauge(
+            "certificate_not_after_seconds",
             "Expiry (Unix time) of the certificate served for the name",
-            ["name"],
-            registry=r,
+            "name",
         )
-        self.state = Gauge(
-            _P + "certificate_state",
-            "1 for the name's current state",
-            ["name", "state"],
-            registry=r,
+        self.state = m.gauge("certificate_state", "1 for the name's current state", "name", "state")
+        self.alerts = m.counter(
+            "alerts", "A name entered the expiring or expired state", "name", "state"
         )
-        self.alerts = Counter(
-            _P + "alerts",
-            "A name entered the expiring or expired state",
-            ["name", "state"],
-            registry=r,
-        )
-        self.issuance = Counter(
-            _P + "issuance", "Issuance attempts by result", ["result"], registry=r
-        )
-        self.handshakes = Counter(
-            _P + "handshakes",
-            "Handshakes by how their certificate was chosen",
-            ["kind"],
-            registry=r,
+        self.issuance = m.counter("issuance", "Issuance attempts by result", "result")
+        self.handshakes = m.counter(
+            "handshakes", "Handshakes by how their certificate was chosen", "kind"
         )

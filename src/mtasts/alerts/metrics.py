@@ -33,7 +33,6 @@ from datetime import date, timedelta
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from mtasts.alerts import queries
@@ -42,7 +41,6 @@ from mtasts.store.engine import Database
 from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.results import ResultType
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 MAX_DOMAINS = 1000
 _R = "mtasts_tlsrpt_received_"
 _A = "mtasts_alerts_"

@@ -180,7 +180,7 @@ def metrics_app(service: AlertService, path: str = "/metrics") -> Any:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from mtasts.alerts.metrics import CONTENT_TYPE
+    from mtasts.metricset import CONTENT_TYPE
 
     async def serve(request: Request) -> Response:
         return Response(service.metrics(), media_type=CONTENT_TYPE)

@@ -19,8 +19,9 @@ from __future__ import annotations
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
+from mtasts.metricset import MetricSet
 from mtasts.monitor.detect import CRITICAL, WARNING, Condition, days_left
 from mtasts.monitor.snapshot import Snapshot
 from mtasts.rfcnames import policy_host
@@ -28,36 +29,27 @@ from mtasts.rfcnames import policy_host
 
 class MonitorMetrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.status = Gauge(
-            "mtasts_monitor_status",
-            "Last check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
-            ["domain"],
-            registry=self.registry,
+        m = MetricSet("mtasts_monitor_", CollectorRegistry())
+        self.registry = m.registry
+        self.status = m.gauge(
+            "status", "Last check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", "domain"
         )
-        self.conditions = Gauge(
-            "mtasts_monitor_conditions",
-            "Active monitoring conditions.",
-            ["domain", "severity"],
-            registry=self.registry,
+        self.conditions = m.gauge(
+            "conditions", "Active monitoring conditions.", "domain", "severity"
         )
-        self.cert_days = Gauge(
-            "mtasts_monitor_cert_expiry_days",
+        self.cert_days = m.gauge(
+            "cert_expiry_days",
             "Whole days until the certificate expires (negative once expired).",
-            ["domain", "host"],
-            registry=self.registry,
+            "domain",
+            "host",
         )
-        self.last_check = Gauge(
-            "mtasts_monitor_last_check_timestamp_seconds",
+        self.last_check = m.gauge(
+            "last_check_timestamp_seconds",
             "When the domain was last checked (Unix time).",
-            ["domain"],
-            registry=self.registry,
+            "domain",
         )
-        self.duration = Gauge(
-            "mtasts_monitor_check_seconds",
-            "How long the last check of the domain took.",
-            ["domain"],
-            registry=self.registry,
+        self.duration = m.gauge(
+            "check_seconds", "How long the last check of the domain took.", "domain"
         )
         self._hosts: dict[str, set[str]] = {}
 

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from mtasts.metricset import MetricSet
 
 # seconds; prometheus-client adds +Inf
 BUCKETS = (0.0005, 0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 30.0)
@@ -68,38 +70,26 @@ class Metrics:
     )
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self._answers = Counter(
-            "mtasts_socketmap_answers",
-            "Socketmap answers by kind.",
-            ["kind"],
-            registry=self.registry,
-        )
+        m = MetricSet("mtasts_socketmap_", CollectorRegistry())
+        self.registry = m.registry
+        self._answers = m.counter("answers", "Socketmap answers by kind.", "kind")
         self._answer = {kind: self._answers.labels(kind) for kind in ANSWER_KINDS}
-        self._lookups = lookups = Counter(
-            "mtasts_socketmap_policy_lookups",
+        self._lookups = lookups = m.counter(
+            "policy_lookups",
             "Resolver lookups behind socketmap answers, by source (cache hit or fetched).",
-            ["source"],
-            registry=self.registry,
+            "source",
         )
         self._lookup = {source: lookups.labels(source) for source in SOURCES}
-        self._failures = Counter(
-            "mtasts_socketmap_policy_failures",
+        self._failures = m.counter(
+            "policy_failures",
             "Lookups that carried a policy failure, by TLS-RPT result type; applied=none: "
             "no policy could be used, applied=cached: a cached policy was applied.",
-            ["result_type", "applied"],
-            registry=self.registry,
+            "result_type",
+            "applied",
         )
-        self._connections = Counter(
-            "mtasts_socketmap_connections",
-            "Client connections accepted.",
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "mtasts_socketmap_lookup_seconds",
-            "Time to answer a request that needed a lookup.",
-            buckets=BUCKETS,
-            registry=self.registry,
+        self._connections = m.counter("connections", "Client connections accepted.")
+        self._latency = m.histogram(
+            "lookup_seconds", "Time to answer a request that needed a lookup.", buckets=BUCKETS
         )
         #: reused answers given inside data_received; folded into answers_total on scrape
         self.fast_hits = 0

@@ -37,6 +37,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mtasts.metricset import CONTENT_TYPE
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
 from mtasts.tlsrpt.receive.intake import Arrival
@@ -48,7 +49,6 @@ from mtasts.tlsrpt.receive.limits import (
     media_type,
     one_line,
 )
-from mtasts.tlsrpt.receive.metrics import CONTENT_TYPE
 from mtasts.tlsrpt.receive.netconfig import NetConfig
 
 log = logging.getLogger(__name__)

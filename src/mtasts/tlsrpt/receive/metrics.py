@@ -18,20 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "IntakeMetrics"]
+from mtasts.metricset import MetricSet, new_registry
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-_P = "mtasts_tlsrpt_intake_"
+__all__ = ["IntakeMetrics"]
+
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass(slots=True)
 class IntakeMetrics:
-    registry: CollectorRegistry = field(
-        default_factory=lambda: CollectorRegistry(auto_describe=True)
-    )
+    registry: CollectorRegistry = field(default_factory=new_registry)
     received: Counter = field(init=False)
     refused: Counter = field(init=False)
     duplicates: Counter = field(init=False)
@@ -40,31 +37,22 @@ class IntakeMetrics:
     inflight: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
-        r = self.registry
-        self.received = Counter(
-            _P + "received",
-            "Reports handed to the store, by outcome",
-            ["channel", "disposition"],
-            registry=r,
+        m = MetricSet("mtasts_tlsrpt_intake_", self.registry)
+        self.received = m.counter(
+            "received", "Reports handed to the store, by outcome", "channel", "disposition"
         )
-        self.refused = Counter(
-            _P + "refused",
-            "Reports or requests refused, by reason",
-            ["channel", "reason"],
-            registry=r,
+        self.refused = m.counter(
+            "refused", "Reports or requests refused, by reason", "channel", "reason"
         )
-        self.duplicates = Counter(
-            _P + "duplicates", "Reports already stored", ["channel"], registry=r
-        )
-        self.dkim = Counter(_P + "dkim", "DKIM verdicts of report mail", ["verdict"], registry=r)
-        self.store_seconds = Histogram(
-            _P + "store_seconds",
+        self.duplicates = m.counter("duplicates", "Reports already stored", "channel")
+        self.dkim = m.counter("dkim", "DKIM verdicts of report mail", "verdict")
+        self.store_seconds = m.histogram(
+            "store_seconds",
             "Seconds the store took to answer one ingest",
-            ["channel"],
+            "channel",
             buckets=_BUCKETS,
-            registry=r,
         )
-        self.inflight = Gauge(_P + "inflight", "Ingests in progress", registry=r)
+        self.inflight = m.gauge("inflight", "Ingests in progress")
 
     def outcome(self, channel: str, disposition: str, reason_code: str | None) -> None:
         name = disposition.lower()
