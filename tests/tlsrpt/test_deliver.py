@@ -9,6 +9,7 @@ import email.policy
 import json
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import dkim
@@ -369,6 +370,46 @@ async def test_a_bad_journaled_destination_fails_alone(lab: Lab, store: TlsRptSt
         (True, False, "expired"),
     ]
     assert lab.tlsrpt_mailbox.received == []
+
+
+async def test_a_receiver_trickling_its_answer_is_cut_off_and_retried(
+    lab: Lab, store: TlsRptStore
+) -> None:
+    """A receiver that sends its answer a byte at a time, each byte before the read
+    timeout, held the sender forever; the upload now ends at 4 x https_timeout and is
+    retried like any failed attempt."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(100000):
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    context = lab.pki.server_context("slow.test", "valid")
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    lab.set_records("slow.test", "A", ["127.0.0.1"])
+    url = f"https://slow.test:{port}/tlsrpt"
+    await store.enqueue(
+        [OutboxReport(DAY, "a.test", "id", "f.json.gz", b"\x1f\x8b", "", (url,))], NOW
+    )
+    sender = Sender(store, replace(_settings(lab), https_timeout=0.25), rng=random.Random(5))
+    started = asyncio.get_running_loop().time()
+    try:
+        (attempt,) = await sender.run_due(NOW)
+    finally:
+        await sender.aclose()
+        server.close()
+    assert asyncio.get_running_loop().time() - started < 5.0
+    assert (attempt.ok, attempt.status) == (False, "pending")
+    assert "did not complete within 1 s" in attempt.error
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,12 @@
 """The checker's HTTPS fetch of a policy, keeping every piece of evidence.
 
-``mtasts.net.https`` is the sender's fetch: it turns every problem into one error, as a
-sender must. An administrator needs more: the redirect target, every Content-Type header
-(duplicates included), Cache-Control, the certificate even when it fails, the TLS
-version, the elapsed time, and the first bytes of an oversized body. So this adapter
-uses the same pieces (``DnsClient`` for addresses, httpx with redirects off, SNI = the
-policy host, a byte cap while streaming, deadlines) but records instead of raising.
+The sender's fetch turns every problem into one error, as a sender must. An
+administrator needs more: the redirect target, every Content-Type header (duplicates
+included), Cache-Control, the certificate even when it fails, the TLS version, the
+elapsed time, and the first bytes of an oversized body. So this module drives the same
+client (:class:`mtasts.net.https.HttpsClient`: our DNS, SNI and Host = the policy host,
+redirects off, a byte cap while streaming, deadlines) with ``raw=True`` and a TLS
+evidence hook, and records instead of raising.
 
 I/O module.
 """
@@ -14,13 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import ssl
 import time
 from dataclasses import replace
 from pathlib import Path
-
-import httpx
 
 from mtasts import __version__
 from mtasts.check.evidence import Lookup, PolicyResponse, TlsOutcome
@@ -33,8 +31,9 @@ from mtasts.check.tlsinfo import (
     verifying_context,
     with_chain_error,
 )
-from mtasts.errors import DnsError
+from mtasts.errors import DnsError, FetchError
 from mtasts.net.dns import DnsClient
+from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.rfcnames import MAX_POLICY_BYTES, WELL_KNOWN_PATH, policy_host
 
 USER_AGENT = f"mtasts-check/{__version__} (+RFC 8461)"
@@ -50,6 +49,7 @@ def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | Non
 
 
 async def _get(
+    dns: DnsClient,
     address: str,
     host: str,
     port: int,
@@ -58,55 +58,36 @@ async def _get(
     *,
     chain_ok: bool = False,
 ) -> PolicyResponse:
-    """One GET; the TLS facts are read while the connection is open."""
-    ip = ipaddress.ip_address(address)
-    literal = f"[{address}]" if ip.version == 6 else address
-    shown = host if port == 443 else f"{host}:{port}"
-    url = f"https://{shown}{WELL_KNOWN_PATH}"
-    headers = {
-        "Host": shown,
-        "User-Agent": USER_AGENT,
-        "Accept-Encoding": "identity",
-        "Connection": "close",
-    }
-    client = httpx.AsyncClient(
-        verify=context,
-        follow_redirects=False,  # RFC 8461 §3.3
-        trust_env=False,
-        timeout=httpx.Timeout(seconds),
-        limits=httpx.Limits(max_keepalive_connections=0),
+    """One GET; the TLS facts are read by the client's hook while the connection is open."""
+    facts: list[TlsOutcome] = []
+    client = HttpsClient(
+        dns,
+        context,
+        port=port,
+        timeouts=Timeouts(connect=seconds, read=seconds, total=seconds),
+        max_bytes=MAX_POLICY_BYTES,
+        user_agent=USER_AGENT,
     )
-    async with (
-        client,
-        client.stream(
-            "GET",
-            f"https://{literal}:{port}{WELL_KNOWN_PATH}",
-            headers=headers,
-            extensions={"sni_hostname": host},
-        ) as response,
-    ):
-        stream = response.extensions.get("network_stream")
-        ssl_object = stream.get_extra_info("ssl_object") if stream is not None else None
-        tls = outcome_of(ssl_object, chain_ok=chain_ok)
-        body = bytearray()
-        truncated = False
-        async for chunk in response.aiter_raw():
-            body += chunk
-            if len(body) > MAX_POLICY_BYTES:
-                truncated = True
-                del body[MAX_POLICY_BYTES:]
-                break
-        result = PolicyResponse(
-            url=url,
-            host=host,
-            addresses=(address,),
-            status=response.status_code,
-            headers=tuple(response.headers.multi_items()),
-            body=bytes(body),
-            truncated=truncated,
-            tls=tls,
+    try:
+        response = await client.exchange(
+            address,
+            host,
+            WELL_KNOWN_PATH,
+            raw=True,
+            on_tls=lambda ssl_object: facts.append(outcome_of(ssl_object, chain_ok=chain_ok)),
         )
-        return result
+    finally:
+        await client.aclose()
+    return PolicyResponse(
+        url=response.url,
+        host=host,
+        addresses=(address,),
+        status=response.status,
+        headers=response.headers,
+        body=response.body,
+        truncated=response.truncated,
+        tls=facts[0] if facts else None,
+    )
 
 
 async def _legacy_version(address: str, host: str, port: int, seconds: float) -> str:
@@ -146,7 +127,7 @@ async def fetch_policy_evidence(
     base = replace(base, addresses=addresses)
     try:
         async with asyncio.timeout(seconds):
-            result = await _fetch(address, host, port, ca_file, seconds, base)
+            result = await _fetch(dns, address, host, port, ca_file, seconds, base)
     except TimeoutError:
         result = replace(
             base, error=f"no complete answer within {seconds:g} s", error_kind="timeout"
@@ -155,6 +136,7 @@ async def fetch_policy_evidence(
 
 
 async def _fetch(
+    dns: DnsClient,
     address: str,
     host: str,
     port: int,
@@ -163,34 +145,37 @@ async def _fetch(
     base: PolicyResponse,
 ) -> PolicyResponse:
     try:
-        return await _get(address, host, port, verifying_context(ca_file), seconds, chain_ok=True)
-    except httpx.HTTPError as exc:
+        return await _get(
+            dns, address, host, port, verifying_context(ca_file), seconds, chain_ok=True
+        )
+    except FetchError as exc:
         verify = _cause(exc, ssl.SSLCertVerificationError)
         other_ssl = _cause(exc, ssl.SSLError)
+        cause = exc.__cause__ or exc  # what went wrong, in the words of the TLS/HTTP layer
         if isinstance(verify, ssl.SSLCertVerificationError):
             chain_error = verify
         elif other_ssl is not None:
             legacy = await _legacy_version(address, host, port, min(seconds, 10.0))
             tls = TlsOutcome(handshake_error=describe(other_ssl), legacy_version=legacy)
             return replace(base, tls=tls, error=describe(other_ssl), error_kind="tls")
-        elif isinstance(exc, httpx.TimeoutException):
-            return replace(base, error=f"timed out ({type(exc).__name__})", error_kind="timeout")
-        elif isinstance(exc, httpx.ConnectError):
+        elif exc.code in ("fetch.connect-timeout", "fetch.read-timeout", "fetch.timeout"):
+            return replace(base, error=f"timed out ({type(cause).__name__})", error_kind="timeout")
+        elif exc.code == "fetch.connect":
             # A server that hangs up during the handshake (rather than refusing the
             # connection) may only speak an old TLS version: ask it with one.
             if _cause(exc, ConnectionRefusedError) is None:
                 legacy = await _legacy_version(address, host, port, min(seconds, 10.0))
                 if legacy:
-                    tls = TlsOutcome(handshake_error=describe(exc), legacy_version=legacy)
-                    return replace(base, tls=tls, error=describe(exc), error_kind="tls")
-            return replace(base, error=describe(exc), error_kind="connect")
+                    tls = TlsOutcome(handshake_error=describe(cause), legacy_version=legacy)
+                    return replace(base, tls=tls, error=describe(cause), error_kind="tls")
+            return replace(base, error=describe(cause), error_kind="connect")
         else:
-            return replace(base, error=describe(exc), error_kind="http")
+            return replace(base, error=describe(cause), error_kind="http")
     # The chain failed: fetch again without verifying, to show the certificate and the
     # rest of the chain of problems (senders stop at the first one).
     try:
-        result = await _get(address, host, port, reading_context(), seconds)
-    except httpx.HTTPError as exc:
+        result = await _get(dns, address, host, port, reading_context(), seconds)
+    except FetchError as exc:
         tls = TlsOutcome(chain_ok=False, chain_error=str(chain_error.verify_message))
-        return replace(base, tls=tls, error=describe(exc), error_kind="tls")
+        return replace(base, tls=tls, error=describe(exc.__cause__ or exc), error_kind="tls")
     return replace(result, tls=with_chain_error(result.tls or TlsOutcome(), chain_error))

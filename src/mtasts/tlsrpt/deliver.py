@@ -47,11 +47,13 @@ from mtasts.errors import (
     ConfigError,
     DnsError,
     DomainNameError,
+    FetchError,
     TlsRptError,
     TlsRptRecordError,
 )
 from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
+from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.rfcnames import tlsrpt_record_name
 from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
@@ -64,6 +66,7 @@ RETRY_FOR = 24 * 3600  # RFC 8460 §5.5: SHOULD retry for up to 24 hours
 FIRST_RETRY = 300
 MAX_RETRY = 4 * 3600
 SETTLE = 300
+HTTPS_TOTAL_FACTOR = 4  # one https upload: at most 4 x https_timeout in all
 SIGNED_HEADERS = (
     "from",
     "to",
@@ -291,24 +294,29 @@ def destination(uri: str) -> str | None:
 
 @dataclass(slots=True)
 class Transports:
-    """The network side of delivery, shared across attempts."""
+    """The network side of delivery, shared across attempts: the https upload goes
+    through the one HTTPS client (:class:`mtasts.net.https.HttpsClient`: our DNS, SNI
+    and Host = the URL's host, no redirects, no keep-alive, the answer's body capped,
+    connect / read / total deadlines)."""
 
     settings: SendSettings
     dns: DnsClient
     context: ssl.SSLContext
-    client: httpx.AsyncClient = field(init=False)
+    https: HttpsClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.AsyncClient(
-            verify=self.context,
-            follow_redirects=False,  # a 3xx is not success (RFC 8460 §5.4; E-78)
-            trust_env=False,
-            timeout=self.settings.https_timeout,
-            limits=httpx.Limits(max_keepalive_connections=0),
+        t = self.settings.https_timeout
+        # A 3xx is not success (RFC 8460 §5.4; E-78): the client never follows one. The
+        # total deadline stops a receiver that trickles its answer a byte at a time.
+        self.https = HttpsClient(
+            self.dns,
+            self.context,
+            timeouts=Timeouts(connect=t, read=t, total=HTTPS_TOTAL_FACTOR * t),
+            user_agent=f"mtasts/{__version__} (+RFC 8460)",
         )
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.https.aclose()
 
     async def _resolve(self, host: str) -> list[str]:
         try:
@@ -326,29 +334,21 @@ class Transports:
 
     async def post(self, url: str, body: bytes) -> None:
         """POST the gzip report; only a 2xx answer is success (RFC 8460 §5.4)."""
-        parsed = httpx.URL(url)
+        parsed = httpx.URL(url)  # parsing only: the request is HttpsClient's
         host, port = parsed.host, parsed.port or 443
+        path = parsed.raw_path.decode("ascii")
         last: DeliveryError | None = None
         for address in await self._resolve(host):
-            literal = f"[{address}]" if ":" in address else address
-            target = parsed.copy_with(host=literal, port=port)
             try:
-                resp = await self.client.post(
-                    target,
-                    content=body,
-                    headers={
-                        "Host": parsed.netloc.decode("ascii"),
-                        "Content-Type": "application/tlsrpt+gzip",
-                        "User-Agent": f"mtasts/{__version__} (+RFC 8460)",
-                    },
-                    extensions={"sni_hostname": host},
+                resp = await self.https.post(
+                    address, host, port, path, body, "application/tlsrpt+gzip"
                 )
-            except httpx.HTTPError as exc:
-                last = DeliveryError(f"POST {url} via {address}: {exc or type(exc).__name__}")
+            except FetchError as exc:
+                last = DeliveryError(f"POST {url} via {address}: {exc.message}")
                 continue
-            if 200 <= resp.status_code < 300:
+            if 200 <= resp.status < 300:
                 return
-            raise DeliveryError(f"POST {url} answered {resp.status_code}, not 2xx")
+            raise DeliveryError(f"POST {url} answered {resp.status}, not 2xx")
         assert last is not None
         raise last
 
