@@ -12,21 +12,16 @@ from hypothesis import strategies as st
 
 from mtasts.check.finding import Status
 from mtasts.errors import PolicyError
-from mtasts.monitor.advise import (
-    Advice,
+from mtasts.monitor.advise import Advice, ExitCode, Verdict, advise, candidate_policy
+from mtasts.monitor.evidence import (
     Criteria,
     Evidence,
-    ExitCode,
     FailureGroup,
-    Impact,
-    Outcome,
     Reporter,
-    Verdict,
-    advise,
-    candidate_policy,
     evidence_from_rows,
     with_misreporters,
 )
+from mtasts.monitor.judge import Impact, Outcome
 from mtasts.monitor.snapshot import MxState, Snapshot
 from mtasts.publish.generate import policy_id
 from mtasts.sts.policy import Mode, parse_policy

@@ -18,8 +18,9 @@ from mtasts.check.runner import Target
 from mtasts.lab import Lab, Scenario
 from mtasts.lab.scenario import HostSpec, SmtpSpec
 from mtasts.lab.testing import healthy_domain
-from mtasts.monitor.advise import Impact, Verdict, advise, candidate_policy
+from mtasts.monitor.advise import Verdict, advise, candidate_policy
 from mtasts.monitor.advising import advise_domain
+from mtasts.monitor.judge import Impact
 from mtasts.monitor.reported import read_evidence
 from mtasts.monitor.snapshot import MxState, Snapshot
 from mtasts.store.engine import open_database

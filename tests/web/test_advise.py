@@ -11,14 +11,9 @@ from datetime import UTC, datetime, timedelta
 from html import unescape
 
 from mtasts.check.finding import Status
-from mtasts.monitor.advise import (
-    Criteria,
-    Evidence,
-    Impact,
-    Verdict,
-    advise,
-    candidate_policy,
-)
+from mtasts.monitor.advise import Verdict, advise, candidate_policy
+from mtasts.monitor.evidence import Criteria, Evidence
+from mtasts.monitor.judge import Impact
 from mtasts.monitor.reported import read_evidence
 from mtasts.monitor.snapshot import Snapshot
 from mtasts.store.engine import open_database

@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from mtasts.acme.store import NameStatus, StateDir
-from mtasts.web.app import CSP
+from mtasts.web.guard import CSP
 from mtasts.web.settings import WebSettings
 
 from .conftest import LOOPBACK, TENANTS, Served, start_server, stop_server

@@ -18,7 +18,9 @@ from mtasts.cli.check import _BadArguments, _CheckCommand, _target
 from mtasts.cli.exitcodes import CommandFailed
 from mtasts.cli.options import at_least, json_option, timeout_option
 from mtasts.cli.render import TONE, checks_table, console, print_json, titled, toned
-from mtasts.monitor.advise import Advice, Criteria, ExitCode, Impact, Verdict
+from mtasts.monitor.advise import Advice, ExitCode, Verdict
+from mtasts.monitor.evidence import Criteria
+from mtasts.monitor.judge import Impact
 
 _VERDICT_LEVEL = {
     Verdict.READY: "ok",
@@ -175,8 +177,8 @@ def advise(
     Exit codes: 0 READY, 1 READY with notes, 2 NOT READY, 3 CANNOT TELL or error.
     """
     from mtasts.errors import MtastsError
-    from mtasts.monitor.advise import with_misreporters
     from mtasts.monitor.advising import advise_domain
+    from mtasts.monitor.evidence import with_misreporters
     from mtasts.sts.policy import Mode
 
     try:

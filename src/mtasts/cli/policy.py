@@ -54,7 +54,7 @@ async def _enforce_warnings(domain: str, policy: Policy) -> tuple[str, ...]:
     from mtasts.check.runner import check_domain
     from mtasts.check.tlsinfo import now
     from mtasts.cli.check import _target as check_target
-    from mtasts.monitor.advise import enforce_blockers
+    from mtasts.monitor.judge import enforce_blockers
     from mtasts.monitor.snapshot import snapshot_of
 
     when = now()

@@ -2,11 +2,14 @@
 have stopped anyone's mail? The decision, as data.
 
 Inputs: what the received TLS-RPT reports of the last days say (:class:`Evidence`, built
-by :func:`evidence_from_rows` from the rows :mod:`mtasts.monitor.reported` reads), the
-live set-up (:class:`~mtasts.monitor.snapshot.Snapshot` of one ``mtasts check``), the
+by :func:`~mtasts.monitor.evidence.evidence_from_rows` from the rows
+:mod:`mtasts.monitor.reported` reads), the live set-up
+(:class:`~mtasts.monitor.snapshot.Snapshot` of one ``mtasts check``), the
 candidate :class:`~mtasts.sts.policy.Policy` and the :class:`Criteria`. Output: an
 :class:`Advice` with the verdict READY / NOT READY / CANNOT TELL, each reported failure
-judged, the live checks that must pass, and the steps.
+judged, the live checks that must pass, and the steps. The evidence and criteria live in
+:mod:`mtasts.monitor.evidence`, each stage of the judgement in :mod:`mtasts.monitor.judge`;
+this module assembles the verdict.
 
 How a reported failure is judged (first rule that applies; docs/monitor.md has the
 table and the reasons):
@@ -22,7 +25,7 @@ table and the reasons):
 4. ``validation-failure`` at a listed MX that the published policy did not cover but the
    candidate does: *not affected* (the candidate's patterns fix it); one the candidate
    does not cover either: *blocking* (an MX outside the candidate patterns).
-5. A reporter on :data:`KNOWN_MISREPORTERS` for this result type: *noise*.
+5. A reporter on :data:`~mtasts.monitor.evidence.KNOWN_MISREPORTERS` for this result type: *noise*.
 6. At most ``Criteria.noise_sessions`` sessions over the whole window: *noise*.
 7. The MX passes every live check now and no failure was reported in the last
    ``Criteria.recent_days`` days: *fixed*.
@@ -37,53 +40,28 @@ Pure: no I/O, no clock (``now`` is an argument).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from mtasts.errors import DomainNameError, PolicyError
-from mtasts.monitor.snapshot import MxState, Snapshot
-from mtasts.names import normalize_domain
-from mtasts.publish.generate import DEFAULT_MAX_AGE, patterns_for, policy_id
-from mtasts.rfcnames import policy_host, policy_url, sts_record_name
-from mtasts.sts.policy import Mode, Policy, format_policy
-from mtasts.tlsrpt.results import DANE_RESULTS, NEGOTIATION_RESULTS, STS_RESULTS
-
-_DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Misreporter:
-    """A reporting organisation whose reports of ``result_types`` are known to be wrong."""
-
-    organization: str  # matched case-insensitively as a substring of organization-name
-    result_types: frozenset[str]
-    why: str
-
-    def matches(self, organization: str, result_type: str) -> bool:
-        return (
-            self.organization.lower() in organization.lower() and result_type in self.result_types
-        )
-
-
-#: Reporters known to misreport, and why (docs/monitor.md lists the sources). Only
-#: documented cases are here: a wrong entry would hide real failures.
-KNOWN_MISREPORTERS: tuple[Misreporter, ...] = (
-    Misreporter(
-        "Microsoft",
-        frozenset({"sts-policy-fetch-error"}),
-        "Microsoft reports sts-policy-fetch-error for policies other senders fetch fine "
-        "(serverfault question 1167610; samples without IP or MX, dmarc-report-viewer #57)",
-    ),
-    Misreporter(
-        "Mail.ru",
-        frozenset({"sts-policy-fetch-error"}),
-        "Mail.ru's failure details overcount its own summary and carry no IP or MX "
-        "(parsedmarc sample mail.ru.json: 1 failed session, details adding up to 2)",
-    ),
+from mtasts.errors import PolicyError
+from mtasts.monitor.evidence import Criteria, Evidence
+from mtasts.monitor.judge import (
+    DataCheck,
+    Impact,
+    Judged,
+    LiveCheck,
+    Outcome,
+    data_check,
+    judge_failure,
+    live_checks,
 )
+from mtasts.monitor.snapshot import Snapshot
+from mtasts.publish.generate import DEFAULT_MAX_AGE, patterns_for, policy_id
+from mtasts.rfcnames import policy_url, sts_record_name
+from mtasts.sts.policy import Mode, Policy, format_policy
 
 
 class Verdict(StrEnum):
@@ -99,193 +77,6 @@ class ExitCode(IntEnum):
     READY_WITH_NOTES = 1  # READY, but something to read first (fetch errors, noise)
     NOT_READY = 2
     CANNOT_TELL = 3  # also: bad arguments, store or configuration errors
-
-
-class Impact(StrEnum):
-    BLOCKING = "blocking"
-    NOISE = "noise"
-    FIXED = "fixed"
-    NOT_AFFECTED = "not-affected"
-
-
-class Outcome(StrEnum):
-    PASS = "pass"  # noqa: S105 (a check outcome, not a password)
-    FAIL = "fail"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class Criteria:
-    """When the evidence is enough, and what counts as noise (``mtasts advise`` options)."""
-
-    days: int = 14  # the window of reports read
-    min_sessions: int = 100  # sessions under an sts policy, all reporters together
-    min_days: int = 7  # distinct days with reports
-    min_reporters: int = 1
-    noise_sessions: int = 1  # a failure seen this often or less over the window is noise
-    recent_days: int = 3  # failures older than this at an MX that passes now: fixed
-    cert_days: int = 14  # every certificate must stay valid at least this long
-    misreporters: tuple[Misreporter, ...] = KNOWN_MISREPORTERS
-
-    def __post_init__(self) -> None:
-        for name in ("days", "min_sessions", "min_days", "min_reporters"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        for name in ("noise_sessions", "recent_days", "cert_days"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
-        if self.min_days > self.days:
-            raise ValueError(f"min_days {self.min_days} is more than the {self.days} days read")
-
-
-@dataclass(frozen=True, slots=True)
-class Reporter:
-    """One reporting organisation over the window."""
-
-    organization: str
-    reports: int
-    sessions: int  # per report the largest policy-type sum (sts and tlsa overlap)
-    sts_sessions: int  # sessions reported under an sts policy
-    failed: int
-    days: tuple[str, ...]
-    modes: tuple[str, ...]  # the policy modes its sts policy strings named
-
-
-@dataclass(frozen=True, slots=True)
-class FailureGroup:
-    """Reported failures of one organisation, result type and MX over the window."""
-
-    organization: str
-    result_type: str
-    mx_host: str | None  # receiving-mx-hostname, normalised; None when not reported
-    policy_type: str
-    sessions: int
-    first_day: str
-    last_day: str
-    reason_codes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """What the reports for ``domain`` between ``since`` and ``until`` say."""
-
-    domain: str
-    since: date
-    until: date
-    reporters: tuple[Reporter, ...] = ()
-    failures: tuple[FailureGroup, ...] = ()
-    truncated: bool = False  # more failure rows existed than were read (the largest kept)
-
-    @property
-    def reports(self) -> int:
-        return sum(r.reports for r in self.reporters)
-
-    @property
-    def sts_sessions(self) -> int:
-        return sum(r.sts_sessions for r in self.reporters)
-
-    @property
-    def days(self) -> tuple[str, ...]:
-        return tuple(sorted({d for r in self.reporters for d in r.days}))
-
-
-def _host(value: object) -> str | None:
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        return normalize_domain(value.strip())
-    except DomainNameError:  # a reporter's garbage is kept as written, lower case
-        return value.strip().rstrip(".").lower()[:253]
-
-
-def _mode(policy_strings: Sequence[str]) -> str | None:
-    for line in policy_strings:
-        key, _, value = str(line).partition(":")
-        if key.strip().lower() == "mode":
-            return value.strip().lower() or None
-    return None
-
-
-def evidence_from_rows(
-    domain: str,
-    since: date,
-    until: date,
-    policy_rows: Iterable[Mapping[str, Any]],
-    failure_rows: Iterable[Mapping[str, Any]],
-) -> Evidence:
-    """Evidence from store rows.
-
-    ``policy_rows``: report_pk, organization, day, policy_type, policy_string (a list),
-    successful, failed. ``failure_rows``: organization, day, policy_type, result_type,
-    receiving_mx_hostname, failure_reason_code, failed (a sum).
-    """
-    per_report: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    info: dict[int, tuple[str, str]] = {}
-    modes: dict[str, set[str]] = defaultdict(set)
-    for row in policy_rows:
-        pk = int(row["report_pk"])
-        kind = str(row["policy_type"])
-        counts = per_report[pk][kind]
-        counts[0] += int(row["successful"])
-        counts[1] += int(row["failed"])
-        info[pk] = (str(row["organization"]), str(row["day"]))
-        mode = _mode(list(row.get("policy_string") or ()))
-        if kind == "sts" and mode is not None:
-            modes[str(row["organization"])].add(mode)
-    by_org: dict[str, dict[str, Any]] = {}
-    for pk, kinds in per_report.items():
-        org, day = info[pk]
-        best = max(kinds.values(), key=lambda c: (c[0] + c[1], c[1]))
-        sts = kinds.get("sts", [0, 0])
-        acc = by_org.setdefault(org, {"reports": 0, "sessions": 0, "sts": 0, "failed": 0})
-        acc["reports"] += 1
-        acc["sessions"] += best[0] + best[1]
-        acc["sts"] += sts[0] + sts[1]
-        acc["failed"] += best[1]
-        acc.setdefault("days", set()).add(day)
-    reporters = tuple(
-        Reporter(
-            organization=org,
-            reports=acc["reports"],
-            sessions=acc["sessions"],
-            sts_sessions=acc["sts"],
-            failed=acc["failed"],
-            days=tuple(sorted(acc["days"])),
-            modes=tuple(sorted(modes.get(org, ()))),
-        )
-        for org, acc in sorted(by_org.items())
-    )
-    groups: dict[tuple[str, str, str | None, str], dict[str, Any]] = {}
-    for row in failure_rows:
-        key = (
-            str(row["organization"]),
-            str(row["result_type"]),
-            _host(row.get("receiving_mx_hostname")),
-            str(row.get("policy_type") or "sts"),
-        )
-        g = groups.setdefault(key, {"n": 0, "days": set(), "codes": set()})
-        g["n"] += int(row["failed"])
-        g["days"].add(str(row["day"]))
-        code = row.get("failure_reason_code")
-        if code:
-            g["codes"].add(str(code)[:200])
-    failures = tuple(
-        FailureGroup(
-            organization=org,
-            result_type=kind,
-            mx_host=host,
-            policy_type=ptype,
-            sessions=g["n"],
-            first_day=min(g["days"]),
-            last_day=max(g["days"]),
-            reason_codes=tuple(sorted(g["codes"]))[:5],
-        )
-        for (org, kind, host, ptype), g in sorted(
-            groups.items(), key=lambda kv: (-kv[1]["n"], kv[0][0], kv[0][1], kv[0][2] or "")
-        )
-        if g["n"] > 0
-    )
-    return Evidence(normalize_domain(domain), since, until, reporters, failures)
 
 
 # --- the candidate ----------------------------------------------------------------------
@@ -318,31 +109,7 @@ def candidate_policy(
     return Policy(mode=chosen, mx=patterns, max_age=age)
 
 
-# --- the judgement ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Judged:
-    failure: FailureGroup
-    impact: Impact
-    why: str
-
-
-@dataclass(frozen=True, slots=True)
-class LiveCheck:
-    id: str
-    outcome: Outcome
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class DataCheck:
-    enough: bool
-    reports: int
-    reporters: int
-    sts_sessions: int
-    days: int
-    why: str
+# --- the verdict ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,253 +199,6 @@ class Advice:
             "steps": list(self.steps),
             "exposure": self.exposure,
         }
-
-
-def _passes_now(state: MxState | None) -> bool:
-    return state is not None and bool(state.starttls and state.tls12 and state.cert_ok)
-
-
-def judge_failure(
-    g: FailureGroup,
-    *,
-    live: Snapshot,
-    published: Policy | None,
-    candidate: Policy,
-    criteria: Criteria,
-    until: date,
-) -> Judged:
-    """One failure group's impact under the candidate (rules 1-8 of the module docstring)."""
-    if g.result_type in DANE_RESULTS or g.policy_type == "tlsa":
-        return Judged(g, Impact.NOT_AFFECTED, "a DANE result: the MTA-STS mode changes nothing")
-    if g.result_type in STS_RESULTS:
-        known = next(
-            (m for m in criteria.misreporters if m.matches(g.organization, g.result_type)), None
-        )
-        why = (
-            "the policy could not be fetched or read: senders without a cached policy "
-            "deliver as without MTA-STS, so no mail is refused; fix the policy host anyway"
-        )
-        return Judged(
-            g, Impact.NOT_AFFECTED, why + (f" (known misreport: {known.why})" if known else "")
-        )
-    listed = live.mx_known and live.checked
-    if g.mx_host is not None and listed and g.mx_host not in live.mx_hosts:
-        return Judged(
-            g,
-            Impact.NOISE,
-            f"{g.mx_host} is not an MX that DNS lists today (an old MX, or a name a man in "
-            "the middle gave): the candidate sends no mail there",
-        )
-    if g.result_type == "validation-failure" and g.mx_host is not None:
-        if not candidate.matches_mx(g.mx_host):
-            return Judged(
-                g,
-                Impact.BLOCKING,
-                f"{g.mx_host} is outside the candidate's mx patterns: senders would refuse it",
-            )
-        if published is not None and not published.matches_mx(g.mx_host):
-            return Judged(
-                g,
-                Impact.NOT_AFFECTED,
-                f"the published policy did not cover {g.mx_host}; the candidate does",
-            )
-    known = next(
-        (m for m in criteria.misreporters if m.matches(g.organization, g.result_type)), None
-    )
-    if known is not None:
-        return Judged(g, Impact.NOISE, f"known misreport: {known.why}")
-    if g.sessions <= criteria.noise_sessions:
-        return Judged(
-            g,
-            Impact.NOISE,
-            f"{g.sessions} session(s) in {criteria.days} days "
-            f"(at most {criteria.noise_sessions} counts as noise)",
-        )
-    recent = until - timedelta(days=criteria.recent_days)
-    state = live.mx_state(g.mx_host) if g.mx_host else None
-    if _passes_now(state) and date.fromisoformat(g.last_day) < recent:
-        return Judged(
-            g,
-            Impact.FIXED,
-            f"none since {g.last_day}, and {g.mx_host} passes every live check now",
-        )
-    where = f"at {g.mx_host}" if g.mx_host else "(the reporter named no MX)"
-    return Judged(
-        g,
-        Impact.BLOCKING,
-        f"{g.sessions} session(s) {where} would have been refused under mode "
-        f"{candidate.mode.value} (delivered only if another MX passed)",
-    )
-
-
-def _hosts_with(states: Iterable[MxState], test: Any) -> list[str]:
-    return [m.host for m in states if test(m)]
-
-
-def live_checks(
-    live: Snapshot, candidate: Policy, criteria: Criteria, now: datetime
-) -> tuple[LiveCheck, ...]:
-    """What must pass before the switch: MX covered, STARTTLS, TLS 1.2+, certificates
-    valid with ``criteria.cert_days`` to spare, the policy host and the TXT record."""
-    out: list[LiveCheck] = []
-    if not live.checked or not live.mx_known:
-        why = ", ".join(live.problems) or "the check did not finish"
-        return (
-            LiveCheck("check", Outcome.UNKNOWN, f"the live check of {live.domain} failed: {why}"),
-        )
-    mx = live.mx
-    if not mx:
-        out.append(LiveCheck("mx-covered", Outcome.FAIL, f"{live.domain} lists no MX host"))
-    else:
-        uncovered = [m.host for m in mx if not candidate.matches_mx(m.host)]
-        out.append(
-            LiveCheck(
-                "mx-covered",
-                Outcome.FAIL if uncovered else Outcome.PASS,
-                f"MX outside the candidate's patterns: {', '.join(uncovered)}"
-                if uncovered
-                else f"every MX is covered: {', '.join(live.mx_hosts)}",
-            )
-        )
-    for cid, attr, good, bad in (
-        ("mx-starttls", "starttls", "every MX offers STARTTLS", "no STARTTLS at"),
-        ("mx-tls12", "tls12", "every MX speaks TLS 1.2 or later", "no TLS 1.2+ at"),
-        (
-            "mx-cert",
-            "cert_ok",
-            "every MX has a trusted certificate for its name",
-            "certificate not trusted, expired or for another name at",
-        ),
-    ):
-        # TLS version and certificate are not asked of an MX without STARTTLS
-        asked = mx if attr == "starttls" else tuple(m for m in mx if m.starttls is not False)
-        failing = _hosts_with(asked, lambda m, a=attr: getattr(m, a) is False)
-        unknown = _hosts_with(asked, lambda m, a=attr: getattr(m, a) is None)
-        if failing:
-            out.append(LiveCheck(cid, Outcome.FAIL, f"{bad} {', '.join(failing)}"))
-        elif unknown:
-            out.append(
-                LiveCheck(cid, Outcome.UNKNOWN, f"could not be checked at {', '.join(unknown)}")
-            )
-        elif asked:
-            note = " (of those offering STARTTLS)" if len(asked) < len(mx) else ""
-            out.append(LiveCheck(cid, Outcome.PASS, good + note))
-    short: list[str] = []
-    unknown_expiry: list[str] = []
-    certs = [(m.host, m.not_after) for m in mx if m.cert_ok]
-    if live.policy_text is not None:
-        certs.append((policy_host(live.domain), live.policy_host_not_after))
-    for host, not_after in certs:
-        if not_after is None:
-            unknown_expiry.append(host)
-        elif not_after - now < criteria.cert_days * _DAY:
-            short.append(f"{host} ({(not_after - now) // _DAY} days left)")
-    if short:
-        out.append(
-            LiveCheck(
-                "cert-time",
-                Outcome.FAIL,
-                f"certificates expiring within {criteria.cert_days} days: {', '.join(short)}; "
-                "renew them first",
-            )
-        )
-    elif unknown_expiry:
-        out.append(
-            LiveCheck(
-                "cert-time", Outcome.UNKNOWN, f"expiry unknown for {', '.join(unknown_expiry)}"
-            )
-        )
-    elif certs:
-        out.append(
-            LiveCheck(
-                "cert-time",
-                Outcome.PASS,
-                f"every certificate stays valid for {criteria.cert_days} days or more",
-            )
-        )
-    if live.policy_text is None or live.policy_host_down:
-        down = ", ".join(live.policy_host_down) or "no valid policy served"
-        out.append(
-            LiveCheck(
-                "policy-host",
-                Outcome.FAIL,
-                f"{policy_url(live.domain)} serves no valid policy "
-                f"({down}): senders could not fetch the candidate",
-            )
-        )
-    else:
-        out.append(LiveCheck("policy-host", Outcome.PASS, "the policy host serves a valid policy"))
-    if live.sts_unknown:
-        out.append(LiveCheck("sts-record", Outcome.UNKNOWN, "the _mta-sts TXT lookup failed"))
-    elif live.sts_id is None:
-        out.append(
-            LiveCheck(
-                "sts-record", Outcome.FAIL, f"no valid {sts_record_name(live.domain)} TXT record"
-            )
-        )
-    else:
-        out.append(LiveCheck("sts-record", Outcome.PASS, f"_mta-sts record id={live.sts_id}"))
-    return tuple(out)
-
-
-#: The live checks whose failure makes an enforce policy refuse mail (``policy generate``).
-ENFORCE_CHECKS = ("mx-covered", "mx-starttls", "mx-tls12", "mx-cert", "cert-time")
-
-
-def enforce_blockers(
-    live: Snapshot, policy: Policy, now: datetime, *, cert_days: int = 14
-) -> tuple[str, ...]:
-    """Why publishing ``policy`` in mode enforce now would make senders refuse mail: the
-    failing live checks among :data:`ENFORCE_CHECKS` (empty when none fails)."""
-    checks = live_checks(
-        live, replace(policy, mode=Mode.ENFORCE), Criteria(cert_days=cert_days), now
-    )
-    return tuple(
-        f"{c.message} (under enforce, senders refuse to deliver there)"
-        for c in checks
-        if c.id in ENFORCE_CHECKS and c.outcome is Outcome.FAIL
-    )
-
-
-def data_check(evidence: Evidence, criteria: Criteria) -> DataCheck:
-    reporters = sum(1 for r in evidence.reporters if r.sts_sessions > 0)
-    days = len(evidence.days)
-    base = {
-        "reports": evidence.reports,
-        "reporters": reporters,
-        "sts_sessions": evidence.sts_sessions,
-        "days": days,
-    }
-    window = f"{evidence.since} to {evidence.until}"
-    if evidence.reports == 0:
-        why = (
-            f"no TLS-RPT reports for {evidence.domain} from {window}: without reports "
-            "nothing shows enforce is safe. Publish a _smtp._tls record, run mode testing "
-            "and receive reports (mtasts tlsrpt receive)"
-        )
-        return DataCheck(False, why=why, **base)
-    if evidence.sts_sessions == 0:
-        why = (
-            f"the {evidence.reports} report(s) from {window} count no session under an "
-            "MTA-STS policy (only no-policy-found or tlsa): senders did not validate MX "
-            "names or certificates, so they prove nothing. Publish the policy in mode "
-            "testing first"
-        )
-        return DataCheck(False, why=why, **base)
-    short = []
-    if evidence.sts_sessions < criteria.min_sessions:
-        short.append(f"{evidence.sts_sessions} sessions (need {criteria.min_sessions})")
-    if days < criteria.min_days:
-        short.append(f"reports on {days} day(s) (need {criteria.min_days})")
-    if reporters < criteria.min_reporters:
-        short.append(f"{reporters} reporter(s) (need {criteria.min_reporters})")
-    if short:
-        return DataCheck(False, why="not enough evidence yet: " + ", ".join(short), **base)
-    return DataCheck(
-        True,
-        why=f"{evidence.sts_sessions} sessions from {reporters} reporter(s) on {days} days",
-        **base,
-    )
 
 
 def _duration(seconds: int) -> str:
@@ -831,17 +351,3 @@ def advise(
         exposure=exposure(candidate),
         notes=notes,
     )
-
-
-def with_misreporters(criteria: Criteria, organizations: Sequence[str]) -> Criteria:
-    """``criteria`` with the administrator's own list of reporters to treat as noise for
-    every negotiation result (``--noise-reporter``)."""
-    extra = tuple(
-        Misreporter(
-            org,
-            NEGOTIATION_RESULTS,
-            "named by the administrator with --noise-reporter",
-        )
-        for org in organizations
-    )
-    return replace(criteria, misreporters=criteria.misreporters + extra)

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from mtasts.check.runner import Target, check_domain
-from mtasts.monitor.advise import Advice, Criteria, advise, candidate_policy
+from mtasts.monitor.advise import Advice, advise, candidate_policy
+from mtasts.monitor.evidence import Criteria
 from mtasts.monitor.reported import read_evidence
 from mtasts.monitor.snapshot import snapshot_of
 from mtasts.names import normalize_domain

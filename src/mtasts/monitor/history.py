@@ -152,7 +152,7 @@ async def last_checks(
 ) -> dict[str, dict[str, Any]]:
     """Per domain (all, or those of ``domains``), its last check as
     ``{"status": "OK", "at": datetime, "summary": "...", "conditions": [keys]}``: the
-    dashboard's ``CheckHistory`` (mtasts.web.app). One grouped query and one fetch."""
+    dashboard's ``CheckHistory`` (mtasts.web.data). One grouped query and one fetch."""
     t = monitor_checks
     newest = select(t.c.domain, func.max(t.c.checked_at).label("last")).group_by(t.c.domain)
     if domains is not None:

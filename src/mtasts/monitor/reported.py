@@ -4,7 +4,7 @@
 Two grouped queries on the (policy domain, day) indices, stored reports only: the
 per-report policy rows (sessions by policy type, the policy string for its mode) and the
 failure details summed by organisation, day, policy type, result type, receiving MX and
-reason code. The pure :func:`mtasts.monitor.advise.evidence_from_rows` does the rest.
+reason code. The pure :func:`mtasts.monitor.evidence.evidence_from_rows` does the rest.
 
 I/O module.
 """
@@ -17,7 +17,7 @@ from datetime import date
 import orjson
 from sqlalchemy import and_, func, select
 
-from mtasts.monitor.advise import Evidence, evidence_from_rows
+from mtasts.monitor.evidence import Evidence, evidence_from_rows
 from mtasts.names import normalize_domain
 from mtasts.store.engine import Database
 from mtasts.store.received_schema import report_failures, report_policies, reports

@@ -17,7 +17,8 @@ from mtasts.store.engine import Database, open_database
 from mtasts.store.migrate import current_revision
 from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
 from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
-from mtasts.web.app import CheckHistory, WebState, build_app
+from mtasts.web.app import build_app
+from mtasts.web.data import CheckHistory, WebState
 from mtasts.web.livepolicy import LivePolicies
 from mtasts.web.queries import last_checks
 from mtasts.web.settings import WebSettings
