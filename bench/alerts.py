@@ -36,10 +36,10 @@ from mtasts.alerts.metrics import figures
 from mtasts.alerts.settings import RULES, AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import Settings
-from mtasts.store.received import ReceivedStore
-from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.receive.received import ReceivedStore
+from mtasts.tlsrpt.receive.received_query import day_summaries
 
 PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 TODAY = date(2027, 1, 15)

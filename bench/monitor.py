@@ -30,12 +30,12 @@ from mtasts.monitor.service import Monitor
 from mtasts.monitor.settings import MonitorSettings
 from mtasts.store.engine import open_database
 from mtasts.store.migrate import upgrade
-from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.receive.received_query import day_summaries
 from mtasts.tlsrpt.report import write_report
 from mtasts.tlsrpt.results import PolicyType
 

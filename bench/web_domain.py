@@ -34,9 +34,9 @@ from pathlib import Path
 import httpx
 
 from mtasts.store.engine import open_database
-from mtasts.store.received_query import day_summaries
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.receive.received_query import day_summaries
 from mtasts.web.server import serving
 from mtasts.web.settings import ListenAddress, WebSettings
 

@@ -14,9 +14,9 @@ from mtasts.alerts.evaluate import published_policies, run_rules
 from mtasts.alerts.settings import AlertSettings
 from mtasts.config import Settings
 from mtasts.lab.testing import LabPool, healthy_domain
-from mtasts.store.received import ReceivedStore
 from mtasts.tlsrpt.receive.decide import Channel, Disposition, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.receive.received import ReceivedStore
 
 from .conftest import Recorder, StoreAt
 

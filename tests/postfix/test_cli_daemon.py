@@ -22,7 +22,7 @@ from mtasts.cli.main import cli
 from mtasts.lab.scenario import PolicyHostSpec, Scenario
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.postfix.netstring import NetstringDecoder, encode
-from mtasts.store.tlsrpt import TlsRptStore
+from mtasts.tlsrpt.store import TlsRptStore
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

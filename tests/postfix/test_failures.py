@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from mtasts.postfix.failures import PolicyFailures, failure_session
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import TlsRptStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()
 DAY = datetime(2026, 11, 22, tzinfo=UTC).date()

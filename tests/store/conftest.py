@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mtasts.store.tlsrpt import TlsRptStore
+from mtasts.tlsrpt.store import TlsRptStore
 
 PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

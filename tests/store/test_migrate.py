@@ -14,14 +14,14 @@ from sqlalchemy import MetaData, create_engine, select
 
 from mtasts.store import alerts_schema, monitor_schema, received_schema
 from mtasts.store.migrate import FIRST_RELEASE, current_revision, head, upgrade
-from mtasts.store.received import ReceivedStore
 from mtasts.store.schema import deliveries, failure_counters, metadata, outbox, policy_counters
-from mtasts.store.tlsrpt import OutboxReport, TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.receive.decide import Channel, Disposition, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.receive.received import ReceivedStore
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 from .conftest import PG_URL, _pg_store
 

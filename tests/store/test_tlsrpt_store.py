@@ -8,10 +8,10 @@ import pytest
 
 from mtasts.errors import ConfigError
 from mtasts.store.engine import parse_store_url
-from mtasts.store.tlsrpt import OutboxReport, TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 DAY = date(2026, 11, 22)
 FAIL = FailureOutcome("certificate-expired", "192.0.2.1", "mx.a.example", "", "198.51.100.7")

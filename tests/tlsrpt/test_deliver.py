@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.lab.lab import Lab
 from mtasts.lab.testing import healthy_domain, running_lab
-from mtasts.store.tlsrpt import OutboxReport, TlsRptStore
 from mtasts.tlsrpt.aggregate import ReportSettings
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
@@ -36,6 +35,7 @@ from mtasts.tlsrpt.deliver import (
 )
 from mtasts.tlsrpt.report import read_report
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 DAY = date(2026, 11, 22)
 NOW = int(datetime(2026, 11, 23, 0, 5, tzinfo=UTC).timestamp())

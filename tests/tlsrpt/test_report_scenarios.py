@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
-from mtasts.store.tlsrpt import OutboxReport
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import PolicyOutcome, SessionOutcome, decode_datagram
@@ -23,6 +22,7 @@ from mtasts.tlsrpt.collect.postfix_log import read_log, to_session
 from mtasts.tlsrpt.deliver import SendSettings, build_message
 from mtasts.tlsrpt.report import read_report, write_report, write_report_gzip
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import OutboxReport
 
 from .collect.test_datagram import EXAMPLE_3, EXAMPLE_4_NO_POLICY, EXAMPLE_6_SUCCESS
 from .collect.test_postfix_log import MAILLOG

@@ -23,7 +23,7 @@ import pytest
 from mtasts.config import Settings
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.store.engine import open_database
-from mtasts.store.received_query import day_summaries
+from mtasts.tlsrpt.receive.received_query import day_summaries
 from mtasts.tlsrpt.receive.summary import DaySummary
 from mtasts.web.auth import hash_password, token_digest
 from mtasts.web.server import serving

@@ -1,5 +1,5 @@
 """The JSON API and the HTTP surface against a real uvicorn server, on SQLite and on the
-real PostgreSQL: numbers equal the store's own summaries (mtasts.store.received_query),
+real PostgreSQL: numbers equal the store's own summaries (mtasts.tlsrpt.receive.received_query),
 tenants see only their domains, authentication, security headers, read-only methods."""
 
 from __future__ import annotations

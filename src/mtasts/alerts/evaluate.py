@@ -28,7 +28,7 @@ from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import CacheSettings, Settings
 from mtasts.store.engine import Database
-from mtasts.store.received_query import day_summaries
+from mtasts.tlsrpt.receive.received_query import day_summaries
 
 log = logging.getLogger(__name__)
 SOURCE = "rules"

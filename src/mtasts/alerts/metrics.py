@@ -38,7 +38,7 @@ from prometheus_client.registry import Collector
 from mtasts.alerts import queries
 from mtasts.alerts.store import AlertStore
 from mtasts.store.engine import Database
-from mtasts.store.received_query import day_summaries
+from mtasts.tlsrpt.receive.received_query import day_summaries
 from mtasts.tlsrpt.results import ResultType
 
 MAX_DOMAINS = 1000

@@ -70,8 +70,8 @@ async def run_daemon(
     from mtasts.postfix.dane import DaneProbe, warn_unless_validating
     from mtasts.postfix.failures import PolicyFailures
     from mtasts.postfix.mxlookup import MxAwareSource, MxCache
-    from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.sts.resolver import Resolver
+    from mtasts.tlsrpt.store import TlsRptStore
 
     soft, hard = raise_open_files_limit()
     failures = (

@@ -229,7 +229,7 @@ def _collect_log(source: str, store_url: str, flush_interval: float, daemon: str
         raise click.BadParameter(f"{source}: no such file", param_hint="--postfix-log")
 
     async def run(lines: Any) -> Any:
-        from mtasts.store.tlsrpt import TlsRptStore
+        from mtasts.tlsrpt.store import TlsRptStore
 
         lookup, close = await _policy_lookup(daemon)
         store = TlsRptStore.open(store_url)
@@ -289,9 +289,9 @@ async def _policy_lookup(daemon: str | None) -> tuple[Any, Any]:
 
 
 def _reports_json(day: date, store: str, org: str, contact: str) -> list[dict[str, Any]]:
-    from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
     from mtasts.tlsrpt.report import report_to_json
+    from mtasts.tlsrpt.store import TlsRptStore
 
     async def load() -> Any:
         s = TlsRptStore.open(store)
@@ -542,8 +542,8 @@ async def _send(store_url: str, settings: Any, day: date, daemon: bool) -> dict[
     object: the attempts, the domains whose record lookup failed, the rows still pending."""
     import time
 
-    from mtasts.store.tlsrpt import TlsRptStore
     from mtasts.tlsrpt.deliver import Sender
+    from mtasts.tlsrpt.store import TlsRptStore
 
     now = int(time.time())
     store = TlsRptStore.open(store_url)
@@ -599,7 +599,7 @@ def status(store: str | None, day: str | None, as_json: bool) -> None:
 
 
 async def _journal(store_url: str) -> list[Any]:
-    from mtasts.store.tlsrpt import TlsRptStore
+    from mtasts.tlsrpt.store import TlsRptStore
 
     store = TlsRptStore.open(store_url)
     try:

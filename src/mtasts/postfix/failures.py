@@ -35,10 +35,10 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.collect.flusher import CounterFlusher
 from mtasts.tlsrpt.results import PolicyType
+from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger("mtasts.daemon")
 

@@ -1,6 +1,6 @@
 """Report delivery (RFC 8460 §5): https POST and DKIM-signed mail, journaled and retried.
 
-The journal (:mod:`mtasts.store.tlsrpt`) makes delivery crash- and restart-safe:
+The journal (:mod:`mtasts.tlsrpt.store`) makes delivery crash- and restart-safe:
 
 1. :meth:`Sender.prepare` builds a day's reports once, resolves each domain's ``rua``
    and writes report bytes + one ``pending`` row per destination in one transaction;
@@ -55,10 +55,10 @@ from mtasts.names import normalize_domain
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.rfcnames import tlsrpt_record_name
-from mtasts.store.tlsrpt import Delivery, OutboxReport, TlsRptStore
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.record import parse_tlsrpt_record, select_tlsrpt_record
 from mtasts.tlsrpt.report import read_report, write_report_gzip
+from mtasts.tlsrpt.store import Delivery, OutboxReport, TlsRptStore
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ STATES = ("pending", "retrying", "sent", "given_up")
 
 
 class JournalRow(Protocol):
-    """One (day, policy domain, destination) row of the journal (store.tlsrpt.Delivery)."""
+    """One (day, policy domain, destination) row of the journal (tlsrpt.store.Delivery)."""
 
     @property
     def day(self) -> date: ...

@@ -16,8 +16,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
+from mtasts.tlsrpt.store import TlsRptStore
 
 OK = orjson.dumps(
     {

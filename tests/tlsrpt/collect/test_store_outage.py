@@ -26,9 +26,9 @@ import orjson
 import pytest
 
 from mtasts.store.engine import SqliteDatabase
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.collector import Collector, bind_socket
 from mtasts.tlsrpt.collect.flusher import Backoff, CounterFlusher
+from mtasts.tlsrpt.store import TlsRptStore
 
 OK = orjson.dumps(
     {

@@ -18,7 +18,6 @@ from mtasts.lab.lab import Lab
 from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.net.dns import DnsClient
 from mtasts.store.received_schema import reports
-from mtasts.store.tlsrpt import OutboxReport
 from mtasts.tlsrpt.aggregate import ReportSettings
 from mtasts.tlsrpt.deliver import DkimKey, SendSettings, build_message, sign_message
 from mtasts.tlsrpt.receive.decide import (
@@ -29,6 +28,7 @@ from mtasts.tlsrpt.receive.decide import (
 )
 from mtasts.tlsrpt.receive.dkimcheck import aligned, from_domain
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
+from mtasts.tlsrpt.store import OutboxReport
 from mtasts.tlsrpt.unpack import extract_from_mail
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)

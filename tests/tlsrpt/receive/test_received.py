@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
 from mtasts.cli.main import cli
-from mtasts.store.received_query import day_summaries, report_list
 from mtasts.store.received_schema import arrivals, reports
 from mtasts.tlsrpt.receive.decide import Channel, Disposition, ReceiveSettings
 from mtasts.tlsrpt.receive.importer import import_sources
 from mtasts.tlsrpt.receive.intake import Arrival
+from mtasts.tlsrpt.receive.received_query import day_summaries, report_list
 from mtasts.tlsrpt.receive.summary import Counted, summarize
 
 from .conftest import NOW, OpenReceiver

@@ -50,7 +50,6 @@ from pathlib import Path
 
 from mtasts.errors import ConfigError, TlsRptError, listen_failed
 from mtasts.redact import redacted
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
 from mtasts.tlsrpt.collect.flusher import (
@@ -59,6 +58,7 @@ from mtasts.tlsrpt.collect.flusher import (
     CounterFlusher,
     ShutdownResult,
 )
+from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ RAW_SHARE = 32
 # the store's driver: ~55 MB) and RESERVE, which covers what the process needs besides
 # them at their worst: the decoder's caches (datagram.py: ~22 MB of decoded datagrams,
 # ~13 MB of names), a fold's decoded batch (up to two raw-batch shares), a flush's rows
-# (store.tlsrpt.FLUSH_CHUNK at a time: a few MB) and the allocator's slack. Checked as
+# (tlsrpt.store.FLUSH_CHUNK at a time: a few MB) and the allocator's slack. Checked as
 # peak RSS (VmHWM) under a flood of a million distinct datagrams, store down and up:
 # bench/collect_memory.py, docs/benchmarks.md.
 MAX_MEMORY = 256 << 20

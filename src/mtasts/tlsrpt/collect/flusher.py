@@ -53,9 +53,9 @@ from datetime import date
 from pathlib import Path
 
 from mtasts.errors import TlsRptError
-from mtasts.store.tlsrpt import TlsRptStore
 from mtasts.tlsrpt.collect.counters import Counters, read_spool, spool_lines
 from mtasts.tlsrpt.collect.datagram import SessionOutcome
+from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger(__name__)
 

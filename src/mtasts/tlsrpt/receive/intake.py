@@ -44,7 +44,6 @@ from typing import TypeVar
 
 from mtasts.errors import Notice, ServiceUnavailable
 from mtasts.net.dns import DnsClient
-from mtasts.store.received import Pending, ReceivedStore, Written
 from mtasts.tlsrpt.receive.decide import (
     NO_DKIM,
     Channel,
@@ -63,6 +62,7 @@ from mtasts.tlsrpt.receive.decide import (
 )
 from mtasts.tlsrpt.receive.dkimcheck import DkimChecker
 from mtasts.tlsrpt.receive.fastmail import read_any
+from mtasts.tlsrpt.receive.received import Pending, ReceivedStore, Written
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
 
 Clock = Callable[[], float]

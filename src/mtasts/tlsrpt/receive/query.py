@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from mtasts.store.received import ReceivedStore
-from mtasts.store.received_query import day_summaries, report_list
+from mtasts.tlsrpt.receive.received import ReceivedStore
+from mtasts.tlsrpt.receive.received_query import day_summaries, report_list
 from mtasts.tlsrpt.receive.summary import DaySummary, ReceivedReport
 
 

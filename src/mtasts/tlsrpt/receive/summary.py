@@ -1,6 +1,6 @@
 """What the received reports say, per policy domain and UTC day (``tlsrpt received``).
 
-Pure: rows in (from :mod:`mtasts.store.received_query`), values out.
+Pure: rows in (from :mod:`mtasts.tlsrpt.receive.received_query`), values out.
 
 RFC 8460 §4.4 leaves open how a sender reports one session checked against two policies:
 Microsoft sends an ``sts`` and a ``tlsa`` entry for the same sessions. So the sessions

@@ -172,9 +172,9 @@ def report_mail(report_id: str, domain: str = "a.test", *, to: str = "tls-report
     """A report e-mail as ``mtasts tlsrpt send`` builds it (RFC 8460 §5.3), unsigned."""
     from datetime import date
 
-    from mtasts.store.tlsrpt import OutboxReport
     from mtasts.tlsrpt.aggregate import ReportSettings
     from mtasts.tlsrpt.deliver import SendSettings, build_message
+    from mtasts.tlsrpt.store import OutboxReport
 
     outbox = OutboxReport(
         day=date(2026, 11, 22),

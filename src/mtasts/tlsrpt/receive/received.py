@@ -5,7 +5,7 @@ archive, the duplicate lookup, reports, policies, failure details, arrivals), so
 receiver under load commits many reports per transaction and each caller is answered
 only after the COMMIT. Writers are serialised per database (SQLite's BEGIN IMMEDIATE;
 a PostgreSQL advisory lock), so two processes never store one report twice.
-The read side is :mod:`mtasts.store.received_query`.
+The read side is :mod:`mtasts.tlsrpt.receive.received_query`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from mtasts.store.received_schema import (
     report_policies,
     reports,
 )
-from mtasts.store.tlsrpt import _insert
 from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.receive.decide import (
     Disposition,
@@ -39,6 +38,7 @@ from mtasts.tlsrpt.receive.decide import (
     promotes,
     report_day,
 )
+from mtasts.tlsrpt.store import _insert
 
 _WRITE_LOCK = 0x6D747374_7263  # PostgreSQL advisory lock key of receive writers
 _IN_CHUNK = 400  # values per IN (...) list
