@@ -1,4 +1,4 @@
-"""Store fixtures: every store test runs on SQLite and on the real PostgreSQL server."""
+"""Store fixtures: a TLS-RPT store in a fresh schema of the real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -43,17 +42,3 @@ async def _pg_store() -> AsyncIterator[TlsRptStore]:
         await store.close()
         await conn.execute(f"DROP SCHEMA {schema} CASCADE")
         await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TlsRptStore]:
-    """A fresh TLS-RPT store with its tables created."""
-    if request.param == "sqlite":
-        s = TlsRptStore.open(f"sqlite:///{tmp_path / 'tlsrpt.db'}")
-        await s.create()
-        yield s
-        await s.close()
-    else:
-        async for s in _pg_store():
-            await s.create()
-            yield s
