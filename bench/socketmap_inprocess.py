@@ -25,10 +25,11 @@ from realistic import Mix, generate, zipf_requests
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient
 from mtasts.net.tls import client_context
+from mtasts.postfix.answers import ServerSettings
 from mtasts.postfix.dane import DaneProbe
 from mtasts.postfix.mxlookup import MxAwareSource, MxCache
 from mtasts.postfix.mxpolicy import MxSet
-from mtasts.postfix.server import ServerSettings, SocketmapServer
+from mtasts.postfix.server import SocketmapServer
 from mtasts.sts.cache.memory import MemoryCache
 from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry

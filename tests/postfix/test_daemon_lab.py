@@ -13,12 +13,13 @@ import pytest
 from mtasts.config import CacheSettings, Settings
 from mtasts.lab import Lab
 from mtasts.lab.testing import running_lab
+from mtasts.postfix.answers import ServerSettings
 from mtasts.postfix.dane import DaneProbe, resolver_validates, warn_unless_validating
 from mtasts.postfix.deferrals import DeferralLog
 from mtasts.postfix.mxlookup import MxAwareSource, MxCache, validating_resolver
 from mtasts.postfix.mxpolicy import NO_MATCH
 from mtasts.postfix.netstring import NetstringDecoder, encode
-from mtasts.postfix.server import ServerSettings, SocketmapServer
+from mtasts.postfix.server import SocketmapServer
 from mtasts.postfix.socketmap import ReplyOptions, render
 from mtasts.sts.cache.tier import MemoryTier
 from mtasts.sts.resolver import Resolver

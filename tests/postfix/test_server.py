@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from mtasts.errors import Notice, ServiceUnavailable
+from mtasts.postfix.answers import ServerSettings
 from mtasts.postfix.netstring import NetstringDecoder, encode
-from mtasts.postfix.server import ServerSettings, SocketmapServer, sd_notify
+from mtasts.postfix.server import SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
 from mtasts.postfix.sockets import FD_RESERVE, connection_cap
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
@@ -462,7 +463,8 @@ def test_connection_cap_fits_the_open_files_limit() -> None:
 
 EMFILE_SCRIPT = """
 import asyncio, resource, sys
-from mtasts.postfix.server import ServerSettings, SocketmapServer
+from mtasts.postfix.answers import ServerSettings
+from mtasts.postfix.server import SocketmapServer
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 
 class NoPolicy:

@@ -22,6 +22,7 @@ import orjson
 
 from mtasts.config import DEFAULT_PATH, Settings, load_settings
 from mtasts.errors import ConfigError, ServiceUnavailable
+from mtasts.postfix.answers import ServerSettings
 from mtasts.postfix.config import (
     DaemonConfig,
     Listen,
@@ -32,7 +33,6 @@ from mtasts.postfix.config import (
 )
 from mtasts.postfix.pmsr import load_pmsr_file
 from mtasts.postfix.server import (
-    ServerSettings,
     SocketmapServer,
     raise_open_files_limit,
     sd_notify,
