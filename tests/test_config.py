@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mtasts.config import Settings, component_table, load_settings, parse_hostport
+from mtasts.config import Settings, load_settings, parse_hostport
 from mtasts.errors import ConfigError
 
 FULL = """
@@ -148,18 +148,3 @@ def test_a_daemon_table_does_not_break_other_commands(tmp_path: Path) -> None:
     cfg = tmp_path / "mtasts.toml"
     cfg.write_text('nameserver = "127.0.0.2:53"\n\n[daemon]\nlisten = ["127.0.0.1:8461"]\n')
     assert load_settings(cfg, environ={}).nameserver == ("127.0.0.2", 53)
-    assert component_table("daemon", cfg, environ={}) == {"listen": ["127.0.0.1:8461"]}
-
-
-def test_component_table_is_empty_without_a_file_or_table(tmp_path: Path) -> None:
-    cfg = tmp_path / "mtasts.toml"
-    cfg.write_text('nameserver = "127.0.0.2:53"\n')
-    assert component_table("daemon", cfg, environ={}) == {}
-    assert component_table("daemon", None, environ={"MTASTS_CONFIG": str(cfg)}) == {}
-
-
-def test_component_table_that_is_not_a_table_is_named(tmp_path: Path) -> None:
-    cfg = tmp_path / "mtasts.toml"
-    cfg.write_text('daemon = "yes"\n')
-    with pytest.raises(ConfigError, match=r"\[daemon\] must be a table"):
-        component_table("daemon", cfg, environ={})

@@ -24,34 +24,25 @@ An unknown key anywhere is a :class:`~mtasts.errors.ConfigError` naming it.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtasts.errors import ConfigError
 from mtasts.settings.schema import setting
 from mtasts.settings.tree import DEFAULT_PATH, config_path, load, read_text
 from mtasts.settings.types import Nameserver, parse_hostport
 
 __all__ = [
-    "COMPONENT_TABLES",
     "DEFAULT_PATH",
     "CacheSettings",
     "Settings",
     "Timeouts",
-    "component_table",
     "config_path",
     "load_settings",
     "parse_hostport",
     "read_file",
 ]
-
-#: Tables of the file whose component still parses them itself (through
-#: :func:`component_table`) instead of registering a section in
-#: :mod:`mtasts.settings.registry`; the tree keeps them raw and unchecked.
-COMPONENT_TABLES = frozenset({"daemon", "tlsrpt", "receive"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,22 +113,3 @@ def load_settings(
 def read_file(file: Path) -> dict[str, Any]:
     """The TOML document in ``file``; unreadable or malformed files are a ConfigError."""
     return read_text(file)[1]
-
-
-def component_table(
-    name: str, path: Path | str | None = None, *, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The raw ``[name]`` table of the configuration file ({} when absent), for its owner.
-
-    A compatibility shim: new code registers a section (:mod:`mtasts.settings.registry`)
-    and reads its typed value from :func:`mtasts.settings.tree.current`.
-    """
-    if name not in COMPONENT_TABLES:
-        raise ValueError(f"[{name}] is not a component table")
-    file = config_path(path, os.environ if environ is None else environ)
-    if file is None:
-        return {}
-    table = read_file(file).get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{file}: [{name}] must be a table", code="config.invalid")
-    return table

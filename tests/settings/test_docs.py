@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 from mtasts.settings.build import Layers, Origin, assemble, collect, fixed
-from mtasts.settings.docs import INTRO, legacy_tables
+from mtasts.settings.docs import INTRO
 from mtasts.settings.registry import section_classes
 from mtasts.settings.render import example_file, markdown
 
@@ -18,7 +18,7 @@ EXAMPLE = ROOT / "contrib" / "mtasts.toml"  # in the wheel: share/mtasts/contrib
 
 def test_configuration_md_is_up_to_date() -> None:
     """Fails when a setting changed without `make docs` (python -m mtasts.settings.docs)."""
-    expected = markdown(section_classes(), INTRO, legacy_tables())
+    expected = markdown(section_classes(), INTRO)
     assert DOCS.read_text(encoding="utf-8") == expected, (
         "docs/configuration.md is out of date: run `make docs` and commit it"
     )

@@ -1,5 +1,5 @@
 """The tree read from a real file: line numbers in errors, every section checked,
-tables of unregistered components kept raw, the process's --config."""
+options over a section that came from elsewhere, the process's --config."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mtasts.config import Settings, component_table
+from mtasts.config import Settings
 from mtasts.errors import ConfigError
 from mtasts.postfix.config import DaemonConfig
 from mtasts.settings.tree import load, use_file
@@ -24,9 +24,6 @@ strict_testing = true
 
 [tlsrpt]
 organization = "Example"
-
-[legacy]
-anything = "its owner checks it"
 """
 
 
@@ -34,16 +31,6 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "mtasts.toml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-@pytest.fixture(autouse=True)
-def legacy_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A component that still reads its own table (component_table), as [web] did."""
-    import mtasts.config
-
-    monkeypatch.setattr(
-        mtasts.config, "COMPONENT_TABLES", mtasts.config.COMPONENT_TABLES | {"legacy"}
-    )
 
 
 def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
@@ -56,8 +43,13 @@ def test_one_read_gives_every_section_and_origins(tmp_path: Path) -> None:
     assert str(tree.origin(("daemon", "zones", "strict", "strict_testing"))) == f"{path}:7"
     assert str(tree.origin(("tlsrpt", "contact"))) == "environment MTASTS_TLSRPT_CONTACT"
     assert str(tree.origin(("tlsrpt", "store"))) == "default"
-    assert tree.raw["legacy"] == {"anything": "its owner checks it"}
-    assert component_table("legacy", path, environ={}) == {"anything": "its owner checks it"}
+
+
+def test_a_table_no_section_registered_is_unknown(tmp_path: Path) -> None:
+    """No component reads a raw table of its own any more: every table is checked."""
+    path = write(tmp_path, TEXT + '\n[legacy]\nanything = "x"\n')
+    with pytest.raises(ConfigError, match=r":12: unknown section \[legacy\]; known: .*daemon"):
+        load(path, environ={})
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,7 @@ def _rows(tree: Tree) -> list[tuple[Key, dict[str, Any]]]:
 
 
 @config.command("show")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object: file, settings, raw.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: file, settings.")
 def show(as_json: bool) -> None:
     """Print the effective settings and where each came from (file:line, environment
     variable, option, default); secrets are shown as ***."""
@@ -55,7 +55,6 @@ def show(as_json: bool) -> None:
             {
                 "file": str(tree.file) if tree.file else None,
                 "settings": [{**row, "value": json_value(row["value"])} for _, row in rows],
-                "unchecked_tables": {name: dict(t) for name, t in tree.raw.items()},
             }
         )
         return
@@ -70,8 +69,6 @@ def show(as_json: bool) -> None:
     width = min(60, max(len(text) for text, origin in lines if origin))
     for text, origin in lines:
         click.echo(f"{text:<{width}}  # {origin}" if origin else text)
-    for name, raw in tree.raw.items():
-        click.echo(f"\n# [{name}] is read by its component (not checked here): {len(raw)} keys")
 
 
 @config.command("check")
@@ -87,8 +84,7 @@ def check(file: Path | None) -> None:
     except ConfigError as exc:
         fail(str(exc), code=ExitCode.FAILED)
     where = tree.file or "no configuration file (defaults and environment)"
-    unchecked = f"; not checked here: [{'], ['.join(tree.raw)}]" if tree.raw else ""
-    click.echo(f"{where}: ok ({len(section_classes())} sections{unchecked})")
+    click.echo(f"{where}: ok ({len(section_classes())} sections)")
 
 
 @config.command("example")

@@ -13,23 +13,6 @@ import sys
 from mtasts.settings.registry import section_classes
 from mtasts.settings.render import example_file, markdown
 
-#: tables still parsed by their component (mtasts.config.COMPONENT_TABLES), and where
-#: they are described
-LEGACY_DOCS = {
-    "receive": "the receiving side (`mtasts tlsrpt receive|import`): docs/tlsrpt-receiving.md",
-    "web": "the dashboard (`mtasts web`): docs/web.md",
-    "alerts": "alerts and their channels: docs/alerts.md",
-}
-
-
-def legacy_tables() -> dict[str, str]:
-    """Tables not registered yet (COMPONENT_TABLES less the registry) and their docs."""
-    from mtasts.config import COMPONENT_TABLES
-
-    names = sorted(COMPONENT_TABLES - set(section_classes()))
-    return {name: LEGACY_DOCS.get(name, "read by its component") for name in names}
-
-
 INTRO = """\
 # Configuration
 
@@ -128,10 +111,6 @@ example file instead of the default), `inherit="sibling"` (entries of a
 `list[X]`, `frozenset[X]`, `Mapping[str, X]`, a nested dataclass (a sub-table),
 `Mapping[str, Dataclass]` (tables the user names) and any class with class methods
 `parse(text)` and `expected()` (`HostPort`, `OctalMode` in `mtasts.settings.types`).
-
-Until a component registers, it may read its raw table with
-`mtasts.config.component_table("name")` after adding the name to `COMPONENT_TABLES`
-in src/mtasts/config.py; the tree then accepts that table unchecked.
 """
 
 
@@ -139,7 +118,7 @@ def main() -> None:
     if sys.argv[1:] == ["--example"]:
         sys.stdout.write(example_file(section_classes()))
     else:
-        sys.stdout.write(markdown(section_classes(), INTRO, legacy_tables()))
+        sys.stdout.write(markdown(section_classes(), INTRO))
 
 
 if __name__ == "__main__":

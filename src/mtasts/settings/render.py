@@ -169,7 +169,7 @@ def _environment(table: Table, f: Field) -> str:
     return ", ".join(f"`{n}`" for n in names)
 
 
-def markdown(sections: Mapping[str, type], intro: str, legacy: Mapping[str, str]) -> str:
+def markdown(sections: Mapping[str, type], intro: str) -> str:
     """docs/configuration.md: ``intro``, then one table of keys per ``[table]``."""
     out = [intro.rstrip(), ""]
     for table in tables(sections):
@@ -201,18 +201,6 @@ def markdown(sections: Mapping[str, type], intro: str, legacy: Mapping[str, str]
                 f"| `{f.name}` | {_cell(kind)} | {_cell(_default(f))} | "
                 f"{_environment(table, f)} | {_cell(f.meta.doc)} |"
             )
-        out.append("")
-    if legacy:
-        out.append("## Tables read by their component")
-        out.append("")
-        out.append(
-            "These tables are not in the typed tree yet: the component reads and checks "
-            "them itself (`mtasts.config.component_table`), so `config show` lists them "
-            "as written and the environment rule applies only where the component says."
-        )
-        out.append("")
-        for name, where in sorted(legacy.items()):
-            out.append(f"- `[{name}]`: {where}")
         out.append("")
     return "\n".join(out)
 

@@ -4,8 +4,7 @@ The file is the ``--config`` option (any command; :func:`use_file`), else
 ``$MTASTS_CONFIG``, else ``/etc/mtasts/mtasts.toml`` when it exists. Every registered
 section (:mod:`mtasts.settings.registry`) is checked, whichever command runs: a mistake
 anywhere in the file is one :class:`~mtasts.errors.ConfigError` naming file, line, key
-and what is expected. Tables of components not yet registered (``COMPONENT_TABLES`` of
-:mod:`mtasts.config`) are kept raw for their owner's parser.
+and what is expected; a table that no section registered is unknown, as is any key.
 """
 
 from __future__ import annotations
@@ -80,8 +79,6 @@ class Tree:
     file: Path | None
     sections: Mapping[str, Any]
     origins: Mapping[Key, Origin] = field(default_factory=dict)
-    #: tables of components that still parse their own (``component_table``)
-    raw: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def section(self, cls: type[T]) -> T:
         value = self.sections[section_name(cls)]
@@ -92,15 +89,7 @@ class Tree:
         return self.origins.get(key, DEFAULT)
 
 
-def _legacy_tables() -> frozenset[str]:
-    from mtasts.config import COMPONENT_TABLES
-
-    return frozenset(COMPONENT_TABLES) - frozenset(section_classes())
-
-
-def _file_layer(
-    file: Path, layers: Layers, classes: dict[str, type]
-) -> dict[str, Mapping[str, Any]]:
+def _file_layer(file: Path, layers: Layers, classes: dict[str, type]) -> None:
     text, data = read_text(file)
     lines = key_lines(text)
 
@@ -109,8 +98,6 @@ def _file_layer(
         return Origin("file", f"{file}:{line}" if line else str(file))
 
     root = classes[""]
-    legacy = _legacy_tables()
-    raw: dict[str, Mapping[str, Any]] = {}
     root_keys = {f.name for f in _fields(root)}
     for name, value in data.items():
         if name in classes and name:
@@ -121,20 +108,15 @@ def _file_layer(
                 )
             layers.tables.setdefault((name,), origin_of((name,)))
             collect(classes[name], value, (name,), origin_of, layers)
-        elif name in legacy:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{file}: [{name}] must be a table", code="config.invalid")
-            raw[name] = value
         elif name in root_keys:
             collect(root, {name: value}, (), origin_of, layers)
         else:
             what = f"section [{name}]" if isinstance(value, Mapping) else f"setting {name!r}"
-            known = sorted((root_keys | set(classes) | legacy) - {""})
+            known = sorted((root_keys | set(classes)) - {""})
             raise ConfigError(
                 f"{origin_of((name,))}: unknown {what}; known: {', '.join(known)}",
                 code="config.unknown-key",
             )
-    return raw
 
 
 def _fields(cls: type) -> Any:
@@ -165,16 +147,30 @@ def load(
     classes = section_classes()
     layers = Layers()
     file = config_path(path, env)
-    raw: dict[str, Mapping[str, Any]] = {}
     if file is not None:
-        raw = _file_layer(file, layers, classes)
+        _file_layer(file, layers, classes)
     for name, cls in classes.items():
         collect_environment(cls, (name,) if name else (), env, layers)
-    for dotted_key, value in (overrides or {}).items():
+    _option_layer(overrides or {}, option_names or {}, classes, layers)
+    sections = {
+        name: assemble(cls, layers, (name,) if name else ()) for name, cls in classes.items()
+    }
+    origins = {key: origin for key, (_, origin) in layers.values.items()}
+    return Tree(file, sections, origins)
+
+
+def _option_layer(
+    overrides: Mapping[str, Any],
+    option_names: Mapping[str, str],
+    classes: Mapping[str, type],
+    layers: Layers,
+) -> None:
+    """Command-line values (dotted keys; None: not given) into ``layers``."""
+    for dotted_key, value in overrides.items():
         if value is None:
             continue
         cls, prefix, key = split_key(dotted_key, classes)
-        origin = Origin("option", (option_names or {}).get(str(dotted_key), ""))
+        origin = Origin("option", option_names.get(str(dotted_key), ""))
         try:
             parent, leaf = _parent(cls, key[len(prefix) :])
         except StopIteration:
@@ -182,11 +178,25 @@ def load(
                 f"unknown setting {dotted_key!r}", code="config.unknown-key"
             ) from None
         collect(parent, {leaf: value}, key[:-1], fixed(origin), layers, text=True)
-    sections = {
-        name: assemble(cls, layers, (name,) if name else ()) for name, cls in classes.items()
-    }
-    origins = {key: origin for key, (_, origin) in layers.values.items()}
-    return Tree(file, sections, origins, raw)
+
+
+def with_options(
+    section: T,
+    overrides: Mapping[str, Any],
+    option_names: Mapping[str, str] | None = None,
+) -> T:
+    """``section`` (a registered section's value that came from elsewhere than the file,
+    e.g. the daemon's ``--pmsr-config``) with ``overrides`` on top, checked and typed as
+    :func:`load` does them (dotted keys from the top, such as ``"daemon.listen"``)."""
+    classes = section_classes()
+    name = section_name(type(section))
+    prefix: Key = (name,) if name else ()
+    layers = Layers()
+    mine = {k: v for k, v in overrides.items() if split_key(k, classes)[1] == prefix}
+    _option_layer(mine, option_names or {}, classes, layers)
+    value = assemble(type(section), layers, prefix, section)
+    assert isinstance(value, type(section))
+    return value
 
 
 _cache: dict[tuple[Any, ...], Tree] = {}
