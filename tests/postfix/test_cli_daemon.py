@@ -19,8 +19,10 @@ from click.testing import CliRunner
 
 from mtasts.cli.daemon import read_config
 from mtasts.cli.main import cli
+from mtasts.config import Settings
 from mtasts.lab.scenario import PolicyHostSpec, Scenario
 from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.postfix.config import DaemonConfig
 from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.tlsrpt.store import TlsRptStore
 
@@ -38,12 +40,39 @@ def test_file_then_environment_then_options(
     monkeypatch.delenv("MTASTS_CONFIG", raising=False)
     monkeypatch.setenv("MTASTS_CACHE", "sqlite:///x.db")
     # as click passes them: options not given are None and must not mask the environment
-    options = {"nameserver": "127.0.0.8:53", "ca_file": None, "cache.url": None}
-    settings, daemon = read_config(cfg, options)
+    options = {
+        "nameserver": ("--nameserver", "127.0.0.8:53"),
+        "ca_file": ("--ca-file", None),
+        "cache.url": ("--cache", None),
+        "daemon.idle_timeout": ("--idle-timeout", 30.0),
+        "daemon.listen": ("--listen", None),
+    }
+    tree = read_config(cfg, options)
+    settings, daemon = tree.section(Settings), tree.section(DaemonConfig)
     assert settings.nameserver == ("127.0.0.8", 53)  # option beats file
     assert settings.cache.url == "sqlite:///x.db"  # environment beats file
     assert str(daemon.listen[0]) == "127.0.0.1:18461"
     assert daemon.default_zone.tlsrpt
+    assert daemon.idle_timeout == 30.0
+    assert str(tree.origin(("daemon", "idle_timeout"))) == "option --idle-timeout"
+    assert str(tree.origin(("nameserver",))) == "option --nameserver"
+    assert str(tree.origin(("daemon", "listen"))) == f"{cfg}:5"
+
+
+def test_zone_options_set_every_zone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone option (--tlsrpt) is typed by the zone's field, goes into the tree for
+    the default zone, and sets every named zone too, even one whose table says otherwise."""
+    cfg = tmp_path / "mtasts.toml"
+    cfg.write_text("[daemon.zones.old]\ntlsrpt = false\nservername = false\n[daemon.zones.plain]\n")
+    monkeypatch.delenv("MTASTS_CONFIG", raising=False)
+    options = {"daemon.default_zone.tlsrpt": ("--tlsrpt", True)}
+    tree = read_config(cfg, options)
+    daemon = tree.section(DaemonConfig).zone_keys_everywhere(["tlsrpt"])
+    assert str(tree.origin(("daemon", "default_zone", "tlsrpt"))) == "option --tlsrpt"
+    assert daemon.default_zone.tlsrpt
+    assert daemon.zones["plain"].tlsrpt
+    assert daemon.zones["old"].tlsrpt
+    assert daemon.zones["old"].servername is False  # what no option set stays the zone's
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from mtasts.alerts.metrics import ReceivedCollector, figures, open_counts, regis
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import Settings
+from mtasts.runtime import stop_event
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -196,30 +196,25 @@ async def run_until_signalled(
 ) -> None:
     """Run the service (and the metrics listener at ``metrics``, HOST:PORT) until
     SIGTERM or SIGINT."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     server = None
     try:
-        lines = []
-        if metrics is not None:
-            from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
-            from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
+        with stop_event() as stop:
+            lines = []
+            if metrics is not None:
+                from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
+                from mtasts.tlsrpt.receive.netconfig import Listen, NetConfig
 
-            server = HttpServer(
-                metrics_app(service), NetConfig(), bind(Listen.parse(metrics, "--metrics"))
-            )
-            await server.start()
-            host, port = server.sock.getsockname()[:2]
-            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            lines.append(f"metrics http {where} GET /metrics")
-        if ready is not None:
-            ready(lines)
-        await service.run(stop)
+                server = HttpServer(
+                    metrics_app(service), NetConfig(), bind(Listen.parse(metrics, "--metrics"))
+                )
+                await server.start()
+                host, port = server.sock.getsockname()[:2]
+                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                lines.append(f"metrics http {where} GET /metrics")
+            if ready is not None:
+                ready(lines)
+            await service.run(stop)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         if server is not None:
             await server.stop()
         await close_all(service.channels)

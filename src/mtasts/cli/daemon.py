@@ -7,11 +7,9 @@ from postfix-mta-sts-resolver in one step, from its YAML (``--pmsr-config``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import signal
 import sys
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,141 +18,24 @@ import click
 import httpx
 import orjson
 
-from mtasts.config import DEFAULT_PATH, Settings, load_settings
-from mtasts.errors import ConfigError, ServiceUnavailable
-from mtasts.postfix.answers import ServerSettings
-from mtasts.postfix.config import (
-    DaemonConfig,
-    Listen,
-    check_count,
-    check_seconds,
-    dane_level,
-    metrics_listen,
-)
-from mtasts.postfix.pmsr import load_pmsr_file
-from mtasts.postfix.server import (
-    SocketmapServer,
-    raise_open_files_limit,
-    sd_notify,
-)
-from mtasts.sts.cache.base import redacted
-from mtasts.tlsrpt.storeconf import configured_store
+from mtasts.cli.options import F, given, names, resolver_options, setting_option, values
+from mtasts.config import DEFAULT_PATH, Settings
+from mtasts.errors import ServiceUnavailable
+from mtasts.postfix.config import DaemonConfig
+from mtasts.settings.tree import Tree, load, with_options
 
 log = logging.getLogger("mtasts.daemon")
 
 
-def read_config(path: Path | None, overrides: dict[str, Any]) -> tuple[Settings, DaemonConfig]:
-    """Resolver settings and ``[daemon]`` from one TOML file (``path``, $MTASTS_CONFIG, default).
-
-    The file is read once (:func:`mtasts.settings.tree.load`: file < ``MTASTS_*``
-    environment < ``overrides``); every section of it is checked.
-    """
-    from mtasts.settings.tree import load
-
-    tree = load(path, overrides=overrides)
-    return tree.section(Settings), tree.section(DaemonConfig)
+def read_config(path: Path | None, options: Mapping[str, tuple[str, Any]]) -> Tree:
+    """The settings tree of the daemon: one TOML file (``path``, $MTASTS_CONFIG, default)
+    < ``MTASTS_*`` environment < ``options`` (dotted key -> (option, value); None: not
+    given). The file is read once and every section of it is checked."""
+    return load(path, overrides=values(options), option_names=names(options))
 
 
-async def run_daemon(
-    cfg: DaemonConfig,
-    settings: Settings,
-    tlsrpt_store: str | None = None,
-    tlsrpt_spool: Path | None = None,
-) -> None:
-    """Serve until SIGTERM/SIGINT; tell systemd when ready and when stopping.
-
-    ``tlsrpt_store``: count policy failures there (RFC 8461 §6), as ``tlsrpt collect``
-    counts libtlsrpt's sessions.
-    """
-    from mtasts.postfix.admin import Admin
-    from mtasts.postfix.dane import DaneProbe, warn_unless_validating
-    from mtasts.postfix.failures import PolicyFailures
-    from mtasts.postfix.mxlookup import MxAwareSource, MxCache
-    from mtasts.sts.resolver import Resolver
-    from mtasts.tlsrpt.store import TlsRptStore
-
-    soft, hard = raise_open_files_limit()
-    failures = (
-        PolicyFailures(TlsRptStore.open(tlsrpt_store), spool=tlsrpt_spool) if tlsrpt_store else None
-    )
-    resolver = await Resolver.open(settings)
-    resolver.start()
-    # the MX hosts (exact match= names) and DANE detection: the policy resolver's settings
-    mx = MxCache.for_nameserver(settings.nameserver, settings.timeouts.dns)
-    dane = DaneProbe(mx=mx) if cfg.dane else None
-    server = SocketmapServer(
-        MxAwareSource(resolver, mx),
-        ServerSettings(
-            zones=cfg.zones,
-            default_zone=cfg.default_zone,
-            lookup_timeout=cfg.lookup_timeout,
-            idle_timeout=cfg.idle_timeout,
-            answer_ttl=cfg.answer_ttl,
-            shutdown_grace=cfg.shutdown_grace,
-            max_connections=cfg.max_connections,
-        ),
-        dane=dane,
-        failures=failures,
-    )
-    admin = Admin(server, resolver, dane.forget if dane is not None else mx.forget)
-    stop = asyncio.Event()
-    checks: set[asyncio.Task[None]] = set()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    if failures is not None:
-        failures.start()
-    try:
-        bound: list[str] = []
-        for listen in cfg.listen:
-            if listen.path:
-                bound.append("unix:" + await server.listen_unix(listen.path, cfg.unix_mode))
-            else:
-                host, port = await server.listen_tcp(listen.host, listen.port)
-                bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        if cfg.metrics:
-            m = metrics_listen(cfg.metrics, "metrics")
-            host, port = await admin.listen(m.host, m.port)
-            bound.append(f"metrics http://{host}:{port}/")
-        sd_notify("READY=1")
-        if dane is not None:  # say once, at start, if the resolver cannot show DNSSEC status
-            ns = settings.nameserver
-            where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
-            checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
-        log.info(
-            "ready: socketmap on %s; nameserver=%s cache=%s dane=%s tlsrpt_store=%s "
-            "open_files=%d (hard %d)",
-            ", ".join(bound),
-            settings.nameserver or "resolv.conf",
-            redacted(resolver.cache.url),
-            cfg.dane,
-            redacted(tlsrpt_store) if tlsrpt_store else "none (policy failures not counted)",
-            soft,
-            hard,
-        )
-        await stop.wait()
-        log.info("stopping")
-        sd_notify("STOPPING=1")
-    finally:
-        for task in checks:
-            task.cancel()
-        await server.close()
-        await admin.close()
-        if failures is not None:
-            await failures.close()
-        await resolver.aclose()
-
-
-def _run(coro_factory: Any, use_uvloop: bool) -> None:
-    if use_uvloop:
-        try:
-            import uvloop
-        except ImportError:
-            log.info("uvloop not installed; using asyncio's loop")
-        else:
-            uvloop.run(coro_factory())
-            return
-    asyncio.run(coro_factory())
+def _zone_option(key: str, flag: str, text: str) -> Callable[[F], F]:
+    return setting_option(f"daemon.default_zone.{key}", flag, default=None, help=text)
 
 
 @click.command("daemon")
@@ -169,73 +50,92 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read postfix-mta-sts-resolver's YAML (/etc/mta-sts-daemon.yml) instead of [daemon].",
 )
-@click.option(
+@setting_option(
+    "daemon.listen",
     "--listen",
     multiple=True,
     help="HOST:PORT or unix:/PATH; repeat for several. Default 127.0.0.1:8461.",
 )
-@click.option(
-    "--unix-mode", help="Octal mode of unix sockets (default 0666: smtp(8) is user postfix)."
+@setting_option(
+    "daemon.unix_mode",
+    "--unix-mode",
+    help="Octal mode of unix sockets (default 0666: smtp(8) is user postfix).",
 )
-@click.option("--lookup-timeout", type=float, help="Seconds before answering TIMEOUT (default 75).")
-@click.option("--idle-timeout", type=float, help="Close connections idle this long (default 300).")
-@click.option(
-    "--answer-ttl", type=float, help="Reuse a rendered answer this long (default 1; 0 off)."
+@setting_option(
+    "daemon.lookup_timeout",
+    "--lookup-timeout",
+    type=float,
+    help="Seconds before answering TIMEOUT (default 75).",
 )
-@click.option(
-    "--shutdown-grace", type=float, help="Seconds to finish requests on SIGTERM (default 10)."
+@setting_option(
+    "daemon.idle_timeout",
+    "--idle-timeout",
+    type=float,
+    help="Close connections idle this long (default 300).",
 )
-@click.option(
+@setting_option(
+    "daemon.answer_ttl",
+    "--answer-ttl",
+    type=float,
+    help="Reuse a rendered answer this long (default 1; 0 off).",
+)
+@setting_option(
+    "daemon.shutdown_grace",
+    "--shutdown-grace",
+    type=float,
+    help="Seconds to finish requests on SIGTERM (default 10).",
+)
+@setting_option(
+    "daemon.max_connections",
     "--max-connections",
     type=int,
     help="Client connections held at once; the oldest idle one makes room (default 1000).",
 )
-@click.option(
+@setting_option(
+    "daemon.dane",
     "--dane/--no-dane",
     default=None,
     help="Answer dane-only where an MX host has usable validated TLSA (default on).",
 )
-@click.option(
+@setting_option(
+    "daemon.default_zone.dane_level",
     "--dane-level",
     type=click.Choice(["dane-only", "dane"]),
     help="Only dane-only: 'dane' is refused (weaker than the MTA-STS answer it replaces).",
 )
-@click.option(
+@_zone_option(
+    "match_patterns",
     "--match-patterns/--no-match-patterns",
-    default=None,
-    help="Render '*.d' as '.d' (any depth) instead of exact MX names (default off).",
+    "Render '*.d' as '.d' (any depth) instead of exact MX names (default off).",
 )
-@click.option(
+@_zone_option(
+    "legacy_protocols",
     "--legacy-protocols/--no-legacy-protocols",
+    "protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 for Postfix < 3.6.",
+)
+@_zone_option("tlsrpt", "--tlsrpt/--no-tlsrpt", "Postfix 3.10 TLSRPT attributes.")
+@_zone_option("servername", "--servername/--no-servername", "servername=hostname (Postfix >= 3.4).")
+@_zone_option(
+    "strict_testing", "--strict-testing/--no-strict-testing", "Enforce 'testing' policies too."
+)
+@setting_option(
+    "daemon.metrics", "--metrics", help="HOST:PORT for /metrics and /cache (loopback!); '' = off."
+)
+@setting_option(
+    "daemon.uvloop",
+    "--uvloop/--no-uvloop",
     default=None,
-    help="protocols=!SSLv2:!SSLv3:!TLSv1:!TLSv1.1 for Postfix < 3.6.",
+    help="Use uvloop when installed (default on).",
 )
-@click.option(
-    "--tlsrpt/--no-tlsrpt", default=None, help="Postfix 3.10 TLSRPT attributes (default zone)."
-)
-@click.option(
-    "--servername/--no-servername", default=None, help="servername=hostname (Postfix >= 3.4)."
-)
-@click.option(
-    "--strict-testing/--no-strict-testing", default=None, help="Enforce 'testing' policies too."
-)
-@click.option("--metrics", help="HOST:PORT for /metrics and /cache (loopback!); '' = off.")
-@click.option("--uvloop/--no-uvloop", default=None, help="Use uvloop when installed (default on).")
-@click.option(
-    "--nameserver", help="DNS server HOST:PORT (default: resolv.conf). Env MTASTS_NAMESERVER."
-)
-@click.option("--ca-file", help="CA bundle for policy hosts. Env MTASTS_CA_FILE.")
-@click.option(
-    "--cache",
-    "cache_url",
-    help="Cache URL: memory:, sqlite:///PATH, redis://..., postgresql://... Env MTASTS_CACHE.",
-)
-@click.option(
+@resolver_options
+@setting_option(
+    "tlsrpt.store",
     "--tlsrpt-store",
     help="Count policy failures (RFC 8461 §6) in this TLS-RPT store, the one `tlsrpt "
     "collect` writes. Env MTASTS_TLSRPT_STORE, or [tlsrpt] store. Default: not counted.",
 )
-@click.option(
+@setting_option(
+    "daemon.tlsrpt_spool",
     "--tlsrpt-spool",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where policy-failure counts go if the TLS-RPT store is down at shutdown "
@@ -247,40 +147,21 @@ def _run(coro_factory: Any, use_uvloop: bool) -> None:
     default="info",
     show_default=True,
 )
-def daemon(
-    config_path: Path | None,
-    pmsr_config: Path | None,
-    listen: tuple[str, ...],
-    unix_mode: str | None,
-    lookup_timeout: float | None,
-    idle_timeout: float | None,
-    answer_ttl: float | None,
-    shutdown_grace: float | None,
-    max_connections: int | None,
-    dane: bool | None,
-    dane_level: str | None,
-    match_patterns: bool | None,
-    legacy_protocols: bool | None,
-    tlsrpt: bool | None,
-    servername: bool | None,
-    strict_testing: bool | None,
-    metrics: str | None,
-    uvloop: bool | None,
-    nameserver: str | None,
-    ca_file: str | None,
-    cache_url: str | None,
-    tlsrpt_store: str | None,
-    tlsrpt_spool: Path | None,
-    log_level: str,
-) -> None:
+def daemon(config_path: Path | None, pmsr_config: Path | None, log_level: str) -> None:
     """Serve MTA-STS (and DANE-first) TLS policies to Postfix over socketmap.
 
     \b
     main.cf:  smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:postfix
     Signals:  SIGTERM/SIGINT finish requests in flight, then exit 0.
-    Exit codes: 0 stopped; 75 an address is in use or the cache unreachable; 78 a bad
-    setting, address, file or URL (docs/exit-codes.md).
+    Every option is also a key of mtasts.toml ([daemon], [daemon.default_zone], the
+    resolver's) and an MTASTS_* variable; an option wins over both, and a zone option
+    over every zone. Exit codes: 0 stopped; 75 an address is in use or the cache
+    unreachable; 78 a bad setting, address, file or URL (docs/exit-codes.md).
     """
+    from mtasts.postfix.service import run_daemon
+    from mtasts.runtime import run
+    from mtasts.tlsrpt.settings import TlsRptSettings
+
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -288,102 +169,43 @@ def daemon(
     )
     # Alembic says at INFO which of its plugins it set up, at every start: not ours to show
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
-    overrides = {"nameserver": nameserver, "ca_file": ca_file, "cache.url": cache_url}
-    settings, cfg = read_config(config_path, overrides)
-    spool = tlsrpt_spool or cfg.tlsrpt_spool  # [daemon] even with --pmsr-config
+    options = given()
+    tree = read_config(config_path, options)
+    settings, cfg = tree.section(Settings), tree.section(DaemonConfig)
     if pmsr_config is not None:
-        imported = load_pmsr_file(pmsr_config)
-        for note in imported.notes:
-            log.warning("pmsr config: %s", note)
-        cfg = imported.daemon
-        extra = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
-        # Options given on the command line win; an option not given (None) must not
-        # wipe what the pmsr file says (it replaced pmsr's cache with memory:).
-        given = {k: v for k, v in overrides.items() if v is not None}
-        settings = load_settings(
-            os.devnull,
-            environ={},
-            overrides={**_settings_values(settings), **extra, **given},
-        )
-    cfg = _apply_options(
-        cfg,
-        listen=listen,
-        unix_mode=unix_mode,
-        lookup_timeout=lookup_timeout,
-        idle_timeout=idle_timeout,
-        answer_ttl=answer_ttl,
-        shutdown_grace=shutdown_grace,
-        max_connections=max_connections,
-        dane=dane,
-        dane_level=dane_level,
-        match_patterns=match_patterns,
-        legacy_protocols=legacy_protocols,
-        tlsrpt=tlsrpt,
-        servername=servername,
-        strict_testing=strict_testing,
-        metrics=metrics,
-        uvloop=uvloop,
+        settings, cfg = _from_pmsr(pmsr_config, settings, cfg, options)
+    cfg = cfg.zone_keys_everywhere(
+        k.removeprefix("daemon.default_zone.")
+        for k, (_, v) in options.items()
+        if k.startswith("daemon.default_zone.") and v is not None
     )
-    if tlsrpt_store:
-        from mtasts.store.engine import parse_store_url
+    store = tree.section(TlsRptSettings).store or None
+    if store is not None:
+        from mtasts.store.engine import parse_store_url  # sqlalchemy: only when set
 
-        parse_store_url(tlsrpt_store)
-    else:
-        tlsrpt_store = configured_store(config_path)
+        parse_store_url(store)
     # A listen address in use or not ours, a cache or store that cannot be opened: the
     # `mtasts` group's handler words it (one line, docs/exit-codes.md).
-    _run(lambda: run_daemon(cfg, settings, tlsrpt_store, spool), cfg.uvloop)
+    run(run_daemon(cfg, settings, store, cfg.tlsrpt_spool), uvloop=cfg.uvloop)
 
 
-def _settings_values(s: Settings) -> dict[str, Any]:
-    return {
-        "nameserver": s.nameserver,
-        "ca_file": s.ca_file,
-        "https_port": s.https_port,
-        "smtp_port": s.smtp_port,
-        "cache.url": s.cache.url,
-        "timeouts.dns": s.timeouts.dns,
-        "timeouts.connect": s.timeouts.connect,
-        "timeouts.read": s.timeouts.read,
-        "timeouts.total": s.timeouts.total,
-    }
+def _from_pmsr(
+    path: Path, settings: Settings, cfg: DaemonConfig, options: Mapping[str, tuple[str, Any]]
+) -> tuple[Settings, DaemonConfig]:
+    """postfix-mta-sts-resolver's YAML instead of [daemon] (its cache and fetch timeout
+    over the resolver's), the command-line options still on top."""
+    from mtasts.postfix.pmsr import load_pmsr_file
 
-
-def _apply_options(cfg: DaemonConfig, **opts: Any) -> DaemonConfig:
-    """Command-line options over the file's values (None = not given)."""
-    changes: dict[str, Any] = {}
-    if opts["listen"]:
-        changes["listen"] = tuple(Listen.parse(x) for x in opts["listen"])
-    if opts["unix_mode"] is not None:
-        try:
-            changes["unix_mode"] = int(opts["unix_mode"], 8)
-        except ValueError:
-            raise ConfigError(f"--unix-mode {opts['unix_mode']!r} is not octal") from None
-    for key in ("lookup_timeout", "idle_timeout", "answer_ttl", "shutdown_grace"):
-        if opts[key] is not None:
-            positive = key in ("lookup_timeout", "idle_timeout")
-            option = "--" + key.replace("_", "-")
-            changes[key] = check_seconds(opts[key], option, positive=positive)
-    if opts["max_connections"] is not None:
-        changes["max_connections"] = check_count(opts["max_connections"], "--max-connections")
-    for key in ("dane", "uvloop"):
-        if opts[key] is not None:
-            changes[key] = opts[key]
-    if opts["metrics"] is not None:
-        if opts["metrics"]:
-            metrics_listen(opts["metrics"], "--metrics")
-        changes["metrics"] = opts["metrics"]
-    zone = cfg.default_zone
-    zone_changes: dict[str, Any] = {}
-    for key in ("tlsrpt", "servername", "strict_testing", "match_patterns", "legacy_protocols"):
-        if opts[key] is not None:
-            zone_changes[key] = opts[key]
-    if opts["dane_level"] is not None:
-        zone_changes["dane_level"] = dane_level(opts["dane_level"], "--dane-level:")
-    if zone_changes:
-        changes["default_zone"] = replace(zone, **zone_changes)
-        changes["zones"] = {n: replace(z, **zone_changes) for n, z in cfg.zones.items()}
-    return replace(cfg, **changes)
+    imported = load_pmsr_file(path)
+    for note in imported.notes:
+        log.warning("pmsr config: %s", note)
+    pmsr = {"cache.url": imported.cache_url, "timeouts.total": imported.fetch_timeout}
+    settings = with_options(settings, pmsr, dict.fromkeys(pmsr, "--pmsr-config"))
+    # Options given on the command line win; one not given (None) must not wipe what
+    # the pmsr file says (it replaced pmsr's cache with memory:).
+    settings = with_options(settings, values(options), names(options))
+    daemon = replace(imported.daemon, tlsrpt_spool=cfg.tlsrpt_spool)  # [daemon]'s spool
+    return settings, with_options(daemon, values(options), names(options))
 
 
 # --- mtasts cache show|purge|refresh DOMAIN ---------------------------------------------
@@ -444,7 +266,7 @@ async def _direct(config_path: Path | None, action: str, domain: str) -> tuple[i
     from mtasts.sts.cache.base import entry_view
     from mtasts.sts.resolver import Resolver
 
-    settings, _ = read_config(config_path, {})
+    settings = read_config(config_path, {}).section(Settings)
     require_shared(settings.cache.url)
     name = normalize_domain(domain)
     resolver = await Resolver.open(settings)
@@ -471,7 +293,9 @@ def _cache_command(action: str, method: str, suffix: str, doc: str) -> click.Com
         if daemon_url:
             _via_daemon(daemon_url, method, f"/cache/{domain}{suffix}", action)
             return
-        status, data = asyncio.run(_direct(config_path, action, domain))
+        from mtasts.runtime import run
+
+        status, data = run(_direct(config_path, action, domain))
         _emit(status, data)
 
     return command

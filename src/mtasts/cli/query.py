@@ -8,10 +8,12 @@ from pathlib import Path
 
 import click
 
+from mtasts.cli.options import given, names, resolver_options, setting_option, values
 from mtasts.cli.render import print_json
-from mtasts.config import Settings, load_settings
+from mtasts.config import Settings
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.settings.tree import load
 from mtasts.sts.lookup import LookupStatus, PolicyLookup
 from mtasts.sts.resolver import Resolver
 
@@ -29,25 +31,9 @@ EXIT_CODES = {
 @click.command()
 @click.argument("domain")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option(
-    "--nameserver",
-    metavar="HOST:PORT",
-    help="DNS server to ask (default: /etc/resolv.conf). Env: MTASTS_NAMESERVER.",
-)
-@click.option(
-    "--ca-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="PEM file of CAs trusted for the policy host (default: system store). "
-    "Env: MTASTS_CA_FILE.",
-)
-@click.option(
-    "--cache",
-    "cache_url",
-    metavar="URL",
-    help="Policy cache: memory: (default), sqlite:///path or redis://host:port/db. "
-    "Env: MTASTS_CACHE.",
-)
-@click.option(
+@resolver_options
+@setting_option(
+    "timeouts.total",
     "--timeout",
     type=float,
     help="Seconds allowed for the whole policy fetch (default 60). Env: MTASTS_TIMEOUT_TOTAL.",
@@ -61,10 +47,6 @@ EXIT_CODES = {
 def query(
     domain: str,
     as_json: bool,
-    nameserver: str | None,
-    ca_file: Path | None,
-    cache_url: str | None,
-    timeout: float | None,
     config_file: Path | None,
 ) -> None:
     """Discover, fetch and validate DOMAIN's MTA-STS policy as a sending MTA does.
@@ -82,16 +64,9 @@ def query(
         name = normalize_domain(domain)
     except DomainNameError as exc:
         raise click.BadParameter(exc.message, param_hint="DOMAIN") from exc
-    settings = load_settings(
-        config_file,
-        overrides={
-            "nameserver": nameserver,
-            "ca_file": ca_file,
-            "cache.url": cache_url,
-            "timeouts.total": timeout,
-        },
-    )
-    result = asyncio.run(_lookup(settings, name))
+    options = given()
+    tree = load(config_file, overrides=values(options), option_names=names(options))
+    result = asyncio.run(_lookup(tree.section(Settings), name))
     if as_json:
         print_json(result.to_json())
     else:

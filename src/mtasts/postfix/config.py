@@ -27,8 +27,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,25 +128,13 @@ class DaemonConfig:
         if self.metrics:
             metrics_listen(self.metrics, "metrics")
 
-
-def check_seconds(value: object, name: str, *, positive: bool = False) -> float:
-    """``value`` as seconds (>= 0, or > 0 with ``positive``); ``name`` says where it was set."""
-    bound = "> 0" if positive else ">= 0"
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (positive and value == 0)
-    ):
-        raise ConfigError(f"{name} must be a number of seconds {bound}, not {value!r}")
-    return float(value)
-
-
-def check_count(value: object, name: str) -> int:
-    """``value`` as a whole number >= 1; ``name`` says where it was set."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number >= 1, not {value!r}")
-    return value
+    def zone_keys_everywhere(self, keys: Iterable[str]) -> DaemonConfig:
+        """Every named zone with these keys of ``default_zone``: a zone's command-line
+        option (``--tlsrpt``) sets it in every zone, even one whose table sets it."""
+        chosen = {key: getattr(self.default_zone, key) for key in keys}
+        if not chosen or not self.zones:
+            return self
+        return replace(self, zones={n: replace(z, **chosen) for n, z in self.zones.items()})
 
 
 def metrics_listen(text: str, where: str) -> Listen:
@@ -157,21 +145,6 @@ def metrics_listen(text: str, where: str) -> Listen:
             f"{where} must be HOST:PORT on loopback (e.g. 127.0.0.1:9461), not a unix socket"
         )
     return listen
-
-
-def dane_level(value: Any, where: str) -> DaneLevel:
-    """Only ``dane-only``: ``dane`` would be weaker than the MTA-STS answer it replaces."""
-    if value == "dane":
-        raise ConfigError(
-            f"{where} dane_level 'dane' lets Postfix fall back to unauthenticated or "
-            "clear-text TLS for MX hosts without usable TLSA, weaker than the MTA-STS "
-            "policy it replaces (RFC 8461 §2); the daemon answers 'dane-only': remove "
-            "the setting"
-        )
-    try:
-        return DaneLevel(value)
-    except ValueError:
-        raise ConfigError(f"{where} dane_level must be 'dane-only', not {value!r}") from None
 
 
 def daemon_config_from_table(table: Mapping[str, Any], source: str = "") -> DaemonConfig:

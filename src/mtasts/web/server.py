@@ -4,15 +4,14 @@ for them and for TLS handshakes), stopped by SIGTERM or SIGINT."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import date
 
 from mtasts.config import Settings
 from mtasts.errors import ConfigError
+from mtasts.runtime import stop_event
 from mtasts.store.engine import Database, open_database
 from mtasts.store.migrate import current_revision
 from mtasts.tlsrpt.receive.httpserve import HttpServer, bind
@@ -111,11 +110,7 @@ async def run_until_signalled(
     ready: Callable[[str], object] | None = None,
     checks: CheckHistory | None = None,
 ) -> None:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
+    with stop_event() as stop:
         async with serving(settings, store_url, base=base, checks=checks) as (server, _):
             host, port = server.sock.getsockname()[:2]
             scheme = "https" if settings.tls_cert else "http"
@@ -123,6 +118,3 @@ async def run_until_signalled(
             if ready is not None:
                 ready(f"{scheme}://{where}/")
             await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)

@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import stat
 import threading
@@ -50,6 +49,7 @@ from pathlib import Path
 
 from mtasts.errors import ConfigError, TlsRptError, listen_failed
 from mtasts.redact import redacted
+from mtasts.runtime import on_stop_signals
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import MAX_DATAGRAM, SessionOutcome, decode_datagram
 from mtasts.tlsrpt.collect.flusher import (
@@ -446,11 +446,6 @@ class Collector:
             self.stats.shutdown = await self.flusher.shutdown()
             self._sync_stats()
 
-    def install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stop)
-
 
 async def serve(
     socket_path: Path,
@@ -470,7 +465,6 @@ async def serve(
     collector = Collector(
         sock, store, flush_interval=flush_interval, spool=spool, max_memory=max_memory
     )
-    collector.install_signal_handlers()
     log.info(
         "ready: counting libtlsrpt datagrams on unix:%s (mode %o); store %s; spool %s",
         socket_path,
@@ -481,7 +475,8 @@ async def serve(
     if ready is not None:
         ready.set()
     try:
-        await collector.run()
+        with on_stop_signals(collector.stop):
+            await collector.run()
     finally:
         sock.close()
         _remove(socket_path)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mtasts.runtime import stop_event
 from mtasts.sts.refresh import CacheEntry, policy_valid
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import PolicyOutcome
@@ -106,11 +106,19 @@ async def count_log(
 ) -> LogStats:
     """Count every TLS outcome in ``lines`` into ``store`` until the end of the input or
     SIGTERM/SIGINT; the counters are flushed every ``flush_interval`` seconds and last."""
+    with stop_event(where_possible=True) as stop:  # a reader in a thread has no signals
+        return await _count(lines, store, policies, stop, flush_interval, today)
+
+
+async def _count(
+    lines: Iterable[str],
+    store: TlsRptStore,
+    policies: CachedPolicies,
+    stop: asyncio.Event,
+    flush_interval: float,
+    today: Callable[[], date],
+) -> LogStats:
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
     queue = _read_ahead(lines, loop)
     reader, counters, stats = PostfixLogReader(), Counters(), LogStats()
     deadline = loop.time() + flush_interval

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from mtasts.net.tls import server_context
+from mtasts.runtime import stop_event
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, Ingests
 from mtasts.tlsrpt.receive.http import HttpIntake
@@ -126,16 +126,11 @@ async def run_until_signalled(
     service: ReceiveService, *, ready: Callable[[ReceiveService], Any] | None = None
 ) -> None:
     """Starts ``service``, waits for SIGTERM or SIGINT, then stops it."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
-        await service.start()
-        if ready is not None:
-            ready(service)
-        await stop.wait()
+        with stop_event() as stop:
+            await service.start()
+            if ready is not None:
+                ready(service)
+            await stop.wait()
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
         await service.stop()
