@@ -11,11 +11,11 @@ import time
 import tracemalloc
 from datetime import date
 
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.report import write_report_gzip
-from mtasts.tlsrpt.results import PolicyType
 
 DAY = date(2026, 11, 22)
 

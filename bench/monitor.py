@@ -28,6 +28,7 @@ from mtasts.lab.testing import healthy_domain, running_lab
 from mtasts.monitor.reported import read_evidence
 from mtasts.monitor.service import Monitor
 from mtasts.monitor.settings import MonitorSettings
+from mtasts.results import PolicyType
 from mtasts.store.engine import open_database
 from mtasts.store.migrate import upgrade
 from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
@@ -37,7 +38,6 @@ from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.receive.received_query import day_summaries
 from mtasts.tlsrpt.report import write_report
-from mtasts.tlsrpt.results import PolicyType
 
 PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -28,8 +28,8 @@ from mtasts.check.probe import probe_mx
 from mtasts.cli.exitcodes import colour
 from mtasts.lab.scenario import HostSpec, Scenario, SmtpSpec
 from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.api import TlsRptRecorder
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 DOMAIN = "a.test"
 MX = ("mx1.a.test", "mx2.a.test")

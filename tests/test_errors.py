@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mtasts import errors
-from mtasts.tlsrpt.results import ResultType
+from mtasts.results import ResultType
 
 
 @pytest.mark.parametrize(

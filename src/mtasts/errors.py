@@ -5,7 +5,7 @@ section, carries a stable machine-readable ``code`` (used by ``--json`` output),
 knows the TLS-RPT result type (RFC 8460 §4.3) it implies, so the code that writes
 reports never re-derives it. TLS negotiation with an MX is Postfix's, not ours: its
 failures reach us as libtlsrpt codes and OpenSSL verify errors, which the one table in
-:mod:`mtasts.tlsrpt.results` maps.
+:mod:`mtasts.results` maps.
 
 Pure: no I/O.
 """
@@ -16,7 +16,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeVar
 
-from mtasts.tlsrpt.results import ResultType
+from mtasts.results import ResultType
 
 T = TypeVar("T")
 

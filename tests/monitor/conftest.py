@@ -12,13 +12,13 @@ import pytest
 from tests.tlsrpt.receive.conftest import PG_URL, require_pg
 
 from mtasts.lab.testing import LabPool
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import ReportSettings, build_reports
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.report import write_report
-from mtasts.tlsrpt.results import PolicyType
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mtasts.postfix.failures import PolicyFailures, failure_session
-from mtasts.tlsrpt.results import PolicyType
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.store import TlsRptStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()

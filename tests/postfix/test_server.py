@@ -25,9 +25,9 @@ from mtasts.postfix.netstring import NetstringDecoder, encode
 from mtasts.postfix.server import SocketmapServer, sd_notify
 from mtasts.postfix.socketmap import ReplyOptions
 from mtasts.postfix.sockets import FD_RESERVE, connection_cap
+from mtasts.results import ResultType
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import parse_policy
-from mtasts.tlsrpt.results import ResultType
 
 ENFORCE = "version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n"
 

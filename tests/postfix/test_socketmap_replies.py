@@ -33,10 +33,10 @@ from mtasts.postfix.socketmap import (
     render,
     tlsrpt_attributes,
 )
+from mtasts.results import ResultType
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import Mode, Policy, parse_policy
 from mtasts.tlsrpt.collect.datagram import decode_datagram
-from mtasts.tlsrpt.results import ResultType
 
 
 def sts(domain: str, text: str) -> PolicyLookup:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import MetaData, create_engine, select
 
+from mtasts.results import PolicyType
 from mtasts.store import alerts_schema, monitor_schema, received_schema
 from mtasts.store.migrate import FIRST_RELEASE, current_revision, head, upgrade
 from mtasts.store.schema import deliveries, failure_counters, metadata, outbox, policy_counters
@@ -20,7 +21,6 @@ from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, Sessio
 from mtasts.tlsrpt.receive.decide import Channel, Disposition, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.receive.received import ReceivedStore
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 from .conftest import PG_URL, _pg_store

@@ -21,10 +21,10 @@ from mtasts.lab.testing import LabPool, healthy_domain, policy_text
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.net.tls import client_context
+from mtasts.results import ResultType
 from mtasts.sts.discover import FetchedPolicy, discover, fetch_policy
 from mtasts.sts.policy import Mode
 from mtasts.sts.refresh import TxtKind
-from mtasts.tlsrpt.results import ResultType
 
 pytestmark = pytest.mark.lab
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mtasts.errors import Notice
+from mtasts.results import PolicyType, ResultType
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import parse_policy
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 TEXT = (
     "version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmx: *.example.net\r\n"

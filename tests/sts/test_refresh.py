@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import Notice
+from mtasts.results import ResultType
 from mtasts.sts.lookup import LookupStatus, Source
 from mtasts.sts.policy import parse_policy
 from mtasts.sts.refresh import (
@@ -29,7 +30,6 @@ from mtasts.sts.refresh import (
     policy_answer,
     refresh_at,
 )
-from mtasts.tlsrpt.results import ResultType
 
 DAY = 86400.0
 T0 = 1_700_000_000.0

@@ -21,11 +21,11 @@ from mtasts.lab.testing import LabPool, healthy_domain, policy_text
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient, Timeouts
 from mtasts.net.tls import client_context
+from mtasts.results import ResultType
 from mtasts.sts.cache import PolicyCache, open_cache
 from mtasts.sts.lookup import LookupStatus, Source
 from mtasts.sts.policy import Mode
 from mtasts.sts.resolver import Resolver
-from mtasts.tlsrpt.results import ResultType
 
 pytestmark = pytest.mark.lab
 

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import ConfigError
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import (
     UNDETAILED_REASON,
     ReportSettings,
@@ -21,7 +22,6 @@ from mtasts.tlsrpt.aggregate import (
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.report import read_report, report_to_json, write_report_gzip
-from mtasts.tlsrpt.results import PolicyType
 
 DAY = date(2026, 11, 22)
 SETTINGS = ReportSettings("Example Sender", "tlsrpt@mail.sender.example")

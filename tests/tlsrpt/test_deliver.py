@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.lab.lab import Lab
 from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import ReportSettings
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
@@ -34,7 +35,6 @@ from mtasts.tlsrpt.deliver import (
     next_retry,
 )
 from mtasts.tlsrpt.report import read_report
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 DAY = date(2026, 11, 22)

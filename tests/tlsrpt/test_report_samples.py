@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from mtasts.results import ResultType
 from mtasts.tlsrpt.report import read_report, report_to_json, write_report
-from mtasts.tlsrpt.results import ResultType
 
 GOOGLE = "Google Inc."
 MS = "Microsoft Corporation"

@@ -15,13 +15,13 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import PolicyOutcome, SessionOutcome, decode_datagram
 from mtasts.tlsrpt.collect.postfix_log import read_log, to_session
 from mtasts.tlsrpt.deliver import SendSettings, build_message
 from mtasts.tlsrpt.report import read_report, write_report, write_report_gzip
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import OutboxReport
 
 from .collect.test_datagram import EXAMPLE_3, EXAMPLE_4_NO_POLICY, EXAMPLE_6_SUCCESS

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import ReportError
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.model import canonical_ip
 from mtasts.tlsrpt.report import (
     FailureDetail,
@@ -24,7 +25,6 @@ from mtasts.tlsrpt.report import (
     write_report,
     write_report_gzip,
 )
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 # RFC 8460 Appendix B, verbatim (checklist §5.6), including the raw line break inside the
 # additional-information string that makes it invalid JSON as printed.

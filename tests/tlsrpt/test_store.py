@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from tests.store.conftest import _pg_store
 
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
 DAY = date(2026, 11, 22)

@@ -37,9 +37,9 @@ from prometheus_client.registry import Collector
 
 from mtasts.alerts import queries
 from mtasts.alerts.store import AlertStore
+from mtasts.results import ResultType
 from mtasts.store.engine import Database
 from mtasts.tlsrpt.receive.received_query import day_summaries
-from mtasts.tlsrpt.results import ResultType
 
 MAX_DOMAINS = 1000
 _R = "mtasts_tlsrpt_received_"

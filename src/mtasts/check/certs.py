@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 
 from mtasts.check.evidence import CertFacts, TlsOutcome
 from mtasts.check.finding import EvidenceValue, Finding, Severity
+from mtasts.results import ResultType, verify_code_result
 from mtasts.rfc3339 import utc_text
 from mtasts.sts.match import certificate_matches
-from mtasts.tlsrpt.results import ResultType, verify_code_result
 
 #: Warn when a certificate expires within this long (an ACME renewal that failed twice).
 EXPIRY_WARNING = timedelta(days=14)

@@ -16,7 +16,7 @@ from typing import Any
 
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
-from mtasts.tlsrpt.results import NEGOTIATION_RESULTS
+from mtasts.results import NEGOTIATION_RESULTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from typing import Any
 
 from mtasts.monitor.evidence import Criteria, Evidence, FailureGroup
 from mtasts.monitor.snapshot import MxState, Snapshot
+from mtasts.results import DANE_RESULTS, STS_RESULTS
 from mtasts.rfcnames import policy_host, policy_url, sts_record_name
 from mtasts.sts.policy import Mode, Policy
-from mtasts.tlsrpt.results import DANE_RESULTS, STS_RESULTS
 
 _DAY = timedelta(days=1)
 

@@ -35,9 +35,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.collect.flusher import CounterFlusher
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger("mtasts.daemon")

@@ -11,9 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from mtasts.errors import Notice
+from mtasts.results import PolicyType, ResultType
 from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import Mode, Policy
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 
 class LookupStatus(StrEnum):

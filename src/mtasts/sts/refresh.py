@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from mtasts.errors import Notice
+from mtasts.results import ResultType
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import Mode, Policy
-from mtasts.tlsrpt.results import ResultType
 
 
 @dataclass(frozen=True, slots=True)

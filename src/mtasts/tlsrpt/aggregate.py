@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime, time
 
 from mtasts.errors import ConfigError
 from mtasts.names import normalize_domain
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey
 from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report, canonical_ip
 from mtasts.tlsrpt.report import report_filename
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 # (policy type, policy domain, policy-string lines, mx-host patterns)
 _PolicyIdent = tuple[str, str, tuple[str, ...], tuple[str, ...]]

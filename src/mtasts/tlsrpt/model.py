@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 from mtasts.errors import ReportError
-from mtasts.tlsrpt.results import PolicyType
+from mtasts.results import PolicyType
 
 # I-JSON (RFC 7493 §2.2): integers beyond ±(2**53 - 1) do not survive every JSON reader.
 MAX_COUNT = 2**53 - 1

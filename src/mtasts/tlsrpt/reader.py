@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from mtasts.errors import Linted, Notice, ReportError, ReportTooLarge
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.dates import parse_report_datetime
 from mtasts.tlsrpt.model import MAX_COUNT, FailureDetail, PolicyResult, Report, canonical_ip
-from mtasts.tlsrpt.results import PolicyType, ResultType
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, MailEnvelope, extract_from_mail, gunzip, load_json
 from mtasts.tlsrpt.unpack import looks_like_mail as _looks_like_mail
 

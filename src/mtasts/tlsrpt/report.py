@@ -21,9 +21,9 @@ import idna
 import orjson
 
 from mtasts.errors import ReportError
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.model import FailureDetail, PolicyResult, Report, canonical_ip
 from mtasts.tlsrpt.reader import MAX_REPORT_BYTES, read_report, report_from_json
-from mtasts.tlsrpt.results import PolicyType
 
 __all__ = [
     "MAX_REPORT_BYTES",

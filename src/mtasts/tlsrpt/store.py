@@ -12,10 +12,10 @@ import orjson
 from sqlalchemy import Table, and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from mtasts.results import PolicyType
 from mtasts.store.engine import Database, open_database
 from mtasts.store.schema import deliveries, failure_counters, outbox, policy_counters
 from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey, failure_id
-from mtasts.tlsrpt.results import PolicyType
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from mtasts.errors import ConfigError, Notice
+from mtasts.results import ResultType
 from mtasts.sts.cache import MemoryCache, PolicyCache, open_cache
 from mtasts.sts.cache.base import entry_from_bytes, entry_to_bytes
 from mtasts.sts.cache.postgres import PostgresCache
@@ -23,7 +24,6 @@ from mtasts.sts.cache.sqlite import SqliteCache
 from mtasts.sts.cache.tier import MemoryTier
 from mtasts.sts.policy import parse_policy
 from mtasts.sts.refresh import CacheEntry, after_fetch_failed, after_fetch_ok
-from mtasts.tlsrpt.results import ResultType
 
 REDIS_URL = os.environ.get("MTASTS_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

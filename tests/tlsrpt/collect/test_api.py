@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.api import TlsRptRecorder, record_session
 from mtasts.tlsrpt.collect.datagram import decode_datagram
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 
 def test_recorded_sessions_arrive_as_datagrams(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import TlsRptError
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.counters import Counters, PolicyKey, read_spool, spool_lines
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
-from mtasts.tlsrpt.results import PolicyType
 
 DAY = date(2026, 11, 22)
 STS = PolicyOutcome(PolicyType.STS, "a.example", ("version: STSv1",), ("mx.a.example",))

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtasts.errors import TlsRptError
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.datagram import (
     FAILURE_CODES,
     FailureOutcome,
@@ -16,7 +17,6 @@ from mtasts.tlsrpt.collect.datagram import (
     decode_datagram,
     encode_datagram,
 )
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 STS_LINES = [
     "version: STSv1",

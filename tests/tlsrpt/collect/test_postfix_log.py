@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.datagram import PolicyOutcome
 from mtasts.tlsrpt.collect.postfix_log import (
     LogOutcome,
@@ -15,7 +16,6 @@ from mtasts.tlsrpt.collect.postfix_log import (
     read_log,
     to_session,
 )
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 MAILLOG = (Path(__file__).parent / "data" / "postfix-3.7.11-harness.maillog").read_text()
 

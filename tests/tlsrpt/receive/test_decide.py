@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.model import PolicyResult, Report
 from mtasts.tlsrpt.reader import read_report
 from mtasts.tlsrpt.receive.decide import (
@@ -28,7 +29,6 @@ from mtasts.tlsrpt.receive.decide import (
     report_day,
     retention_cutoff,
 )
-from mtasts.tlsrpt.results import PolicyType
 
 
 def _report(*domains: str, report_id: str = "r1", org: str = "Google LLC") -> Report:

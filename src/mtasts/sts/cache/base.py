@@ -15,10 +15,10 @@ import orjson
 
 from mtasts.errors import MtastsError, Notice
 from mtasts.redact import redacted
+from mtasts.results import ResultType
 from mtasts.rfc3339 import utc_text
 from mtasts.sts.policy import read_policy
 from mtasts.sts.refresh import CacheEntry
-from mtasts.tlsrpt.results import ResultType
 
 __all__ = [
     "CacheEntry",

@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.datagram import (
     FailureOutcome,
     PolicyOutcome,
     SessionOutcome,
     encode_datagram,
 )
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 
 class TlsRptRecorder:

@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from mtasts.errors import TlsRptError
+from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
-from mtasts.tlsrpt.results import PolicyType
 
 # The weight of a session that made new keys: an upper bound of the memory its keys
 # hold, from its datagram's bytes and how many strings it decodes to (each a Python str

@@ -27,7 +27,7 @@ import orjson
 from mtasts.errors import DomainNameError, TlsRptError
 from mtasts.names import normalize_domain
 from mtasts.postfix.socketmap import decode_policy_line
-from mtasts.tlsrpt.results import LIBTLSRPT_CODES, PolicyType, ResultType
+from mtasts.results import LIBTLSRPT_CODES, PolicyType, ResultType
 
 # libtlsrpt tlsrpt.h: tlsrpt_policy_type_t
 POLICY_TYPES: dict[int, PolicyType] = {
@@ -37,7 +37,7 @@ POLICY_TYPES: dict[int, PolicyType] = {
 }
 
 # libtlsrpt tlsrpt.h: tlsrpt_failure_t -> RFC 8460 §4.3 result types (from the one table,
-# mtasts.tlsrpt.results.FAILURES).
+# mtasts.results.FAILURES).
 FAILURE_CODES = LIBTLSRPT_CODES
 # 901 (TLSRPT_UNFINISHED_POLICY) is internal to libtlsrpt: the library never sends a
 # datagram carrying it. libtlsrpt leaves the code space open; RFC 8460 §4.3.3 says a

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from mtasts.results import PolicyType
 from mtasts.runtime import stop_event
 from mtasts.sts.refresh import CacheEntry, policy_valid
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import PolicyOutcome
 from mtasts.tlsrpt.collect.postfix_log import PostfixLogReader, line_day, to_session
-from mtasts.tlsrpt.results import PolicyType
 from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from datetime import UTC, date, datetime
 
 from mtasts.errors import DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.results import PolicyType, ResultType, verify_text_result
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
-from mtasts.tlsrpt.results import PolicyType, ResultType, verify_text_result
 
 _PREFIX = re.compile(r"postfix(?:/[\w.-]+)*/smtp\[(?P<pid>\d+)\]: (?P<msg>.*)$")
 _HOST = r"(?P<host>[^\s\[\]]+)\[(?P<ip>[^\]]+)\](?::\d+)?"
@@ -45,7 +45,7 @@ _NOT_OFFERED = "TLS is required, but was not offered by host"
 
 def classify_verify_failure(why: str) -> ResultType:
     """The result type of an OpenSSL verification failure text (else validation-failure):
-    the OpenSSL rows of the one table, :data:`mtasts.tlsrpt.results.FAILURES`."""
+    the OpenSSL rows of the one table, :data:`mtasts.results.FAILURES`."""
     return verify_text_result(why)
 
 

@@ -30,8 +30,8 @@ from mtasts.check.probe import probe_mx
 from mtasts.lab.lab import Lab
 from mtasts.lab.scenario import HostSpec, SmtpSpec
 from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.api import TlsRptRecorder
-from mtasts.tlsrpt.results import PolicyType, ResultType
 
 pytestmark = pytest.mark.lab
 

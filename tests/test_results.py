@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mtasts.tlsrpt.results import (
+from mtasts.results import (
     DANE_RESULTS,
     FAILURES,
     LIBTLSRPT_CODES,
