@@ -62,7 +62,7 @@ def masked(value: Any, f: Field) -> Any:
     if f.meta.secret and value not in (None, ""):
         return "***"
     if isinstance(value, str) and "://" in value:
-        from mtasts.sts.cache.base import redacted
+        from mtasts.redact import redacted
 
         return redacted(value)
     return value
