@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from mtasts.cli.options import setting_option
 from mtasts.cli.render import console, print_json
 from mtasts.cli.store import run_on_store, store_option
 
@@ -30,41 +31,43 @@ def _day(value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a day: write YYYY-MM-DD") from None
 
 
-def _settings(**options: Any) -> Any:
-    """[receive] of mtasts.toml, the resolver's nameserver, then the options given."""
+def _settings() -> Any:
+    """[receive] of mtasts.toml < ``MTASTS_RECEIVE_*`` < the command's options, with the
+    resolver's nameserver and DNS timeout (for DKIM keys)."""
     from mtasts.cli.configured import settings_tree
+    from mtasts.cli.options import given
     from mtasts.config import Settings
     from mtasts.tlsrpt.receive.settings import ReceiveSection
 
-    tree = settings_tree()
+    tree = settings_tree(given())
     base = tree.section(Settings)
     settings = tree.section(ReceiveSection).decide
-    given = {k: v for k, v in options.items() if v is not None and v != ()}
-    if "owned_domains" in given:
-        given["owned_domains"] = frozenset(given["owned_domains"])
-    return replace(settings, nameserver=base.nameserver, dns_timeout=base.timeouts.dns, **given)
+    return replace(settings, nameserver=base.nameserver, dns_timeout=base.timeouts.dns)
 
 
 @click.command("import")
 @store_option
 @click.argument("sources", nargs=-1, required=True)
-@click.option(
+@setting_option(
+    "receive.owned_domains",
     "--owned-domain",
-    "owned_domains",
     multiple=True,
     help="A domain of ours (repeat); reports about none of them are refused or quarantined.",
 )
-@click.option(
+@setting_option(
+    "receive.other_domains",
     "--other-domains",
     type=click.Choice(["refuse", "quarantine", "accept"]),
     help="What to do with reports about no domain of ours ([receive] other_domains).",
 )
-@click.option(
+@setting_option(
+    "receive.require_dkim",
     "--require-dkim/--no-require-dkim",
     default=None,
     help="Quarantine report mail without an aligned DKIM pass (RFC 8460 §3).",
 )
-@click.option(
+@setting_option(
+    "receive.verify_dkim",
     "--verify-dkim/--no-verify-dkim",
     default=None,
     help="Look DKIM keys up in DNS (default on); off: the verdict is 'none'.",
@@ -73,24 +76,14 @@ def _settings(**options: Any) -> Any:
 def import_(
     store: str,
     sources: tuple[str, ...],
-    owned_domains: tuple[str, ...],
-    other_domains: str | None,
-    require_dkim: bool | None,
-    verify_dkim: bool | None,
     as_json: bool,
 ) -> None:
     """Import reports from files (.json, .json.gz, .eml), directories, Maildir folders,
     mbox files (and imaps://user@host/FOLDER). Re-running it adds nothing."""
-    from mtasts.tlsrpt.receive.decide import OtherDomains
     from mtasts.tlsrpt.receive.importer import import_sources
     from mtasts.tlsrpt.receive.intake import Receiver
 
-    settings = _settings(
-        owned_domains=owned_domains,
-        other_domains=OtherDomains(other_domains) if other_domains else None,
-        require_dkim=require_dkim,
-        verify_dkim=verify_dkim,
-    )
+    settings = _settings()
 
     for source in sources:  # a file or directory that is not there: a usage error, now
         if "://" not in source and not Path(source).exists():
@@ -235,17 +228,18 @@ def release(store: str, ids: tuple[int, ...], note: str | None, as_json: bool) -
 
 @click.command("prune")
 @store_option
-@click.option(
+@setting_option(
+    "receive.keep_days",
     "--keep-days",
     type=click.IntRange(1),
     help="Keep this many days of reports ([receive] keep_days).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
-def prune(store: str, keep_days: int | None, as_json: bool) -> None:
+def prune(store: str, as_json: bool) -> None:
     """Delete reports older than keep_days, their arrivals and raw bytes."""
     from mtasts.tlsrpt.receive.intake import Receiver
 
-    settings = _settings(keep_days=keep_days)
+    settings = _settings()
     if settings.keep_days is None:
         raise click.UsageError("no retention set: give --keep-days or [receive] keep_days")
 
