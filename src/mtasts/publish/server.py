@@ -2,9 +2,10 @@
 
 It serves many Policy Domains by Host header, over HTTPS (``--cert/--key``) or plain HTTP
 behind a TLS-terminating proxy (nginx, Caddy). What it answers is decided by the pure
-``mtasts.publish.site.respond``; this module reads requests with h11 (not by hand: h11
-refuses duplicate Host headers, malformed heads and oversized ones), bounded in size, time,
-connections in all and per client, and answers one request per connection.
+``mtasts.publish.site.respond``; this module reads requests with
+``mtasts.net.httpserver`` (h11, not by hand: duplicate Host headers, malformed heads and
+oversized ones are refused), bounded in size, time, connections in all and per client,
+and answers one request per connection.
 
 I/O module.
 """
@@ -22,10 +23,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h11
-
 from mtasts.errors import ConfigError, DomainNameError
 from mtasts.names import normalize_domain
+from mtasts.net.httpserver import (
+    LINGER_BYTES,
+    LINGER_SECONDS,
+    MAX_HEAD_BYTES,
+    RECV_BYTES,
+    Refusal,
+    RequestReader,
+)
 from mtasts.net.tls import server_context
 from mtasts.postfix.sockets import Acceptor, connection_cap
 from mtasts.publish.limits import ClientLimits, ClientTable, client_key
@@ -35,12 +42,7 @@ from mtasts.rfcnames import MAX_POLICY_BYTES, domain_of_policy_host
 
 log = logging.getLogger("mtasts.serve")
 
-MAX_HEAD_BYTES = 8192  # request line + headers
-RECV_BYTES = 16384
-LINGER_SECONDS = 1.0  # reading what a client still sends after our answer, at most
-LINGER_BYTES = 65536
 SUMMARY_INTERVAL = 60.0  # refused and failed connections are logged as one line a minute
-HTTP_VERSIONS = (b"1.0", b"1.1")
 
 
 def _read_policy(path: Path) -> bytes:
@@ -153,7 +155,6 @@ def _error(status: int, reason: str, text: str) -> Response:
 
 # A client that closes its side before sending a request (a port scanner, a health check).
 _NO_REQUEST = _error(400, "Bad Request", "no request was sent\n")
-_REASONS = {400: "Bad Request", 431: "Request Header Fields Too Large"}
 
 
 #: RFC 8555 §8.3: where an ACME CA fetches an http-01 key authorization
@@ -174,42 +175,14 @@ def _acme_answer(answers: Http01Answers, method: str, target: str) -> Response:
 async def _read_request(
     channel: _Channel, site: Site, acme: Http01Answers | None = None
 ) -> Response:
-    """Read one request head with h11 and answer it (bounded by MAX_HEAD_BYTES)."""
-    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-    received = 0
-    try:
-        while (event := parser.next_event()) is h11.NEED_DATA:
-            data = await channel.recv()
-            received += len(data)
-            parser.receive_data(data)
-        # h11 checks its bound only while a head is incomplete; one read can bring more
-        if received - len(parser.trailing_data[0]) > MAX_HEAD_BYTES:
-            raise h11.RemoteProtocolError(
-                f"the request head is above {MAX_HEAD_BYTES} bytes", error_status_hint=431
-            )
-    except h11.RemoteProtocolError as exc:
-        # h11 refuses, among others, a duplicate Host header and an HTTP/1.1 request
-        # without one (RFC 9112 §3.2: 400), and a head above the bound (431).
-        status = exc.error_status_hint if exc.error_status_hint in _REASONS else 400
-        return _error(status, _REASONS[status], f"{exc}\n")
-    if not isinstance(event, h11.Request):
-        return _NO_REQUEST
-    if event.http_version not in HTTP_VERSIONS:
-        # RFC 9112 §2.3 lets a server process HTTP/1.x (x > 1) as 1.1; no such version
-        # exists and no policy fetcher sends one, so we refuse it like any unknown
-        # version, with 505 (RFC 9110 §15.6.6).
-        version = event.http_version.decode("ascii", "replace")
-        return _error(505, "HTTP Version Not Supported", f"HTTP/{version}: only HTTP/1.0 and 1.1\n")
-    target = event.target.decode("latin-1")
-    if acme is not None and target.startswith(ACME_CHALLENGE_PATH):
-        return _acme_answer(acme, event.method.decode("ascii", "replace"), target)
-    hosts = [value for name, value in event.headers if name == b"host"]
-    return respond(
-        site,
-        event.method.decode("ascii", "replace"),
-        target,
-        hosts[0].decode("latin-1") if hosts else None,
-    )
+    """Read one request head (``net.httpserver``: h11, bounded by MAX_HEAD_BYTES) and
+    answer it."""
+    head = await RequestReader(channel.recv, max_head=MAX_HEAD_BYTES).head()
+    if isinstance(head, Refusal):
+        return _NO_REQUEST if head.no_request else _error(head.status, head.reason, head.text)
+    if acme is not None and head.target.startswith(ACME_CHALLENGE_PATH):
+        return _acme_answer(acme, head.method, head.target)
+    return respond(site, head.method, head.target, head.host)
 
 
 class _Channel:
