@@ -11,7 +11,6 @@ It has no authentication: bind it to loopback (the default) or a unix-only host.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,18 +19,19 @@ import orjson
 
 from mtasts.errors import DomainNameError, listen_failed
 from mtasts.names import normalize_domain
+from mtasts.net.httpserver import (
+    Refusal,
+    RequestReader,
+    finish_stream,
+    response_bytes,
+    stream_recv,
+)
 from mtasts.postfix.server import SocketmapServer
 from mtasts.sts.cache.base import entry_to_json
 from mtasts.sts.resolver import Resolver
 
 log = logging.getLogger("mtasts.daemon")
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    500: "Internal Server Error",
-}
+HEAD_SECONDS = 10.0  # a client gets this long to send its request head
 # generate_latest() writes the 0.0.4 text format; prometheus-client >= 0.22 labels its
 # CONTENT_TYPE_LATEST "version=1.0.0", which Prometheus 2 scrapers do not all accept
 _METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -66,26 +66,30 @@ class Admin:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(10):
-                head = await reader.readuntil(b"\r\n\r\n")
-            method, _, rest = head.decode("latin-1").partition(" ")
-            path = rest.partition(" ")[0]
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            writer.close()
-            return
+            head = await RequestReader(stream_recv(reader)).head(HEAD_SECONDS)
+            if isinstance(head, Refusal):
+                if head.no_request:
+                    return
+                # h11 refused the head: a malformed request line, a duplicate Host, a head
+                # above the bound (431) or an HTTP version other than 1.0/1.1 (505).
+                status, ctype, body = _json(head.status, {"error": head.text.strip()})
+            else:
+                status, ctype, body = await self._answer(head.method, head.target)
+            writer.write(response_bytes(status, (("Content-Type", ctype),), body))
+            await writer.drain()
+            await finish_stream(reader, writer)
+        except (OSError, TimeoutError):
+            pass  # the client went away, or sent no complete head within HEAD_SECONDS
+        finally:
+            if not writer.is_closing():
+                writer.transport.abort()
+
+    async def _answer(self, method: str, path: str) -> tuple[int, str, bytes]:
         try:
-            status, ctype, body = await self.route(method, path)
+            return await self.route(method, path)
         except Exception as exc:  # a cache backend down: say so, do not drop the connection
             log.warning("admin %s %s failed: %s", method, path, exc)
-            status, ctype, body = _json(500, {"error": f"{type(exc).__name__}: {exc}"})
-        writer.write(
-            f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
-        )
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
-        writer.close()
+            return _json(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     async def route(self, method: str, path: str) -> tuple[int, str, bytes]:
         """(status, content type, body) for one request."""
