@@ -2,7 +2,8 @@
 
 A minimal HTTP/1.1 responder (one request per connection, ``Connection: close``): a
 framework would not let a host send a wrong Content-Type, an endless body or a status
-line after a delay, which is the point here.
+line after a delay, which is the point here. Requests are read as our own servers read
+them (``mtasts.net.httpserver``, h11).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import asyncio
 import gzip
 import zlib
 from dataclasses import dataclass, replace
-from http import HTTPStatus
 from typing import Any
 
 from mtasts.lab.certs import sni_of
 from mtasts.lab.scenario import PolicyHostSpec
+from mtasts.net.httpserver import Refusal, RequestReader, response_bytes, stream_recv
+from mtasts.net.httpserver import reason as http_reason
 from mtasts.rfcnames import WELL_KNOWN_PATH
 
 _MAX_HEAD = 64 * 1024
@@ -44,38 +46,25 @@ class HttpRequest:
 
 
 async def read_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> HttpRequest:
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT)
-    if len(head) > _MAX_HEAD:
-        raise ConnectionError("request head too large")
-    lines = head.decode("latin-1").split("\r\n")
-    method, path, *_ = [*lines[0].split(" "), "", ""]
-    headers = tuple(
-        (k.strip().lower(), v.strip())
-        for k, sep, v in (line.partition(":") for line in lines[1:] if line)
-        if sep
-    )
-    fields = dict(headers)
-    body = b""
-    if fields.get("transfer-encoding", "").lower() == "chunked":
-        while len(body) <= _MAX_BODY:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            body += chunk[:-2]
-    elif "content-length" in fields:
-        length = min(int(fields["content-length"]), _MAX_BODY)
-        body = await asyncio.wait_for(reader.readexactly(length), _READ_TIMEOUT)
+    """One request, read with ``net.httpserver`` (h11: the head bounded in size and time,
+    a Content-Length or chunked body up to ``_MAX_BODY``). A head h11 refuses is answered
+    with its status and ends the connection (ConnectionError)."""
+    requests = RequestReader(stream_recv(reader), max_head=_MAX_HEAD)
+    head = await requests.head(_READ_TIMEOUT)
+    if isinstance(head, Refusal):
+        if not head.no_request:
+            writer.write(response_bytes(head.status, (), head.text.encode()))
+            await writer.drain()
+        raise ConnectionError(f"bad request: {head.text.strip()}")
+    async with asyncio.timeout(_READ_TIMEOUT):
+        body = await requests.body(_MAX_BODY)
     ssl_object = writer.get_extra_info("ssl_object")
     version = ssl_object.version() if ssl_object is not None else None
-    return HttpRequest(method, path, headers, body, sni_of(ssl_object), version)
+    return HttpRequest(head.method, head.target, head.headers, body, sni_of(ssl_object), version)
 
 
 def reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return http_reason(status) or "Unknown"
 
 
 def status_line(status: int) -> bytes:
