@@ -739,7 +739,7 @@ async def test_the_sender_applies_keep_days(store: TlsRptStore) -> None:
         removed = await sender.prune(later)
         assert removed["policy_counters"] == 1
         assert await store.days() == []
-        assert sender._pruned_on == datetime.fromtimestamp(later, UTC).date()
+        assert sender.retention.pruned_on == datetime.fromtimestamp(later, UTC).date()
     finally:
         await sender.aclose()
         await never.aclose()

@@ -186,6 +186,7 @@ def collect(
         socket_mode=int(opts.socket_mode),
         spool=spool,
         max_memory=opts.max_memory << 20,
+        keep_days=cfg.keep_days,
     )
     stats = run(main, uvloop=True)  # less work per socket wake-up, when installed
     rejected = sum(stats.rejected.values())

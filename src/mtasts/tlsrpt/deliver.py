@@ -58,6 +58,7 @@ from mtasts.rfcnames import tlsrpt_record_name
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports, report_domain
 from mtasts.tlsrpt.record import parse_tlsrpt_record, select_tlsrpt_record
 from mtasts.tlsrpt.report import read_report, write_report_gzip
+from mtasts.tlsrpt.retention import Retention
 from mtasts.tlsrpt.store import Delivery, OutboxReport, TlsRptStore
 
 log = logging.getLogger(__name__)
@@ -407,7 +408,7 @@ class Sender:
         self.rng = rng or random.Random()
         # (day, domain) whose rua lookup failed at the last prepare: not journaled yet.
         self.unresolved: set[tuple[date, str]] = set()
-        self._pruned_on: date | None = None  # the UTC day of the last keep_days prune
+        self.retention = Retention(store, settings.keep_days)
         self.net = Transports(
             settings, DnsClient(settings.nameserver), client_context(settings.ca_file)
         )
@@ -526,20 +527,7 @@ class Sender:
         """``[tlsrpt] keep_days``: delete the counters and journal of older days (never a
         day with a delivery pending). A failure is logged and tried again the next day:
         sending goes on."""
-        keep = self.settings.keep_days
-        if keep is None:
-            return {}
-        today = datetime.fromtimestamp(now, UTC).date()
-        self._pruned_on = today
-        try:
-            removed = await self.store.prune_before(today - timedelta(days=keep))
-        except Exception as exc:  # a store error must not stop delivery; the cause is logged
-            await self.store.reset()
-            log.warning("retention: pruning days before the last %d failed: %s", keep, exc)
-            return {}
-        if any(removed.values()):
-            log.info("retention: kept the last %d days; removed %s", keep, removed)
-        return removed
+        return await self.retention.prune(datetime.fromtimestamp(now, UTC).date())
 
     def finished(self, day: date, now: float) -> bool:
         """Whether ``day`` is over (UTC), with ``settings.settle`` seconds for late flushes."""
@@ -565,7 +553,7 @@ class Sender:
         """One round of the daemon: journal the finished days (``settle`` seconds after
         their midnight), try what is due; return the seconds until the next round."""
         today = datetime.fromtimestamp(now, UTC).date()
-        if self.settings.keep_days is not None and today != self._pruned_on:
+        if self.retention.due(today):
             await self.prune(now)
         for day in await self.store.days():
             if self.finished(day, now) and (today - day).days <= keep_days:

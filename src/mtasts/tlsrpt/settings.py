@@ -127,8 +127,8 @@ class TlsRptSettings:
         None,
         minimum=3,
         doc="days of counters and delivery journal kept; older days are deleted by "
-        "`tlsrpt send` (each run, daily with --daemon), never one with a delivery still "
-        "pending; unset: kept for ever",
+        "`tlsrpt send` (each run, daily with --daemon) and `tlsrpt collect` (at start, "
+        "then daily), never one with a delivery still pending; unset: kept for ever",
     )
     collect: CollectSettings = setting(default_factory=CollectSettings)
     send: SendSettings = setting(default_factory=SendSettings)

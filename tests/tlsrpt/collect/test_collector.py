@@ -10,13 +10,17 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from tests.store.conftest import PG_URL, _pg_store
 
 from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
+from mtasts.tlsrpt.collect.counters import Counters
+from mtasts.tlsrpt.collect.datagram import SessionOutcome, decode_datagram
 from mtasts.tlsrpt.store import TlsRptStore
 
 OK = orjson.dumps(
@@ -323,3 +327,95 @@ async def test_the_raw_batch_is_bounded_and_overflow_is_counted_at_receipt(
     got = await store.load_day(datetime.now(UTC).date())
     await store.close()
     assert sum(got.failures.values()) == n
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TlsRptStore]:
+    """A fresh TLS-RPT store with its tables, on SQLite and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        s = TlsRptStore.open(f"sqlite:///{tmp_path / 'tlsrpt.db'}")
+        await s.create()
+        yield s
+        await s.close()
+    else:
+        async for s in _pg_store():
+            await s.create()
+            yield s
+
+
+def _second_handle(store: TlsRptStore, tmp_path: Path) -> TlsRptStore:
+    """Another connection to ``store``'s database (one connection serves one caller)."""
+    if store.db.dialect.name == "postgresql":
+        return TlsRptStore.open(PG_URL, schema=getattr(store.db, "schema", None))
+    return TlsRptStore.open(f"sqlite:///{tmp_path / 'tlsrpt.db'}")
+
+
+def _one_session(day: date) -> Counters:
+    counters = Counters()
+    outcome = decode_datagram(OK)
+    assert isinstance(outcome, SessionOutcome)
+    counters.add(day, outcome)
+    return counters
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(500):
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("not within 10 s")
+
+
+async def test_collect_applies_keep_days_at_start_and_each_new_day(
+    any_store: TlsRptStore, tmp_path: Path
+) -> None:
+    """defect: only `tlsrpt send` applied [tlsrpt] keep_days, so a store that only
+    collectors write grew for ever. The collector now prunes the days before
+    today - keep_days once the store is reached, and again when its UTC day changes."""
+    store, other = any_store, _second_handle(any_store, tmp_path)
+    now = [time.time()]
+    today = datetime.fromtimestamp(now[0], UTC).date()
+    for age in (10, 4, 1):  # 10 and 4 days old are before the last 3 days
+        await store.add_counters(_one_session(today - timedelta(days=age)))
+    sock = bind_socket(tmp_path / "tlsrpt.sock")
+    col = Collector(sock, store, flush_interval=0.05, clock=lambda: now[0], keep_days=3)
+    task = asyncio.create_task(col.run())
+    try:
+
+        async def old_days_gone() -> bool:
+            return await other.days() == [today - timedelta(days=1)]
+
+        await _until(old_days_gone)
+        assert col.retention.pruned_on == today
+        # the same day: no second prune, even of a day that is old by now
+        await other.add_counters(_one_session(today - timedelta(days=20)))
+        await asyncio.sleep(0.3)
+        assert len(await other.days()) == 2
+        now[0] += 3 * 86400  # three UTC days later: yesterday's counters are now too old
+
+        async def pruned_again() -> bool:
+            return await other.days() == []
+
+        await _until(pruned_again)
+        assert col.retention.pruned_on == today + timedelta(days=3)
+    finally:
+        col.stop()
+        await task
+        sock.close()
+        await other.close()
+
+
+async def test_collect_without_keep_days_deletes_nothing(tmp_path: Path) -> None:
+    store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
+    await store.create()
+    old = datetime.now(UTC).date() - timedelta(days=400)
+    await store.add_counters(_one_session(old))
+    sock = bind_socket(tmp_path / "tlsrpt.sock")
+    col = Collector(sock, store, flush_interval=0.05)
+    task = asyncio.create_task(col.run())
+    await asyncio.sleep(0.3)
+    col.stop()
+    await task
+    sock.close()
+    assert await store.days() == [old]
+    await store.close()

@@ -58,6 +58,7 @@ from mtasts.tlsrpt.collect.flusher import (
     CounterFlusher,
     ShutdownResult,
 )
+from mtasts.tlsrpt.retention import Retention
 from mtasts.tlsrpt.store import TlsRptStore
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,7 @@ class Collector:
         spool: Path | None = None,
         backoff: Backoff | None = None,
         max_memory: int | None = None,
+        keep_days: int | None = None,
     ) -> None:
         self.sock = sock
         # The datagram carries no time: a session counts on the collector's UTC day at
@@ -192,6 +194,9 @@ class Collector:
         # resident memory at start and RESERVE leave).
         self.max_memory = max_memory
         self.stats = CollectorStats()
+        # [tlsrpt] keep_days: older days are deleted once the store is reached, then once
+        # a UTC day (a store only collectors write must not grow for ever)
+        self.retention = Retention(store, keep_days)
         self._oversized = 0  # datagrams over MAX_DATAGRAM since the last fold (logged then)
         # The raw batch: (UTC day, datagram bytes) -> datagrams received, not yet decoded.
         self._raw: dict[tuple[date, bytes], int] = {}
@@ -399,6 +404,12 @@ class Collector:
             self.fold()
         return ok
 
+    async def _prune_if_due(self) -> None:
+        """``keep_days``: prune once the store is reached, then on each new UTC day."""
+        today, _ = utc_day(self.clock())
+        if self.flusher.connected and self.retention.due(today):
+            await self.retention.prune(today)
+
     def _sync_stats(self) -> None:
         self.stats.flushes = self.flusher.stats.flushes
         self.stats.upserts = self.flusher.stats.upserts
@@ -429,7 +440,8 @@ class Collector:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._readable.wait(), self.flush_interval)
                 self._readable.clear()
-                await self.flush()
+                if await self.flush():
+                    await self._prune_if_due()
         finally:
             if not connect.done():
                 connect.cancel()
@@ -455,6 +467,7 @@ async def serve(
     socket_mode: int = 0o666,
     spool: Path | None = None,
     max_memory: int = MAX_MEMORY,
+    keep_days: int | None = None,
     ready: asyncio.Event | None = None,
 ) -> CollectorStats:
     """Run the collector daemon on ``socket_path`` until SIGTERM; return its statistics
@@ -463,14 +476,21 @@ async def serve(
     store = TlsRptStore.open(store_url)
     sock = bind_socket(socket_path, socket_mode)
     collector = Collector(
-        sock, store, flush_interval=flush_interval, spool=spool, max_memory=max_memory
+        sock,
+        store,
+        flush_interval=flush_interval,
+        spool=spool,
+        max_memory=max_memory,
+        keep_days=keep_days,
     )
     log.info(
-        "ready: counting libtlsrpt datagrams on unix:%s (mode %o); store %s; spool %s",
+        "ready: counting libtlsrpt datagrams on unix:%s (mode %o); store %s; spool %s; "
+        "keep_days %s",
         socket_path,
         socket_mode,
         redacted(store_url),
         spool or "none",
+        keep_days or "unset (kept for ever)",
     )
     if ready is not None:
         ready.set()

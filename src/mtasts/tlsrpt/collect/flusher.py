@@ -183,6 +183,11 @@ class CounterFlusher:
         self.replay()
         await self.connect()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the store was reached (its tables created) by this process."""
+        return self._created
+
     async def connect(self) -> None:
         """Open the store and create its tables now, to say at once if it is down (it is
         then retried with back-off; no error). The first flush does it otherwise."""
