@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -108,6 +108,13 @@ class Database(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def dialect_insert(db: Database, table: Table) -> Any:
+    """The INSERT of ``db``'s dialect for ``table`` (it has ``on_conflict_do_update`` and
+    ``on_conflict_do_nothing``)."""
+    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def _compile(dialect: Dialect, stmt: ClauseElement, keys: Sequence[str] | None = None) -> Any:

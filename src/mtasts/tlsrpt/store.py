@@ -9,11 +9,10 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, and_, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, func, select, update
 
 from mtasts.results import PolicyType
-from mtasts.store.engine import Database, open_database
+from mtasts.store.engine import Database, dialect_insert, open_database
 from mtasts.store.schema import deliveries, failure_counters, outbox, policy_counters
 from mtasts.tlsrpt.collect.counters import Counters, FailureKey, PolicyKey, failure_id
 
@@ -103,11 +102,6 @@ def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
         yield chunk
 
 
-def _insert(db: Database, table: Table) -> Any:
-    dialect = postgresql if db.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 class TlsRptStore:
     """TLS-RPT counters and the delivery journal in one SQL database."""
 
@@ -139,7 +133,7 @@ class TlsRptStore:
 
         Rows are built and sent FLUSH_CHUNK at a time, so a flush after a long outage
         (hundreds of thousands of counters) costs little memory beyond the counters."""
-        pins = _insert(self.db, policy_counters)
+        pins = dialect_insert(self.db, policy_counters)
         pstmt = pins.on_conflict_do_update(
             index_elements=["day", "policy_id"],
             set_={
@@ -147,7 +141,7 @@ class TlsRptStore:
                 "failed": policy_counters.c.failed + pins.excluded.failed,
             },
         )
-        fins = _insert(self.db, failure_counters)
+        fins = dialect_insert(self.db, failure_counters)
         fstmt = fins.on_conflict_do_update(
             index_elements=["day", "policy_id", "failure_id"],
             set_={"count": failure_counters.c["count"] + fins.excluded["count"]},
@@ -227,7 +221,7 @@ class TlsRptStore:
         async with self.db.transaction():
             for rep in reports:
                 iso = rep.day.isoformat()
-                ins = _insert(self.db, outbox).values(
+                ins = dialect_insert(self.db, outbox).values(
                     day=iso,
                     domain=rep.domain,
                     report_id=rep.report_id,
@@ -253,7 +247,7 @@ class TlsRptStore:
                     }
                     for d in dict.fromkeys(rep.destinations)
                 ]
-                await self.db.executemany(_insert(self.db, deliveries), rows)
+                await self.db.executemany(dialect_insert(self.db, deliveries), rows)
         return added
 
     async def prune_before(self, cutoff: date) -> dict[str, int]:

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import delete, false, literal, or_, select, text, update
 
 from mtasts.errors import Notice
-from mtasts.store.engine import Database, open_database
+from mtasts.store.engine import Database, dialect_insert, open_database
 from mtasts.store.migrate import upgrade
 from mtasts.store.received_schema import (
     arrivals,
@@ -38,7 +38,6 @@ from mtasts.tlsrpt.receive.decide import (
     promotes,
     report_day,
 )
-from mtasts.tlsrpt.store import _insert
 
 _WRITE_LOCK = 0x6D747374_7263  # PostgreSQL advisory lock key of receive writers
 _IN_CHUNK = 400  # values per IN (...) list
@@ -227,9 +226,10 @@ class ReceivedStore:
         self.db = db
         # one statement object per table, so the database reuses its compiled form
         self._insert = {
-            t.name: _insert(db, t) for t in (reports, report_policies, report_failures, arrivals)
+            t.name: dialect_insert(db, t)
+            for t in (reports, report_policies, report_failures, arrivals)
         }
-        self._insert[raw_inputs.name] = _insert(db, raw_inputs).on_conflict_do_nothing()
+        self._insert[raw_inputs.name] = dialect_insert(db, raw_inputs).on_conflict_do_nothing()
 
     @classmethod
     def open(cls, url: str, *, schema: str | None = None) -> ReceivedStore:
@@ -452,7 +452,7 @@ class ReceivedStore:
                 out[int(r["pk"])] = "not-quarantined"
             if held:
                 await self.db.executemany(
-                    _insert(self.db, releases).on_conflict_do_nothing(),
+                    dialect_insert(self.db, releases).on_conflict_do_nothing(),
                     _nul_free(
                         [
                             {
