@@ -12,7 +12,6 @@ once; `mtasts tlsrpt received` shows the failure and `mtasts advise` says NOT RE
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import signal
@@ -21,13 +20,10 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from mtasts.check.probe import probe_mx
 from mtasts.cli.exitcodes import colour
 from mtasts.lab.scenario import HostSpec, Scenario, SmtpSpec
-from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.lab.testing import dkim_key, healthy_domain, publish_dkim_key, running_lab
 from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.api import TlsRptRecorder
 
@@ -54,19 +50,6 @@ async def mtasts(*args: str, env: dict[str, str], show: bool = True) -> int:
     return await asyncio.wait_for(proc.wait(), 120)
 
 
-def dkim_key() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem, base64.b64encode(der).decode()
-
-
 async def main(tmp: Path) -> int:
     base = healthy_domain(DOMAIN, mx=MX)
     scenario = Scenario(
@@ -79,10 +62,7 @@ async def main(tmp: Path) -> int:
         (tmp / "key.pem").write_bytes(key)
         pem, public = dkim_key()
         (tmp / "dkim.pem").write_bytes(pem)
-        txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={public}"
-        lab.set_txt(
-            "sel._domainkey.sender.test", [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))]
-        )
+        publish_dkim_key(lab, "sel._domainkey.sender.test", public)
         lab.set_records(RECEIVER, "A", ["127.0.0.1"])
         (tmp / "mtasts.toml").write_text(
             f'[receive]\nrequire_dkim = true\nowned_domains = ["{DOMAIN}"]\n'

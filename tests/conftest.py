@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from tests.pg import PG_URL, fresh_schema
 
 # Real-world TLS-RPT reports, copied with their sources (tests/data/tlsrpt-samples/SOURCES.md)
 # so that a plain clone runs every test.
@@ -31,6 +33,19 @@ def samples_dir() -> Path:
     they are part of the checkout)."""
     assert (SAMPLES / "SOURCES.md").is_file(), f"{SAMPLES} is missing from the checkout"
     return SAMPLES
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, str | None]]:
+    """(url, schema) of an empty store on SQLite, then on the real PostgreSQL server (a
+    schema of its own, dropped afterwards: tests/pg.py)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}", None
+        return
+    async with fresh_schema() as schema:
+        yield PG_URL, schema
 
 
 _EXIT_STATUS: list[int] = []

@@ -4,28 +4,16 @@ real local HTTP server whose answers a test scripts (webhooks)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pytest
+from tests.pg import PG_URL, fresh_schema
 
 from mtasts.alerts.message import Message
 from mtasts.alerts.store import AlertStore
-
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -46,23 +34,13 @@ async def at(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[St
         yield StoreAt(store, url, None)
         await store.close()
         return
-    if not _pg_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432: apt-get install postgresql or use .ci/run")
-    import asyncpg
-
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_URL)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    store = AlertStore.open(PG_URL, schema=schema)
-    try:
-        await store.upgrade()
-        yield StoreAt(store, PG_URL, schema)
-    finally:
-        await store.close()
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        await conn.close()
+    async with fresh_schema() as schema:
+        store = AlertStore.open(PG_URL, schema=schema)
+        try:
+            await store.upgrade()
+            yield StoreAt(store, PG_URL, schema)
+        finally:
+            await store.close()
 
 
 @dataclass

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.pg import PG_URL
 
 from mtasts.alerts.service import AlertService
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
 from mtasts.config import Settings
 
-from .conftest import PG_URL, Recorder, StoreAt
+from .conftest import Recorder, StoreAt
 from .test_evaluate import NOW, TODAY, ingest, report
 
 SETTINGS = AlertSettings(

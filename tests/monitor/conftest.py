@@ -3,13 +3,10 @@ schema per test, dropped afterwards), reports written by our own report writer, 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
-from tests.tlsrpt.receive.conftest import PG_URL, require_pg
 
 from mtasts.lab.testing import LabPool
 from mtasts.results import PolicyType
@@ -19,27 +16,6 @@ from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, Sessio
 from mtasts.tlsrpt.receive.decide import Channel, ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.report import write_report
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[str, str | None]]:
-    """(url, schema) of an empty store on each database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'monitor.db'}", None
-        return
-    require_pg()
-    import asyncpg
-
-    schema = f"m_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_URL)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield PG_URL, schema
-    finally:
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        await conn.close()
 
 
 @pytest.fixture

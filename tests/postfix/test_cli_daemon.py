@@ -16,6 +16,7 @@ import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
+from tests.pg import PG_URL, require_pg
 
 from mtasts.cli.daemon import read_config
 from mtasts.cli.main import cli
@@ -220,19 +221,11 @@ async def test_daemon_under_a_low_open_files_limit_keeps_answering(tmp_path: Pat
     assert "Traceback" not in stderr
 
 
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
 @pytest.mark.parametrize("how", ["--cache", "--pmsr-config"])
 async def test_daemon_keeps_its_policies_in_postgresql(tmp_path: Path, how: str) -> None:
     """defect: `--cache postgresql://` (documented) ended in a traceback, and a pmsr file
     naming a postgres (or redis, sqlite) cache silently ran on memory: instead."""
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    require_pg()
     import asyncpg
 
     schema = f"d_{os.getpid()}_{how.strip('-').replace('-', '_')}"

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.pg import PG_URL, fresh_schema
 
 from mtasts.postfix.failures import PolicyFailures, failure_session
 from mtasts.results import PolicyType
@@ -19,9 +18,6 @@ from mtasts.tlsrpt.store import TlsRptStore
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC).timestamp()
 DAY = datetime(2026, 11, 22, tzinfo=UTC).date()
-
-
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -32,24 +28,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         yield s
         await s.close()
         return
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    import asyncpg
-
-    schema = f"f_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_URL)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    s = TlsRptStore.open(PG_URL, schema=schema)
-    try:
-        yield s
-    finally:
-        await s.close()
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        await conn.close()
+    async with fresh_schema("f") as schema:
+        s = TlsRptStore.open(PG_URL, schema=schema)
+        try:
+            yield s
+        finally:
+            await s.close()
 
 
 class Ticks:

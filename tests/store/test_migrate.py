@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import MetaData, create_engine, select
+from tests.pg import PG_URL
 
 from mtasts.results import PolicyType
 from mtasts.store import alerts_schema, monitor_schema, received_schema
@@ -23,7 +24,7 @@ from mtasts.tlsrpt.receive.intake import Arrival, Receiver
 from mtasts.tlsrpt.receive.received import ReceivedStore
 from mtasts.tlsrpt.store import OutboxReport, TlsRptStore
 
-from .conftest import PG_URL, _pg_store
+from .conftest import _pg_store
 
 DAY = date(2026, 11, 22)
 assert received_schema.RECEIVE_TABLES  # the receiving tables are part of `metadata`

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import email
 import email.policy
 import json
@@ -15,11 +14,9 @@ from datetime import UTC, date, datetime
 import dkim
 import dns.resolver
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.lab.lab import Lab
-from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.lab.testing import dkim_key, healthy_domain, publish_dkim_key, running_lab
 from mtasts.results import PolicyType
 from mtasts.tlsrpt.aggregate import ReportSettings
 from mtasts.tlsrpt.collect.counters import Counters
@@ -43,20 +40,7 @@ REPORT = ReportSettings("Example Sender", "tlsrpt@sender.test")
 LINES = ("version: STSv1", "mode: enforce", "mx: mx1.a.test", "max_age: 86400")
 
 
-def _key() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem, base64.b64encode(der).decode()
-
-
-PEM, PUB = _key()
+PEM, PUB = dkim_key()
 
 
 def _counters() -> Counters:
@@ -85,10 +69,7 @@ async def lab() -> AsyncIterator[Lab]:
             [f"v=TLSRPTv1; rua={lab.tlsrpt_https.url},mailto:tls-reports@lab.test"],
         )
         # The DKIM key, published in the lab DNS with s=tlsrpt (RFC 8460 §3 SHOULD).
-        txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={PUB}"
-        lab.set_txt(
-            "sel._domainkey.sender.test", [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))]
-        )
+        publish_dkim_key(lab, "sel._domainkey.sender.test", PUB)
         yield lab
 
 
@@ -638,10 +619,7 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
             "_smtp._tls.b.test",
             [f"v=TLSRPTv1; rua={lab.tlsrpt_https.url},mailto:tls-reports@lab.test"],
         )
-        txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={PUB}"
-        lab.set_txt(
-            "sel._domainkey.sender.test", [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))]
-        )
+        publish_dkim_key(lab, "sel._domainkey.sender.test", PUB)
         lab.tlsrpt_https.set_statuses([500, 500, 200])
         yesterday = datetime.now(UTC).date() - timedelta(days=1)
         store_url = f"sqlite:///{tmp_path / 'k.db'}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import uuid
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.pg import PG_URL, require_pg
 
 from mtasts.config import Settings
 from mtasts.lab.testing import healthy_domain, running_lab
@@ -31,7 +31,6 @@ from mtasts.web.settings import ListenAddress, WebSettings, WebUser
 
 from .seed import TODAY, seed
 
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
@@ -47,22 +46,6 @@ TENANTS = {
     "grafana": WebUser(token_sha256=token_digest(TOKEN), domains=("good.test",)),
 }
 LOOPBACK = ListenAddress("127.0.0.1", 0)
-
-
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_pg() -> None:
-    if _pg_reachable():
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-    pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database test)")
 
 
 @dataclass

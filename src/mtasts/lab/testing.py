@@ -14,9 +14,13 @@ Pytest-free on purpose, so any test directory can wrap it in a three-line fixtur
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.lab.lab import Lab
 from mtasts.lab.scenario import DomainSpec, HostSpec, PolicyHostSpec, Scenario, SmtpSpec
@@ -26,6 +30,28 @@ def policy_text(mx: tuple[str, ...], *, mode: str = "enforce", max_age: int = 86
     """A well-formed RFC 8461 §3.2 policy naming ``mx`` (CRLF line ends, as published)."""
     lines = ["version: STSv1", f"mode: {mode}", *(f"mx: {m}" for m in mx), f"max_age: {max_age}"]
     return "".join(line + "\r\n" for line in lines)
+
+
+def dkim_key() -> tuple[bytes, str]:
+    """A new 2048-bit RSA DKIM key: the private key in PEM (as ``tlsrpt send`` reads it)
+    and the public key as a DKIM record's ``p=`` value (base64 of its DER form)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem, base64.b64encode(der).decode()
+
+
+def publish_dkim_key(lab: Lab, name: str, public: str) -> None:
+    """Serve the DKIM record of ``public`` at ``name`` (``selector._domainkey.domain``) in
+    the lab's DNS, with ``s=tlsrpt`` (RFC 8460 §3), in strings of 255 octets at most."""
+    txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={public}"
+    lab.set_txt(name, [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))])
 
 
 def healthy_domain(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from tests.pg import PG_URL, fresh_schema, require_pg
 
 from mtasts.errors import ConfigError, Notice
 from mtasts.results import ResultType
@@ -26,7 +27,6 @@ from mtasts.sts.policy import parse_policy
 from mtasts.sts.refresh import CacheEntry, after_fetch_failed, after_fetch_ok
 
 REDIS_URL = os.environ.get("MTASTS_TEST_REDIS", "redis://127.0.0.1:6379/0")
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 POLICY = (
     "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.example.net\r\n"
     "max_age: 86400\r\n"
@@ -58,33 +58,6 @@ def full_entry(domain: str = "example.com") -> CacheEntry:
     )
 
 
-def postgres_or_skip() -> None:
-    """Skip (outside CI) or fail (under CI) when no PostgreSQL server answers."""
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return
-    except OSError:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide PostgreSQL on 127.0.0.1:5432")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database test)")
-
-
-@contextlib.asynccontextmanager
-async def pg_schema() -> AsyncIterator[str]:
-    """A fresh schema on the test server (dropped afterwards): the URL's search_path."""
-    postgres_or_skip()
-    import asyncpg
-
-    schema = f"c_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_URL)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield schema
-    finally:
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        await conn.close()
-
-
 @pytest.fixture(params=["memory", "sqlite", "redis", "postgres", "tier-sqlite"])
 async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[PolicyCache]:
     kind = request.param
@@ -100,7 +73,7 @@ async def cache(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             client = aioredis.Redis.from_url(REDIS_URL)
             backend = RedisCache(client, REDIS_URL, prefix=f"mtasts-test:{uuid.uuid4().hex}:")
         else:
-            schema = await stack.enter_async_context(pg_schema())
+            schema = await stack.enter_async_context(fresh_schema("c"))
             backend = await open_cache(f"{PG_URL}?search_path={schema}")
             assert isinstance(backend, PostgresCache)
             assert not backend.degraded
@@ -319,7 +292,7 @@ async def test_corrupt_stored_entry_is_a_miss_with_a_warning(
 
 async def test_postgres_cache_url_opens_a_postgres_cache() -> None:
     """defect: postgresql:// was documented but open_cache refused it (the daemon failed)."""
-    async with pg_schema() as schema:
+    async with fresh_schema("c") as schema:
         cache = await open_cache(f"{PG_URL}?search_path={schema}&max_size=2&timeout=3")
         assert isinstance(cache, PostgresCache)
         await cache.set(full_entry())
@@ -331,7 +304,7 @@ async def test_postgres_cache_url_opens_a_postgres_cache() -> None:
 
 async def test_postgres_cache_lives_beside_pmsr_table() -> None:
     """pmsr's own sts_policy_cache table in the same database is neither used nor touched."""
-    async with pg_schema() as schema:
+    async with fresh_schema("c") as schema:
         import asyncpg
 
         conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema})
@@ -357,7 +330,7 @@ async def test_postgres_cache_lives_beside_pmsr_table() -> None:
     ],
 )
 async def test_postgres_cache_url_errors_are_config_errors(url: str, says: str) -> None:
-    postgres_or_skip()
+    require_pg()
     with pytest.raises(ConfigError, match=says):
         await open_cache(url)
 
@@ -384,7 +357,7 @@ async def test_postgres_outage_degrades_to_memory_with_one_warning(
 
 async def test_postgres_backend_killed_mid_run_costs_no_lookup() -> None:
     """pg_terminate_backend on the pool's connections: the next operations still answer."""
-    async with pg_schema() as schema:
+    async with fresh_schema("c") as schema:
         import asyncpg
 
         cache = await open_cache(f"{PG_URL}?search_path={schema}&application_name=mtasts-kill")

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,58 +15,15 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.store.conftest import PG_URL, _pg_store
+from tests.pg import PG_URL
+from tests.store.conftest import _pg_store
 
 from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
 from mtasts.tlsrpt.collect.counters import Counters
 from mtasts.tlsrpt.collect.datagram import SessionOutcome, decode_datagram
 from mtasts.tlsrpt.store import TlsRptStore
 
-OK = orjson.dumps(
-    {
-        "dpv": "1",
-        "d": "a.example",
-        "pr": "v=TLSRPTv1; rua=mailto:r@a.example",
-        "policies": [
-            {
-                "policy-type": 2,
-                "policy-domain": "a.example",
-                "policy-string": [
-                    "version: STSv1",
-                    "mode: enforce",
-                    "mx: mx.a.example",
-                    "max_age: 86400",
-                ],
-                "mx-host": ["mx.a.example"],
-                "t": 0,
-                "f": 0,
-            }
-        ],
-    }
-)
-FAIL = orjson.dumps(
-    {
-        "dpv": "1",
-        "d": "b.example",
-        "pr": "",
-        "policies": [
-            {
-                "policy-type": 9,
-                "failure-details": [
-                    {"c": 201, "s": "192.0.2.1", "n": "mx.b.example", "r": "198.51.100.7"}
-                ],
-                "t": 1,
-                "f": 1,
-            }
-        ],
-    }
-)
-
-
-def _send(path: Path, datagrams: list[bytes]) -> None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        for d in datagrams:
-            s.sendto(d, str(path))
+from .datagrams import FAIL, OK, send_datagrams
 
 
 async def test_n_datagrams_sent_n_counted(tmp_path: Path) -> None:
@@ -80,7 +36,7 @@ async def test_n_datagrams_sent_n_counted(tmp_path: Path) -> None:
     task = asyncio.create_task(col.run())
     await asyncio.sleep(0)
     batch = [OK] * 1000 + [FAIL] * 500 + [b"junk", b"{}", b'{"d":"x.example"}']
-    await asyncio.to_thread(_send, sock_path, batch)
+    await asyncio.to_thread(send_datagrams, sock_path, batch)
     for _ in range(200):
         if col.stats.accepted + sum(col.stats.rejected.values()) == len(batch):
             break
@@ -129,7 +85,7 @@ def test_sigterm_flushes_and_a_restart_keeps_counting(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.02)
         time.sleep(0.1)
-        _send(sock_path, [OK] * 300)
+        send_datagrams(sock_path, [OK] * 300)
         time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
@@ -210,7 +166,7 @@ async def test_a_session_counts_on_the_utc_day_the_collector_receives_it(tmp_pat
 
     async def send_and_wait(count: int) -> None:
         target = col.stats.accepted + count
-        await asyncio.to_thread(_send, sock_path, [OK] * count)
+        await asyncio.to_thread(send_datagrams, sock_path, [OK] * count)
         for _ in range(500):
             if col.stats.accepted == target:
                 return
@@ -247,7 +203,9 @@ async def test_distinct_garbage_domains_cannot_grow_memory_without_bound(tmp_pat
     col = Collector(sock, store, flush_interval=0.2, flush_every=5000, max_pending=bound)
     task = asyncio.create_task(col.run())
     n = 100_000
-    await asyncio.to_thread(_send, sock_path, [_distinct(i) for i in range(n)] + [_distinct(0)])
+    await asyncio.to_thread(
+        send_datagrams, sock_path, [_distinct(i) for i in range(n)] + [_distinct(0)]
+    )
     # (a throughput wait, not a bound under test: on a loaded 2-core CI machine 100,000
     # datagrams once took longer than the 20 s this waited before)
     deadline = time.monotonic() + 90
@@ -271,7 +229,7 @@ async def test_distinct_garbage_domains_cannot_grow_memory_without_bound(tmp_pat
 def _send_and_drain(col: Collector, path: Path, datagrams: list[bytes]) -> None:
     """Send in chunks the socket's queue (10 datagrams on Linux) holds, draining each."""
     for i in range(0, len(datagrams), 8):
-        _send(path, datagrams[i : i + 8])
+        send_datagrams(path, datagrams[i : i + 8])
         col.drain_socket()
 
 

@@ -24,65 +24,18 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.pg import PG_HOST, PG_PORT, PG_URL, require_pg
 
 from mtasts.store.engine import SqliteDatabase
 from mtasts.tlsrpt.collect.collector import Collector, bind_socket
 from mtasts.tlsrpt.collect.flusher import Backoff, CounterFlusher
 from mtasts.tlsrpt.store import TlsRptStore
 
-OK = orjson.dumps(
-    {
-        "dpv": "1",
-        "d": "a.example",
-        "pr": "v=TLSRPTv1; rua=mailto:r@a.example",
-        "policies": [
-            {
-                "policy-type": 2,
-                "policy-domain": "a.example",
-                "policy-string": ["version: STSv1", "mode: enforce", "mx: mx.a.example"],
-                "mx-host": ["mx.a.example"],
-                "t": 0,
-                "f": 0,
-            }
-        ],
-    }
-)
-FAIL = orjson.dumps(
-    {
-        "dpv": "1",
-        "d": "b.example",
-        "policies": [
-            {
-                "policy-type": 9,
-                "failure-details": [{"c": 201, "s": "192.0.2.1", "n": "mx.b.example"}],
-                "t": 1,
-                "f": 1,
-            }
-        ],
-    }
-)
-
-
-def _send(path: Path, datagrams: list[bytes]) -> None:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-        for d in datagrams:
-            s.sendto(d, str(path))
-
+from .datagrams import FAIL, OK, send_datagrams
 
 # --- a schema of its own per test, reached directly or through a TCP forwarder the test
 # can take down (an outage for this test's connections only: the shared server is never
 # stopped) ---------------------------------------------------------------------------------
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_URL = os.environ.get("MTASTS_TEST_POSTGRES", f"postgresql://postgres@{PG_HOST}:{PG_PORT}/test")
-
-
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +67,7 @@ class PgSchema:
 
 @pytest.fixture
 async def pg_schema() -> AsyncIterator[PgSchema]:
-    if not _pg_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth, database test)")
+    require_pg()
     import asyncpg
 
     tag = uuid.uuid4().hex[:16]
@@ -325,11 +275,11 @@ async def test_collect_process_survives_pg_terminate_backend(
     exited 0. Now the next flush reconnects and all 2 x 300 sessions reach the store."""
     col = CollectProcess(tmp_path / "tlsrpt.sock", pg_schema.url(), tmp_path / "c.spool")
     await col.start()
-    await asyncio.to_thread(_send, col.sock, [OK] * 200 + [FAIL] * 100)
+    await asyncio.to_thread(send_datagrams, col.sock, [OK] * 200 + [FAIL] * 100)
     await _until(lambda: _totals(pg_schema.url()), "the first flush")
     await _until(lambda: _wait_sum(pg_schema.url(), 300), "the first 300 sessions in the store")
     assert await pg_schema.terminate_backends() >= 1
-    await asyncio.to_thread(_send, col.sock, [OK] * 200 + [FAIL] * 100)
+    await asyncio.to_thread(send_datagrams, col.sock, [OK] * 200 + [FAIL] * 100)
     await _until(lambda: _wait_sum(pg_schema.url(), 600), "600 sessions in the store")
     status, err = await col.stop()
     assert status == 0, err
@@ -356,10 +306,10 @@ async def test_pg_outage_keeps_counting_and_flushes_on_recovery(
     sock = bind_socket(sock_path)
     col = Collector(sock, store, flush_interval=0.05, backoff=FAST)
     async with _running(col, store):
-        await asyncio.to_thread(_send, sock_path, [OK] * 100)
+        await asyncio.to_thread(send_datagrams, sock_path, [OK] * 100)
         await _until(lambda: _wait_sum(pg_schema.url(), 100), "100 sessions in the store")
         await pg_forwarder.down()
-        await asyncio.to_thread(_send, sock_path, [OK] * 150 + [FAIL] * 50)
+        await asyncio.to_thread(send_datagrams, sock_path, [OK] * 150 + [FAIL] * 50)
         await _until(lambda: col.counters.sessions == 200, "200 sessions counted in memory")
         await _until(lambda: col.flusher.stats.failed_attempts >= 3, "three failed attempts")
         assert not col.flusher.store_up
@@ -381,10 +331,10 @@ async def test_sigterm_with_pg_down_spools_and_the_next_start_replays(
     url = pg_schema.url(port=pg_forwarder.port)
     col = CollectProcess(tmp_path / "tlsrpt.sock", url, tmp_path / "state" / "c.spool")
     await col.start()
-    await asyncio.to_thread(_send, col.sock, [OK] * 40)
+    await asyncio.to_thread(send_datagrams, col.sock, [OK] * 40)
     await _until(lambda: _wait_sum(pg_schema.url(), 40), "40 sessions in the store")
     await pg_forwarder.down()
-    await asyncio.to_thread(_send, col.sock, [OK] * 70 + [FAIL] * 30)
+    await asyncio.to_thread(send_datagrams, col.sock, [OK] * 70 + [FAIL] * 30)
     await asyncio.sleep(0.5)  # (a few failed flushes; the datagrams are queued or read)
     status, err = await col.stop()
     assert status == 1, err
@@ -397,7 +347,7 @@ async def test_sigterm_with_pg_down_spools_and_the_next_start_replays(
 
     await pg_forwarder.up()
     await col.start()
-    await asyncio.to_thread(_send, col.sock, [FAIL] * 5)
+    await asyncio.to_thread(send_datagrams, col.sock, [FAIL] * 5)
     await _until(lambda: _wait_sum(pg_schema.url(), 145), "145 sessions in the store")
     status, err = await col.stop()
     assert status == 0, err
@@ -422,7 +372,7 @@ async def test_sqlite_locked_by_another_process_is_retried_with_backoff(
         holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         holder.execute("BEGIN EXCLUSIVE")
         try:
-            await asyncio.to_thread(_send, sock_path, [OK] * 60 + [FAIL] * 40)
+            await asyncio.to_thread(send_datagrams, sock_path, [OK] * 60 + [FAIL] * 40)
             await _until(lambda: col.flusher.stats.failed_attempts >= 3, "three failures")
             assert col.counters.sessions == 100
         finally:
@@ -492,7 +442,7 @@ async def test_oversized_datagrams_are_logged_once_with_a_count(
             if exc.errno != errno.EMSGSIZE:
                 raise
             pytest.skip(f"this kernel refuses {len(big)}-byte unix datagrams: {exc}")
-    _send(sock_path, [OK])
+    send_datagrams(sock_path, [OK])
     col.drain_socket()
     with caplog.at_level("WARNING", "mtasts.tlsrpt.collect.collector"):
         await col.flush()
@@ -553,7 +503,7 @@ def test_collect_exits_1_naming_a_lost_spool(tmp_path: Path) -> None:
         assert time.monotonic() < deadline
         assert proc.poll() is None
         time.sleep(0.02)
-    _send(sock_path, [OK] * 3)
+    send_datagrams(sock_path, [OK] * 3)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -621,7 +571,7 @@ def test_max_memory_holds_as_measured_peak_rss(tmp_path: Path) -> None:
         assert proc.poll() is None
         time.sleep(0.02)
     n = 40_000
-    _send(sock_path, [_flood_datagram(i) for i in range(n)])
+    send_datagrams(sock_path, [_flood_datagram(i) for i in range(n)])
     time.sleep(1.5)  # the last fold
     peak = _peak_rss(proc.pid)
     proc.send_signal(signal.SIGTERM)
@@ -654,7 +604,7 @@ async def test_counting_starts_while_the_store_is_still_connecting(tmp_path: Pat
     col.flusher.shutdown_timeout = 0.5
     try:
         async with _running(col, store):
-            await asyncio.to_thread(_send, sock_path, [OK] * 100)
+            await asyncio.to_thread(send_datagrams, sock_path, [OK] * 100)
             await _until(lambda: col.stats.accepted == 100, "100 sessions counted", 5)
             assert held  # the connection attempt is still waiting for an answer
             assert col.flusher.stats.failed_attempts == 0

@@ -4,18 +4,15 @@ require_dkim quarantines them (kept, not lost) until a signed copy arrives."""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from mtasts.lab.lab import Lab
-from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.lab.testing import dkim_key, healthy_domain, publish_dkim_key, running_lab
 from mtasts.net.dns import DnsClient
 from mtasts.store.received_schema import reports
 from mtasts.tlsrpt.aggregate import ReportSettings
@@ -34,31 +31,13 @@ from mtasts.tlsrpt.unpack import extract_from_mail
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 
 
-def _key() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem, base64.b64encode(der).decode()
-
-
-PEM, PUB = _key()
-
-
-def _publish(lab: Lab, name: str, pub: str) -> None:
-    txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={pub}"
-    lab.set_txt(name, [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))])
+PEM, PUB = dkim_key()
 
 
 @pytest.fixture
 async def lab() -> AsyncIterator[Lab]:
     async with running_lab(healthy_domain("a.test")) as lab:
-        _publish(lab, "sel._domainkey.sender.test", PUB)
+        publish_dkim_key(lab, "sel._domainkey.sender.test", PUB)
         yield lab
 
 
@@ -155,7 +134,7 @@ async def test_unsigned_copy_quarantined_then_signed_copy_stores_the_report(
 async def test_a_pass_by_an_unrelated_domain_is_not_aligned(
     lab: Lab, tmp_path: Path, samples_dir: Path
 ) -> None:
-    _publish(lab, "sel._domainkey.other.test", PUB)
+    publish_dkim_key(lab, "sel._domainkey.other.test", PUB)
     r = await _receiver(tmp_path, lab, require_dkim=True)
     try:
         out = await r.ingest_mail(_mail(samples_dir, key_domain="other.test"), _arrival())

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from tests.pg import PG_URL, fresh_schema, require_pg
 
 from mtasts.tlsrpt.receive.decide import ReceiveSettings
 from mtasts.tlsrpt.receive.intake import Receiver
@@ -189,60 +190,26 @@ def report_mail(report_id: str, domain: str = "a.test", *, to: str = "tls-report
     return build_message(outbox, to, settings, now()).as_bytes()
 
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _need_postgres() -> None:
-    import os
-    import socket
-
-    import pytest
-
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, database test)")
-
-
 @asynccontextmanager
 async def pg_receiver() -> AsyncIterator[tuple[Receiver, str]]:
     """A Receiver on the real PostgreSQL server, in a schema of its own (dropped after)."""
-    import uuid
-
-    import asyncpg
-
-    _need_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(PG_URL)
-    await conn.execute(f"CREATE SCHEMA {schema}")
-    receiver = await Receiver.open(PG_URL, ReceiveSettings(), schema=schema)
-    try:
-        yield receiver, schema
-    finally:
-        await receiver.close()
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-        await conn.close()
+    async with fresh_schema() as schema:
+        receiver = await Receiver.open(PG_URL, ReceiveSettings(), schema=schema)
+        try:
+            yield receiver, schema
+        finally:
+            await receiver.close()
 
 
 @asynccontextmanager
 async def failing_receiver() -> AsyncIterator[Receiver]:
     """A Receiver whose PostgreSQL store breaks under it (its schema is dropped after it
     opened): every write then fails as it would with the database gone."""
-    import os
-    import socket
     import uuid
 
-    import pytest
-
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (CI must start it)")
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432 (user postgres, database test)")
     import asyncpg
+
+    require_pg()
 
     schema = f"t_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(PG_URL)

@@ -12,7 +12,6 @@ failure with the right result type and counts.
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import signal
@@ -23,13 +22,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mtasts.check.probe import probe_mx
 from mtasts.lab.lab import Lab
 from mtasts.lab.scenario import HostSpec, SmtpSpec
-from mtasts.lab.testing import healthy_domain, running_lab
+from mtasts.lab.testing import dkim_key, healthy_domain, publish_dkim_key, running_lab
 from mtasts.results import PolicyType, ResultType
 from mtasts.tlsrpt.collect.api import TlsRptRecorder
 
@@ -40,19 +37,6 @@ MX = ("mx1.a.test", "mx2.a.test")
 RECEIVER = "tlsrpt.a.test"
 POLICY = ("version: STSv1", "mode: enforce", "mx: mx1.a.test", "mx: mx2.a.test", "max_age: 86400")
 ROUNDS = 3
-
-
-def _dkim_key() -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return pem, base64.b64encode(der).decode()
 
 
 @pytest.fixture
@@ -92,12 +76,9 @@ async def test_attacked_sessions_reach_tlsrpt_received_by_https_and_signed_mail(
     chain, key = lab.pki.pem(RECEIVER, "valid")
     (tmp_path / "cert.pem").write_bytes(chain)
     (tmp_path / "key.pem").write_bytes(key)
-    pem, public = _dkim_key()
+    pem, public = dkim_key()
     (tmp_path / "dkim.pem").write_bytes(pem)
-    txt = f"v=DKIM1; k=rsa; s=tlsrpt; p={public}"
-    lab.set_txt(
-        "sel._domainkey.sender.test", [tuple(txt[i : i + 255] for i in range(0, len(txt), 255))]
-    )
+    publish_dkim_key(lab, "sel._domainkey.sender.test", public)
     lab.set_records(RECEIVER, "A", ["127.0.0.1"])
     config = tmp_path / "mtasts.toml"
     config.write_text(f'[receive]\nrequire_dkim = true\nowned_domains = ["{DOMAIN}"]\n')
