@@ -27,8 +27,6 @@ from mtasts.postfix.socketmap import (
     Reply,
     ReplyOptions,
     Status,
-    decode_policy_line,
-    encode_policy_line,
     enforced,
     render,
     tlsrpt_attributes,
@@ -37,6 +35,7 @@ from mtasts.results import ResultType
 from mtasts.sts.lookup import LookupStatus, PolicyLookup, Source
 from mtasts.sts.policy import Mode, Policy, parse_policy
 from mtasts.tlsrpt.collect.datagram import decode_datagram
+from mtasts.tlsrpt.policyline import decode_policy_line, encode_policy_line
 
 
 def sts(domain: str, text: str) -> PolicyLookup:

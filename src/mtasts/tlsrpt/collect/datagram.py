@@ -26,8 +26,8 @@ import orjson
 
 from mtasts.errors import DomainNameError, TlsRptError
 from mtasts.names import normalize_domain
-from mtasts.postfix.socketmap import decode_policy_line
 from mtasts.results import LIBTLSRPT_CODES, PolicyType, ResultType
+from mtasts.tlsrpt.policyline import decode_policy_line
 
 # libtlsrpt tlsrpt.h: tlsrpt_policy_type_t
 POLICY_TYPES: dict[int, PolicyType] = {
@@ -215,7 +215,7 @@ def _policy_strings(raw: dict[str, Any], ptype: PolicyType) -> tuple[str, ...]:
     if ptype is not PolicyType.STS:
         return strings
     # `mtasts daemon` percent-encodes an STS policy line Postfix would not carry verbatim
-    # (tabs, braces; mtasts.postfix.socketmap.encode_policy_line): restore the line
+    # (tabs, braces; mtasts.tlsrpt.policyline.encode_policy_line): restore the line
     return tuple(decode_policy_line(s) for s in strings)
 
 
