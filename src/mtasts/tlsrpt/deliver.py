@@ -391,6 +391,13 @@ class Attempt:
     error: str = ""
 
 
+def day_finished(day: date, now: float, settle: float) -> bool:
+    """Whether the UTC ``day`` is over at ``now``, plus ``settle`` seconds for the
+    collectors' last flush: only then is its report built (once)."""
+    end = datetime.combine(day + timedelta(days=1), dtime(0), UTC).timestamp()
+    return now >= end + settle
+
+
 class Sender:
     """Builds, journals and delivers the reports of a store."""
 
@@ -531,8 +538,7 @@ class Sender:
 
     def finished(self, day: date, now: float) -> bool:
         """Whether ``day`` is over (UTC), with ``settings.settle`` seconds for late flushes."""
-        end = datetime.combine(day + timedelta(days=1), dtime(0), UTC).timestamp()
-        return now >= end + self.settings.settle
+        return day_finished(day, now, self.settings.settle)
 
     async def send_days(self, days: Sequence[date], now: int) -> list[Attempt]:
         """One-shot: journal these days, then try what is due now."""

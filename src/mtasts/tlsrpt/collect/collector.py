@@ -459,6 +459,40 @@ class Collector:
             self._sync_stats()
 
 
+def default_spool(store_url: str) -> Path:
+    """The spool beside a SQLite store's file (``FILE.spool``), else ``[tlsrpt.collect]
+    spool``'s default (a PostgreSQL store)."""
+    from mtasts.store.engine import parse_store_url
+    from mtasts.tlsrpt.settings import DEFAULT_SPOOL
+
+    kind, target = parse_store_url(store_url)
+    if kind == "sqlite" and target != ":memory:":
+        return Path(f"{target}.spool")
+    return Path(DEFAULT_SPOOL)
+
+
+def _say_what_was_left(left: ShutdownResult | None) -> None:
+    """An error line when the store did not take the last counters at shutdown."""
+    if left is None or left.complete:
+        return
+    if left.spool is not None:
+        log.error(
+            "the TLS-RPT store was down at shutdown (%s): %d sessions in %d counters "
+            "written to the spool %s; the next start replays them",
+            left.error,
+            left.sessions,
+            left.counters,
+            left.spool,
+        )
+    else:
+        log.error(
+            "the TLS-RPT store was down at shutdown (%s): %d sessions in %d counters are LOST",
+            left.error,
+            left.sessions,
+            left.counters,
+        )
+
+
 async def serve(
     socket_path: Path,
     store_url: str,
@@ -504,4 +538,5 @@ async def serve(
             await asyncio.wait_for(store.close(), 5)
         except Exception:  # a broken connection: nothing is left to write on it
             await store.reset()
+    _say_what_was_left(collector.stats.shutdown)
     return collector.stats

@@ -175,3 +175,57 @@ async def _flush(store: TlsRptStore, counters: Counters, *, last: bool) -> int:
         log.warning("the TLS-RPT store failed (%s): the counters are kept for the next flush", exc)
         return 0
     return 1
+
+
+async def open_policies(
+    cache_url: str, daemon: str | None
+) -> tuple[Lookup, Callable[[], Awaitable[None]]]:
+    """(domain -> cache entry, close): the daemon's MTA-STS cache, read directly when it
+    is shared (``cache_url``), or through the running daemon's control URL ``daemon``."""
+    from mtasts.names import normalize_domain
+
+    if daemon:
+        import httpx
+
+        from mtasts.errors import ServiceUnavailable
+        from mtasts.sts.cache.base import entry_from_json
+
+        client = httpx.AsyncClient(base_url=daemon.rstrip("/"), timeout=30)
+
+        async def via_daemon(domain: str) -> CacheEntry | None:
+            try:
+                answer = await client.get(f"/cache/{normalize_domain(domain)}")
+            except httpx.HTTPError as exc:
+                raise ServiceUnavailable(
+                    f"cannot reach the daemon at {daemon}: {exc}: is it running, with this "
+                    "[daemon] metrics address?",
+                    code="daemon.unreachable",
+                ) from exc
+            return entry_from_json(answer.json()) if answer.status_code == 200 else None
+
+        return via_daemon, client.aclose
+    from mtasts.sts.cache import open_cache, require_shared
+
+    require_shared(cache_url)
+    cache = await open_cache(cache_url)
+    return cache.get, cache.aclose
+
+
+async def count_source(
+    lines: Iterable[str],
+    store_url: str,
+    *,
+    cache_url: str,
+    daemon: str | None = None,
+    flush_interval: float = 5.0,
+) -> LogStats:
+    """``collect --postfix-log``: the TLS outcomes of ``lines`` (a Postfix log) into the
+    store at ``store_url``, under the policies of the daemon's cache (:func:`open_policies`)."""
+    lookup, close = await open_policies(cache_url, daemon)
+    store = TlsRptStore.open(store_url)
+    try:
+        await store.create()
+        return await count_log(lines, store, CachedPolicies(lookup), flush_interval=flush_interval)
+    finally:
+        await store.close()
+        await close()
