@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -34,11 +33,11 @@ from mtasts.alerts.evaluate import run_rules
 from mtasts.alerts.metrics import ReceivedCollector, figures, open_counts, registry, render
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
+from mtasts.clock import Clock, wall
 from mtasts.config import Settings
 from mtasts.runtime import stop_event
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], float]
 METRICS_EVERY = 300.0  # seconds between two reads of the per-domain figures
 
 
@@ -62,7 +61,7 @@ class AlertService:
         *,
         owned: Iterable[str] = (),
         ca_file: str | None = None,
-        clock: Clock = time.time,
+        clock: Clock = wall,
         evaluation_timeout: float = 300.0,
     ) -> None:
         self.store = store

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
@@ -23,6 +22,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from mtasts.check.evidence import CertFacts, TlsOutcome
+from mtasts.clock import utc_now
 from mtasts.net.tls import client_context
 
 
@@ -134,5 +134,4 @@ async def hang_up(writer: asyncio.StreamWriter, seconds: float = 1.0) -> None:
         writer.transport.abort()
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+now = utc_now  # the checker's clock (mtasts.clock)

@@ -188,8 +188,7 @@ def send(day: str | None, daemon: bool, unfinished: bool, as_json: bool) -> None
     Without --daemon: journal the day's reports, try every destination that is due, and
     exit 0 if nothing is left pending, 1 otherwise (run again, or run --daemon).
     """
-    import time
-
+    from mtasts.clock import wall
     from mtasts.config import Settings
     from mtasts.runtime import run
     from mtasts.tlsrpt.deliver import day_finished
@@ -205,7 +204,7 @@ def send(day: str | None, daemon: bool, unfinished: bool, as_json: bool) -> None
     reporter(cfg)
     store = store_url(cfg)
     the_day, settle = day_of(day), cfg.send.settle
-    if not daemon and not unfinished and not day_finished(the_day, time.time(), settle):
+    if not daemon and not unfinished and not day_finished(the_day, wall(), settle):
         # A report is built and journaled once: built now, the rest of the day would
         # never be reported.
         raise click.BadParameter(

@@ -4,12 +4,13 @@ reporter every report carries, and the ``--day`` option's value."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 import click
 
 from mtasts.cli.options import setting_option
+from mtasts.clock import utc_today
 
 if TYPE_CHECKING:
     from mtasts.settings.tree import Tree
@@ -63,7 +64,7 @@ def reporter(cfg: TlsRptSettings) -> tuple[str, str]:
 def day_of(value: str | None) -> date:
     """``--day``'s UTC day (default: yesterday); a usage error when it is not a day."""
     if value is None:
-        return datetime.now(UTC).date() - timedelta(days=1)
+        return utc_today() - timedelta(days=1)
     try:
         return date.fromisoformat(value)
     except ValueError:

@@ -11,7 +11,7 @@ exist); 75 the store is unreachable; 78 a bad setting or store URL.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import click
 from mtasts.cli.options import setting_option
 from mtasts.cli.render import console, print_json
 from mtasts.cli.store import run_on_store, store_option
+from mtasts.clock import utc_today
 
 
 def _day(value: str | None) -> date | None:
@@ -137,7 +138,7 @@ def received(
     from mtasts.tlsrpt.receive.query import received as days_of
     from mtasts.tlsrpt.receive.query import received_reports
 
-    today = datetime.now(UTC).date()
+    today = utc_today()
     first = _day(since) or date.fromordinal(today.toordinal() - 30)
     last = _day(until) or today
     if list_reports or quarantined:
@@ -246,7 +247,7 @@ def prune(store: str, as_json: bool) -> None:
     async def run() -> dict[str, int]:
         receiver = await Receiver.open(store, settings)
         try:
-            return await receiver.prune(datetime.now(UTC).date())
+            return await receiver.prune(utc_today())
         finally:
             await receiver.close()
 

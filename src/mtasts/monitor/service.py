@@ -26,12 +26,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from mtasts.check.finding import DomainReport
 from mtasts.check.plugin import Thresholds, apply_thresholds
 from mtasts.check.runner import Target, check_domain
+from mtasts.clock import UtcClock, utc_now
 from mtasts.monitor import history
 from mtasts.monitor.detect import Condition, conditions, transitions
 from mtasts.monitor.metrics import MonitorMetrics
@@ -41,11 +42,6 @@ from mtasts.rfc3339 import utc_text
 from mtasts.store.engine import Database
 
 log = logging.getLogger("mtasts.monitor")
-Clock = Callable[[], datetime]
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +79,7 @@ class Monitor:
     db: Database
     settings: MonitorSettings
     target: Target = field(default_factory=Target)
-    clock: Clock = wall_clock
+    clock: UtcClock = utc_now
     metrics: MonitorMetrics = field(default_factory=MonitorMetrics)
     rng: random.Random = field(default_factory=random.Random)
     on_checked: Callable[[Checked], None] | None = None

@@ -22,10 +22,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from types import TracebackType
 
+from mtasts.clock import Clock, wall
 from mtasts.config import Settings
 from mtasts.errors import FetchError, Notice, PolicyError
 from mtasts.names import normalize_domain
@@ -55,7 +55,6 @@ from mtasts.sts.refresh import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
 
 #: A domain counts as "in use" (proactively refreshed) this long after its last lookup.
 IN_USE_WINDOW = 7 * 86400.0
@@ -77,7 +76,7 @@ class Resolver:
         https: HttpsClient,
         cache: PolicyCache | None = None,
         *,
-        clock: Clock = time.time,
+        clock: Clock = wall,
         rules: RefreshRules = DEFAULT_RULES,
         concurrency: int = 32,
         cold_wait: float | None = None,

@@ -43,6 +43,7 @@ import dkim
 import httpx
 
 from mtasts import __version__
+from mtasts.clock import wall
 from mtasts.errors import (
     ConfigError,
     DnsError,
@@ -549,10 +550,8 @@ class Sender:
     async def run_forever(self, *, poll: float = 60.0, keep_days: int = 2) -> None:
         """Daemon: after each UTC midnight journal the finished days (first attempts
         spread over ``settings.spread``), and keep delivering what is due."""
-        import time
-
         while True:
-            wait = await self.tick(int(time.time()), poll=poll, keep_days=keep_days)
+            wait = await self.tick(int(wall()), poll=poll, keep_days=keep_days)
             await asyncio.sleep(wait)
 
     async def tick(self, now: int, *, poll: float = 60.0, keep_days: int = 2) -> float:

@@ -10,11 +10,11 @@ call, each returning typed values for the command to render.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from mtasts.clock import wall
 from mtasts.tlsrpt.aggregate import BuiltReport, ReportSettings, build_reports
 from mtasts.tlsrpt.deliver import Attempt, Sender, SendSettings
 from mtasts.tlsrpt.store import Delivery, TlsRptStore
@@ -63,7 +63,7 @@ class SendRun:
 async def send(store_url: str, settings: SendSettings, day: date, *, forever: bool) -> SendRun:
     """Journal ``day``'s reports and try every destination that is due, then apply
     ``keep_days``; with ``forever`` run the sender's loop instead (until cancelled)."""
-    now = int(time.time())
+    now = int(wall())
     store = TlsRptStore.open(store_url)
     await store.create()
     sender = Sender(store, settings)

@@ -19,12 +19,12 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
+from mtasts.clock import utc_today, wall
 from mtasts.results import PolicyType
 from mtasts.runtime import stop_event
 from mtasts.sts.refresh import CacheEntry, policy_valid
@@ -59,7 +59,7 @@ class CachedPolicies:
         self._seen: dict[str, tuple[float, PolicyOutcome | None]] = {}
 
     async def get(self, domain: str) -> PolicyOutcome | None:
-        now = time.time()
+        now = wall()
         hit = self._seen.get(domain)
         if hit is not None and now - hit[0] < self.ttl:
             return hit[1]
@@ -102,7 +102,7 @@ async def count_log(
     policies: CachedPolicies,
     *,
     flush_interval: float = 5.0,
-    today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    today: Callable[[], date] = utc_today,
 ) -> LogStats:
     """Count every TLS outcome in ``lines`` into ``store`` until the end of the input or
     SIGTERM/SIGINT; the counters are flushed every ``flush_interval`` seconds and last."""

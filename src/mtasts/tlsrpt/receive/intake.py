@@ -36,12 +36,12 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
+from mtasts.clock import Clock, wall
 from mtasts.errors import Notice, ServiceUnavailable
 from mtasts.net.dns import DnsClient
 from mtasts.tlsrpt.receive.decide import (
@@ -65,7 +65,6 @@ from mtasts.tlsrpt.receive.fastmail import read_any
 from mtasts.tlsrpt.receive.received import Pending, ReceivedStore, Written
 from mtasts.tlsrpt.unpack import GZIP_MAGIC, looks_like_mail
 
-Clock = Callable[[], float]
 T = TypeVar("T")
 _THREAD_PARSE = 256 * 1024  # inputs above this are parsed off the event loop
 
@@ -106,7 +105,7 @@ class Receiver:
         settings: ReceiveSettings,
         *,
         dkim: DkimChecker | None = None,
-        clock: Clock = time.time,
+        clock: Clock = wall,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -134,7 +133,7 @@ class Receiver:
         settings: ReceiveSettings,
         *,
         resolver: DnsClient | None = None,
-        clock: Clock = time.time,
+        clock: Clock = wall,
         schema: str | None = None,
     ) -> Receiver:
         """Open the store (upgrading its schema) and return a receiver on it."""
