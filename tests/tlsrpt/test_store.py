@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date
-from pathlib import Path
 
 import pytest
-from tests.store.conftest import _pg_store
 
 from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.counters import Counters
@@ -18,18 +15,10 @@ DAY = date(2026, 11, 22)
 FAIL = FailureOutcome("certificate-expired", "192.0.2.1", "mx.a.example", "", "198.51.100.7")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TlsRptStore]:
-    """A fresh TLS-RPT store with its tables created."""
-    if request.param == "sqlite":
-        s = TlsRptStore.open(f"sqlite:///{tmp_path / 'tlsrpt.db'}")
-        await s.create()
-        yield s
-        await s.close()
-    else:
-        async for s in _pg_store():
-            await s.create()
-            yield s
+@pytest.fixture
+def store(any_store: TlsRptStore) -> TlsRptStore:
+    """A fresh TLS-RPT store with its tables (tests/tlsrpt/conftest.py), on each database."""
+    return any_store
 
 
 def _counters(n_ok: int, n_fail: int, day: date = DAY) -> Counters:

@@ -12,24 +12,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from mtasts.metricset import MetricSet, new_registry
 
 
-@dataclass(slots=True)
 class AcmeMetrics:
-    registry: CollectorRegistry = field(default_factory=new_registry)
-    not_after: Gauge = field(init=False)
-    state: Gauge = field(init=False)
-    alerts: Counter = field(init=False)
-    issuance: Counter = field(init=False)
-    handshakes: Counter = field(init=False)
+    """One server's certificate metrics (listed above) on ``registry``, by default a new
+    one of its own."""
 
-    def __post_init__(self) -> None:
-        m = MetricSet("mtasts_acme_", self.registry)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        m = MetricSet("mtasts_acme_", registry or new_registry())
+        self.registry = m.registry
         self.not_after = m.gauge(
             "certificate_not_after_seconds",
             "Expiry (Unix time) of the certificate served for the name",

@@ -63,6 +63,14 @@ def choice_of(name: str, values: Iterable[Enum], *, default: Enum, help: str) ->
     )
 
 
+def config_option(help: str) -> Decorator[Any]:
+    """``--config FILE`` (the ``config_file`` parameter): mtasts.toml, which need not exist
+    (a missing default is no error; a missing named file is the settings' to report)."""
+    return click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), help=help
+    )
+
+
 def existing_file(name: str, *, help: str, dest: str | None = None) -> Decorator[Any]:
     """A file that must exist (a :class:`~pathlib.Path`): click names a missing one."""
     decls = (name, dest) if dest else (name,)

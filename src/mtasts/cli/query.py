@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from mtasts.cli.options import given, names, resolver_options, setting_option, values
+from mtasts.cli.options import (
+    config_option,
+    given,
+    names,
+    resolver_options,
+    setting_option,
+    values,
+)
 from mtasts.cli.render import print_json
 from mtasts.config import Settings
 from mtasts.errors import DomainNameError
@@ -38,11 +45,8 @@ EXIT_CODES = {
     type=float,
     help="Seconds allowed for the whole policy fetch (default 60). Env: MTASTS_TIMEOUT_TOTAL.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="TOML settings file (default: /etc/mtasts/mtasts.toml if present). Env: MTASTS_CONFIG.",
+@config_option(
+    "TOML settings file (default: /etc/mtasts/mtasts.toml if present). Env: MTASTS_CONFIG."
 )
 def query(
     domain: str,

@@ -17,6 +17,8 @@ from typing import Any
 
 import click
 
+from mtasts.cli.options import config_option
+
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
 STORE_HELP = (
     "sqlite:////var/lib/mtasts/tlsrpt.db (default) or postgresql://user@host/db; "
@@ -50,12 +52,7 @@ STORE_HELP = (
     help="PEM private key of --cert. Without both the http listener is plain (a proxy's).",
 )
 @click.option("--path", "url_path", help="URL path reports are POSTed to (default /tlsrpt).")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Configuration file (default $MTASTS_CONFIG or /etc/mtasts/mtasts.toml).",
-)
+@config_option("Configuration file (default $MTASTS_CONFIG or /etc/mtasts/mtasts.toml).")
 def receive(
     store: str | None,
     http: str | None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 from mtasts.metricset import MetricSet
 from mtasts.monitor.detect import CRITICAL, WARNING, Condition, days_left
@@ -29,7 +29,7 @@ from mtasts.rfcnames import policy_host
 
 class MonitorMetrics:
     def __init__(self) -> None:
-        m = MetricSet("mtasts_monitor_", CollectorRegistry())
+        m = MetricSet("mtasts_monitor_")
         self.registry = m.registry
         self.status = m.gauge(
             "status", "Last check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.", "domain"

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from mtasts.metricset import MetricSet
 
@@ -70,7 +70,7 @@ class Metrics:
     )
 
     def __init__(self) -> None:
-        m = MetricSet("mtasts_socketmap_", CollectorRegistry())
+        m = MetricSet("mtasts_socketmap_")
         self.registry = m.registry
         self._answers = m.counter("answers", "Socketmap answers by kind.", "kind")
         self._answer = {kind: self._answers.labels(kind) for kind in ANSWER_KINDS}

@@ -72,35 +72,39 @@ class Guard:
                 message["headers"] = headers
             await send(message)
 
-        request = Request(scope)
+        refused = await self._refusal(scope)
+        if refused is not None:
+            await refused(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
+
+    async def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request that may not go on (``None``: it may); the user it
+        authenticated as goes into ``scope["user"]``."""
+        scope["user"] = None
         if scope["method"] not in ("GET", "HEAD"):
-            response: Response = PlainTextResponse(
+            return PlainTextResponse(
                 "this dashboard is read-only: GET and HEAD only\n",
                 status_code=405,
                 headers={"Allow": "GET, HEAD"},
             )
-            await response(scope, receive, send_with_headers)
-            return
-        scope["user"] = None
-        if scope["path"] != "/healthz":
-            auth = self.state.auth
-            if auth is None:
-                if not _is_loopback_host(request.headers.get("host", "")):
-                    response = PlainTextResponse(
-                        "without users configured ([web.users]) only a loopback Host is served\n",
-                        status_code=421,
-                    )
-                    await response(scope, receive, send_with_headers)
-                    return
-            else:
-                user = await auth.user(request.headers.get("authorization"))
-                if user is None:
-                    response = PlainTextResponse(
-                        "authentication required\n",
-                        status_code=401,
-                        headers={"WWW-Authenticate": 'Basic realm="mtasts", charset="UTF-8"'},
-                    )
-                    await response(scope, receive, send_with_headers)
-                    return
-                scope["user"] = user
-        await self.app(scope, receive, send_with_headers)
+        if scope["path"] == "/healthz":
+            return None
+        request = Request(scope)
+        auth = self.state.auth
+        if auth is None:
+            if _is_loopback_host(request.headers.get("host", "")):
+                return None
+            return PlainTextResponse(
+                "without users configured ([web.users]) only a loopback Host is served\n",
+                status_code=421,
+            )
+        user = await auth.user(request.headers.get("authorization"))
+        if user is None:
+            return PlainTextResponse(
+                "authentication required\n",
+                status_code=401,
+                headers={"WWW-Authenticate": 'Basic realm="mtasts", charset="UTF-8"'},
+            )
+        scope["user"] = user
+        return None

@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import orjson
 import pytest
 from tests.pg import PG_URL
-from tests.store.conftest import _pg_store
 
 from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
 from mtasts.tlsrpt.collect.counters import Counters
@@ -285,20 +284,6 @@ async def test_the_raw_batch_is_bounded_and_overflow_is_counted_at_receipt(
     got = await store.load_day(datetime.now(UTC).date())
     await store.close()
     assert sum(got.failures.values()) == n
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TlsRptStore]:
-    """A fresh TLS-RPT store with its tables, on SQLite and on the real PostgreSQL."""
-    if request.param == "sqlite":
-        s = TlsRptStore.open(f"sqlite:///{tmp_path / 'tlsrpt.db'}")
-        await s.create()
-        yield s
-        await s.close()
-    else:
-        async for s in _pg_store():
-            await s.create()
-            yield s
 
 
 def _second_handle(store: TlsRptStore, tmp_path: Path) -> TlsRptStore:

@@ -15,9 +15,7 @@ Names (all prefixed ``mtasts_tlsrpt_intake_``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from mtasts.metricset import MetricSet, new_registry
 
@@ -26,18 +24,13 @@ __all__ = ["IntakeMetrics"]
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-@dataclass(slots=True)
 class IntakeMetrics:
-    registry: CollectorRegistry = field(default_factory=new_registry)
-    received: Counter = field(init=False)
-    refused: Counter = field(init=False)
-    duplicates: Counter = field(init=False)
-    dkim: Counter = field(init=False)
-    store_seconds: Histogram = field(init=False)
-    inflight: Gauge = field(init=False)
+    """One intake service's metrics (listed above) on ``registry``, by default a new one
+    of its own."""
 
-    def __post_init__(self) -> None:
-        m = MetricSet("mtasts_tlsrpt_intake_", self.registry)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        m = MetricSet("mtasts_tlsrpt_intake_", registry or new_registry())
+        self.registry = m.registry
         self.received = m.counter(
             "received", "Reports handed to the store, by outcome", "channel", "disposition"
         )
