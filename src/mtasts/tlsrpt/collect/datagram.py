@@ -27,7 +27,7 @@ import orjson
 from mtasts.errors import DomainNameError, TlsRptError
 from mtasts.names import normalize_domain
 from mtasts.results import LIBTLSRPT_CODES, PolicyType, ResultType
-from mtasts.tlsrpt.policyline import decode_policy_line
+from mtasts.tlsrpt.policyline import decode_policy_line, encode_policy_line
 
 # libtlsrpt tlsrpt.h: tlsrpt_policy_type_t
 POLICY_TYPES: dict[int, PolicyType] = {
@@ -279,8 +279,9 @@ def encode_datagram(session: SessionOutcome) -> bytes:
     for p in session.policies:
         raw: dict[str, Any] = {"policy-type": _TYPES_BY_POLICY[p.policy_type]}
         raw["policy-domain"] = p.policy_domain
-        if p.policy_string:
-            raw["policy-string"] = list(p.policy_string)
+        if p.policy_string:  # an STS policy's lines as the daemon hands them to Postfix
+            sts = p.policy_type is PolicyType.STS
+            raw["policy-string"] = [encode_policy_line(s) if sts else s for s in p.policy_string]
         if p.mx_host:
             raw["mx-host"] = list(p.mx_host)
         if p.failures:
