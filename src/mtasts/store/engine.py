@@ -90,6 +90,13 @@ class Database(Protocol):
 
     async def fetch(self, stmt: ClauseElement) -> list[Row]: ...
 
+    async def fetch_sql(self, sql: str) -> list[Row]:
+        """A SELECT written whole by the caller, without parameters, run as is (no
+        compiler: SQLAlchemy scans a ``text()`` with a regex when it is built and again
+        when it is compiled, ~0.5 ms for an IN list of 256 digests). Only for SQL built
+        from the schema's own names and values the caller has checked."""
+        ...
+
     async def execute(self, stmt: ClauseElement) -> int: ...
 
     async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None: ...
@@ -225,6 +232,12 @@ class SqliteDatabase(_Driver):
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
 
+    async def fetch_sql(self, sql: str) -> list[Row]:
+        conn = await self._get()
+        async with conn.execute(sql) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+
     async def execute(self, stmt: ClauseElement) -> int:
         conn = await self._get()
         c = _compile(self.dialect, stmt)
@@ -307,6 +320,10 @@ class PostgresDatabase(_Driver):
         conn = await self._get()
         c = _compile(self.dialect, stmt)
         return [dict(r) for r in await conn.fetch(str(c), *_params(c))]
+
+    async def fetch_sql(self, sql: str) -> list[Row]:
+        conn = await self._get()
+        return [dict(r) for r in await conn.fetch(sql)]
 
     async def execute(self, stmt: ClauseElement) -> int:
         conn = await self._get()
