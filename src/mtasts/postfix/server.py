@@ -60,7 +60,6 @@ class SocketmapServer(Answers):
         super().__init__(
             source, settings, dane=dane, metrics=metrics, failures=failures, clock=clock
         )
-        self.metrics.registry.register(ServerStats(self))
         self._acceptor = Acceptor(self._admit, self._make_room, lambda: len(self._connections))
         #: open connections, oldest first (a dict keeps insertion order)
         self._connections: dict[_Connection, None] = {}
@@ -73,6 +72,9 @@ class SocketmapServer(Answers):
         self.refused = 0
         self._refused_logged = False
         self._closing = False
+        # last: registering reads the counts above (the registry collects once to learn
+        # the metric names)
+        self.metrics.registry.register(ServerStats(self))
 
     # --- listeners ----------------------------------------------------------------------
 
