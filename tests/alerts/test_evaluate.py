@@ -80,8 +80,10 @@ async def lab_settings() -> AsyncIterator[Settings]:
         yield Settings(nameserver=lab.nameserver, ca_file=lab.ca_file, https_port=lab.https_port)
 
 
-async def ingest(at: StoreAt, *bodies: bytes) -> None:
-    """Through the intake, as `tlsrpt receive` stores them (its own connection)."""
+async def ingest(at: StoreAt, *bodies: bytes, release: bool = False) -> None:
+    """Through the intake, as `tlsrpt receive` stores them (its own connection); with
+    ``release``, each is quarantined by the intake and then released by hand, as
+    `tlsrpt release` does."""
     receiver = Receiver(
         ReceivedStore.open(at.url, schema=at.schema),
         ReceiveSettings(verify_dkim=False),
@@ -91,7 +93,12 @@ async def ingest(at: StoreAt, *bodies: bytes) -> None:
         when = datetime.fromtimestamp(NOW, UTC)
         batch = [(body, Arrival(Channel.FILE, f"r{i}.json", when)) for i, body in enumerate(bodies)]
         for out in await receiver.ingest_many(batch):
-            assert out.disposition is Disposition.STORED, out.reason
+            if release:
+                assert out.disposition is Disposition.QUARANTINED, out.reason
+                assert out.report_pk is not None
+                assert await receiver.release([out.report_pk]) == {out.report_pk: "released"}
+            else:
+                assert out.disposition is Disposition.STORED, out.reason
     finally:
         await receiver.close()
 
@@ -209,12 +216,14 @@ async def test_no_reports_and_stopped_reporter_without_configured_domains(at: St
 
 
 async def test_a_report_naming_a_bogus_domain_does_not_stop_the_others(at: StoreAt) -> None:
-    """A sender can write anything as policy-domain: a name that cannot be a domain is
-    skipped (and logged), the other domains are still evaluated."""
+    """A sender can write anything as policy-domain: the intake quarantines such a report,
+    but an administrator can release it (or an older release stored it): a name that
+    cannot be a domain is skipped (and logged), the other domains are still evaluated."""
     rec = Recorder()
     good = report("g1", ago(1), 10, {"certificate-expired": 990})
     bogus = good.replace(b'"policy-domain": "a.test"', b'"policy-domain": "not a domain"')
-    await ingest(at, good, bogus.replace(b'"g1"', b'"b1"'))
+    await ingest(at, good)
+    await ingest(at, bogus.replace(b'"g1"', b'"b1"'), release=True)
     settings = AlertSettings(rules=frozenset({"failure-rate"}))
     r = await run_rules(
         at.store, settings, today=TODAY, base=Settings(), channels={"rec": rec}, now=NOW
