@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 
 import pytest
 from acme_helpers import wait_for
+from tests.commands import MTASTS
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
-
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 
 
 async def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:

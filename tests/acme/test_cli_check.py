@@ -7,13 +7,13 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from acme_helpers import wait_for
 from pebble_peer import Pebble, require_pebble
+from tests.commands import MTASTS
 
 from mtasts.lab import Scenario
 from mtasts.lab.scenario import DnsSpec
@@ -21,7 +21,6 @@ from mtasts.lab.testing import healthy_domain, running_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.peer]
 
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 SERVER_ADDRESS = "127.0.98.98"  # the lab hashes names to addresses; this one is ours
 
 

@@ -8,12 +8,12 @@ import asyncio
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests.commands import MTASTS
 
 from mtasts.lab import Lab, Scenario
 from mtasts.lab.scenario import DnsSpec, SmtpSpec
@@ -22,7 +22,6 @@ from mtasts.lab.testing import LabPool, healthy_domain
 pytestmark = pytest.mark.lab
 
 LabFactory = Callable[[Scenario | str], Awaitable[Lab]]
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 SERVER_ADDRESS = "127.0.99.99"  # the lab hashes names to addresses; this one is ours
 
 

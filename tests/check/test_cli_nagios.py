@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+from tests.commands import MTASTS
 
 from mtasts.lab import Lab, Scenario
 from mtasts.lab.testing import LabPool, healthy_domain
@@ -17,7 +17,6 @@ from mtasts.lab.testing import LabPool, healthy_domain
 pytestmark = pytest.mark.lab
 
 LabFactory = Callable[[Scenario | str], Awaitable[Lab]]
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 # lab certificates are valid for centuries: only a huge threshold reaches them
 HUGE = "10000000"
 

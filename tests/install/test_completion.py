@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import pytest
-
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
+from tests.commands import MTASTS
 
 
 def _complete(env: dict[str, str]) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 from pathlib import Path
 
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
+from tests.commands import MTASTS
+
 GOOD = b"version: STSv1\r\nmode: testing\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"
 GOOD_2 = b"version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 1209600\r\n"
 BAD = b"version: STSv1\r\nmode: enforce\r\nmax_age: 1209600\r\n"  # no mx line

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 import dkim
 import dns.resolver
 import pytest
+from tests.commands import MTASTS
 
 from mtasts.lab.lab import Lab
 from mtasts.lab.testing import dkim_key, healthy_domain, publish_dkim_key, running_lab
@@ -430,12 +431,9 @@ def test_message_has_no_report_loop_markers_missing() -> None:
 
 async def _run(lab: Lab, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     import os
-    import sys
 
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
+        *MTASTS,
         *args,
         env={**os.environ, **lab.env, **(env or {})},
         stdout=asyncio.subprocess.PIPE,
@@ -477,7 +475,6 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
     import os
     import signal
     import socket
-    import sys
 
     import orjson
 
@@ -528,9 +525,7 @@ async def test_datagrams_in_reports_out_500_then_200_received_once(lab: Lab, tmp
         }
     )
     collector = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
+        *MTASTS,
         "tlsrpt",
         "collect",
         "--socket",
@@ -609,7 +604,6 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
     """`send --daemon` killed with SIGKILL mid-retry, restarted: each report once."""
     import os
     import signal
-    import sys
     from datetime import timedelta
 
     scenario = healthy_domain("a.test") + healthy_domain("b.test")
@@ -633,9 +627,7 @@ async def test_kill_9_of_the_sender_loses_and_duplicates_nothing(tmp_path) -> No
         await store.add_counters(c)
         env = {**os.environ, **lab.env, **_send_env(lab, tmp_path, store_url)}
         args = [
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import main; main()",
+            *MTASTS,
             "tlsrpt",
             "send",
             "--daemon",

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
+from tests.commands import MTASTS
 
 from mtasts.acme.store import NameStatus, StateDir
 from mtasts.web.guard import CSP
@@ -24,8 +24,6 @@ from mtasts.web.settings import WebSettings
 
 from .conftest import LOOPBACK, TENANTS, Served, start_server, stop_server
 from .test_api import ADMIN, ALICE, BOB, get
-
-MTASTS = [sys.executable, "-c", "from mtasts.cli.main import main; main()"]
 
 
 def _stored(state: StateDir, name: str, *, days_left: float, age: float) -> None:

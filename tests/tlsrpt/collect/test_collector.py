@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.commands import MTASTS
 from tests.pg import PG_URL
 
 from mtasts.tlsrpt.collect.collector import RAW_SHARE, Collector, bind_socket
@@ -64,9 +64,7 @@ def test_sigterm_flushes_and_a_restart_keeps_counting(tmp_path: Path) -> None:
     for _ in range(2):
         proc = subprocess.Popen(
             [
-                sys.executable,
-                "-c",
-                "from mtasts.cli.main import main; main()",
+                *MTASTS,
                 "tlsrpt",
                 "collect",
                 "--socket",

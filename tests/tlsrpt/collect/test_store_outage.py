@@ -13,7 +13,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from tests.commands import MTASTS
 from tests.pg import PG_HOST, PG_PORT, PG_URL, require_pg
 
 from mtasts.store.engine import SqliteDatabase
@@ -217,9 +217,7 @@ class CollectProcess:
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import main; main()",
+            *MTASTS,
             "tlsrpt",
             "collect",
             "--socket",
@@ -481,9 +479,7 @@ def test_collect_exits_1_naming_a_lost_spool(tmp_path: Path) -> None:
     blocker.write_text("")
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import main; main()",
+            *MTASTS,
             "tlsrpt",
             "collect",
             "--socket",
@@ -545,9 +541,7 @@ def test_max_memory_holds_as_measured_peak_rss(tmp_path: Path) -> None:
     sock_path = tmp_path / "tlsrpt.sock"
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            "from mtasts.cli.main import main; main()",
+            *MTASTS,
             "tlsrpt",
             "collect",
             "--socket",

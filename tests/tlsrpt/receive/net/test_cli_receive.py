@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests.commands import MTASTS
 
 from mtasts.cli.main import cli
 
@@ -65,7 +66,6 @@ async def test_receive_prunes_past_keep_days_when_it_starts(tmp_path: Path) -> N
     import asyncio
     import os
     import signal
-    import sys
     from datetime import date
 
     from receive_net_support import open_receiver, report_gzip, store_url
@@ -86,9 +86,7 @@ async def test_receive_prunes_past_keep_days_when_it_starts(tmp_path: Path) -> N
     config = tmp_path / "mtasts.toml"
     config.write_text("[receive]\nkeep_days = 1\n")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
+        *MTASTS,
         "tlsrpt",
         "receive",
         "--config",

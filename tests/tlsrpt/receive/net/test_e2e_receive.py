@@ -15,13 +15,13 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import pytest
+from tests.commands import MTASTS
 
 from mtasts.check.probe import probe_mx
 from mtasts.lab.lab import Lab
@@ -52,9 +52,7 @@ async def lab() -> AsyncIterator[Lab]:
 
 async def _mtasts(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
+        *MTASTS,
         *args,
         env={**os.environ, **env},
         stdin=asyncio.subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from receive_net_support import GZIP, metric, read_answer, report_gzip, request_head
+from tests.commands import MTASTS
 
 from mtasts.postfix.sockets import raise_open_files_limit
 from mtasts.tlsrpt.receive.query import received_reports
@@ -61,9 +61,7 @@ async def service(tmp_path: Path) -> AsyncIterator[Running]:
     config.write_text(CONFIG)
     store = f"sqlite:///{tmp_path / 'received.db'}"
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from mtasts.cli.main import main; main()",
+        *MTASTS,
         "tlsrpt",
         "receive",
         "--config",
