@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from mtasts.settings.tree import load
+from mtasts.settings.tree import current, load
 from mtasts.tlsrpt.settings import DEFAULT_STORE, TlsRptSettings
 
 __all__ = ["DEFAULT_STORE", "ENV", "configured_store"]
@@ -31,7 +31,9 @@ def configured_store(
 
     A set value is checked (:func:`~mtasts.store.engine.parse_store_url`): ConfigError.
     """
-    url = load(path, environ=environ).section(TlsRptSettings).store or None
+    # the process's tree (read once) unless another file or environment is asked for
+    tree = current() if path is None and environ is None else load(path, environ=environ)
+    url = tree.section(TlsRptSettings).store or None
     if url is not None:
         from mtasts.store.engine import parse_store_url  # sqlalchemy: only when set
 
