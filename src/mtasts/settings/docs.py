@@ -33,8 +33,12 @@ environment variable `MTASTS_CONFIG=FILE`; `mtasts daemon --config FILE` and
 ## Where a value comes from
 
 Later wins: **default < file < environment < command-line option**. `mtasts config show`
-prints the origin of each value: `default`, `FILE:LINE`, `environment VARIABLE` or
-`option --flag`. Values that are secrets (passwords, tokens, keys) are shown as `***`.
+prints the origin of each value: `default`, `FILE:LINE` or `environment VARIABLE`.
+Values that are secrets (passwords, tokens, keys) are shown as `***`. A command's
+options are keys of the same tree (`mtasts daemon --idle-timeout` is `[daemon]
+idle_timeout`), typed and checked the same way; their origin is `option --flag`, which
+is what a mistake names: `mtasts: error: option --idle-timeout: daemon.idle_timeout =
+0.0: expected a number > 0`.
 
 ## Environment variables
 
@@ -98,9 +102,10 @@ class WebSettings:
 then registers it with **one line** in `SECTIONS` of `src/mtasts/settings/registry.py`
 (`"web": "mtasts.web.settings:WebSettings"`), runs `make docs` and commits the
 regenerated docs/configuration.md. The command reads it with
-`mtasts.settings.tree.current().section(WebSettings)`, or with its options on top
-through `mtasts.cli.configured.settings_tree({"web.listen": ("--listen", listen)})`
-(options not given are `None`). Nothing else: the environment variables, `config
+`mtasts.settings.tree.current().section(WebSettings)`, or with its options on top:
+declare each with `mtasts.cli.options.setting_option("web.listen", "--listen", ...)`
+and read `mtasts.cli.configured.settings_tree(mtasts.cli.options.given())` (options
+not given set nothing). Nothing else: the environment variables, `config
 show/check`, the example file and this page follow from the dataclass.
 
 What `setting()` takes: `doc` (one line), `secret=True` (masked), `minimum`, `maximum`,
