@@ -115,3 +115,21 @@ def test_the_root_config_option_is_the_file_of_the_process(tmp_path: Path) -> No
     finally:
         use_file(None)
     assert load(environ={"MTASTS_CONFIG": str(other)}).file == other
+
+
+def test_options_over_a_section_read_elsewhere() -> None:
+    """The daemon's --pmsr-config: [daemon] comes from another file, and the command-line
+    options still go on top, typed and checked like the tree's own; keys of other
+    sections are left to them; values not given change nothing."""
+    from mtasts.settings.tree import with_options
+
+    base = DaemonConfig(idle_timeout=7.0)
+    options = {"daemon.listen": ["127.0.0.1:1"], "daemon.lookup_timeout": None, "cache.url": "x:"}
+    got = with_options(base, options, {"daemon.listen": "--listen"})
+    assert [str(x) for x in got.listen] == ["127.0.0.1:1"]
+    assert got.idle_timeout == 7.0  # from the base
+    assert got.lookup_timeout == DaemonConfig().lookup_timeout
+    with pytest.raises(ConfigError, match=r"option --idle-timeout: daemon.idle_timeout = '0'"):
+        with_options(base, {"daemon.idle_timeout": "0"}, {"daemon.idle_timeout": "--idle-timeout"})
+    resolver = with_options(Settings(), {"timeouts.total": 5, "daemon.dane": False})
+    assert resolver.timeouts.total == 5.0
