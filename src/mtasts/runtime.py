@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -42,15 +42,18 @@ def run(main: Coroutine[Any, Any, T], *, uvloop: bool = False) -> T:
 
 
 @contextlib.contextmanager
-def on_stop_signals(
-    callback: Callable[[], object], *, where_possible: bool = False
+def on_signals(
+    callback: Callable[[], object],
+    signals: Iterable[int] = STOP_SIGNALS,
+    *,
+    where_possible: bool = False,
 ) -> Iterator[None]:
-    """Call ``callback`` in the running loop when SIGTERM or SIGINT arrives, while the
-    block runs. ``where_possible``: go on without when signals cannot be handled here
-    (a loop outside the main thread), instead of raising."""
+    """Call ``callback`` in the running loop when one of ``signals`` (default SIGTERM or
+    SIGINT) arrives, while the block runs. ``where_possible``: go on without when
+    signals cannot be handled here (a loop outside the main thread), instead of raising."""
     loop = asyncio.get_running_loop()
     installed = []
-    for sig in STOP_SIGNALS:
+    for sig in signals:
         try:
             loop.add_signal_handler(sig, callback)
         except (NotImplementedError, RuntimeError, ValueError):
@@ -63,6 +66,13 @@ def on_stop_signals(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def on_stop_signals(
+    callback: Callable[[], object], *, where_possible: bool = False
+) -> contextlib.AbstractContextManager[None]:
+    """:func:`on_signals` for SIGTERM and SIGINT."""
+    return on_signals(callback, STOP_SIGNALS, where_possible=where_possible)
 
 
 @contextlib.contextmanager

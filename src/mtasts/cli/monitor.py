@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from dataclasses import replace
 
@@ -25,6 +24,7 @@ from mtasts.cli.options import at_least, json_option, timeout_option
 from mtasts.cli.render import console, print_json, titled, toned
 from mtasts.monitor.service import Checked
 from mtasts.monitor.settings import MonitorSettings
+from mtasts.runtime import stop_event
 
 
 def _exit_code(results: list[Checked]) -> int:
@@ -220,14 +220,13 @@ async def _main(
                 else:
                     _render(results)
                 return _exit_code(results)
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            logging.getLogger("mtasts.monitor").info(
-                "watching %d domain(s), %d at a time", len(settings.domains), settings.concurrency
-            )
-            await mon.run_forever(stop)
+            with stop_event() as stop:
+                logging.getLogger("mtasts.monitor").info(
+                    "watching %d domain(s), %d at a time",
+                    len(settings.domains),
+                    settings.concurrency,
+                )
+                await mon.run_forever(stop)
             return 0
         finally:
             if server is not None:

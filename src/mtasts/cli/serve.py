@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import ssl
@@ -30,6 +29,7 @@ from mtasts.publish.server import (
 from mtasts.publish.settings import ServeSettings
 from mtasts.publish.site import Site
 from mtasts.rfcnames import policy_host
+from mtasts.runtime import on_signals, stop_event
 from mtasts.settings.tree import load
 
 
@@ -86,8 +86,6 @@ async def _serve(
         ),
         err=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
     def reload() -> None:
         try:
@@ -98,13 +96,12 @@ async def _serve(
         except MtastsError as exc:
             click.echo(f"reload failed, keeping the old policies: {exc}", err=True)
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, reload)
     try:
-        await stop.wait()
+        with (
+            stop_event(where_possible=True) as stop,
+            on_signals(reload, (signal.SIGHUP,), where_possible=True),
+        ):
+            await stop.wait()
     finally:
         await server.close()
         for other in extra:
