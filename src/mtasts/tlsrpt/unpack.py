@@ -353,7 +353,8 @@ def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
     if raw.startswith(b"\xef\xbb\xbf"):
         warn("report.json.bom", "the JSON starts with a byte order mark; ignored")
         raw = raw[3:]
-    values = count_json_values(raw)
+    # fewer bytes than the bound cannot hold more values (each is at least one byte)
+    values = count_json_values(raw) if len(raw) >= MAX_JSON_VALUES else 0
     if values > MAX_JSON_VALUES:
         raise ReportTooLarge(
             f"the JSON holds up to {values} values (objects, arrays, strings, numbers), above the "

@@ -128,7 +128,9 @@ def _decoded(fields: dict[str, str], payload: bytes) -> bytes | None:
 
 def clean_report_part(raw: bytes) -> CleanMail | None:
     """The report part of a clean report e-mail, or None (use the full reader)."""
-    if len(raw) > MAX_BYTES or raw.count(b"\n") > MAX_LINES or raw.count(b"\n--") > 4 * MAX_PARTS:
+    if len(raw) > MAX_BYTES or raw.count(b"\n--") > 4 * MAX_PARTS:
+        return None
+    if len(raw) > MAX_LINES and raw.count(b"\n") > MAX_LINES:  # (no more lines than bytes)
         return None
     top = _split(raw)
     if top is None:
