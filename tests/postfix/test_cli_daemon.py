@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import signal
@@ -415,3 +416,42 @@ async def test_a_tlsrpt_store_that_is_down_costs_no_lookup(tmp_path: Path) -> No
     finally:
         await reader.close()
     assert sum(got.failures.values()) == 3 + 1
+
+
+async def test_a_second_stop_signal_does_not_cut_the_shutdown_short(tmp_path: Path) -> None:
+    """SIGTERM, then SIGTERM and Ctrl-C again while a lookup is in flight: the daemon
+    still waits out its shutdown grace for that request and exits 0. The signal handlers
+    must outlive the wait for the first signal: without them the default action kills
+    the process mid-shutdown (requests cut, failure counts neither stored nor spooled)."""
+    mute = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a nameserver that never answers
+    mute.bind(("127.0.0.1", 0))
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "MTASTS_CONFIG": str(tmp_path / "none.toml")}
+    (tmp_path / "none.toml").write_text("")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from mtasts.cli.main import main; main()", "daemon",
+        "--listen", f"127.0.0.1:{port}", "--metrics", "", "--no-dane",
+        "--nameserver", f"127.0.0.1:{mute.getsockname()[1]}", "--shutdown-grace", "2",
+        env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        while b"ready: socketmap" not in await asyncio.wait_for(proc.stderr.readline(), 20):
+            pass
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(encode(b"postfix example.com"))
+        await asyncio.sleep(0.5)  # the lookup waits for the mute nameserver
+        proc.send_signal(signal.SIGTERM)
+        while b"stopping" not in await asyncio.wait_for(proc.stderr.readline(), 20):
+            pass
+        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0
+        with contextlib.suppress(ConnectionError):  # cut at the end of the grace
+            await reader.read()
+        writer.close()
+    finally:
+        mute.close()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

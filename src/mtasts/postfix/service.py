@@ -9,6 +9,7 @@ endpoint (``/metrics``, ``/cache``) and the policy-failure counts for TLS-RPT.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -67,38 +68,42 @@ async def run_daemon(
     checks: set[asyncio.Task[None]] = set()
     if failures is not None:
         failures.start()
+    # The stop signals stay ours until the cleanup is done: a second SIGTERM or Ctrl-C
+    # while requests in flight finish (shutdown_grace) and the failure counts are written
+    # must not kill the process (the default action once the handler is removed).
+    signals = contextlib.ExitStack()
     try:
-        with stop_event() as stop:
-            bound: list[str] = []
-            for listen in cfg.listen:
-                if listen.path:
-                    bound.append("unix:" + await server.listen_unix(listen.path, cfg.unix_mode))
-                else:
-                    host, port = await server.listen_tcp(listen.host, listen.port)
-                    bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-            if cfg.metrics:
-                m = metrics_listen(cfg.metrics, "metrics")
-                host, port = await admin.listen(m.host, m.port)
-                bound.append(f"metrics http://{host}:{port}/")
-            sd_notify("READY=1")
-            if dane is not None:  # say once, at start, if the resolver cannot show DNSSEC
-                ns = settings.nameserver
-                where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
-                checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
-            log.info(
-                "ready: socketmap on %s; nameserver=%s cache=%s dane=%s tlsrpt_store=%s "
-                "open_files=%d (hard %d)",
-                ", ".join(bound),
-                settings.nameserver or "resolv.conf",
-                redacted(resolver.cache.url),
-                cfg.dane,
-                redacted(tlsrpt_store) if tlsrpt_store else "none (policy failures not counted)",
-                soft,
-                hard,
-            )
-            await stop.wait()
-            log.info("stopping")
-            sd_notify("STOPPING=1")
+        stop = signals.enter_context(stop_event())
+        bound: list[str] = []
+        for listen in cfg.listen:
+            if listen.path:
+                bound.append("unix:" + await server.listen_unix(listen.path, cfg.unix_mode))
+            else:
+                host, port = await server.listen_tcp(listen.host, listen.port)
+                bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if cfg.metrics:
+            m = metrics_listen(cfg.metrics, "metrics")
+            host, port = await admin.listen(m.host, m.port)
+            bound.append(f"metrics http://{host}:{port}/")
+        sd_notify("READY=1")
+        if dane is not None:  # say once, at start, if the resolver cannot show DNSSEC
+            ns = settings.nameserver
+            where = f"{ns[0]}:{ns[1]}" if ns else "from resolv.conf"
+            checks.add(asyncio.create_task(warn_unless_validating(mx.resolver, where)))
+        log.info(
+            "ready: socketmap on %s; nameserver=%s cache=%s dane=%s tlsrpt_store=%s "
+            "open_files=%d (hard %d)",
+            ", ".join(bound),
+            settings.nameserver or "resolv.conf",
+            redacted(resolver.cache.url),
+            cfg.dane,
+            redacted(tlsrpt_store) if tlsrpt_store else "none (policy failures not counted)",
+            soft,
+            hard,
+        )
+        await stop.wait()
+        log.info("stopping")
+        sd_notify("STOPPING=1")
     finally:
         for task in checks:
             task.cancel()
@@ -107,3 +112,4 @@ async def run_daemon(
         if failures is not None:
             await failures.close()
         await resolver.aclose()
+        signals.close()
