@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from josepy import jwk
 
+from mtasts.clock import UtcClock, utc_now
+
 #: RFC 8737 §6.1: id-pe-acmeIdentifier
 ACME_IDENTIFIER = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 
@@ -43,12 +45,13 @@ class TLSALPN01(challenges.KeyAuthorizationChallenge):
         return validation_cert(str(kwargs["domain"]), self.key_authorization(account_key))
 
 
-def validation_cert(name: str, key_authorization: str) -> bytes:
-    """Private key + self-signed certificate PEM answering tls-alpn-01 for ``name``."""
+def validation_cert(name: str, key_authorization: str, *, clock: UtcClock = utc_now) -> bytes:
+    """Private key + self-signed certificate PEM answering tls-alpn-01 for ``name``
+    (valid from five minutes before ``clock()`` for a week)."""
     key = ec.generate_private_key(ec.SECP256R1())
     digest = hashlib.sha256(key_authorization.encode("ascii")).digest()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
+    now = clock()
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

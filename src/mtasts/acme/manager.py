@@ -22,8 +22,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from cryptography import x509
@@ -44,6 +43,7 @@ from mtasts.acme.settings import AcmeSettings
 from mtasts.acme.store import NameStatus, StateDir
 from mtasts.alerts.model import Condition
 from mtasts.alerts.model import Severity as AlertSeverity
+from mtasts.clock import Clock, wall
 from mtasts.errors import MtastsError
 from mtasts.rfcnames import domain_of_policy_host
 
@@ -93,7 +93,7 @@ class CertManager:
         prechecks: Prechecks | None = None,
         client: AcmeClient | None = None,
         metrics: AcmeMetrics | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = wall,
         tick: float = _TICK,
     ) -> None:
         self.settings = settings

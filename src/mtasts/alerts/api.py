@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from mtasts.alerts.deliver import Delivered, deliver_due
 from mtasts.alerts.model import Condition, check_source
 from mtasts.alerts.settings import AlertSettings
 from mtasts.alerts.store import AlertStore
+from mtasts.clock import wall
 from mtasts.errors import MtastsError
 
 __all__ = ["AlertStoreUnavailable", "SyncResult", "configured_settings", "sync"]
@@ -110,7 +110,7 @@ async def sync(
     if settings is None:
         settings, configured_ca = configured_settings()
         ca_file = ca_file or configured_ca
-    stamp = int(time.time() if now is None else now)
+    stamp = int(wall() if now is None else now)
     opened, close = await _open(store, schema)
     chans: Mapping[str, Notifier] = {}
     try:
@@ -141,7 +141,7 @@ async def sync(
                     chans,
                     give_up_after=int(settings.give_up_hours * 3600),
                     budget=budget,
-                    clock=(lambda: float(stamp)) if now is not None else time.time,
+                    clock=(lambda: float(stamp)) if now is not None else wall,
                 )
             except Exception as exc:  # the store failed while marking: retried next time
                 await opened.db.reset()

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mtasts.alerts.channels import ChannelError, Notifier
 from mtasts.alerts.model import retry_at
 from mtasts.alerts.store import AlertStore
+from mtasts.clock import Clock, monotonic, wall
 
 log = logging.getLogger(__name__)
 LEASE = 60  # seconds a claimed notification stays with its sender beyond the budget
@@ -47,14 +47,18 @@ async def deliver_due(
     *,
     give_up_after: int,
     budget: float = 30.0,
-    clock: Callable[[], float] = time.time,
+    clock: Clock = wall,
+    monotonic: Clock = monotonic,
 ) -> Delivered:
-    """Send what is due now; see the module docstring."""
+    """Send what is due now; see the module docstring.
+
+    ``clock``: the epoch seconds of the outbox's times; ``monotonic``: the budget's.
+    """
     out = Delivered()
-    deadline = time.monotonic() + budget
+    deadline = monotonic() + budget
     broken: set[str] = set()
     out.given_up += await store.expire_others(channels, int(clock()) - give_up_after)
-    while time.monotonic() < deadline:
+    while monotonic() < deadline:
         due = await store.due(int(clock()), set(channels) - broken)
         if not due:
             break
@@ -62,7 +66,7 @@ async def deliver_due(
         for item in due:
             if item.channel in broken:
                 continue
-            left = deadline - time.monotonic()
+            left = deadline - monotonic()
             if left <= 0:
                 break
             channel = channels[item.channel]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from mtasts.check.tlsinfo import (
     verifying_context,
     with_chain_error,
 )
+from mtasts.clock import Clock, monotonic
 from mtasts.errors import DnsError, FetchError
 from mtasts.net.dns import DnsClient
 from mtasts.net.https import HttpsClient, Timeouts
@@ -110,12 +110,13 @@ async def fetch_policy_evidence(
     port: int = 443,
     ca_file: str | Path | None = None,
     seconds: float = 30.0,
+    monotonic: Clock = monotonic,
 ) -> PolicyResponse:
     """GET ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` from its first address."""
     host = policy_host(domain)
     shown = host if port == 443 else f"{host}:{port}"
     base = PolicyResponse(url=f"https://{shown}{WELL_KNOWN_PATH}", host=host)
-    started = time.monotonic()
+    started = monotonic()
     try:
         addresses = await dns.addresses(host)
     except DnsError as exc:
@@ -132,7 +133,7 @@ async def fetch_policy_evidence(
         result = replace(
             base, error=f"no complete answer within {seconds:g} s", error_kind="timeout"
         )
-    return replace(result, addresses=addresses, elapsed=time.monotonic() - started)
+    return replace(result, addresses=addresses, elapsed=monotonic() - started)
 
 
 async def _fetch(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from mtasts.check.tlsinfo import (
     verifying_context,
     with_chain_error,
 )
+from mtasts.clock import Clock, monotonic
 
 MAX_LINE = 1024
 MAX_LINES = 100
@@ -123,9 +123,10 @@ async def probe_mx(
     port: int = 25,
     ca_file: str | Path | None = None,
     seconds: float = 20.0,
+    monotonic: Clock = monotonic,
 ) -> SmtpProbe:
     """Probe one MX ``host`` at ``address``; every failure is recorded, never raised."""
-    started = time.monotonic()
+    started = monotonic()
     probe = SmtpProbe(host=host, address=address, port=port)
     try:
         probe = await _probe(host, address, port, ca_file, seconds, probe)
@@ -135,7 +136,7 @@ async def probe_mx(
         probe = replace(probe, error=str(exc), error_kind="smtp")
     except (OSError, ssl.SSLError) as exc:
         probe = replace(probe, error=describe(exc), error_kind="connect")
-    return replace(probe, elapsed=time.monotonic() - started)
+    return replace(probe, elapsed=monotonic() - started)
 
 
 async def _probe(

@@ -7,7 +7,6 @@ the CA's challenge from the shared directory and picks the new file up by itself
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +19,7 @@ from mtasts.acme.status import status_rows
 from mtasts.acme.store import NameStatus, StateDir
 from mtasts.cli.exitcodes import ExitCode
 from mtasts.cli.render import fail, print_json, titled
+from mtasts.clock import utc_now, wall
 from mtasts.errors import MtastsError
 from mtasts.settings.tree import current
 
@@ -52,7 +52,7 @@ def status(as_json: bool) -> None:
     """
     try:
         settings, store = _state()
-        now = dt.datetime.now(dt.UTC)
+        now = utc_now()
         rows = status_rows(
             store, now, renew_fraction=settings.renew_fraction, alert_days=settings.alert_days
         )
@@ -105,7 +105,7 @@ def renew(names: Sequence[str], revoke: bool) -> None:
             store.write_status(
                 NameStatus(
                     name,
-                    last_attempt=dt.datetime.now(dt.UTC).timestamp(),
+                    last_attempt=wall(),
                     not_after=issued.not_after.timestamp(),
                     renew_at=(
                         issued.ari

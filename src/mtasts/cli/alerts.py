@@ -18,6 +18,7 @@ import click
 
 from mtasts.cli.render import console, print_json
 from mtasts.cli.store import run_on_store, store_option
+from mtasts.clock import utc_today, wall
 
 
 def _configured() -> tuple[Any, Any, str | None, frozenset[str]]:
@@ -85,7 +86,7 @@ def run(store: str, once: bool, metrics_listen: str | None, as_json: bool) -> No
                 return await run_rules(
                     opened,
                     settings,
-                    today=datetime.now(UTC).date(),
+                    today=utc_today(),
                     base=base,
                     owned=owned,
                     channels=channels,
@@ -208,8 +209,6 @@ def list_(store: str, show_all: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result per channel as JSON.")
 def test(as_json: bool) -> None:
     """Send a test notification through every configured channel (now, not queued)."""
-    import time
-
     from mtasts.alerts.channels import close_all, notifiers
     from mtasts.alerts.message import Message
 
@@ -218,7 +217,7 @@ def test(as_json: bool) -> None:
         raise click.UsageError(
             "no channel configured: add [alerts.email], [alerts.webhook] or [alerts.apprise]"
         )
-    message = Message.test(now=int(time.time()))
+    message = Message.test(now=int(wall()))
 
     async def main() -> dict[str, str | None]:
         channels = notifiers(settings, ca_file=ca_file)

@@ -13,11 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mtasts.cli.options import config_option
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import date
 
 DEFAULT_STORE = "sqlite:////var/lib/mtasts/tlsrpt.db"
 STORE_HELP = (
@@ -155,17 +159,21 @@ async def _serve(store_url: str, config: Any, decide: Any) -> None:
         await receiver.close()
 
 
-async def prune_daily(receiver: Any, *, every: float = 86400.0) -> None:
+async def prune_daily(
+    receiver: Any, *, every: float = 86400.0, today: Callable[[], date] | None = None
+) -> None:
     """``[receive] keep_days``: prune at start, then once a day, while the service runs.
-    A failed prune is logged and tried again the next day; intake goes on."""
-    from datetime import UTC, datetime
-
+    A failed prune is logged and tried again the next day; intake goes on. ``today``:
+    the UTC day pruned back from (:func:`mtasts.clock.utc_today`)."""
+    from mtasts.clock import utc_today
     from mtasts.errors import MtastsError
+
+    day = today or utc_today
 
     log = logging.getLogger("mtasts.tlsrpt.receive")
     while True:
         try:
-            removed = await receiver.prune(datetime.now(UTC).date())
+            removed = await receiver.prune(day())
             if any(removed.values()):
                 log.info("retention: removed %s", removed)
         except (MtastsError, OSError) as exc:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from mtasts.clock import UtcClock, utc_now
 from mtasts.lab.scenario import CertKind, TlsVersionName
 
 # "attacker": a certificate for the right name from the attacker's own CA.
@@ -43,6 +44,9 @@ class LabPki:
     ca: trustme.CA = field(default_factory=trustme.CA)
     other_ca: trustme.CA = field(default_factory=trustme.CA)  # never trusted by clients
     attacker_ca: trustme.CA = field(default_factory=trustme.CA)  # the man in the middle's
+    # the instant the hand-built certificates' validity is counted from (trustme's own
+    # certificates read the wall clock themselves)
+    clock: UtcClock = utc_now
     _cache: dict[tuple[str, str], tuple[bytes, bytes]] = field(default_factory=dict)
 
     @property
@@ -61,9 +65,9 @@ class LabPki:
 
     def _issue(self, name: str, kind: IssuedKind) -> tuple[bytes, bytes]:
         if kind == "self-signed":
-            return _self_signed(name)
+            return _self_signed(name, self.clock())
         if kind == "cn-only":
-            return _cn_only(self.ca, name)
+            return _cn_only(self.ca, name, self.clock())
         ca, identity = self.ca, name
         not_after: dt.datetime | None = None
         not_before: dt.datetime | None = None
@@ -74,7 +78,7 @@ class LabPki:
         elif kind == "wrong-name":
             identity = WRONG_NAME
         elif kind == "expired":
-            now = dt.datetime.now(dt.UTC)
+            now = self.clock()
             not_before, not_after = now - dt.timedelta(days=30), now - dt.timedelta(days=1)
         cert = ca.issue_cert(identity, not_before=not_before, not_after=not_after)
         chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems)
@@ -171,7 +175,7 @@ def sni_of(obj: object) -> str | None:
     return getattr(obj, "lab_sni", None)
 
 
-def _cn_only(ca: trustme.CA, name: str) -> tuple[bytes, bytes]:
+def _cn_only(ca: trustme.CA, name: str, now: dt.datetime) -> tuple[bytes, bytes]:
     """A certificate from the lab CA naming ``name`` only in its subject CN (no SAN).
 
     trustme always writes a subjectAltName, so this one is built by hand; a client that
@@ -181,7 +185,6 @@ def _cn_only(ca: trustme.CA, name: str) -> tuple[bytes, bytes]:
     ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -204,10 +207,9 @@ def _cn_only(ca: trustme.CA, name: str) -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def _self_signed(name: str) -> tuple[bytes, bytes]:
+def _self_signed(name: str, now: dt.datetime) -> tuple[bytes, bytes]:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from mtasts.check.runner import Target, check_domain
+from mtasts.clock import utc_now
 from mtasts.monitor.advise import Advice, advise, candidate_policy
 from mtasts.monitor.evidence import Criteria
 from mtasts.monitor.reported import read_evidence
@@ -43,7 +44,7 @@ async def advise_domain(
     criteria = criteria or Criteria()
     target = target or Target()
     name = normalize_domain(domain)
-    when = now or datetime.now(UTC)
+    when = now or utc_now()
     until: date = when.astimezone(UTC).date()
     since = until - timedelta(days=criteria.days - 1)
     db = open_database(store_url, schema=schema)

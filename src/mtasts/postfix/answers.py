@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mtasts.clock import Clock, monotonic
 from mtasts.postfix.deferrals import DeferralLog
 from mtasts.postfix.eager import eager
 from mtasts.postfix.metrics import Metrics
@@ -96,10 +97,10 @@ class Answers:
         dane: DaneProbe | None = None,
         metrics: Metrics | None = None,
         failures: FailureSink | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
     ) -> None:
         self.source = source
-        #: the clock of the MX and DANE caches (monotonic): when a kept answer ends
+        #: the monotonic clock of the kept answers and the MX and DANE caches: when one ends
         self.clock = clock
         self.settings = settings
         self.dane = dane
@@ -168,7 +169,7 @@ class Answers:
             return _NOTFOUND_WIRE
         if self._reuse:
             hit = self._answers.get((name, domain))
-            if hit is not None and hit[0] > time.monotonic():
+            if hit is not None and hit[0] > self.clock():
                 self.metrics.count_answer("answer-cache", 0.0)
                 return hit[1]
         peek = self._peek
@@ -246,7 +247,7 @@ class Answers:
             return _NOTFOUND_WIRE
         if self._reuse:
             hit = self._answers.get((name, domain))
-            if hit is not None and hit[0] > time.monotonic():
+            if hit is not None and hit[0] > self.clock():
                 self.metrics.count_answer("answer-cache", 0.0)
                 return hit[1]
         try:
@@ -314,7 +315,7 @@ class Answers:
         if defers:
             self.deferrals.note(domain, defers)
         if reusable and status in (Status.OK, Status.NOTFOUND):
-            expires = time.monotonic() + self.settings.answer_ttl
+            expires = self.clock() + self.settings.answer_ttl
             self._answers[(name, domain)] = (expires, wire)
             self.raw_answers[encode(payload)] = wire
             if self._raw_flush is None:
@@ -355,7 +356,7 @@ class Answers:
             self.raw_answers.clear()  # lives at most answer_ttl anyway
 
     def _prune_answers(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for k in [k for k, (exp, _) in self._answers.items() if exp <= now]:
             del self._answers[k]
 

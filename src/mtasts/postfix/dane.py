@@ -20,8 +20,6 @@ TLSA answer's own (a negative one's SOA minimum, RFC 2308 §5).
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
 import dns.asyncresolver
 import dns.exception
@@ -29,6 +27,7 @@ import dns.flags
 import dns.rdatatype
 import dns.resolver
 
+from mtasts.clock import Clock, monotonic
 from mtasts.postfix.mxlookup import MxCache, negative_ttl, validating_resolver
 from mtasts.postfix.mxpolicy import (
     MAX_VERDICT_TTL,
@@ -58,7 +57,7 @@ class DaneProbe:
         nameserver: tuple[str, int] | None = None,
         *,
         timeout: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
         mx: MxCache | None = None,
     ) -> None:
         self._resolver = mx.resolver if mx is not None else validating_resolver(nameserver, timeout)

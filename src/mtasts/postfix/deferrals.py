@@ -12,8 +12,8 @@ were left out. Cost per deferring answer: one dict lookup and a clock read.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
+
+from mtasts.clock import Clock, monotonic
 
 log = logging.getLogger("mtasts.daemon")
 
@@ -32,7 +32,7 @@ class DeferralLog:
         self,
         interval: float = DEFAULT_INTERVAL,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
         logger: logging.Logger = log,
         max_domains: int = MAX_DOMAINS,
     ) -> None:

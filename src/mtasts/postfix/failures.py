@@ -30,11 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mtasts.clock import Clock, monotonic, wall
 from mtasts.results import PolicyType
 from mtasts.tlsrpt.collect.datagram import FailureOutcome, PolicyOutcome, SessionOutcome
 from mtasts.tlsrpt.collect.flusher import CounterFlusher
@@ -67,11 +66,11 @@ class PolicyFailures:
         flush_interval: float = 5.0,
         dedup_window: float = 2.0,
         max_pending: int = MAX_PENDING,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = wall,
+        monotonic: Clock = monotonic,
     ) -> None:
         self.flusher = CounterFlusher(
-            store, spool=spool, max_pending=max_pending, monotonic=monotonic
+            store, spool=spool, max_pending=max_pending, monotonic=monotonic, wall=clock
         )
         self.flush_interval = flush_interval
         self.dedup_window = dedup_window

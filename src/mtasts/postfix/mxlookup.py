@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -29,6 +28,7 @@ import dns.message
 import dns.rdatatype
 import dns.resolver
 
+from mtasts.clock import Clock, monotonic
 from mtasts.net.dns import DEFAULT_NEGATIVE_TTL, resolver_for
 from mtasts.postfix.mxpolicy import MxSet, exact_match_names
 from mtasts.postfix.socketmap import LookupLike, PolicyLike
@@ -79,7 +79,7 @@ class MxCache:
         self,
         resolver: dns.asyncresolver.Resolver,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
     ) -> None:
         self.resolver = resolver
         self._clock = clock

@@ -17,11 +17,10 @@ import contextlib
 import itertools
 import logging
 import socket
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import cast
 
+from mtasts.clock import Clock, monotonic
 from mtasts.postfix.answers import (
     Answers,
     DaneProbe,
@@ -55,7 +54,7 @@ class SocketmapServer(Answers):
         dane: DaneProbe | None = None,
         metrics: Metrics | None = None,
         failures: FailureSink | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
     ) -> None:
         super().__init__(
             source, settings, dane=dane, metrics=metrics, failures=failures, clock=clock

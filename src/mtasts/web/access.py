@@ -13,9 +13,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import time
-from collections.abc import Callable
 
+from mtasts.clock import Clock, monotonic
 from mtasts.web.auth import token_matches, verify_password
 from mtasts.web.settings import User
 
@@ -24,9 +23,7 @@ _MAX_REMEMBERED = 10_000
 
 
 class Authenticator:
-    def __init__(
-        self, users: tuple[User, ...], *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, users: tuple[User, ...], *, clock: Clock = monotonic) -> None:
         self.users = {u.name: u for u in users}
         self.clock = clock
         self._key = secrets.token_bytes(32)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from starlette.requests import Request
 from mtasts.acme.settings import AcmeSettings
 from mtasts.acme.status import status_rows
 from mtasts.acme.store import StateDir
+from mtasts.clock import UtcClock, utc_now, utc_today
 from mtasts.errors import MtastsError
 from mtasts.monitor.advise import advise, candidate_policy
 from mtasts.monitor.evidence import Criteria
@@ -60,10 +61,11 @@ class WebState:
     db: Database
     settings: WebSettings
     live: LivePolicies | None
-    today: Callable[[], date] = field(default=lambda: datetime.now(UTC).date())
+    today: Callable[[], date] = utc_today
     checks: CheckHistory | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     auth: Authenticator | None = None
+    clock: UtcClock = utc_now  # the instant advice and certificate ages are judged at
 
 
 def allowed_domains(request: Request) -> frozenset[str] | None:
@@ -201,7 +203,7 @@ class Reader:
                 "error": exc.message,
                 "published": published,
             }
-        advice = advise(evidence, live, candidate, criteria=criteria, now=datetime.now(UTC))
+        advice = advise(evidence, live, candidate, criteria=criteria, now=self.state.clock())
         return {
             "domain": domain,
             "since": since,
@@ -285,7 +287,7 @@ class Reader:
             raise NotFound("no certificates configured: set [web] acme_state_dir")
         allowed = allowed_domains(request)
         acme = current().section(AcmeSettings)
-        now = datetime.now(UTC)
+        now = self.state.clock()
 
         def read() -> list[dict[str, Any]]:
             return status_rows(

@@ -9,11 +9,10 @@ too), one fetch per domain however many pages wait for it.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mtasts.clock import Clock, monotonic, wall
 from mtasts.config import Settings
 from mtasts.errors import MtastsError
 from mtasts.net.dns import DnsClient
@@ -66,7 +65,8 @@ class LivePolicies:
         *,
         timeout: float = 5.0,
         ttl: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
+        wall: Clock = wall,
     ) -> None:
         t = settings.timeouts
         per_step = min(timeout, t.total)
@@ -81,7 +81,10 @@ class LivePolicies:
         )
         self.timeout = timeout
         self.ttl = ttl
+        #: monotonic: the cache's TTL
         self.clock = clock
+        #: the epoch clock: a published policy's ``fetched_at``
+        self.wall = wall
         self._cache: dict[str, tuple[float, Published]] = {}
         self._inflight: dict[str, asyncio.Task[Published]] = {}
 
@@ -99,7 +102,7 @@ class LivePolicies:
         return await asyncio.shield(task)
 
     async def _fetch(self, domain: str) -> Published:
-        started = time.time()
+        started = self.wall()
         try:
             out = await asyncio.wait_for(self._lookup(domain), self.timeout)
         except TimeoutError:
@@ -112,7 +115,7 @@ class LivePolicies:
         return out
 
     async def _lookup(self, domain: str) -> Published:
-        now = time.time()
+        now = self.wall()
         txt = await discover(self.dns, domain)
         if txt.kind is TxtKind.NONE:
             why = txt.notice.message if txt.notice else "no _mta-sts record"

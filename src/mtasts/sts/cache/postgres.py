@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
+from mtasts.clock import Clock, monotonic
 from mtasts.errors import ConfigError
 from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes, redacted
 from mtasts.sts.cache.memory import MemoryCache
@@ -120,11 +120,14 @@ class PostgresCache:
         *,
         retry_after: float = 30.0,
         fallback: MemoryCache | None = None,
+        clock: Clock = monotonic,
     ) -> None:
         self.url = redacted(url)
         self._dsn, self._options = split_url(url)
         self._timeout = float(self._options["timeout"])
         self._retry_after = retry_after
+        #: monotonic: when the store may be tried again after it failed
+        self._clock = clock
         self.fallback = fallback or MemoryCache(10_000)
         self._pool: Any = None
         self._down_until: float | None = None
@@ -182,12 +185,12 @@ class PostgresCache:
                 type(exc).__name__,
                 exc,
             )
-        self._down_until = time.monotonic() + self._retry_after
+        self._down_until = self._clock() + self._retry_after
 
     async def _try(
         self, op: Callable[[Any], Awaitable[T]], fallback: Callable[[], Awaitable[T]]
     ) -> T:
-        if self._down_until is not None and time.monotonic() < self._down_until:
+        if self._down_until is not None and self._clock() < self._down_until:
             return await fallback()
         try:
             pool = await self._connect()

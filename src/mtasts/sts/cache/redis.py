@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from mtasts.clock import Clock, monotonic
 from mtasts.errors import ConfigError
 from mtasts.sts.cache.base import CacheEntry, decode_entry, entry_to_bytes, redacted
 from mtasts.sts.cache.memory import MemoryCache
@@ -47,12 +47,15 @@ class RedisCache:
         retention: float = DEFAULT_RETENTION,
         retry_after: float = 30.0,
         fallback: MemoryCache | None = None,
+        clock: Clock = monotonic,
     ) -> None:
         self._client = client
         self.url = redacted(url)
         self._prefix = prefix
         self._retention = retention
         self._retry_after = retry_after
+        #: monotonic: when the store may be tried again after it failed
+        self._clock = clock
         self.fallback = fallback or MemoryCache(10_000)
         self._down_until: float | None = None
 
@@ -73,7 +76,7 @@ class RedisCache:
         return self._down_until is not None
 
     async def _try(self, op: Callable[[], Awaitable[T]], fallback: Callable[[], Awaitable[T]]) -> T:
-        if self._down_until is not None and time.monotonic() < self._down_until:
+        if self._down_until is not None and self._clock() < self._down_until:
             return await fallback()
         try:
             result = await op()
@@ -85,7 +88,7 @@ class RedisCache:
                     self.url,
                     exc,
                 )
-            self._down_until = time.monotonic() + self._retry_after
+            self._down_until = self._clock() + self._retry_after
             return await fallback()
         if self._down_until is not None:
             log.warning("policy cache %s is reachable again", self.url)

@@ -26,10 +26,9 @@ without ``--daemon``, a peer's purge) applies within ``ttl``; through the daemon
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 
+from mtasts.clock import Clock, wall
 from mtasts.sts.cache.base import CacheEntry, PolicyCache
 
 DEFAULT_TTL = 60.0
@@ -37,7 +36,8 @@ DEFAULT_TIER_SIZE = 100_000
 
 
 def tier_until(entry: CacheEntry, loaded: float, ttl: float) -> float:
-    """Until when (``time.time()`` seconds) a copy loaded at ``loaded`` may be served."""
+    """Until when (epoch seconds, :func:`mtasts.clock.wall`) a copy loaded at ``loaded``
+    may be served."""
     until = min(loaded + ttl, entry.recheck_at)
     expires = entry.expires_at
     if expires is not None and expires > loaded:
@@ -54,7 +54,7 @@ class MemoryTier:
         *,
         ttl: float = DEFAULT_TTL,
         max_entries: int = DEFAULT_TIER_SIZE,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = wall,
     ) -> None:
         if max_entries < 1:
             raise ValueError("a memory tier needs room for at least one entry")

@@ -40,13 +40,12 @@ import os
 import socket
 import stat
 import threading
-import time as _time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+from mtasts.clock import Clock, wall
 from mtasts.errors import ConfigError, TlsRptError, listen_failed
 from mtasts.redact import redacted
 from mtasts.runtime import on_stop_signals
@@ -166,7 +165,7 @@ class Collector:
         *,
         flush_interval: float = 5.0,
         flush_every: int = 10_000,
-        clock: Callable[[], float] = _time.time,
+        clock: Clock = wall,
         max_pending: int = MAX_PENDING,
         spool: Path | None = None,
         backoff: Backoff | None = None,
@@ -189,6 +188,7 @@ class Collector:
             spool=spool,
             max_pending=max_pending - self._raw_max,
             backoff=backoff or Backoff(),
+            wall=clock,
         )
         # Given, the process's bound: max_pending is derived from it at run() (what the
         # resident memory at start and RESERVE leave).

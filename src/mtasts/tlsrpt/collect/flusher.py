@@ -46,12 +46,11 @@ import contextlib
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from mtasts.clock import Clock, monotonic, wall
 from mtasts.errors import TlsRptError
 from mtasts.tlsrpt.collect.counters import Counters, read_spool, spool_lines
 from mtasts.tlsrpt.collect.datagram import SessionOutcome
@@ -117,7 +116,8 @@ class CounterFlusher:
         backoff: Backoff | None = None,
         attempt_timeout: float = 60.0,
         shutdown_timeout: float = 15.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Clock = monotonic,
+        wall: Clock = wall,
     ) -> None:
         self.store = store
         self.spool = spool
@@ -126,6 +126,7 @@ class CounterFlusher:
         self.attempt_timeout = attempt_timeout
         self.shutdown_timeout = shutdown_timeout
         self.monotonic = monotonic
+        self.wall = wall  # names an unreadable spool set aside
         # Guards counters and in_flight: add() may be called from any thread.
         self.lock = threading.Lock()
         self.counters = Counters()
@@ -214,7 +215,7 @@ class CounterFlusher:
         except FileNotFoundError:
             return
         except (OSError, TlsRptError) as exc:
-            aside = spool.with_name(f"{spool.name}.invalid-{int(time.time())}")
+            aside = spool.with_name(f"{spool.name}.invalid-{int(self.wall())}")
             with contextlib.suppress(OSError):
                 spool.rename(aside)
             log.error(
