@@ -4,6 +4,7 @@ takes only what the full reader would take."""
 from __future__ import annotations
 
 import email.policy
+import re
 from email.message import EmailMessage, Message
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtasts.tlsrpt.reader import read_report
-from mtasts.tlsrpt.receive.fastmail import clean_report_part, media_type, read_any
+from mtasts.tlsrpt.receive.fastmail import _fields, clean_report_part, media_type, read_any
 
 
 def _mails(samples: Path) -> list[Path]:
@@ -149,3 +150,68 @@ def test_media_type_of_real_shapes(value: str) -> None:
     assert kind == holder.get_content_type()
     for name in ("boundary", "report-type", "name"):
         assert params.get(name) == holder.get_param(name), name
+
+
+_FIELD_NAME = re.compile(rb"[!-9;-~]+:")
+_READ = {"content-type", "content-transfer-encoding", "content-disposition"}
+_READ |= {"tls-report-domain", "tls-report-submitter"}
+
+
+def _fields_line_by_line(head: bytes) -> dict[str, str] | None:
+    """What fastmail._fields reads, written out line by line (the reference)."""
+    if head.count(b"\n") >= 400 or head.count(b"=?") > 100:
+        return None
+    fields: list[list[bytes]] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                fields[-1].append(line)
+            continue
+        if not _FIELD_NAME.match(line):
+            return None  # neither a field nor a continuation
+        fields.append([line])
+    out: dict[str, str] = {}
+    for lines in fields:
+        name, _, first = lines[0].partition(b":")
+        key = name.decode("ascii").lower()
+        if key not in _READ:
+            continue
+        value = b"\n".join([first, *lines[1:]])
+        if key in out or not value.isascii() or len(value) > 256:
+            return None
+        out[key] = " ".join(value.decode("ascii").split())
+    return out
+
+
+_HEADER_PIECES = st.sampled_from(
+    [
+        b"Content-Type: multipart/report",
+        b"content-transfer-encoding: base64",
+        b"TLS-Report-Domain: a.test",
+        b"tls-report-submitter: b.test",
+        b"Content-Disposition: x",
+        b"tls-report-domain:",
+        b"X-Other: y",
+        b"--x: y",
+        b"cx: 1",
+        b"no field",
+        b"\n",
+        b"\n ",
+        b"\n\t",
+        b":",
+        b" ",
+        b"c",
+        b"t",
+        b"\r",
+        b"\xff",
+        b"=?",
+    ]
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_HEADER_PIECES, max_size=12).map(b"".join))
+def test_header_fields_are_read_as_line_by_line(head: bytes) -> None:
+    """One regex pass over the header finds the fields we read and any line that is no
+    field, as reading it line by line does."""
+    assert _fields(head) == _fields_line_by_line(head)
