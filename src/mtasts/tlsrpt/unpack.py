@@ -344,6 +344,28 @@ class _MeteredPolicy(EmailPolicy):
         return name, value
 
 
+class _DuplicateName(Exception):
+    """A JSON object names a key twice: the decoder that warns about it takes over."""
+
+
+def _pairs_once(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise _DuplicateName
+    return out
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+# Built once: json.loads with hooks builds a JSONDecoder and its C scanner at every call.
+# It reads clean JSON (strict, no name twice); anything else is read again the careful
+# way below, which warns or says what is wrong. (A module-level decoder is what
+# json.loads itself shares between threads.)
+_CLEAN_JSON = json.JSONDecoder(object_pairs_hook=_pairs_once, parse_constant=_no_constant)
+
+
 def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
     """Decode I-JSON (RFC 7493): UTF-8, no duplicate names (first wins, warned).
 
@@ -368,6 +390,11 @@ def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
         warn("report.json.not-utf8", "the JSON is not valid UTF-8; bad bytes replaced")
         text = raw.decode("utf-8", "replace")
 
+    try:
+        return _CLEAN_JSON.decode(text)
+    except (_DuplicateName, ValueError, RecursionError):
+        pass  # read again below: it warns about what it repairs, or says what is wrong
+
     def pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
         out: dict[str, object] = dict(pairs)
         if len(out) == len(pairs):
@@ -381,17 +408,14 @@ def load_json(raw: bytes, warn: Callable[[str, str], None]) -> object:
                 out[key] = value
         return out
 
-    def no_constant(name: str) -> object:
-        raise ValueError(f"{name} is not JSON")
-
     try:
         try:
-            return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=no_constant)
+            return json.loads(text, object_pairs_hook=pairs_hook, parse_constant=_no_constant)
         except json.JSONDecodeError as strict_error:
             # The RFC's own Appendix B example has a raw line break inside a string.
             try:
                 value = json.loads(
-                    text, object_pairs_hook=pairs_hook, parse_constant=no_constant, strict=False
+                    text, object_pairs_hook=pairs_hook, parse_constant=_no_constant, strict=False
                 )
             except ValueError:
                 raise strict_error from None
