@@ -13,13 +13,12 @@ body whatever ``l=`` says and accepts key records with ``s=*``, ``email`` or ``t
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from email.utils import getaddresses
 
 import dkim
 import dkim.util
 
+from mtasts.clock import Clock, monotonic
 from mtasts.errors import DnsError
 from mtasts.net.dns import DnsClient
 from mtasts.tlsrpt.receive.decide import NO_DKIM, DkimResult, DkimVerdict
@@ -68,9 +67,7 @@ def _tags(checker: dkim.DKIM, idx: int) -> tuple[str | None, str | None]:
 class DkimChecker:
     """Verifies the DKIM signatures of report e-mail; one per receiver."""
 
-    def __init__(
-        self, dns: DnsClient, *, clock: Callable[[], float] = time.monotonic, ttl: float = KEY_TTL
-    ) -> None:
+    def __init__(self, dns: DnsClient, *, clock: Clock = monotonic, ttl: float = KEY_TTL) -> None:
         self.dns = dns
         self.clock = clock
         self.ttl = ttl

@@ -10,11 +10,10 @@ channel that answers "accepted" after :meth:`Gate.ingest` never loses a report.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from mtasts.clock import Clock, monotonic
 from mtasts.tlsrpt.receive.intake import Arrival, IngestOutcome, StoreUnavailable
 from mtasts.tlsrpt.receive.metrics import IntakeMetrics
 
@@ -45,7 +44,7 @@ class Gate:
         *,
         max_inflight: int,
         metrics: IntakeMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = monotonic,
     ) -> None:
         self.receiver = receiver
         self.max_inflight = max_inflight

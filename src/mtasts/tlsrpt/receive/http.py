@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -37,6 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mtasts.clock import Clock, UtcClock, monotonic, utc_now
 from mtasts.metricset import CONTENT_TYPE
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
@@ -79,11 +77,17 @@ class HttpIntake:
     """The request handler; :attr:`app` is the ASGI application."""
 
     def __init__(
-        self, gate: Gate, config: NetConfig, *, clock: Callable[[], float] = time.monotonic
+        self,
+        gate: Gate,
+        config: NetConfig,
+        *,
+        clock: Clock = monotonic,
+        utc_clock: UtcClock = utc_now,
     ) -> None:
         self.gate = gate
         self.config = config
-        self.clock = clock
+        self.clock = clock  # monotonic: the rate limits
+        self.utc_clock = utc_clock  # a report's arrival time
         self.secrets = SecretPaths.from_mapping(config.secrets)
         self.rates = RateLimiter(config.rate, config.burst)
         self.slots = ClientSlots(config.client_concurrency)
@@ -195,7 +199,7 @@ class HttpIntake:
         arrival = Arrival(
             channel=Channel.HTTPS,
             source=client,
-            received_at=datetime.now(UTC),
+            received_at=self.utc_clock(),
             content_type=kind,
             secret_domain=domain,
         )

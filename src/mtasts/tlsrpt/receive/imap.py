@@ -23,10 +23,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import aioimaplib
 
+from mtasts.clock import UtcClock, utc_now
 from mtasts.errors import ConfigError, MtastsError
 from mtasts.net.tls import client_context
 from mtasts.tlsrpt.receive.decide import Channel
@@ -105,7 +105,7 @@ class ImapFolder:
         ca_file: str | None = None,
         timeout: float = 60.0,
         batch: int = BATCH,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: UtcClock = utc_now,
     ) -> None:
         self.source = source
         self.password = password

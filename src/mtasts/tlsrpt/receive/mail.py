@@ -23,12 +23,12 @@ import contextlib
 import logging
 import os
 import ssl
-from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
+from mtasts.clock import UtcClock, utc_now
 from mtasts.errors import listen_failed
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.gate import Gate, StoreFailed
@@ -50,8 +50,11 @@ class MailIntake:
         config: NetConfig,
         channel: Channel,
         tls_context: ssl.SSLContext | None = None,
+        *,
+        clock: UtcClock = utc_now,
     ) -> None:
         self.gate = gate
+        self.clock = clock  # a report's arrival time
         self.config = config
         self.channel = channel
         self.tls_context = tls_context
@@ -76,7 +79,7 @@ class MailIntake:
             return self._per_recipient(envelope, "451 4.3.2 busy: try again later")
         try:
             arrival = Arrival(
-                channel=self.channel, source=peer or "local", received_at=datetime.now(UTC)
+                channel=self.channel, source=peer or "local", received_at=self.clock()
             )
             outcome = await self.gate.ingest("mail", bytes(raw), arrival)
         finally:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mtasts.clock import UtcClock, utc_now
 from mtasts.errors import ConfigError
 from mtasts.tlsrpt.receive.decide import Channel
 from mtasts.tlsrpt.receive.intake import Arrival
@@ -55,11 +56,11 @@ def _scheme(source: str) -> str | None:
     return None
 
 
-def _mtime(path: Path) -> datetime:
+def _mtime(path: Path, clock: UtcClock) -> datetime:
     try:
         return datetime.fromtimestamp(path.stat().st_mtime, UTC)
     except OSError:
-        return datetime.now(UTC)
+        return clock()
 
 
 def _read(path: str | Path, max_bytes: int) -> tuple[bytes, datetime] | None:
@@ -97,7 +98,7 @@ def _is_maildir(path: Path) -> bool:
     return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
 
 
-def _file_items(path: str, max_bytes: int) -> Iterator[Item]:
+def _file_items(path: str, max_bytes: int, clock: UtcClock) -> Iterator[Item]:
     """A regular file: one input, or an mbox (one read decides); nothing otherwise."""
     try:
         read = _read(path, max_bytes)
@@ -107,7 +108,7 @@ def _file_items(path: str, max_bytes: int) -> Iterator[Item]:
         return
     raw, mtime = read
     if raw.startswith(b"From "):
-        yield from _mbox_items(Path(path), max_bytes)
+        yield from _mbox_items(Path(path), max_bytes, clock)
         return
     name = os.path.basename(path).lower()
     is_mail = name.endswith((".eml", ".msg", ".mail")) or not name.endswith(
@@ -131,9 +132,9 @@ def _maildir_items(path: Path, max_bytes: int) -> Iterator[Item]:
                 yield Item(read[0], Arrival(Channel.MAILDIR, str(full), read[1]), True)
 
 
-def _mbox_items(path: Path, max_bytes: int) -> Iterator[Item]:
+def _mbox_items(path: Path, max_bytes: int, clock: UtcClock) -> Iterator[Item]:
     box = mailbox.mbox(path, factory=None, create=False)
-    when = _mtime(path)
+    when = _mtime(path, clock)
     try:
         for i, key in enumerate(box.keys()):
             raw = box.get_bytes(key)
@@ -144,7 +145,7 @@ def _mbox_items(path: Path, max_bytes: int) -> Iterator[Item]:
         box.close()
 
 
-def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
+def _path_items(path: Path, max_bytes: int, clock: UtcClock) -> Iterator[Item]:
     if path.is_dir():
         if _is_maildir(path):
             yield from _maildir_items(path, max_bytes)
@@ -160,17 +161,20 @@ def _path_items(path: Path, max_bytes: int) -> Iterator[Item]:
                 continue
             for name in sorted(files):
                 if not name.startswith("."):
-                    yield from _file_items(os.path.join(root, name), max_bytes)
+                    yield from _file_items(os.path.join(root, name), max_bytes, clock)
         return
     if path.is_file():
-        yield from _file_items(str(path), max_bytes)
+        yield from _file_items(str(path), max_bytes, clock)
         return
     raise ConfigError(f"{path}: no such file or directory")
 
 
-async def iter_source(source: str, max_bytes: int) -> AsyncIterator[Item]:
+async def iter_source(
+    source: str, max_bytes: int, *, clock: UtcClock = utc_now
+) -> AsyncIterator[Item]:
     """Every input in ``source``, in a stable order. Raises ConfigError for a source
-    that does not exist or a scheme nobody registered."""
+    that does not exist or a scheme nobody registered. ``clock``: the arrival time of
+    an mbox whose modification time cannot be read."""
     scheme = _scheme(source)
     if scheme is not None:
         opener = _SCHEMES.get(scheme)
@@ -181,5 +185,5 @@ async def iter_source(source: str, max_bytes: int) -> AsyncIterator[Item]:
             yield item
         return
     # an import is a batch job: small synchronous reads keep it fast
-    for item in _path_items(Path(source), max_bytes):
+    for item in _path_items(Path(source), max_bytes, clock):
         yield item
