@@ -224,6 +224,21 @@ async def test_answer_cache_serves_repeat_requests_without_a_lookup() -> None:
     await srv.close()
 
 
+async def test_answer_cache_expires_by_the_injected_clock() -> None:
+    """A kept answer lives answer_ttl seconds of the server's clock (mtasts.clock)."""
+    now = [1000.0]
+    source = TableSource()
+    answers = SocketmapServer(source, ServerSettings(answer_ttl=60), clock=lambda: now[0])
+    first = await answers.answer(b"postfix example.test")
+    now[0] += 59.0
+    assert await answers.answer(b"postfix example.test") == first
+    assert source.calls == ["example.test"]
+    now[0] += 2.0
+    assert await answers.answer(b"postfix example.test") == first
+    assert source.calls == ["example.test", "example.test"]
+    await answers.close()
+
+
 def test_sd_notify_sends_ready_datagram(tmp_path: Path) -> None:
     path = str(tmp_path / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

@@ -461,12 +461,12 @@ async def test_an_unreadable_spool_is_moved_aside_not_counted(tmp_path: Path, ba
     spool = tmp_path / "c.spool"
     spool.write_bytes(bad)
     store = TlsRptStore.open(f"sqlite:///{tmp_path / 'c.db'}")
-    flusher = CounterFlusher(store, spool=spool)
+    flusher = CounterFlusher(store, spool=spool, wall=lambda: 1_700_000_000.75)
     await flusher.start()
     await store.close()
     assert not spool.exists()
     (aside,) = [Path(e.path) for e in os.scandir(tmp_path) if e.name.startswith("c.spool.")]
-    assert aside.name.startswith("c.spool.invalid-")
+    assert aside.name == "c.spool.invalid-1700000000"  # named by the flusher's wall clock
     assert aside.read_bytes() == bad
     assert not flusher.counters
 
