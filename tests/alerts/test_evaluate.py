@@ -229,3 +229,14 @@ async def test_a_report_naming_a_bogus_domain_does_not_stop_the_others(at: Store
         at.store, settings, today=TODAY, base=Settings(), channels={"rec": rec}, now=NOW
     )
     assert r.raised == ("failure-rate:a.test",)
+
+
+async def test_a_store_without_reports_evaluates_to_nothing(at: StoreAt) -> None:
+    """A new store (no report yet, no [alerts] domains, no open condition): no domain to
+    evaluate, so nothing is raised, and no empty IN () reaches the SQL (SQLite refused
+    SQLAlchemy's unrendered placeholder for it, failing every evaluation)."""
+    r = await run_rules(
+        at.store, AlertSettings(), today=TODAY, base=Settings(), channels={}, now=NOW
+    )
+    assert r.raised == ()
+    assert r.resolved == ()

@@ -22,9 +22,12 @@ _CHUNK = 400
 
 
 def _domains(column: Any, domains: Iterable[str] | None) -> list[Any]:
+    """The WHERE terms for ``domains`` (None: every domain). No domain matches nothing:
+    an empty IN list would reach the SQL as SQLAlchemy's unrendered placeholder."""
     if domains is None:
         return []
-    return [column.in_([literal(d) for d in sorted(domains)])]
+    names = sorted(domains)
+    return [column.in_([literal(d) for d in names]) if names else literal(False)]
 
 
 async def domains_since(db: Database, since: date) -> set[str]:
