@@ -10,6 +10,7 @@ The service (without ``--once``) runs until SIGTERM/SIGINT and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from dataclasses import replace
@@ -192,6 +193,9 @@ async def _main(
     from mtasts.store.migrate import upgrade
 
     db = open_database(url)
+    # the stop signals stay handled until the cleanup below is done (a second SIGTERM
+    # must not cut the store's close short)
+    signals = contextlib.ExitStack()
     try:
         try:
             await upgrade(db)
@@ -220,17 +224,20 @@ async def _main(
                 else:
                     _render(results)
                 return _exit_code(results)
-            with stop_event() as stop:
-                logging.getLogger("mtasts.monitor").info(
-                    "watching %d domain(s), %d at a time",
-                    len(settings.domains),
-                    settings.concurrency,
-                )
-                await mon.run_forever(stop)
+            stop = signals.enter_context(stop_event())
+            logging.getLogger("mtasts.monitor").info(
+                "watching %d domain(s), %d at a time",
+                len(settings.domains),
+                settings.concurrency,
+            )
+            await mon.run_forever(stop)
             return 0
         finally:
             if server is not None:
                 server.shutdown()
                 server.server_close()
     finally:
-        await db.close()
+        try:
+            await db.close()
+        finally:
+            signals.close()

@@ -96,18 +96,20 @@ async def _serve(
         except MtastsError as exc:
             click.echo(f"reload failed, keeping the old policies: {exc}", err=True)
 
-    try:
-        with (
-            stop_event(where_possible=True) as stop,
-            on_signals(reload, (signal.SIGHUP,), where_possible=True),
-        ):
+    # the signals stay handled until the servers are closed: a second SIGTERM during the
+    # close must not kill the process
+    with (
+        stop_event(where_possible=True) as stop,
+        on_signals(reload, (signal.SIGHUP,), where_possible=True),
+    ):
+        try:
             await stop.wait()
-    finally:
-        await server.close()
-        for other in extra:
-            await other.close()
-        if manager is not None:
-            await manager.close()
+        finally:
+            await server.close()
+            for other in extra:
+                await other.close()
+            if manager is not None:
+                await manager.close()
 
 
 @serve.command("policy")

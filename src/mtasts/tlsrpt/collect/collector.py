@@ -528,15 +528,17 @@ async def serve(
     )
     if ready is not None:
         ready.set()
-    try:
-        with on_stop_signals(collector.stop):
-            await collector.run()
-    finally:
-        sock.close()
-        _remove(socket_path)
+    # the stop signals stay handled until the store is closed: a second SIGTERM during
+    # the close (up to 5 s) stops nothing more instead of killing the process
+    with on_stop_signals(collector.stop):
         try:
-            await asyncio.wait_for(store.close(), 5)
-        except Exception:  # a broken connection: nothing is left to write on it
-            await store.reset()
+            await collector.run()
+        finally:
+            sock.close()
+            _remove(socket_path)
+            try:
+                await asyncio.wait_for(store.close(), 5)
+            except Exception:  # a broken connection: nothing is left to write on it
+                await store.reset()
     _say_what_was_left(collector.stats.shutdown)
     return collector.stats
