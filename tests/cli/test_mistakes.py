@@ -92,6 +92,20 @@ CASES = [
         env={"MTASTS_NAMESERVER": "127.0.0.1:dns"},
     ),
     Case(
+        "nameserver given by name",
+        ["daemon", "--nameserver", "dns.example"],
+        CONFIG,
+        "is not an IP address",
+    ),
+    Case(
+        "config nameserver given by name",
+        ["query", "a.test"],
+        CONFIG,
+        "is not an IP address",
+        env={"MTASTS_CONFIG": "{tmp}/mtasts.toml"},
+        files={"mtasts.toml": 'nameserver = "localhost:53"\n'},
+    ),
+    Case(
         "env negative timeout",
         ["query", "a.test"],
         CONFIG,

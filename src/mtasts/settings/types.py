@@ -8,6 +8,7 @@ prints what was written.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import NamedTuple
 
 from mtasts.errors import ConfigError
@@ -51,17 +52,28 @@ class HostPort(NamedTuple):
 
 
 class Nameserver(HostPort):
-    """A DNS server: ``HOST`` (port 53) or ``HOST:PORT``."""
+    """A DNS server: ``ADDRESS`` (port 53) or ``ADDRESS:PORT`` (``[V6]:PORT``).
+
+    An IP address, not a name: the resolver is what would look a name up (and
+    dnspython refuses one at the first query, which ended commands in a traceback)."""
 
     __slots__ = ()
 
     @classmethod
     def expected(cls) -> str:
-        return "HOST or HOST:PORT such as 127.0.0.1:53"
+        return "ADDRESS or ADDRESS:PORT such as 127.0.0.1:53 or [::1]:53"
 
     @classmethod
     def parse(cls, text: str) -> Nameserver:
-        return cls(*parse_hostport(text))
+        host, port = parse_hostport(text)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(
+                f"{host!r} is not an IP address "
+                "(write the server's address, e.g. 127.0.0.1:53 or [::1]:53)"
+            ) from None
+        return cls(host, port)
 
 
 class SmtpRelay(HostPort):
