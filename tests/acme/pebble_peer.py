@@ -54,6 +54,7 @@ class Pebble:
     port: int = field(default_factory=free_port)
     management_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    started: bool = False  # once started, a restart keeps the ports (clients keep the URL)
 
     @property
     def url(self) -> str:
@@ -91,6 +92,22 @@ class Pebble:
         return path
 
     def start(self) -> None:
+        """Start pebble. Its two listening ports were found free, then closed, before it
+        binds them: another process on a shared machine can take one in between (seen
+        once: "bind: address already in use"). The first start then picks new ports;
+        a restart (an outage simulation: clients keep the URL) tries the same ones again."""
+        for attempt in range(4):
+            if self._start_once():
+                self.started = True
+                return
+            if "address already in use" not in self.log() or attempt == 3:
+                pytest.fail(f"pebble exited: {self.log()}")
+            if not self.started:
+                self.port, self.management_port = free_port(), free_port()
+            time.sleep(0.2)
+
+    def _start_once(self) -> bool:
+        """True once pebble answers; False when it exited (the log says why)."""
         config = self._config()
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -112,11 +129,12 @@ class Pebble:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"pebble exited: {self.log()}")
+                self.process = None
+                return False
             try:
                 self.get("/roots/0", management=True)
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    return True
             except OSError:
                 time.sleep(0.05)
         pytest.fail(f"pebble did not start: {self.log()}")
