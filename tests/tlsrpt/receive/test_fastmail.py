@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mtasts.tlsrpt.reader import read_report
-from mtasts.tlsrpt.receive.fastmail import _fields, clean_report_part, media_type, read_any
+from mtasts.tlsrpt.receive.fastmail import (
+    _fields,
+    _split,
+    _split_mixed,
+    clean_report_part,
+    media_type,
+    read_any,
+)
 
 
 def _mails(samples: Path) -> list[Path]:
@@ -215,3 +222,16 @@ def test_header_fields_are_read_as_line_by_line(head: bytes) -> None:
     """One regex pass over the header finds the fields we read and any line that is no
     field, as reading it line by line does."""
     assert _fields(head) == _fields_line_by_line(head)
+
+
+_SPLIT_PIECES = st.sampled_from(
+    [b"Content-Type: x", b"X-A: b", b"\n", b"\r", b"\r\n", b"\n\n", b"\r\n\r\n", b" ", b"body"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.lists(_SPLIT_PIECES, max_size=14).map(b"".join))
+def test_split_at_the_first_blank_line_as_the_two_searches_do(data: bytes) -> None:
+    """One regex search for the first blank line (LF or CRLF) splits a message where the
+    searches for CRLF CRLF and LF LF, and the mixed-line-end check, split it."""
+    assert _split(data) == _split_mixed(data)

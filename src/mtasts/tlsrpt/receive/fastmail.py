@@ -100,8 +100,31 @@ def media_type(value: str | None) -> tuple[str, dict[str, object]]:
     return simple.group(1).lower(), params
 
 
+# The first line end followed by an empty line: "\n\n" or "\n\r\n", one pass that stops
+# there (a search for CRLF CRLF alone reads a bare-LF mail to its end).
+_BLANK = re.compile(rb"\n\r?\n")
+
+
 def _split(data: bytes) -> tuple[dict[str, str], bytes] | None:
     """(header fields, body) at the first empty line (CRLF or bare LF)."""
+    blank = _BLANK.search(data)
+    if blank is None:
+        return None  # neither "\n\n" nor "\r\n\r\n" anywhere
+    at = blank.start()
+    if blank.end() - at == 2:
+        # "\n\n" first: no "\r\n\r\n" and no "\n\r\n" before it (either would have
+        # matched earlier), so this is the bare-LF split, with no mixed line ends above
+        fields = _fields(data[:at])
+        return None if fields is None else (fields, data[at + 2 :])
+    if at > 0 and data[at - 1] == 13:
+        # "\r\n\r\n" at at - 1, the first of either kind: the CRLF split, likewise clean
+        fields = _fields(data[: at - 1])
+        return None if fields is None else (fields, data[at + 3 :])
+    return _split_mixed(data)
+
+
+def _split_mixed(data: bytes) -> tuple[dict[str, str], bytes] | None:
+    """:func:`_split` of a header with a bare LF before a CRLF line: the long way."""
     crlf = data.find(b"\r\n\r\n")
     # a bare-LF blank line counts only before the CRLF one (no need to scan the body)
     lf = data.find(b"\n\n", 0, crlf + 1 if crlf >= 0 else len(data))
