@@ -157,20 +157,21 @@ def policy_domains(report: Report) -> tuple[str, ...]:
     return tuple(sorted({p.policy_domain.lower().rstrip(".") for p in report.policies}))
 
 
-def dedup_key(report: Report) -> str:
+def dedup_key(report: Report, domains: tuple[str, ...] | None = None) -> str:
     """Which copies are one report: organisation + report-id (RFC 8460 §4.4), with the
     date range and the policy domains.
 
     RFC 8460 makes report-id unique per sender, but Halon's generator reuses one id for
     every domain of a run, so the policy domains are part of the key: two domains' reports
-    are never merged into one.
+    are never merged into one. ``domains``: :func:`policy_domains` of ``report``, if the
+    caller has them already.
     """
     parts = (
         " ".join(report.organization_name.split()).casefold(),
         report.report_id.strip(),
         report.date_range_start.isoformat(),
         report.date_range_end.isoformat(),
-        ",".join(policy_domains(report)),
+        ",".join(policy_domains(report) if domains is None else domains),
     )
     return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()
 
@@ -192,7 +193,9 @@ def is_ours(domain: str, owned: frozenset[str]) -> bool:
     return any(name == d or name.endswith("." + d) for d in owned)
 
 
-def ownership(report: Report, settings: ReceiveSettings) -> Verdict:
+def ownership(
+    report: Report, settings: ReceiveSettings, domains: tuple[str, ...] | None = None
+) -> Verdict:
     """Refuse (or quarantine) a report none of whose policy domains is ours.
 
     A report with some domains of ours and some not is stored whole (its raw bytes are
@@ -201,7 +204,8 @@ def ownership(report: Report, settings: ReceiveSettings) -> Verdict:
     owned = settings.owned_domains
     if not owned or settings.other_domains is OtherDomains.ACCEPT or not report.policies:
         return STORE
-    domains = policy_domains(report)
+    if domains is None:
+        domains = policy_domains(report)
     if any(is_ours(d, owned) for d in domains):
         return STORE
     shown = ", ".join(d or "(none)" for d in domains)[:200]
@@ -221,11 +225,11 @@ def _not_a_domain(name: str) -> str | None:
     return None
 
 
-def validity(report: Report) -> Verdict:
+def validity(report: Report, domains: tuple[str, ...] | None = None) -> Verdict:
     """Quarantine a report whose policy-domain is no domain name (RFC 8460 §4.4: the
     domain the policy is defined for): it cannot be counted for any domain, and a sender
     writing "" or free text there is broken; kept with its raw bytes, never lost."""
-    for domain in policy_domains(report):
+    for domain in policy_domains(report) if domains is None else domains:
         why = _not_a_domain(domain) if domain else "the report names no policy-domain"
         if why is not None:
             return Verdict(Disposition.QUARANTINED, "policy-domain-invalid", why[:300])
@@ -281,13 +285,15 @@ def decide(
     https: bool,
     dkim: DkimVerdict,
     secret_domain: str | None,
+    domains: tuple[str, ...] | None = None,
 ) -> Verdict:
     """Ownership first (refusal beats quarantine), then the domains' validity, then
-    authentication."""
-    verdict = ownership(report, settings)
+    authentication. ``domains``: :func:`policy_domains` of ``report``, if the caller has
+    them already (an import computes them once a report)."""
+    verdict = ownership(report, settings, domains)
     if verdict.disposition is not Disposition.STORED:
         return verdict
-    verdict = validity(report)
+    verdict = validity(report, domains)
     if verdict.disposition is not Disposition.STORED:
         return verdict
     return authentication(

@@ -56,6 +56,7 @@ from mtasts.tlsrpt.receive.decide import (
     content_hash,
     decide,
     dedup_key,
+    policy_domains,
     raw_hash,
     reader_reason,
     retention_cutoff,
@@ -284,8 +285,15 @@ class Receiver:
             dkim = NO_DKIM
             if is_mail and s.verify_dkim:
                 dkim = await self.dkim.verify(raw)
+        domains = policy_domains(report)  # once: the verdict, the dedup key, the row
         verdict = decide(
-            report, s, is_mail=is_mail, https=https, dkim=dkim, secret_domain=arrival.secret_domain
+            report,
+            s,
+            is_mail=is_mail,
+            https=https,
+            dkim=dkim,
+            secret_domain=arrival.secret_domain,
+            domains=domains,
         )
         if verdict.disposition is Disposition.REFUSED:
             return replace(
@@ -305,8 +313,10 @@ class Receiver:
             verdict,
             dkim,
             warnings,
-            dedup_key(report),
+            dedup_key(report, domains),
             content_hash(report),
+            None,
+            domains,
         )
 
     async def _known(self, sha: str) -> int | None:
