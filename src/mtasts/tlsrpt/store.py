@@ -55,17 +55,7 @@ COUNTERS_LOCK = int.from_bytes(b"mtasts-c", "big") - (1 << 63)
 def _policy_rows(counters: Counters) -> Iterator[dict[str, Any]]:
     """One row per policy counter (every key once, without building a set of them)."""
     ok, bad = counters.successes, counters.failures
-    seen: set[PolicyKey] = set()  # only keys that have details but no session count
-    keys = itertools.chain(
-        ok,
-        (k for k in bad if k not in ok),
-        (k for k, _ in counters.details if k not in ok and k not in bad),
-    )
-    for key in keys:
-        if key not in ok and key not in bad:
-            if key in seen:
-                continue
-            seen.add(key)
+    for key in counters.iter_policy_keys():
         yield {
             "day": key.day.isoformat(),
             "policy_id": key.policy_id,

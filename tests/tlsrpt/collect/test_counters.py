@@ -177,3 +177,25 @@ def test_a_damaged_spool_is_refused_naming_the_line(lines: list[bytes], message:
         read_spool(lines, Counters())
     assert exc.value.code == "collect.spool-invalid"
     assert message in str(exc.value)
+
+
+def test_iter_policy_keys_yields_each_policy_once() -> None:
+    """Sessions only, failures only, both, and failure details with no session count
+    (put back by a merge): the spool and the store write one row for each, once."""
+    c = Counters()
+    a, b = STS, PolicyOutcome(PolicyType.STS, "b.example", ("version: STSv1",))
+    failed = PolicyOutcome(**{**_fields(b), "failed": True, "failures": (MISMATCH,)})
+    c.add(DAY, _session(a))
+    c.add(DAY, _session(failed))
+    c.add(DAY, _session(a, failed))
+    details_only = Counters()
+    other = FailureOutcome("starttls-not-supported", "192.0.2.2", "mx2.a.example")
+    for f in (MISMATCH, other):
+        details_only.add(
+            date(2026, 11, 23), _session(PolicyOutcome(**{**_fields(a), "failures": (f,)}))
+        )
+    details_only.successes.clear()
+    c.merge(details_only)
+    keys = list(c.iter_policy_keys())
+    assert len(keys) == len(set(keys)) == 3
+    assert set(keys) == c.policy_keys()

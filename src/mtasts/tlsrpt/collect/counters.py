@@ -15,7 +15,6 @@ Keys (RFC 8460 §4: one report per policy domain per UTC day):
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -142,6 +141,18 @@ class Counters:
         """An upper bound of the distinct counters (O(1), for the memory bound)."""
         return len(self.successes) + len(self.failures) + len(self.details)
 
+    def iter_policy_keys(self) -> Iterator[PolicyKey]:
+        """Every policy counted, once: those with sessions, then those with failure
+        details only (without building a set of them all)."""
+        ok, bad = self.successes, self.failures
+        yield from ok
+        yield from (k for k in bad if k not in ok)
+        seen: set[PolicyKey] = set()  # only keys that have details but no session count
+        for k, _ in self.details:
+            if k not in ok and k not in bad and k not in seen:
+                seen.add(k)
+                yield k
+
     def known(self, day: date, outcome: SessionOutcome) -> bool:
         """Whether adding ``outcome`` would only increment existing counters."""
         for p in outcome.policies:
@@ -168,6 +179,7 @@ class Counters:
         return snap
 
     def policy_keys(self) -> set[PolicyKey]:
+        """Every policy counted, as a set (:meth:`iter_policy_keys` builds none)."""
         return set(self.successes) | set(self.failures) | {k for k, _ in self.details}
 
     def __len__(self) -> int:
@@ -207,17 +219,7 @@ def spool_lines(counters: Counters) -> Iterator[bytes]:
     head = {"format": SPOOL_FORMAT, "version": SPOOL_VERSION, "sessions": counters.sessions}
     yield orjson.dumps(head) + b"\n"
     ok, bad = counters.successes, counters.failures
-    written: set[PolicyKey] = set()  # only keys with details but no session count
-    keys = itertools.chain(
-        ok,
-        (k for k in bad if k not in ok),
-        (k for k, _ in counters.details if k not in ok and k not in bad),
-    )
-    for key in keys:
-        if key not in ok and key not in bad:
-            if key in written:
-                continue
-            written.add(key)
+    for key in counters.iter_policy_keys():
         line = {
             "id": key.policy_id,
             "day": key.day.isoformat(),
