@@ -436,13 +436,14 @@ def _postfix_instance(run: Path, ca_file: str) -> Path:
     shutil.chown(run / "data", "postfix", "postfix")
     (etc / "main.cf").write_text(MAIN_CF.format(ca=ca_file, run=run, etc=etc))
     (run / "openssl.cnf").write_text(OPENSSL_CNF)
-    # the stock master.cf (read, never written), then no chroot: a chrooted smtp(8)
-    # would not see the bind-mounted resolv.conf
-    shutil.copy(_stock_file("master.cf"), etc / "master.cf")
-    # post-install and postfix check read these from meta_directory
+    # the package's pristine master.cf (never the machine's own, which its operator may
+    # have changed), then no chroot: a chrooted smtp(8) would not see the bind-mounted
+    # resolv.conf
+    shutil.copy(_pristine("master.cf"), etc / "master.cf")
+    # post-install and postfix check read these package files from meta_directory
     for name in ("postfix-files", "dynamicmaps.cf"):
-        if _stock_file(name).exists():
-            shutil.copy(_stock_file(name), etc / name)
+        if _pristine(name).exists():
+            shutil.copy(_pristine(name), etc / name)
     for sub in ("postfix-files.d", "dynamicmaps.cf.d"):
         if _stock_file(sub).is_dir():
             shutil.copytree(_stock_file(sub), etc / sub)
@@ -456,6 +457,15 @@ def _postfix_instance(run: Path, ca_file: str) -> Path:
 def _stock_file(name: str) -> Path:
     meta = _sh("postconf", "-dh", "meta_directory").stdout.strip() or "/etc/postfix"
     return Path(meta) / name
+
+
+def _pristine(name: str) -> Path:
+    """The package's own copy (Debian keeps master.cf.dist and dynamicmaps.cf under
+    /usr/share/postfix) when there is one, else the file in meta_directory (read only)."""
+    for shipped in (Path("/usr/share/postfix") / f"{name}.dist", Path("/usr/share/postfix") / name):
+        if shipped.is_file():
+            return shipped
+    return _stock_file(name)
 
 
 @pytest.fixture(scope="module")
