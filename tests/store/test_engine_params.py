@@ -45,11 +45,19 @@ def _row(table: Any) -> dict[str, Any]:
 def test_rows_give_the_parameters_sqlalchemy_would(dialect: Any, table: Any) -> None:
     rows = [_row(table), {**_row(table)}]
     compiled = insert(table).compile(dialect=dialect, column_keys=list(rows[0]))
-    assert _many_params(compiled, rows) == [_params(compiled, r) for r in rows]
+    assert [list(p) for p in _many_params(compiled, rows)] == [_params(compiled, r) for r in rows]
 
 
 def test_a_bound_value_that_is_no_row_key_goes_through_sqlalchemy() -> None:
     stmt = insert(raw_inputs).values(size=3)
     compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="qmark"), column_keys=["sha256"])
     rows = [{"sha256": "a"}, {"sha256": "b"}]
-    assert _many_params(compiled, rows) == [_params(compiled, r) for r in rows]
+    assert [list(p) for p in _many_params(compiled, rows)] == [_params(compiled, r) for r in rows]
+
+
+def test_one_bound_column_gives_one_value_a_row() -> None:
+    compiled = insert(raw_inputs).compile(
+        dialect=sqlite.dialect(paramstyle="qmark"), column_keys=["sha256"]
+    )
+    rows = [{"sha256": "a"}, {"sha256": "b"}]
+    assert [list(p) for p in _many_params(compiled, rows)] == [["a"], ["b"]]
