@@ -24,7 +24,7 @@ import operator
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
 from sqlalchemy import MetaData, Table
@@ -101,7 +101,15 @@ class Database(Protocol):
 
     async def execute(self, stmt: ClauseElement) -> int: ...
 
-    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None: ...
+    async def executemany(
+        self,
+        stmt: ClauseElement,
+        rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> None:
+        """Run ``stmt`` (an INSERT) for every row: mappings by column name, or, with
+        ``columns``, sequences of values in that order (no dict a row)."""
+        ...
 
     def transaction(self) -> contextlib.AbstractAsyncContextManager[None]: ...
 
@@ -161,6 +169,13 @@ def _many_params(compiled: Any, rows: Sequence[Mapping[str, Any]]) -> list[Seque
     return list(map(operator.itemgetter(*names), rows))
 
 
+def _in_order(compiled: Any, keys: tuple[str, ...]) -> bool:
+    """Does ``compiled`` bind exactly ``keys``, in that order, without converting any?"""
+    names = compiled.positiontup
+    processors = getattr(compiled, "_bind_processors", None)
+    return names is not None and processors is not None and not processors and tuple(names) == keys
+
+
 # SQLite's INSERT of one row, as SQLAlchemy compiles it for the qmark style: the VALUES
 # group holds placeholders only (anything else keeps executemany).
 _ONE_ROW = re.compile(
@@ -209,11 +224,16 @@ class _Driver:
     async def _get(self) -> Any:
         raise NotImplementedError
 
-    async def executemany(self, stmt: ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+    async def executemany(
+        self,
+        stmt: ClauseElement,
+        rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> None:
         if not rows:
             return
         conn = await self._get()
-        keys = tuple(rows[0])
+        keys = tuple(columns) if columns is not None else tuple(rows[0])
         cache = self._compiled
         hit = cache.get((id(stmt), keys))
         if hit is None or hit[0] is not stmt:
@@ -222,7 +242,14 @@ class _Driver:
             c = _compile(self.dialect, stmt, keys)
             hit = cache[(id(stmt), keys)] = (stmt, c, str(c))
         _, c, sql = hit
-        await self._executemany(conn, sql, _many_params(c, rows))
+        if columns is None:
+            params = _many_params(c, cast(Sequence[Mapping[str, Any]], rows))
+        elif _in_order(c, keys):
+            params = cast(list[Sequence[Any]], list(rows))  # the values as they are
+        else:
+            named = [dict(zip(keys, row, strict=True)) for row in rows]
+            params = _many_params(c, named)
+        await self._executemany(conn, sql, params)
 
     async def _executemany(self, conn: Any, sql: str, params: list[Sequence[Any]]) -> None:
         await conn.executemany(sql, params)

@@ -127,9 +127,12 @@ def _cut(value: str | None, n: int) -> str | None:
     return value[:n].replace("\x00", "\ufffd")
 
 
-def _nul_free(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+Row = tuple[Any, ...]
+
+
+def _nul_free(rows: list[Row]) -> list[Row]:
     """PostgreSQL text cannot hold U+0000 (a report may: JSON allows it): written as
-    U+FFFD, in place, so one such report does not fail the batch."""
+    U+FFFD, so one such report does not fail the batch."""
     # orjson writes U+0000 as the escape \u0000: one pass in C finds the rows clean
     # (the escape written literally, or text orjson refuses such as a file name with a
     # lone surrogate, only sends the rows through the loop below).
@@ -138,33 +141,100 @@ def _nul_free(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return rows
     except orjson.JSONEncodeError:
         pass
-    for row in rows:
-        for key, value in row.items():
-            if isinstance(value, str) and "\x00" in value:
-                row[key] = value.replace("\x00", "\ufffd")
-    return rows
+    return [
+        tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in row)
+        for row in rows
+    ]
 
 
 def _no_value(value: object) -> None:
     return None  # bytes and the like: no text to clean
 
 
-def _dkim_values(d: DkimVerdict) -> dict[str, Any]:
-    return {
-        "dkim_result": d.result._value_,
-        "dkim_domain": _cut(d.domain, 253),
-        "dkim_selector": _cut(d.selector, 253),
-        "dkim_reason": _cut(d.reason, 2000),
-        "dkim_aligned": int(d.aligned),
-    }
+# The columns each insert writes, in the order of the row tuples built below.
+_DKIM_COLUMNS = ("dkim_result", "dkim_domain", "dkim_selector", "dkim_reason", "dkim_aligned")
+_RAW_COLUMNS = ("sha256", "size", "body", "first_seen")
+_REPORT_COLUMNS = (
+    "dedup_key",
+    "content_hash",
+    "status",
+    "status_code",
+    "status_reason",
+    "organization",
+    "report_id",
+    "contact_info",
+    "day",
+    "range_start",
+    "range_end",
+    "domains",
+    "successful",
+    "failed",
+    *_DKIM_COLUMNS,
+    "warnings",
+    "raw_sha256",
+    "first_channel",
+    "stored_at",
+)
+_POLICY_COLUMNS = (
+    "report_pk",
+    "idx",
+    "policy_domain",
+    "day",
+    "organization",
+    "policy_type",
+    "policy_string",
+    "mx_host",
+    "successful",
+    "failed",
+)
+_FAILURE_COLUMNS = (
+    "report_pk",
+    "policy_idx",
+    "idx",
+    "policy_domain",
+    "day",
+    "organization",
+    "result_type",
+    "sending_mta_ip",
+    "receiving_mx_hostname",
+    "receiving_mx_helo",
+    "receiving_ip",
+    "failed_session_count",
+    "failure_reason_code",
+    "additional_information",
+)
+_ARRIVAL_COLUMNS = (
+    "received_at",
+    "channel",
+    "source",
+    "content_type",
+    "secret_domain",
+    "disposition",
+    "reason_code",
+    "reason",
+    "report_pk",
+    "raw_sha256",
+    "size",
+    *_DKIM_COLUMNS,
+)
 
 
-_NO_DKIM_COLS = _dkim_values(NO_DKIM)
+def _dkim_values(d: DkimVerdict) -> Row:
+    return (
+        d.result._value_,
+        _cut(d.domain, 253),
+        _cut(d.selector, 253),
+        _cut(d.reason, 2000),
+        int(d.aligned),
+    )
 
 
-def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
-    """The DKIM columns of a row (spread into it: the shared dict is never changed)."""
-    return _NO_DKIM_COLS if d is NO_DKIM else _dkim_values(d)
+_NO_DKIM_VALUES = _dkim_values(NO_DKIM)
+
+
+def _dkim_cols(d: DkimVerdict) -> Row:
+    """The DKIM columns of a row, in :data:`_DKIM_COLUMNS` order."""
+    return _NO_DKIM_VALUES if d is NO_DKIM else _dkim_values(d)
 
 
 # Enum members' ``_value_`` rather than ``.value``: the property costs ~1 µs a read in
@@ -172,76 +242,77 @@ def _dkim_cols(d: DkimVerdict) -> dict[str, Any]:
 _STORED, _QUARANTINED = Disposition.STORED._value_, Disposition.QUARANTINED._value_
 
 
-def _report_row(p: Pending, now: int) -> dict[str, Any]:
+def _report_row(p: Pending, day: str, now: int) -> Row:
     r = p.report
     assert r is not None
     assert p.dedup_key is not None
     assert p.content_hash is not None
     quarantined = p.verdict.disposition is Disposition.QUARANTINED
-    return {
-        "dedup_key": p.dedup_key,
-        "content_hash": p.content_hash,
-        "status": _QUARANTINED if quarantined else _STORED,
-        "status_code": p.verdict.reason_code if quarantined else None,
-        "status_reason": p.verdict.reason if quarantined else None,
-        "organization": r.organization_name,
-        "report_id": r.report_id,
-        "contact_info": r.contact_info,
-        "day": report_day(r).isoformat(),
-        "range_start": int(r.date_range_start.timestamp()),
-        "range_end": int(r.date_range_end.timestamp()),
-        "domains": orjson.dumps(
-            list(policy_domains(r) if p.domains is None else p.domains)
-        ).decode(),
-        "successful": sum(x.total_successful_session_count for x in r.policies),
-        "failed": sum(x.total_failure_session_count for x in r.policies),
-        **_dkim_cols(p.dkim),
-        "warnings": orjson.dumps([w.to_json() for w in p.warnings]).decode(),
-        "raw_sha256": p.raw_sha256,
-        "first_channel": p.channel,
-        "stored_at": now,
-    }
+    successful = failed = 0
+    for x in r.policies:
+        successful += x.total_successful_session_count
+        failed += x.total_failure_session_count
+    return (
+        p.dedup_key,
+        p.content_hash,
+        _QUARANTINED if quarantined else _STORED,
+        p.verdict.reason_code if quarantined else None,
+        p.verdict.reason if quarantined else None,
+        r.organization_name,
+        r.report_id,
+        r.contact_info,
+        day,
+        int(r.date_range_start.timestamp()),
+        int(r.date_range_end.timestamp()),
+        orjson.dumps(policy_domains(r) if p.domains is None else p.domains).decode(),
+        successful,
+        failed,
+        *_dkim_cols(p.dkim),
+        orjson.dumps([w.to_json() for w in p.warnings]).decode() if p.warnings else "[]",
+        p.raw_sha256,
+        p.channel,
+        now,
+    )
 
 
-def _detail_rows(pk: int, r: Report) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    day = report_day(r).isoformat()
-    policies, failures = [], []
+def _detail_rows(pk: int, r: Report, day: str, policies: list[Row], failures: list[Row]) -> None:
+    """Append the report's policy and failure-details rows."""
+    org = r.organization_name
     for i, pol in enumerate(r.policies):
         domain = _cut(pol.policy_domain.lower().rstrip("."), 253)
         policies.append(
-            {
-                "report_pk": pk,
-                "idx": i,
-                "policy_domain": domain,
-                "day": day,
-                "organization": r.organization_name,
-                "policy_type": pol.policy_type._value_,  # one of three, short
-                "policy_string": orjson.dumps(list(pol.policy_string)).decode(),
-                "mx_host": orjson.dumps(list(pol.mx_host)).decode(),
-                "successful": pol.total_successful_session_count,
-                "failed": pol.total_failure_session_count,
-            }
+            (
+                pk,
+                i,
+                domain,
+                day,
+                org,
+                pol.policy_type._value_,  # one of three, short
+                orjson.dumps(pol.policy_string).decode(),
+                orjson.dumps(pol.mx_host).decode(),
+                pol.total_successful_session_count,
+                pol.total_failure_session_count,
+            )
         )
         for j, f in enumerate(pol.failure_details):
             failures.append(
-                {
-                    "report_pk": pk,
-                    "policy_idx": i,
-                    "idx": j,
-                    "policy_domain": domain,
-                    "day": day,
-                    "organization": r.organization_name,
-                    "result_type": _cut(f.result_type, 64),
-                    "sending_mta_ip": _cut(f.sending_mta_ip, 64),
-                    "receiving_mx_hostname": _cut(f.receiving_mx_hostname, 253),
-                    "receiving_mx_helo": f.receiving_mx_helo,
-                    "receiving_ip": _cut(f.receiving_ip, 64),
-                    "failed_session_count": f.failed_session_count,
-                    "failure_reason_code": f.failure_reason_code,
-                    "additional_information": f.additional_information,
-                }
+                (
+                    pk,
+                    i,
+                    j,
+                    domain,
+                    day,
+                    org,
+                    _cut(f.result_type, 64),
+                    _cut(f.sending_mta_ip, 64),
+                    _cut(f.receiving_mx_hostname, 253),
+                    f.receiving_mx_helo,
+                    _cut(f.receiving_ip, 64),
+                    f.failed_session_count,
+                    f.failure_reason_code,
+                    f.additional_information,
+                )
             )
-    return policies, failures
 
 
 class ReceivedStore:
@@ -345,11 +416,8 @@ class ReceivedStore:
     async def _write(self, batch: Sequence[Pending], now: int) -> list[Written]:
         raws = {p.raw_sha256: p for p in batch if p.raw is not None}
         if raws:
-            rows = [
-                {"sha256": sha, "size": p.size, "body": p.raw, "first_seen": p.received_at}
-                for sha, p in sorted(raws.items())
-            ]
-            await self.db.executemany(self._insert[raw_inputs.name], rows)
+            rows = [(sha, p.size, p.raw, p.received_at) for sha, p in sorted(raws.items())]
+            await self.db.executemany(self._insert[raw_inputs.name], rows, _RAW_COLUMNS)
         with_report = [p for p in batch if p.report is not None]
         found = await self._existing(
             [p.dedup_key for p in with_report if p.dedup_key],
@@ -397,29 +465,33 @@ class ReceivedStore:
                 old["dkim_result"], old["dkim_aligned"] = p.dkim.result.value, p.dkim.aligned
         pks: dict[str, int] = {}
         if new:
+            days = {key: report_day(p.report).isoformat() for key, p in new.items() if p.report}
             await self.db.executemany(
-                self._insert[reports.name], _nul_free([_report_row(p, now) for p in new.values()])
+                self._insert[reports.name],
+                _nul_free([_report_row(p, days[key], now) for key, p in new.items()]),
+                _REPORT_COLUMNS,
             )
             for part in _chunks(list(new)):
                 q = _select_in((reports.c.pk, reports.c.dedup_key), reports.c.dedup_key, part)
                 pks.update({r["dedup_key"]: int(r["pk"]) for r in await self.db.fetch_sql(q)})
-            prows: list[dict[str, Any]] = []
-            frows: list[dict[str, Any]] = []
+            prows: list[Row] = []
+            frows: list[Row] = []
             for key, p in new.items():
                 assert p.report is not None
-                pr, fr = _detail_rows(pks[key], p.report)
-                prows += pr
-                frows += fr
-            await self.db.executemany(self._insert[report_policies.name], _nul_free(prows))
-            await self.db.executemany(self._insert[report_failures.name], _nul_free(frows))
+                _detail_rows(pks[key], p.report, days[key], prows, frows)
+            await self.db.executemany(
+                self._insert[report_policies.name], _nul_free(prows), _POLICY_COLUMNS
+            )
+            await self.db.executemany(
+                self._insert[report_failures.name], _nul_free(frows), _FAILURE_COLUMNS
+            )
         for upk, values in promote.items():
             await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         for upk, d in dkim_better.items():
-            await self.db.execute(
-                update(reports).where(reports.c.pk == upk).values(**_dkim_cols(d))
-            )
+            values = dict(zip(_DKIM_COLUMNS, _dkim_cols(d), strict=True))
+            await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         out: list[Written] = []
-        arows: list[dict[str, Any]] = []
+        arows: list[Row] = []
         for p, disp, old in plan:
             pk: int | None = None
             code, reason = p.verdict.reason_code, p.verdict.reason
@@ -431,22 +503,22 @@ class ReceivedStore:
                 pk = pks[p.dedup_key]
             out.append(Written(disp, pk, code, reason))
             arows.append(
-                {
-                    "received_at": p.received_at,
-                    "channel": p.channel,
-                    "source": p.source,
-                    "content_type": p.content_type,
-                    "secret_domain": p.secret_domain,
-                    "disposition": disp._value_,
-                    "reason_code": code,
-                    "reason": reason,
-                    "report_pk": pk,
-                    "raw_sha256": p.raw_sha256 if p.raw_sha256 in raws else None,
-                    "size": p.size,
-                    **_dkim_cols(p.dkim),
-                }
+                (
+                    p.received_at,
+                    p.channel,
+                    p.source,
+                    p.content_type,
+                    p.secret_domain,
+                    disp._value_,
+                    code,
+                    reason,
+                    pk,
+                    p.raw_sha256 if p.raw_sha256 in raws else None,
+                    p.size,
+                    *_dkim_cols(p.dkim),
+                )
             )
-        await self.db.executemany(self._insert[arrivals.name], _nul_free(arows))
+        await self.db.executemany(self._insert[arrivals.name], _nul_free(arows), _ARRIVAL_COLUMNS)
         return out
 
     # --- release, reprocess and retention ------------------------------------------------
@@ -480,16 +552,17 @@ class ReceivedStore:
                     dialect_insert(self.db, releases).on_conflict_do_nothing(),
                     _nul_free(
                         [
-                            {
-                                "dedup_key": r["dedup_key"],
-                                "released_at": now,
-                                "status_code": r["status_code"],
-                                "status_reason": r["status_reason"],
-                                "note": _cut(note, 2000),
-                            }
+                            (
+                                r["dedup_key"],
+                                now,
+                                r["status_code"],
+                                r["status_reason"],
+                                _cut(note, 2000),
+                            )
                             for r in held
                         ]
                     ),
+                    ("dedup_key", "released_at", "status_code", "status_reason", "note"),
                 )
                 for r in held:
                     await self.db.execute(
