@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -232,32 +232,17 @@ class Receiver:
         if sha is None:
             sha = raw_hash(raw)
         keep = archive_refused(s, https=https, secret_domain=arrival.secret_domain)
-        base = Pending(
-            received_at=int(arrival.received_at.timestamp()),
-            channel=arrival.channel.value,
-            source=arrival.source[:2000],
-            content_type=arrival.content_type[:200] if arrival.content_type else None,
-            secret_domain=arrival.secret_domain[:253] if arrival.secret_domain else None,
-            size=len(raw),
-            raw_sha256=sha,
-            raw=None,
-            report=None,
-            verdict=Verdict(Disposition.REFUSED),
-            dkim=NO_DKIM,
-            warnings=(),
-        )
+        base = _base(arrival, raw, sha)
         if len(raw) > s.max_bytes:
             why = f"the input is {len(raw)} bytes, above this receiver's {s.max_bytes}-byte limit"
-            return replace(base, verdict=Verdict(Disposition.REFUSED, "too-large", why))
+            return _pending(base, sha, None, Verdict(Disposition.REFUSED, "too-large", why))
         if not replay:
             # the same bytes again (a re-run import, a resent mail): no need to read them
             known = known_pk
             if lookup:
                 known = await self._known(sha)
             if known is not None:
-                return replace(
-                    base, raw=raw, verdict=Verdict(Disposition.DUPLICATE), known_report_pk=known
-                )
+                return _pending(base, sha, raw, Verdict(Disposition.DUPLICATE), known_pk=known)
         head = raw.lstrip(b" \t\r\n")
         is_mail = not head.startswith(
             (GZIP_MAGIC, b"{", b"[", b"\xef\xbb\xbf")
@@ -269,7 +254,7 @@ class Receiver:
                 "the body is an e-mail message; RFC 8460 §5.4 posts the report itself "
                 "(application/tlsrpt+gzip or application/tlsrpt+json)",
             )
-            return replace(base, raw=raw if keep else None, verdict=refused)
+            return _pending(base, sha, raw if keep else None, refused)
         if len(raw) > _THREAD_PARSE:
             linted = await asyncio.to_thread(read_any, raw, max_bytes=s.max_bytes, is_mail=is_mail)
         else:
@@ -279,7 +264,7 @@ class Receiver:
             error = linted.errors[0] if linted.errors else Notice("report.invalid", "unreadable")
             code = reader_reason(error.code)
             refused = Verdict(Disposition.REFUSED, code, f"{error.message} ({error.code})"[:500])
-            return replace(base, raw=raw if keep else None, verdict=refused, warnings=warnings)
+            return _pending(base, sha, raw if keep else None, refused, warnings=warnings)
         report = linted.value
         if dkim is None:
             dkim = NO_DKIM
@@ -296,17 +281,10 @@ class Receiver:
             domains=domains,
         )
         if verdict.disposition is Disposition.REFUSED:
-            return replace(
-                base, raw=raw if keep else None, verdict=verdict, dkim=dkim, warnings=warnings
-            )
-        # built whole rather than by replace(), which costs ~10 µs per report in an import
+            return _pending(base, sha, raw if keep else None, verdict, dkim=dkim, warnings=warnings)
+        # built whole (dataclasses.replace() costs ~10 µs per report in an import)
         return Pending(
-            base.received_at,
-            base.channel,
-            base.source,
-            base.content_type,
-            base.secret_domain,
-            base.size,
+            *base,
             sha,
             raw,
             report,
@@ -467,6 +445,35 @@ class Receiver:
         for (_, future), written in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(written)
+
+
+_Base = tuple[int, str, str, str | None, str | None, int]
+
+
+def _base(arrival: Arrival, raw: bytes, sha: str) -> _Base:
+    """The first fields of every :class:`Pending` of this arrival, in their order."""
+    return (
+        int(arrival.received_at.timestamp()),
+        arrival.channel._value_,
+        arrival.source[:2000],
+        arrival.content_type[:200] if arrival.content_type else None,
+        arrival.secret_domain[:253] if arrival.secret_domain else None,
+        len(raw),
+    )
+
+
+def _pending(
+    base: _Base,
+    sha: str,
+    raw: bytes | None,
+    verdict: Verdict,
+    *,
+    dkim: DkimVerdict = NO_DKIM,
+    warnings: tuple[Notice, ...] = (),
+    known_pk: int | None = None,
+) -> Pending:
+    """A :class:`Pending` without a report (refused, or bytes already known)."""
+    return Pending(*base, sha, raw, None, verdict, dkim, warnings, known_report_pk=known_pk)
 
 
 def _outcome(pending: Pending, written: Written) -> IngestOutcome:
