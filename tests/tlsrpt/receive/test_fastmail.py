@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mtasts.tlsrpt.reader import read_report
 from mtasts.tlsrpt.receive.fastmail import (
+    MAX_PARTS,
     _fields,
     _split,
     _split_mixed,
@@ -98,6 +99,23 @@ def test_a_huge_content_type_goes_the_long_way() -> None:
     raw = _mail(TLS_Report_Domain="a.test", TLS_Report_Submitter="sender.test")
     raw = raw.replace(b'report-type="tlsrpt"', b'report-type="tlsrpt"; x="' + b"a" * 600 + b'"', 1)
     assert clean_report_part(raw) is None
+    assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
+
+
+@pytest.mark.parametrize(("extra", "fast"), [(MAX_PARTS - 2, True), (MAX_PARTS - 1, False)])
+def test_a_mail_of_more_than_max_parts_goes_the_long_way(extra: int, fast: bool) -> None:
+    """Two parts and ``extra`` text parts: up to MAX_PARTS the fast way, beyond it the
+    long way (the split stops after MAX_PARTS + 2 delimiters, whatever the mail holds)."""
+    msg = email.message_from_bytes(
+        _mail(TLS_Report_Domain="a.test", TLS_Report_Submitter="sender.test")
+    )
+    for i in range(extra):
+        part = Message()
+        part["Content-Type"] = "text/plain"
+        part.set_payload(f"note {i}\n--\n-- not a delimiter\n")
+        msg.attach(part)
+    raw = msg.as_bytes()
+    assert (clean_report_part(raw) is not None) is fast
     assert read_any(raw, max_bytes=2**20, is_mail=True) == read_report(raw)
 
 

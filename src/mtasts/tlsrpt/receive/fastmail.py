@@ -152,7 +152,7 @@ def _decoded(fields: dict[str, str], payload: bytes) -> bytes | None:
 
 def clean_report_part(raw: bytes) -> CleanMail | None:
     """The report part of a clean report e-mail, or None (use the full reader)."""
-    if len(raw) > MAX_BYTES or raw.count(b"\n--") > 4 * MAX_PARTS:
+    if len(raw) > MAX_BYTES:
         return None
     if len(raw) > MAX_LINES and raw.count(b"\n") > MAX_LINES:  # (no more lines than bytes)
         return None
@@ -170,7 +170,8 @@ def clean_report_part(raw: bytes) -> CleanMail | None:
     submitter = fields.get("tls-report-submitter")
     if not domain or not submitter or "=?" in domain + submitter:
         return None
-    segments = (b"\n" + body).split(b"\n--" + boundary.encode("ascii"))
+    # at most MAX_PARTS + 3 pieces: more delimiters than that is no clean report mail
+    segments = (b"\n" + body).split(b"\n--" + boundary.encode("ascii"), MAX_PARTS + 2)
     if len(segments) < 3 or len(segments) > MAX_PARTS + 2:
         return None
     last = segments[-1]
