@@ -81,11 +81,12 @@ def _read(path: str | Path, max_bytes: int) -> tuple[bytes, datetime] | None:
         want = min(st.st_size, max_bytes) + 1  # one more: a file that grew is seen
         chunks, size = [], 0
         while size < max_bytes + 1:
-            chunk = os.read(fd, want - size if size < want else max_bytes + 1 - size)
-            if not chunk:
-                break
+            ask = want - size if size < want else max_bytes + 1 - size
+            chunk = os.read(fd, ask)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < ask:
+                break  # the end of a regular file (no second read to be told so)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     finally:
