@@ -152,3 +152,15 @@ async def test_a_failing_row_fails_the_transaction_and_keeps_what_was_stored(
             assert [r[0] for r in await cur.fetchall()] == ["keep"]
     finally:
         await db.close()
+
+
+async def test_statement_journals_stay_in_memory(tmp_path: Path) -> None:
+    """A many-row INSERT inside a transaction keeps a statement journal (to undo that
+    statement alone); in memory, not in a temporary file written a page at a time."""
+    db = SqliteDatabase(str(tmp_path / "s.db"))
+    try:
+        conn = await db._get()
+        async with conn.execute("PRAGMA temp_store") as cur:
+            assert (await cur.fetchone())[0] == 2  # MEMORY
+    finally:
+        await db.close()
