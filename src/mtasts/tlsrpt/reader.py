@@ -175,6 +175,26 @@ class _Reader:
                 self.warn("report.key.unknown", f"{path}.{key} is not an RFC 8460 key; ignored")
 
 
+def _ascii_strings(value: object) -> tuple[str, ...] | None:
+    """``value`` as a tuple when it is a list of ASCII strings (what :meth:`_Reader.strings`
+    returns for it, without a warning), else None: the reader's common case, decided
+    without building the paths its warnings would need."""
+    if type(value) is not list:
+        return None
+    for item in value:
+        if type(item) is not str or not item.isascii():
+            return None
+    return tuple(value)
+
+
+def _plain_count(value: object) -> int | None:
+    """A session count already as :meth:`_Reader.count` returns it (a JSON integer in
+    range), else None: the common case, without building the path."""
+    if type(value) is int and 0 <= value <= MAX_COUNT:
+        return value
+    return None
+
+
 def _fail(code: str, message: str) -> ReportError:
     return ReportError(message, code=code)
 
@@ -193,7 +213,8 @@ def _load_json(raw: bytes, reader: _Reader) -> object:
 def _detail(obj: object, path: str, reader: _Reader) -> FailureDetail:
     if not isinstance(obj, dict):
         raise _fail("report.shape", f"{path} must be an object")
-    reader.unknown_keys(obj, _KEYS_DETAIL, path)
+    if not _KEYS_DETAIL.issuperset(obj):
+        reader.unknown_keys(obj, _KEYS_DETAIL, path)
     kind = obj.get("result-type")
     if not isinstance(kind, str) or not kind:
         raise _fail("report.result-type.missing", f"{path} has no result-type")
@@ -211,13 +232,18 @@ def _detail(obj: object, path: str, reader: _Reader) -> FailureDetail:
     count = obj.get("failed-session-count", _MISSING)
     if count is _MISSING:
         raise _fail("report.failed-session-count.missing", f"{path} has no failed-session-count")
+    sessions = _plain_count(count)
     return FailureDetail(
-        result_type=reader.text(kind, f"{path}.result-type"),
+        result_type=kind if kind.isascii() else reader.text(kind, f"{path}.result-type"),
         sending_mta_ip=_ip(reader.optional_text(obj, "sending-mta-ip", path), path, reader),
         receiving_mx_hostname=reader.optional_text(obj, "receiving-mx-hostname", path),
         receiving_mx_helo=reader.optional_text(obj, "receiving-mx-helo", path),
         receiving_ip=_ip(reader.optional_text(obj, "receiving-ip", path), path, reader),
-        failed_session_count=reader.count(count, f"{path}.failed-session-count"),
+        failed_session_count=(
+            sessions
+            if sessions is not None
+            else reader.count(count, f"{path}.failed-session-count")
+        ),
         additional_information=reader.optional_text(obj, "additional-information", path),
         failure_reason_code=reader.optional_text(obj, "failure-reason-code", path),
     )
@@ -252,6 +278,9 @@ def _policy_type(value: object, path: str, reader: _Reader) -> PolicyType:
 
 
 def _policy_strings(value: object, kind: PolicyType, path: str, reader: _Reader) -> tuple[str, ...]:
+    plain = _ascii_strings(value)
+    if plain is not None and not any(line.startswith("[") for line in plain):
+        return plain  # the common case: nothing to warn about or unpack
     if value is _MISSING and kind is not PolicyType.NO_POLICY_FOUND:
         reader.warn("report.policy-string.missing", f"{path}.policy-string is missing")
     lines = reader.strings(
@@ -277,6 +306,9 @@ def _policy_strings(value: object, kind: PolicyType, path: str, reader: _Reader)
 
 
 def _policy_domain(value: object, path: str, fallback: str | None, reader: _Reader) -> str:
+    canonical = type(value) is str and value.isascii() and value.strip().rstrip(".").lower()
+    if canonical and canonical == value:
+        return canonical  # already canonical: nothing to warn about
     if value is _MISSING or value is None or value == "":
         source = f"taken from TLS-Report-Domain {fallback}" if fallback else "read as empty"
         reader.warn("report.policy-domain.missing", f"{path}.policy-domain is missing; {source}")
@@ -293,17 +325,27 @@ def _policy_domain(value: object, path: str, fallback: str | None, reader: _Read
 def _policy(obj: object, path: str, fallback_domain: str | None, reader: _Reader) -> PolicyResult:
     if not isinstance(obj, dict):
         raise _fail("report.shape", f"{path} must be an object")
-    reader.unknown_keys(obj, _KEYS_POLICY_ENTRY, path)
+    if not _KEYS_POLICY_ENTRY.issuperset(obj):
+        reader.unknown_keys(obj, _KEYS_POLICY_ENTRY, path)
     policy = obj.get("policy")
     if not isinstance(policy, dict):
         raise _fail("report.policy.missing", f"{path}.policy must be an object")
-    reader.unknown_keys(policy, _KEYS_POLICY, path + ".policy")
     ppath = path + ".policy"
-    kind = _policy_type(policy.get("policy-type"), ppath, reader)
-    mx_value = reader.get(policy, "mx-host", ppath)
+    if not _KEYS_POLICY.issuperset(policy):
+        reader.unknown_keys(policy, _KEYS_POLICY, ppath)
+    # (each lookup below first tries the common case in place: a dict hit, no warning)
+    type_value = policy.get("policy-type")
+    kind = _POLICY_TYPES.get(type_value) if type(type_value) is str else None
+    if kind is None:
+        kind = _policy_type(type_value, ppath, reader)
+    mx_value = policy.get("mx-host", _MISSING)
+    if mx_value is _MISSING:
+        mx_value = reader.get(policy, "mx-host", ppath)  # an alias, warned
     if mx_value is _MISSING and kind is PolicyType.STS:
         reader.warn("report.mx-host.missing", f"{ppath}.mx-host is missing for an sts policy")
-    mx_host = reader.strings(mx_value, ppath + ".mx-host", string_code="report.mx-host.string")
+    mx_host = _ascii_strings(mx_value)
+    if mx_host is None:
+        mx_host = reader.strings(mx_value, ppath + ".mx-host", string_code="report.mx-host.string")
 
     details_value = obj.get("failure-details", _MISSING)
     if details_value is None:
@@ -328,7 +370,8 @@ def _policy(obj: object, path: str, fallback_domain: str | None, reader: _Reader
     if not isinstance(summary, dict):
         reader.warn("report.summary.missing", f"{path}.summary is missing; counts derived")
         summary = {}
-    reader.unknown_keys(summary, _KEYS_SUMMARY, path + ".summary")
+    if not _KEYS_SUMMARY.issuperset(summary):
+        reader.unknown_keys(summary, _KEYS_SUMMARY, path + ".summary")
     counts: list[int] = []
     for key, derived in (
         ("total-successful-session-count", 0),
@@ -340,7 +383,10 @@ def _policy(obj: object, path: str, fallback_domain: str | None, reader: _Reader
                 reader.warn("report.summary.missing", f"{path}.summary.{key} missing: {derived}")
             counts.append(derived)
         else:
-            counts.append(reader.count(value, f"{path}.summary.{key}"))
+            plain = _plain_count(value)
+            counts.append(
+                plain if plain is not None else reader.count(value, f"{path}.summary.{key}")
+            )
     if details and detail_sum != counts[1]:
         reader.warn(
             "report.counts.mismatch",
