@@ -181,10 +181,21 @@ def _ascii_strings(value: object) -> tuple[str, ...] | None:
     without building the paths its warnings would need."""
     if type(value) is not list:
         return None
-    for item in value:
-        if type(item) is not str or not item.isascii():
+    try:
+        if not "".join(value).isascii():  # (one pass in C; a non-string raises)
             return None
+    except TypeError:
+        return None
     return tuple(value)
+
+
+def _optional_text(obj: dict[str, object], key: str, path: str, reader: _Reader) -> str | None:
+    """:meth:`_Reader.optional_text`, with its common case (a non-empty ASCII string under
+    the key itself) decided in place."""
+    value = obj.get(key)
+    if type(value) is str and value and value.isascii():
+        return value
+    return reader.optional_text(obj, key, path)
 
 
 def _plain_count(value: object) -> int | None:
@@ -235,17 +246,17 @@ def _detail(obj: object, path: str, reader: _Reader) -> FailureDetail:
     sessions = _plain_count(count)
     return FailureDetail(
         result_type=kind if kind.isascii() else reader.text(kind, f"{path}.result-type"),
-        sending_mta_ip=_ip(reader.optional_text(obj, "sending-mta-ip", path), path, reader),
-        receiving_mx_hostname=reader.optional_text(obj, "receiving-mx-hostname", path),
-        receiving_mx_helo=reader.optional_text(obj, "receiving-mx-helo", path),
-        receiving_ip=_ip(reader.optional_text(obj, "receiving-ip", path), path, reader),
+        sending_mta_ip=_ip(_optional_text(obj, "sending-mta-ip", path, reader), path, reader),
+        receiving_mx_hostname=_optional_text(obj, "receiving-mx-hostname", path, reader),
+        receiving_mx_helo=_optional_text(obj, "receiving-mx-helo", path, reader),
+        receiving_ip=_ip(_optional_text(obj, "receiving-ip", path, reader), path, reader),
         failed_session_count=(
             sessions
             if sessions is not None
             else reader.count(count, f"{path}.failed-session-count")
         ),
-        additional_information=reader.optional_text(obj, "additional-information", path),
-        failure_reason_code=reader.optional_text(obj, "failure-reason-code", path),
+        additional_information=_optional_text(obj, "additional-information", path, reader),
+        failure_reason_code=_optional_text(obj, "failure-reason-code", path, reader),
     )
 
 
@@ -278,9 +289,13 @@ def _policy_type(value: object, path: str, reader: _Reader) -> PolicyType:
 
 
 def _policy_strings(value: object, kind: PolicyType, path: str, reader: _Reader) -> tuple[str, ...]:
-    plain = _ascii_strings(value)
-    if plain is not None and not any(line.startswith("[") for line in plain):
-        return plain  # the common case: nothing to warn about or unpack
+    if type(value) is list:
+        try:
+            joined = "\n".join(value)
+        except TypeError:
+            joined = "["  # a non-string: the long way below says so
+        if joined.isascii() and not joined.startswith("[") and "\n[" not in joined:
+            return tuple(value)  # the common case: no line to warn about or unpack
     if value is _MISSING and kind is not PolicyType.NO_POLICY_FOUND:
         reader.warn("report.policy-string.missing", f"{path}.policy-string is missing")
     lines = reader.strings(
