@@ -164,3 +164,17 @@ async def test_statement_journals_stay_in_memory(tmp_path: Path) -> None:
             assert (await cur.fetchone())[0] == 2  # MEMORY
     finally:
         await db.close()
+
+
+async def test_none_and_bytes_bind_as_null_and_blob(tmp_path: Path) -> None:
+    """The adapters registered for None and bytes (a shortcut past the sqlite3 module's
+    adapter look-up) change nothing that is stored."""
+    db = SqliteDatabase(str(tmp_path / "s.db"))
+    try:
+        conn = await db._get()
+        await conn.execute("CREATE TABLE b (x, y)")
+        await conn.execute("INSERT INTO b VALUES (?, ?)", (None, b"\x00\x1f\x8b"))
+        async with conn.execute("SELECT x, typeof(x), y, typeof(y) FROM b") as cur:
+            assert await cur.fetchall() == [(None, "null", b"\x00\x1f\x8b", "blob")]
+    finally:
+        await db.close()
