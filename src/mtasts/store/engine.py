@@ -23,7 +23,7 @@ import contextlib
 import operator
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 from urllib.parse import unquote
 
@@ -260,7 +260,8 @@ class _Driver:
 # on its protocol type, which formats an AttributeError message it throws away (~1,200
 # instructions a value, 37 K a received report: a sixth of the store thread's work).
 # Registered adapters that return the value itself skip that; NULL and BLOB as before.
-sqlite3.register_adapter(type(None), {}.get)  # ({}.get(None) is None, in C)
+_none: Callable[[None], None] = cast(Callable[[None], None], {}.get)  # {}.get(None) is None, in C
+sqlite3.register_adapter(type(None), _none)
 sqlite3.register_adapter(bytes, bytes)  # (bytes(b) is b for bytes, in C)
 
 
