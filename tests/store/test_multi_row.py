@@ -56,6 +56,7 @@ def test_statements_stay_under_the_value_limit() -> None:
         "UPDATE t SET a = ?",
         "INSERT INTO t (a) SELECT a FROM u WHERE b = ?",
         "INSERT INTO t (a, b) VALUES (?, 3)",  # a literal: not placeholders only
+        "INSERT INTO t (a) VALUES (?) ON CONFLICT (a) DO UPDATE SET b = ?",  # bound outside
         "DELETE FROM t WHERE a = ?",
     ],
 )

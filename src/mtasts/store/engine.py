@@ -193,8 +193,8 @@ def _multi_row(sql: str, params: Sequence[Sequence[Any]]) -> list[tuple[str, lis
     so ON CONFLICT resolves as it does row by row; a failing row fails its whole statement
     (inside the caller's transaction, as before)."""
     m = _ONE_ROW.fullmatch(sql)
-    if m is None:
-        return None
+    if m is None or "?" in m.group(1) + m.group(3):
+        return None  # not one row of placeholders, or values bound outside it
     head, group, tail = m.groups()
     width = group.count("?")
     per = max(1, _SQLITE_MAX_PARAMS // width)

@@ -143,7 +143,7 @@ async def test_attacked_sessions_reach_tlsrpt_received_by_https_and_signed_mail(
         await asyncio.sleep(0.3)
         collector.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(collector.communicate(), 30)
-        assert collector.returncode == 0, err
+        assert collector.returncode == 0, err.decode(errors="replace")
 
         today = datetime.now(UTC).date().isoformat()
         send_env = {
