@@ -15,10 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, false, literal, or_, select, text, update
 
-from mtasts.errors import Notice
 from mtasts.store.engine import Database, dialect_insert, open_database
 from mtasts.store.migrate import upgrade
 from mtasts.store.received_schema import (
@@ -29,42 +27,33 @@ from mtasts.store.received_schema import (
     report_policies,
     reports,
 )
-from mtasts.tlsrpt.model import Report
 from mtasts.tlsrpt.receive.decide import (
-    NO_DKIM,
     Disposition,
     DkimResult,
     DkimVerdict,
-    Verdict,
-    policy_domains,
     promotes,
     report_day,
 )
+from mtasts.tlsrpt.receive.rows import (
+    ARRIVAL_COLUMNS,
+    DKIM_COLUMNS,
+    FAILURE_COLUMNS,
+    POLICY_COLUMNS,
+    RAW_COLUMNS,
+    REPORT_COLUMNS,
+    Pending,
+    Row,
+    cut,
+    detail_rows,
+    dkim_cols,
+    nul_free,
+    report_row,
+)
+
+__all__ = ["Pending", "ReceivedStore", "Written"]
 
 _WRITE_LOCK = 0x6D747374_7263  # PostgreSQL advisory lock key of receive writers
 _IN_CHUNK = 400  # values per IN (...) list
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """One parsed arrival, ready to be written."""
-
-    received_at: int
-    channel: str
-    source: str
-    content_type: str | None
-    secret_domain: str | None
-    size: int
-    raw_sha256: str
-    raw: bytes | None  # None: the bytes are not archived
-    report: Report | None
-    verdict: Verdict
-    dkim: DkimVerdict
-    warnings: tuple[Notice, ...]
-    dedup_key: str | None = None
-    content_hash: str | None = None
-    known_report_pk: int | None = None  # identical bytes already gave this report
-    domains: tuple[str, ...] | None = None  # policy_domains(report), computed once
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,202 +106,6 @@ def _dkim_rank(result: str, is_aligned: int | bool) -> int:
     if result == DkimResult.PASS.value:
         return 0 if is_aligned else 1
     return {"temperror": 2, "fail": 3}.get(result, 4)
-
-
-def _cut(value: str | None, n: int) -> str | None:
-    """Hostile input can be longer than a VARCHAR column (PostgreSQL refuses it and the
-    whole batch would fail): values are cut to the column's length."""
-    if value is None or (len(value) <= n and "\x00" not in value):
-        return value  # the common case, without copying
-    return value[:n].replace("\x00", "\ufffd")
-
-
-Row = tuple[Any, ...]
-
-
-def _nul_free(rows: list[Row]) -> list[Row]:
-    """PostgreSQL text cannot hold U+0000 (a report may: JSON allows it): written as
-    U+FFFD, so one such report does not fail the batch."""
-    # orjson writes U+0000 as the escape \u0000: one pass in C finds the rows clean
-    # (the escape written literally, or text orjson refuses such as a file name with a
-    # lone surrogate, only sends the rows through the loop below).
-    try:
-        if b"\\u0000" not in orjson.dumps(rows, default=_no_value):
-            return rows
-    except orjson.JSONEncodeError:
-        pass
-    return [
-        tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v for v in row)
-        for row in rows
-    ]
-
-
-def _no_value(value: object) -> None:
-    return None  # bytes and the like: no text to clean
-
-
-# The columns each insert writes, in the order of the row tuples built below.
-_DKIM_COLUMNS = ("dkim_result", "dkim_domain", "dkim_selector", "dkim_reason", "dkim_aligned")
-_RAW_COLUMNS = ("sha256", "size", "body", "first_seen")
-_REPORT_COLUMNS = (
-    "dedup_key",
-    "content_hash",
-    "status",
-    "status_code",
-    "status_reason",
-    "organization",
-    "report_id",
-    "contact_info",
-    "day",
-    "range_start",
-    "range_end",
-    "domains",
-    "successful",
-    "failed",
-    *_DKIM_COLUMNS,
-    "warnings",
-    "raw_sha256",
-    "first_channel",
-    "stored_at",
-)
-_POLICY_COLUMNS = (
-    "report_pk",
-    "idx",
-    "policy_domain",
-    "day",
-    "organization",
-    "policy_type",
-    "policy_string",
-    "mx_host",
-    "successful",
-    "failed",
-)
-_FAILURE_COLUMNS = (
-    "report_pk",
-    "policy_idx",
-    "idx",
-    "policy_domain",
-    "day",
-    "organization",
-    "result_type",
-    "sending_mta_ip",
-    "receiving_mx_hostname",
-    "receiving_mx_helo",
-    "receiving_ip",
-    "failed_session_count",
-    "failure_reason_code",
-    "additional_information",
-)
-_ARRIVAL_COLUMNS = (
-    "received_at",
-    "channel",
-    "source",
-    "content_type",
-    "secret_domain",
-    "disposition",
-    "reason_code",
-    "reason",
-    "report_pk",
-    "raw_sha256",
-    "size",
-    *_DKIM_COLUMNS,
-)
-
-
-def _dkim_values(d: DkimVerdict) -> Row:
-    return (
-        d.result._value_,
-        _cut(d.domain, 253),
-        _cut(d.selector, 253),
-        _cut(d.reason, 2000),
-        int(d.aligned),
-    )
-
-
-_NO_DKIM_VALUES = _dkim_values(NO_DKIM)
-
-
-def _dkim_cols(d: DkimVerdict) -> Row:
-    """The DKIM columns of a row, in :data:`_DKIM_COLUMNS` order."""
-    return _NO_DKIM_VALUES if d is NO_DKIM else _dkim_values(d)
-
-
-# Enum members' ``_value_`` rather than ``.value``: the property costs ~1 µs a read in
-# Python 3.11, several per report row.
-_STORED, _QUARANTINED = Disposition.STORED._value_, Disposition.QUARANTINED._value_
-
-
-def _report_row(p: Pending, day: str, now: int) -> Row:
-    r = p.report
-    assert r is not None
-    assert p.dedup_key is not None
-    assert p.content_hash is not None
-    quarantined = p.verdict.disposition is Disposition.QUARANTINED
-    successful = failed = 0
-    for x in r.policies:
-        successful += x.total_successful_session_count
-        failed += x.total_failure_session_count
-    return (
-        p.dedup_key,
-        p.content_hash,
-        _QUARANTINED if quarantined else _STORED,
-        p.verdict.reason_code if quarantined else None,
-        p.verdict.reason if quarantined else None,
-        r.organization_name,
-        r.report_id,
-        r.contact_info,
-        day,
-        int(r.date_range_start.timestamp()),
-        int(r.date_range_end.timestamp()),
-        orjson.dumps(policy_domains(r) if p.domains is None else p.domains).decode(),
-        successful,
-        failed,
-        *_dkim_cols(p.dkim),
-        orjson.dumps([w.to_json() for w in p.warnings]).decode() if p.warnings else "[]",
-        p.raw_sha256,
-        p.channel,
-        now,
-    )
-
-
-def _detail_rows(pk: int, r: Report, day: str, policies: list[Row], failures: list[Row]) -> None:
-    """Append the report's policy and failure-details rows."""
-    org = r.organization_name
-    for i, pol in enumerate(r.policies):
-        domain = _cut(pol.policy_domain.lower().rstrip("."), 253)
-        policies.append(
-            (
-                pk,
-                i,
-                domain,
-                day,
-                org,
-                pol.policy_type._value_,  # one of three, short
-                orjson.dumps(pol.policy_string).decode(),
-                orjson.dumps(pol.mx_host).decode(),
-                pol.total_successful_session_count,
-                pol.total_failure_session_count,
-            )
-        )
-        for j, f in enumerate(pol.failure_details):
-            failures.append(
-                (
-                    pk,
-                    i,
-                    j,
-                    domain,
-                    day,
-                    org,
-                    _cut(f.result_type, 64),
-                    _cut(f.sending_mta_ip, 64),
-                    _cut(f.receiving_mx_hostname, 253),
-                    f.receiving_mx_helo,
-                    _cut(f.receiving_ip, 64),
-                    f.failed_session_count,
-                    f.failure_reason_code,
-                    f.additional_information,
-                )
-            )
 
 
 class ReceivedStore:
@@ -417,7 +210,7 @@ class ReceivedStore:
         raws = {p.raw_sha256: p for p in batch if p.raw is not None}
         if raws:
             rows = [(sha, p.size, p.raw, p.received_at) for sha, p in sorted(raws.items())]
-            await self.db.executemany(self._insert[raw_inputs.name], rows, _RAW_COLUMNS)
+            await self.db.executemany(self._insert[raw_inputs.name], rows, RAW_COLUMNS)
         with_report = [p for p in batch if p.report is not None]
         found = await self._existing(
             [p.dedup_key for p in with_report if p.dedup_key],
@@ -468,8 +261,8 @@ class ReceivedStore:
             days = {key: report_day(p.report).isoformat() for key, p in new.items() if p.report}
             await self.db.executemany(
                 self._insert[reports.name],
-                _nul_free([_report_row(p, days[key], now) for key, p in new.items()]),
-                _REPORT_COLUMNS,
+                nul_free([report_row(p, days[key], now) for key, p in new.items()]),
+                REPORT_COLUMNS,
             )
             for part in _chunks(list(new)):
                 q = _select_in((reports.c.pk, reports.c.dedup_key), reports.c.dedup_key, part)
@@ -478,17 +271,17 @@ class ReceivedStore:
             frows: list[Row] = []
             for key, p in new.items():
                 assert p.report is not None
-                _detail_rows(pks[key], p.report, days[key], prows, frows)
+                detail_rows(pks[key], p.report, days[key], prows, frows)
             await self.db.executemany(
-                self._insert[report_policies.name], _nul_free(prows), _POLICY_COLUMNS
+                self._insert[report_policies.name], nul_free(prows), POLICY_COLUMNS
             )
             await self.db.executemany(
-                self._insert[report_failures.name], _nul_free(frows), _FAILURE_COLUMNS
+                self._insert[report_failures.name], nul_free(frows), FAILURE_COLUMNS
             )
         for upk, values in promote.items():
             await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         for upk, d in dkim_better.items():
-            values = dict(zip(_DKIM_COLUMNS, _dkim_cols(d), strict=True))
+            values = dict(zip(DKIM_COLUMNS, dkim_cols(d), strict=True))
             await self.db.execute(update(reports).where(reports.c.pk == upk).values(**values))
         out: list[Written] = []
         arows: list[Row] = []
@@ -515,10 +308,10 @@ class ReceivedStore:
                     pk,
                     p.raw_sha256 if p.raw_sha256 in raws else None,
                     p.size,
-                    *_dkim_cols(p.dkim),
+                    *dkim_cols(p.dkim),
                 )
             )
-        await self.db.executemany(self._insert[arrivals.name], _nul_free(arows), _ARRIVAL_COLUMNS)
+        await self.db.executemany(self._insert[arrivals.name], nul_free(arows), ARRIVAL_COLUMNS)
         return out
 
     # --- release, reprocess and retention ------------------------------------------------
@@ -550,14 +343,14 @@ class ReceivedStore:
             if held:
                 await self.db.executemany(
                     dialect_insert(self.db, releases).on_conflict_do_nothing(),
-                    _nul_free(
+                    nul_free(
                         [
                             (
                                 r["dedup_key"],
                                 now,
                                 r["status_code"],
                                 r["status_reason"],
-                                _cut(note, 2000),
+                                cut(note, 2000),
                             )
                             for r in held
                         ]
