@@ -304,6 +304,14 @@ def test_report_filename_rejects_bad_parts(submitter: str, unique_id: str, code:
         (lambda: FailureDetail("x", None, None, None, None, True, None, None), "report.count.type"),
         (lambda: FailureDetail("", None, None, None, None, 1, None, None), "report.shape"),
         (lambda: PolicyResult("sts", (), "a.example", (), 0, 0, ()), "report.shape"),  # type: ignore[arg-type]
+        (
+            lambda: PolicyResult(PolicyType.STS, ("a", 1), "a.example", (), 0, 0, ()),  # type: ignore[arg-type]
+            "report.shape",
+        ),
+        (
+            lambda: PolicyResult(PolicyType.STS, (), "a.example", ["mx.a.example"], 0, 0, ()),  # type: ignore[arg-type]
+            "report.shape",
+        ),
         (lambda: Report("O", datetime(2024, 1, 1), _T1, "c", "i", ()), "report.shape"),  # naive
     ],
 )
