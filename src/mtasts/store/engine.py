@@ -339,7 +339,7 @@ class SqliteDatabase(_Driver):
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         conn = await self._get()
-        await conn.execute("BEGIN IMMEDIATE")
+        await _begin(conn, "BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -351,7 +351,7 @@ class SqliteDatabase(_Driver):
     async def snapshot(self) -> AsyncIterator[None]:
         # A deferred transaction reads from one snapshot of the WAL from its first read on.
         conn = await self._get()
-        await conn.execute("BEGIN")
+        await _begin(conn, "BEGIN")
         try:
             yield
         finally:
@@ -452,6 +452,20 @@ class PostgresDatabase(_Driver):
         if self._conn is not None:
             await self._conn.close()
             self._conn = None
+
+
+async def _begin(conn: Any, sql: str) -> None:
+    """``sql`` (a BEGIN) on an aiosqlite connection. Cancelled (a SIGTERM during start-up)
+    or failed while it waited in the connection's thread (for a lock, or behind other
+    work), the BEGIN may still take effect there afterwards, leaving the connection in a
+    transaction nobody ends: the next BEGIN would fail with "cannot start a transaction
+    within a transaction". A ROLLBACK queued behind it ends it (and fails harmlessly when
+    no transaction began)."""
+    try:
+        await conn.execute(sql)
+    except BaseException:
+        await _quietly(conn.execute("ROLLBACK"))
+        raise
 
 
 async def _quietly(aw: Any) -> None:

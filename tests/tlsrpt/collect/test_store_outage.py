@@ -608,3 +608,39 @@ async def test_counting_starts_while_the_store_is_still_connecting(tmp_path: Pat
             w.transport.abort()
     assert col.stats.shutdown is not None
     assert col.stats.shutdown.sessions == 100  # (no spool configured: kept, reported)
+
+
+async def test_a_stop_while_the_schema_is_being_created_still_flushes(tmp_path: Path) -> None:
+    """SIGTERM while the collector's first connection is still creating the schema (here
+    it waits for another process's lock; on a slow machine the migrations just take
+    their time): the start-up attempt is cancelled half-way, and the shutdown flush must
+    not run on the connection it left inside its transaction. Every session is written,
+    nothing spooled. (It used to fail with "cannot start a transaction within a
+    transaction" and spool the counters: `tlsrpt collect` exited 1.)"""
+    path = tmp_path / "c.db"
+    with contextlib.closing(sqlite3.connect(path)) as first:
+        first.execute("PRAGMA journal_mode=WAL")  # as the store leaves it: a write waits
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # the write lock: the migrations' BEGIN waits for it
+    store = TlsRptStore(SqliteDatabase(str(path), busy_timeout_ms=5_000))
+    sock_path = tmp_path / "tlsrpt.sock"
+    sock = bind_socket(sock_path)
+    col = Collector(sock, store, flush_interval=3600, spool=tmp_path / "c.spool")
+    task = asyncio.create_task(col.run())
+    try:
+        await asyncio.to_thread(send_datagrams, sock_path, [OK] * 30 + [FAIL] * 20)
+        await asyncio.sleep(0.3)
+        assert not col.flusher.connected  # the schema is still waiting for the lock
+        assert col.flusher.stats.failed_attempts == 0
+    finally:
+        col.stop()
+        await asyncio.sleep(0.3)  # the start-up attempt is cancelled meanwhile
+        holder.execute("COMMIT")
+        holder.close()
+        await task
+        col.sock.close()
+        await store.close()
+    assert col.stats.shutdown is not None
+    assert col.stats.shutdown.complete, col.stats.shutdown
+    assert not (tmp_path / "c.spool").exists()
+    assert await _totals(f"sqlite:///{path}") == (30, 20, 20)
