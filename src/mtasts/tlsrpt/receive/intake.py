@@ -235,14 +235,14 @@ class Receiver:
         base = _base(arrival, raw, sha)
         if len(raw) > s.max_bytes:
             why = f"the input is {len(raw)} bytes, above this receiver's {s.max_bytes}-byte limit"
-            return _pending(base, sha, None, Verdict(Disposition.REFUSED, "too-large", why))
+            return _pending(base, None, Verdict(Disposition.REFUSED, "too-large", why))
         if not replay:
             # the same bytes again (a re-run import, a resent mail): no need to read them
             known = known_pk
             if lookup:
                 known = await self._known(sha)
             if known is not None:
-                return _pending(base, sha, raw, Verdict(Disposition.DUPLICATE), known_pk=known)
+                return _pending(base, raw, Verdict(Disposition.DUPLICATE), known_pk=known)
         head = raw.lstrip(b" \t\r\n")
         is_mail = not head.startswith(
             (GZIP_MAGIC, b"{", b"[", b"\xef\xbb\xbf")
@@ -254,7 +254,7 @@ class Receiver:
                 "the body is an e-mail message; RFC 8460 §5.4 posts the report itself "
                 "(application/tlsrpt+gzip or application/tlsrpt+json)",
             )
-            return _pending(base, sha, raw if keep else None, refused)
+            return _pending(base, raw if keep else None, refused)
         if len(raw) > _THREAD_PARSE:
             linted = await asyncio.to_thread(read_any, raw, max_bytes=s.max_bytes, is_mail=is_mail)
         else:
@@ -264,7 +264,7 @@ class Receiver:
             error = linted.errors[0] if linted.errors else Notice("report.invalid", "unreadable")
             code = reader_reason(error.code)
             refused = Verdict(Disposition.REFUSED, code, f"{error.message} ({error.code})"[:500])
-            return _pending(base, sha, raw if keep else None, refused, warnings=warnings)
+            return _pending(base, raw if keep else None, refused, warnings=warnings)
         report = linted.value
         if dkim is None:
             dkim = NO_DKIM
@@ -281,11 +281,10 @@ class Receiver:
             domains=domains,
         )
         if verdict.disposition is Disposition.REFUSED:
-            return _pending(base, sha, raw if keep else None, verdict, dkim=dkim, warnings=warnings)
+            return _pending(base, raw if keep else None, verdict, dkim=dkim, warnings=warnings)
         # built whole (dataclasses.replace() costs ~10 µs per report in an import)
         return Pending(
             *base,
-            sha,
             raw,
             report,
             verdict,
@@ -447,11 +446,12 @@ class Receiver:
                 future.set_result(written)
 
 
-_Base = tuple[int, str, str, str | None, str | None, int]
+_Base = tuple[int, str, str, str | None, str | None, int, str]
 
 
 def _base(arrival: Arrival, raw: bytes, sha: str) -> _Base:
-    """The first fields of every :class:`Pending` of this arrival, in their order."""
+    """The first fields of every :class:`Pending` of this input (up to its sha256), in
+    their order."""
     return (
         int(arrival.received_at.timestamp()),
         arrival.channel._value_,
@@ -459,12 +459,12 @@ def _base(arrival: Arrival, raw: bytes, sha: str) -> _Base:
         arrival.content_type[:200] if arrival.content_type else None,
         arrival.secret_domain[:253] if arrival.secret_domain else None,
         len(raw),
+        sha,
     )
 
 
 def _pending(
     base: _Base,
-    sha: str,
     raw: bytes | None,
     verdict: Verdict,
     *,
@@ -473,7 +473,7 @@ def _pending(
     known_pk: int | None = None,
 ) -> Pending:
     """A :class:`Pending` without a report (refused, or bytes already known)."""
-    return Pending(*base, sha, raw, None, verdict, dkim, warnings, known_report_pk=known_pk)
+    return Pending(*base, raw, None, verdict, dkim, warnings, known_report_pk=known_pk)
 
 
 def _outcome(pending: Pending, written: Written) -> IngestOutcome:

@@ -43,6 +43,7 @@ from mtasts.tlsrpt.receive.rows import (
     REPORT_COLUMNS,
     Pending,
     Row,
+    arrival_row,
     cut,
     detail_rows,
     dkim_cols,
@@ -295,22 +296,7 @@ class ReceivedStore:
                 assert p.dedup_key is not None
                 pk = pks[p.dedup_key]
             out.append(Written(disp, pk, code, reason))
-            arows.append(
-                (
-                    p.received_at,
-                    p.channel,
-                    p.source,
-                    p.content_type,
-                    p.secret_domain,
-                    disp._value_,
-                    code,
-                    reason,
-                    pk,
-                    p.raw_sha256 if p.raw_sha256 in raws else None,
-                    p.size,
-                    *dkim_cols(p.dkim),
-                )
-            )
+            arows.append(arrival_row(p, disp, code, reason, pk, archived=p.raw_sha256 in raws))
         await self.db.executemany(self._insert[arrivals.name], nul_free(arows), ARRIVAL_COLUMNS)
         return out
 

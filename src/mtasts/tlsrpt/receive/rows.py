@@ -240,3 +240,29 @@ def detail_rows(pk: int, r: Report, day: str, policies: list[Row], failures: lis
                     f.additional_information,
                 )
             )
+
+
+def arrival_row(
+    p: Pending,
+    disposition: Disposition,
+    reason_code: str | None,
+    reason: str | None,
+    report_pk: int | None,
+    *,
+    archived: bool,
+) -> Row:
+    """The arrivals row of ``p``: what became of it (``archived``: its bytes are kept)."""
+    return (
+        p.received_at,
+        p.channel,
+        p.source,
+        p.content_type,
+        p.secret_domain,
+        disposition._value_,
+        reason_code,
+        reason,
+        report_pk,
+        p.raw_sha256 if archived else None,
+        p.size,
+        *dkim_cols(p.dkim),
+    )
