@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, String, Table
 from sqlalchemy.dialects.sqlite import insert
 
-from mtasts.store.engine import _SQLITE_MAX_PARAMS, SqliteDatabase, _multi_row
+from mtasts.store.engine import (
+    _SQLITE_MAX_PARAMS,
+    WAL_CHECKPOINT_PAGES,
+    SqliteDatabase,
+    _multi_row,
+)
 
 _meta = MetaData()
 _kv = Table(
@@ -163,6 +168,23 @@ async def test_statement_journals_stay_in_memory(tmp_path: Path) -> None:
         conn = await db._get()
         async with conn.execute("PRAGMA temp_store") as cur:
             assert (await cur.fetchone())[0] == 2  # MEMORY
+    finally:
+        await db.close()
+
+
+async def test_a_commit_is_synced_and_checkpoints_are_rare(tmp_path: Path) -> None:
+    """synchronous=FULL: the WAL is synced at every COMMIT, so a report acknowledged
+    after its commit survives a power loss (NORMAL may lose the last commits in WAL
+    mode); the WAL is checkpointed every WAL_CHECKPOINT_PAGES pages, not SQLite's 1,000."""
+    db = SqliteDatabase(str(tmp_path / "s.db"))
+    try:
+        conn = await db._get()
+        async with conn.execute("PRAGMA journal_mode") as cur:
+            assert (await cur.fetchone())[0] == "wal"
+        async with conn.execute("PRAGMA synchronous") as cur:
+            assert (await cur.fetchone())[0] == 2  # FULL
+        async with conn.execute("PRAGMA wal_autocheckpoint") as cur:
+            assert (await cur.fetchone())[0] == WAL_CHECKPOINT_PAGES > 1000
     finally:
         await db.close()
 
