@@ -299,9 +299,10 @@ class SqliteDatabase(_Driver):
                 # synchronous=FULL syncs the WAL at every COMMIT: a commit that returned
                 # survives a power loss (NORMAL, in WAL mode, may lose the last ones, and
                 # the receiver answers 2xx/250 once a report is committed);
-                # wal_autocheckpoint: the WAL is copied into the database (and both are
-                # synced) every WAL_CHECKPOINT_PAGES pages instead of SQLite's 1,000, so an
-                # import of a few thousand reports syncs once at its end, not every 4 MB;
+                # wal_autocheckpoint: the WAL is copied into the database file (which is
+                # then synced) every WAL_CHECKPOINT_PAGES pages instead of SQLite's 1,000,
+                # so an import of a few thousand reports does that once, at its close,
+                # not every 4 MB;
                 # temp_store=MEMORY keeps the statement journal of a many-row INSERT (the
                 # pages one statement changed, to undo it alone: tens of pages) in memory
                 # instead of a temporary file written a page at a time (half the write
