@@ -85,7 +85,10 @@ async def ours(directory: Path, store: Path) -> tuple[float, float, dict[str, in
     from mtasts.tlsrpt.receive.importer import import_sources
     from mtasts.tlsrpt.receive.intake import Receiver
 
-    receiver = await Receiver.open(f"sqlite:///{store}", ReceiveSettings(verify_dkim=False))
+    # opened as `tlsrpt import` opens it (batch: SQLite on this thread)
+    receiver = await Receiver.open(
+        f"sqlite:///{store}", ReceiveSettings(verify_dkim=False), batch=True
+    )
     try:
         started, cpu = time.perf_counter(), time.process_time()
         result = await import_sources(receiver, [str(directory)])

@@ -33,7 +33,10 @@ async def _import(directory: Path) -> dict[str, int]:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "store.db"
-        receiver = await Receiver.open(f"sqlite:///{store}", ReceiveSettings(verify_dkim=False))
+        # opened as `tlsrpt import` opens it (batch: SQLite on this thread)
+        receiver = await Receiver.open(
+            f"sqlite:///{store}", ReceiveSettings(verify_dkim=False), batch=True
+        )
         try:
             result = await import_sources(receiver, [str(directory)])
         finally:

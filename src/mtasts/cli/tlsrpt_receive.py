@@ -100,7 +100,7 @@ def import_(
             ) from None
 
     async def run() -> Any:
-        receiver = await Receiver.open(store, settings)
+        receiver = await Receiver.open(store, settings, batch=True)
         try:
             return await import_sources(receiver, sources)
         finally:
@@ -176,7 +176,7 @@ def reprocess(store: str, as_json: bool) -> None:
     settings = _settings()
 
     async def run() -> dict[str, int]:
-        receiver = await Receiver.open(store, settings)
+        receiver = await Receiver.open(store, settings, batch=True)
         try:
             return await receiver.reprocess()
         finally:
@@ -205,7 +205,7 @@ def release(store: str, ids: tuple[int, ...], note: str | None, as_json: bool) -
     settings = _settings()
 
     async def run() -> dict[int, str]:
-        receiver = await Receiver.open(store, settings)
+        receiver = await Receiver.open(store, settings, batch=True)
         try:
             return await receiver.release(ids, note)
         finally:
@@ -245,7 +245,7 @@ def prune(store: str, as_json: bool) -> None:
         raise click.UsageError("no retention set: give --keep-days or [receive] keep_days")
 
     async def run() -> dict[str, int]:
-        receiver = await Receiver.open(store, settings)
+        receiver = await Receiver.open(store, settings, batch=True)
         try:
             return await receiver.prune(utc_today())
         finally:

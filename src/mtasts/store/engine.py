@@ -276,9 +276,12 @@ CONNECT_TIMEOUT = 10.0
 
 
 class SqliteDatabase(_Driver):
+    """One SQLite file. Its connection runs in aiosqlite's thread; ``inline=True`` runs
+    it on the caller's thread instead (a batch command: see :mod:`.sqliteopen`)."""
+
     dialect: Dialect = sqlite.dialect(paramstyle="qmark")
 
-    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: str, *, busy_timeout_ms: int = 10_000, inline: bool = False) -> None:
         import aiosqlite  # (now, not at the first connection: a process's memory at start
         # includes its driver; the collector's memory bound is measured from it)
 
@@ -286,13 +289,14 @@ class SqliteDatabase(_Driver):
         self._compiled = {}
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
+        self.inline = inline
         self._conn: Any = None
 
     async def _get(self) -> Any:
         if self._conn is None:
             from mtasts.store.sqliteopen import connect_sqlite
 
-            conn = await connect_sqlite(self.path, isolation_level=None)
+            conn = await connect_sqlite(self.path, isolation_level=None, inline=self.inline)
             try:
                 # WAL lets `mtasts tlsrpt reports` read while the collector writes;
                 # busy_timeout makes a second writer wait instead of "database is locked";
@@ -487,9 +491,11 @@ async def _quietly(aw: Any) -> None:
         await asyncio.wait_for(aw, CLOSE_TIMEOUT)
 
 
-def open_database(url: str, *, schema: str | None = None) -> Database:
-    """The database named by ``url``; ``schema`` (PostgreSQL only) sets the search_path."""
+def open_database(url: str, *, schema: str | None = None, inline: bool = False) -> Database:
+    """The database named by ``url``; ``schema`` (PostgreSQL only) sets the search_path;
+    ``inline`` (SQLite only): run SQLite on the caller's thread, for a batch command
+    (:class:`mtasts.store.sqliteopen.InlineConnection`; asyncpg needs no thread)."""
     kind, target = parse_store_url(url)
     if kind == "sqlite":
-        return SqliteDatabase(target)
+        return SqliteDatabase(target, inline=inline)
     return PostgresDatabase(target, schema)

@@ -136,9 +136,13 @@ class Receiver:
         resolver: DnsClient | None = None,
         clock: Clock = wall,
         schema: str | None = None,
+        batch: bool = False,
     ) -> Receiver:
-        """Open the store (upgrading its schema) and return a receiver on it."""
-        store = ReceivedStore.open(store_url, schema=schema)
+        """Open the store (upgrading its schema) and return a receiver on it. ``batch``:
+        for a command that only works the store (``tlsrpt import``, ``reprocess``):
+        SQLite runs on this thread, which is cheaper, and the event loop waits while it
+        does (a service, which must keep answering, leaves it False)."""
+        store = ReceivedStore.open(store_url, schema=schema, inline=batch)
         try:
             await store.upgrade()
         except Exception:

@@ -122,8 +122,9 @@ class ReceivedStore:
         self._insert[raw_inputs.name] = dialect_insert(db, raw_inputs).on_conflict_do_nothing()
 
     @classmethod
-    def open(cls, url: str, *, schema: str | None = None) -> ReceivedStore:
-        return cls(open_database(url, schema=schema))
+    def open(cls, url: str, *, schema: str | None = None, inline: bool = False) -> ReceivedStore:
+        """``inline``: SQLite on the caller's thread (a batch command; see open_database)."""
+        return cls(open_database(url, schema=schema, inline=inline))
 
     async def upgrade(self) -> tuple[str | None, str]:
         """Bring the schema to the newest version (Alembic; data kept)."""
