@@ -67,7 +67,7 @@ async def test_inline_sqlite_answers_as_the_threaded_driver_does(tmp_path: Path)
         assert await _work(inline) == expected
         assert [r["name"] for r in expected[1]] == ["n48", "n49", "one"]
         assert expected[2] == 9
-        assert expected[3] == [{"n": 51}]  # "late" was rolled back with its statement
+        assert expected[3] == [{"n": 51}]  # "late" was rolled back with its transaction
     finally:
         await threaded.close()
         await inline.close()

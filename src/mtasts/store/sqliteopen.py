@@ -76,6 +76,7 @@ class _Result:
         self._cursor: _Cursor | None = None
 
     async def _run(self) -> _Cursor:
+        await asyncio.sleep(0)  # a point where a cancel (Ctrl-C, SIGTERM) lands: see below
         return _Cursor(self._conn.execute(self._sql, self._parameters))
 
     def __await__(self) -> Generator[Any, None, _Cursor]:
@@ -94,7 +95,12 @@ class InlineConnection:
     """aiosqlite's connection API (the part the stores use: ``execute``, ``executemany``,
     ``close``) over a plain sqlite3 connection, each call run at once on the caller's
     thread. The event loop waits while a statement runs (a COMMIT waits for its sync,
-    a BEGIN IMMEDIATE for another writer, up to busy_timeout): for batch commands only."""
+    a BEGIN IMMEDIATE for another writer, up to busy_timeout): for batch commands only.
+
+    Each statement first yields to the loop once, as the hand-off to aiosqlite's thread
+    did: there a cancelled task stops (asyncio.run cancels on Ctrl-C) and its transaction
+    rolls back. Without it a command would run to its end and only then report the
+    interruption, with its work committed."""
 
     __slots__ = ("_conn",)
 
@@ -105,6 +111,7 @@ class InlineConnection:
         return _Result(self._conn, sql, parameters)
 
     async def executemany(self, sql: str, parameters: Sequence[Sequence[Any]]) -> None:
+        await asyncio.sleep(0)
         self._conn.executemany(sql, parameters)
 
     async def close(self) -> None:
